@@ -1,0 +1,70 @@
+"""Metadata every materialisation carries: row count, schema, a preview, and the stage's key figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+PREVIEW_ROWS = 10
+_MAX_CELL = 60
+
+
+def table_metadata(frame: pd.DataFrame, preview_rows: int = PREVIEW_ROWS, **key_figures: Any) -> dict[str, Any]:
+    """Standard metadata for a table asset plus `key_figures` (plain values or MetadataValue)."""
+    meta: dict[str, Any] = {
+        "dagster/row_count": dg.MetadataValue.int(int(len(frame))),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+        ),
+        "preview": dg.MetadataValue.md(markdown_preview(frame, preview_rows)),
+    }
+    for name, value in key_figures.items():
+        meta[name] = _metadata_value(value)
+    return meta
+
+
+def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> str:
+    """The head of a table as markdown, with vectors and long strings abbreviated."""
+    if frame.empty:
+        return "_empty table_"
+    head = frame.head(rows).copy()
+    for col in head.columns:
+        head[col] = [_short(v) for v in head[col]]
+    return head.to_markdown(index=False)
+
+
+def counts_markdown(counts: dict[str, int] | pd.Series, key: str = "key", value: str = "count") -> str:
+    """A two-column markdown table, e.g. quarantined rows by reason."""
+    items = list(counts.items())
+    if not items:
+        return "_none_"
+    lines = [f"| {key} | {value} |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in items]
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        arr = np.asarray(value)
+        return f"[{arr.size} values]"
+    text = str(value)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, dg.MetadataValue):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return dg.MetadataValue.bool(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return dg.MetadataValue.int(int(value))
+    if isinstance(value, (float, np.floating)):
+        return dg.MetadataValue.float(float(value)) if np.isfinite(value) else dg.MetadataValue.text(str(value))
+    if isinstance(value, dict):
+        return dg.MetadataValue.json(value)
+    if isinstance(value, pd.DataFrame):
+        return dg.MetadataValue.md(markdown_preview(value, rows=50))
+    return dg.MetadataValue.text(str(value))

@@ -1,0 +1,203 @@
+"""`creative-dag`: generate scenarios, materialise the graph, run the demo, query similar creatives."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from creative_dag.settings import HOME_ENV, LANDING_ENV, Locations, resolve_locations
+
+DEMO_CREATIVES = 500
+DEMO_DAYS = 120
+DEMO_SEED = 7
+DEMO_IMAGE_SIZE = 1080
+
+
+def location_options(fn: Callable) -> Callable:
+    """--home / --landing on every command that touches data, with env-var defaults."""
+
+    @click.option("--home", type=click.Path(file_okay=False), default=None,
+                  help=f"Warehouse folder (default ${HOME_ENV} or ./warehouse).")
+    @click.option("--landing", type=click.Path(file_okay=False), default=None,
+                  help=f"Input landing folder (default ${LANDING_ENV} or $HOME/landing).")
+    @functools.wraps(fn)
+    def wrapper(*args, home: str | None, landing: str | None, **kwargs):
+        locations = resolve_locations(home, landing)
+        # Export so that anything loading creative_dag.definitions (dagster dev, sensors) agrees.
+        os.environ[HOME_ENV] = str(locations.home)
+        os.environ[LANDING_ENV] = str(locations.landing)
+        return fn(*args, locations=locations, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Creative Memory: a case-based memory of an advertiser's ad creatives, as a Dagster pipeline."""
+
+
+@main.command()
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Landing folder to write.")
+@click.option("--creatives", "n_creatives", type=click.IntRange(1, 200_000), default=100, show_default=True)
+@click.option("--days", "n_days", type=click.IntRange(7, 3650), default=60, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--scenario", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML or JSON file overriding the default scenario's effects, sizes and rates.")
+@click.option("--image-size", type=click.IntRange(32, 4096), default=1080, show_default=True,
+              help="Short side of rendered creatives in pixels.")
+@click.option("--start-date", default="2026-03-01", show_default=True, help="First day of the simulated period.")
+def generate(out: str, n_creatives: int, n_days: int, seed: int, scenario: str | None,
+             image_size: int, start_date: str) -> None:
+    """Write a synthetic landing folder (creatives, daily metrics, images) plus ground_truth.json."""
+    from creative_dag.synth import generate_scenario
+
+    started = time.perf_counter()
+    try:
+        summary = generate_scenario(out, n_creatives=n_creatives, n_days=n_days, seed=seed,
+                                    scenario=scenario, image_size=image_size, start_date=start_date)
+    except (ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {out} in {time.perf_counter() - started:.1f}s")
+    click.echo(json.dumps(summary, indent=2, default=str))
+
+
+@main.command()
+@click.option("--select", "select", multiple=True,
+              help="Assets to run: a key (raw/creatives), group:marts, key:features/*+ ... (repeatable). "
+                   "Default: the whole graph.")
+@click.option("--launch-dates", default=None, metavar="START:END",
+              help="Restrict per-creative (launch-date partitioned) assets to this range of launch dates.")
+@location_options
+def materialize(select: tuple[str, ...], launch_dates: str | None, locations: Locations) -> None:
+    """Materialise the asset graph (or a selection) on the landing folder into the warehouse."""
+    summary = _materialize(locations, select, launch_dates)
+    if not summary.success:
+        sys.exit(1)
+
+
+def _materialize(locations: Locations, select: tuple[str, ...] | list[str], launch_dates: str | None):
+    from creative_dag.definitions import build_definitions
+    from creative_dag.instance import get_instance
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+    from creative_dag.runner import materialize_selection, resolve_selection
+
+    if not locations.landing.is_dir():
+        raise click.ClickException(
+            f"landing folder {locations.landing} does not exist; pass --landing DIR, set {LANDING_ENV}, "
+            f"or generate one with `creative-dag generate --out {locations.landing}`"
+        )
+    date_range = None
+    if launch_dates:
+        start, _, end = launch_dates.partition(":")
+        date_range = (start, end or start)
+    defs = build_definitions(locations.home, locations.landing)
+    try:
+        keys = resolve_selection(defs, list(select))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    instance = get_instance(locations)
+    started = time.perf_counter()
+    click.echo(f"materialising {len(keys)} assets: landing {locations.landing} -> warehouse {locations.database}")
+    summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range)
+    elapsed = time.perf_counter() - started
+    click.echo(f"materialised {len(summary.materialized)} assets in {elapsed:.0f}s (runs {', '.join(summary.run_ids)})")
+    for line in summary.failed_steps:
+        click.echo(f"FAILED step   {line}", err=True)
+    for line in summary.failed_checks:
+        click.echo(f"FAILED check  {line} (blocking: downstream assets were not materialised)", err=True)
+    if summary.skipped:
+        click.echo(f"not materialised: {', '.join(summary.skipped)}", err=True)
+    return summary
+
+
+@main.command()
+@click.option("--creatives", "n_creatives", type=click.IntRange(10, 200_000), default=DEMO_CREATIVES, show_default=True)
+@click.option("--days", "n_days", type=click.IntRange(14, 3650), default=DEMO_DAYS, show_default=True)
+@click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
+@click.option("--image-size", type=click.IntRange(64, 4096), default=DEMO_IMAGE_SIZE, show_default=True)
+@location_options
+def demo(n_creatives: int, n_days: int, seed: int, image_size: int, locations: Locations) -> None:
+    """Generate the demo scenario into the landing folder (once) and materialise every asset."""
+    from creative_dag.synth import generate_scenario
+
+    params = {"creatives": n_creatives, "days": n_days, "seed": seed, "image_size": image_size}
+    marker = locations.landing / ".demo-params.json"
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        click.echo(f"demo landing folder {locations.landing} is up to date")
+    else:
+        click.echo(f"generating demo scenario into {locations.landing} ({n_creatives} creatives x {n_days} days)")
+        started = time.perf_counter()
+        generate_scenario(locations.landing, n_creatives=n_creatives, n_days=n_days, seed=seed,
+                          image_size=image_size)
+        marker.write_text(json.dumps(params))
+        click.echo(f"generated in {time.perf_counter() - started:.0f}s")
+    summary = _materialize(locations, (), None)
+    click.echo("")
+    click.echo(f"landing folder : {locations.landing}")
+    click.echo(f"warehouse      : {locations.database}")
+    click.echo(f"serving copy   : {locations.serving} (BI tools open serving/creative.duckdb or its Parquet files)")
+    click.echo(f"run history    : {locations.dagster_home} (make dev opens the Dagster UI on it)")
+    _print_tables(locations)
+    if not summary.success:
+        sys.exit(1)
+
+
+@main.command()
+@location_options
+def tables(locations: Locations) -> None:
+    """List the warehouse tables with their row counts."""
+    _print_tables(locations)
+
+
+def _print_tables(locations: Locations) -> None:
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(locations.database)
+    names = warehouse.tables()
+    if not names:
+        click.echo(f"no tables in {locations.database} yet")
+        return
+    click.echo("tables:")
+    for name in names:
+        count = warehouse.query(f"SELECT count(*) AS n FROM {name}")["n"].iloc[0]
+        click.echo(f"  {name:<36} {count:>9,} rows")
+
+
+@main.command()
+@location_options
+def assets(locations: Locations) -> None:
+    """List the asset keys by group (for --select)."""
+    from creative_dag.definitions import build_definitions
+
+    graph = build_definitions(locations.home, locations.landing).resolve_asset_graph()
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        partitioned = " (partitioned by launch_date)" if node.partitions_def is not None else ""
+        click.echo(f"{node.group_name:<10} {key.to_user_string()}{partitioned}")
+
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+@location_options
+def dev(port: int, locations: Locations) -> None:
+    """Open the Dagster UI (dagster dev) on this warehouse's run history."""
+    from creative_dag.instance import prepare_dagster_home
+
+    prepare_dagster_home(locations)
+    workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
+    command = ["dagster", "dev", "-p", str(port)]
+    command += ["-w", str(workspace)] if workspace.exists() else ["-m", "creative_dag.definitions"]
+    click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    raise SystemExit(subprocess.call(command))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""The DuckDB warehouse: the one way assets read and write tables.
+
+Table names are `schema.table`, the same words as the Dagster asset key. Every call
+opens and closes its own connection so no lock outlives a step (DuckDB allows one
+writer process; writer assets share the `warehouse` concurrency pool).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import dagster as dg
+import duckdb
+import numpy as np
+import pandas as pd
+
+from creative_dag.settings import resolve_locations
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def split_table_name(name: str) -> tuple[str, str]:
+    """'raw.creatives' -> ('raw', 'creatives'); rejects anything that is not two identifiers."""
+    parts = name.split(".")
+    if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
+        raise ValueError(f"table name must be 'schema.table' of identifiers, got {name!r}")
+    return parts[0], parts[1]
+
+
+def asset_key_for(name: str) -> dg.AssetKey:
+    """The Dagster asset key of a warehouse table."""
+    return dg.AssetKey(list(split_table_name(name)))
+
+
+class DuckDBWarehouse:
+    """Plain-Python access to one DuckDB file (usable without Dagster, e.g. in tests and the CLI)."""
+
+    def __init__(self, path: str | os.PathLike, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path), read_only=self.read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # -- reads -------------------------------------------------------------------------
+    def exists(self, table: str) -> bool:
+        schema, name = split_table_name(table)
+        if not self.path.exists():
+            return False
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [schema, name],
+            ).fetchone()
+        return bool(row and row[0])
+
+    def read_table(self, table: str, columns: Sequence[str] | None = None,
+                   where: str | None = None, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Read a table. `where` is a SQL predicate with `?` placeholders bound from `params`."""
+        schema, name = split_table_name(table)
+        if not self.exists(table):
+            raise LookupError(
+                f"warehouse table {table} does not exist in {self.path}; materialise the asset "
+                f"{schema}/{name} first (creative-dag materialize --select {schema}/{name})"
+            )
+        cols = ", ".join(_quote(c) for c in columns) if columns else "*"
+        sql = f"SELECT {cols} FROM {schema}.{name}"
+        if where:
+            sql += f" WHERE {where}"
+        with self.connect() as con:
+            return con.execute(sql, list(params or [])).df()
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, list(params or [])).df()
+
+    def tables(self) -> list[str]:
+        if not self.path.exists():
+            return []
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('information_schema', 'pg_catalog') ORDER BY 1, 2"
+            ).fetchall()
+        return [f"{s}.{t}" for s, t in rows]
+
+    # -- writes ------------------------------------------------------------------------
+    def write_table(self, table: str, frame: pd.DataFrame) -> int:
+        """Replace `table` with `frame` (created with the frame's schema). Returns the row count."""
+        schema, name = split_table_name(table)
+        frame = _duckdb_ready(frame)
+        with self.connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.register("_incoming", frame)
+            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT * FROM _incoming")
+            con.unregister("_incoming")
+        return len(frame)
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, key_column: str,
+                     keys: Sequence[Any]) -> int:
+        """Delete rows whose `key_column` is in `keys`, then insert `frame` (by column name).
+
+        This is how partitioned assets write: only their own partition's rows change.
+        The table is created from `frame` when it does not exist yet.
+        """
+        schema, name = split_table_name(table)
+        if not _IDENT.match(key_column):
+            raise ValueError(f"bad key column {key_column!r}")
+        frame = _duckdb_ready(frame)
+        with self.connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            con.register("_incoming", frame)
+            con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT * FROM _incoming LIMIT 0")
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if len(keys):
+                    con.register("_keys", pd.DataFrame({"k": list(keys)}))
+                    con.execute(f"DELETE FROM {schema}.{name} WHERE {_quote(key_column)} IN (SELECT k FROM _keys)")
+                    con.unregister("_keys")
+                con.execute(f"INSERT INTO {schema}.{name} BY NAME SELECT * FROM _incoming")
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.unregister("_incoming")
+        return len(frame)
+
+    def drop_table(self, table: str) -> None:
+        schema, name = split_table_name(table)
+        with self.connect() as con:
+            con.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
+
+    # -- serving copy ------------------------------------------------------------------
+    def publish(self, serving_dir: str | os.PathLike) -> dict[str, int]:
+        """Write every table to Parquet plus a DuckDB file of views, then swap the folder in atomically.
+
+        BI tools open `serving_dir/creative.duckdb` (or the Parquet files), never the live file.
+        Returns row counts per table.
+        """
+        serving = Path(serving_dir)
+        serving.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".serving-", dir=serving.parent))
+        counts: dict[str, int] = {}
+        with self.connect() as con:
+            for table in self.tables():
+                schema, name = split_table_name(table)
+                target = staging / schema / f"{name}.parquet"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                con.execute(f"COPY {schema}.{name} TO '{_sql_path(target)}' (FORMAT PARQUET)")
+                counts[table] = int(con.execute(f"SELECT count(*) FROM {schema}.{name}").fetchone()[0])
+        serving_db = duckdb.connect(str(staging / "creative.duckdb"))
+        try:
+            for table in counts:
+                schema, name = split_table_name(table)
+                serving_db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                # Tables, not views over relative paths: the copy must stay valid after the swap.
+                serving_db.execute(
+                    f"CREATE TABLE {schema}.{name} AS SELECT * FROM read_parquet('{_sql_path(staging / schema / (name + '.parquet'))}')"
+                )
+        finally:
+            serving_db.close()
+        _atomic_swap(staging, serving)
+        return counts
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """Dagster resource for the warehouse. `database` is the DuckDB file path."""
+
+    database: str
+
+    @classmethod
+    def from_home(cls, home: str | os.PathLike | None = None) -> "WarehouseResource":
+        return cls(database=str(resolve_locations(home).database))
+
+    def get(self) -> DuckDBWarehouse:
+        return DuckDBWarehouse(self.database)
+
+    def read_table(self, table: str, **kwargs: Any) -> pd.DataFrame:
+        return self.get().read_table(table, **kwargs)
+
+    def write_table(self, table: str, frame: pd.DataFrame) -> int:
+        return self.get().write_table(table, frame)
+
+    def replace_rows(self, table: str, frame: pd.DataFrame, key_column: str, keys: Sequence[Any]) -> int:
+        return self.get().replace_rows(table, frame, key_column, keys)
+
+    def exists(self, table: str) -> bool:
+        return self.get().exists(table)
+
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        return self.get().query(sql, params)
+
+
+def vectors_to_matrix(column: pd.Series, dim: int | None = None) -> np.ndarray:
+    """A column of per-row vectors (lists / arrays) -> (n, d) float32 matrix."""
+    if len(column) == 0:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    return np.vstack([np.asarray(v, dtype=np.float32) for v in column])
+
+
+def _duckdb_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Convert numpy-array cells to lists so DuckDB stores them as LIST columns."""
+    out = frame
+    for col in frame.columns:
+        if frame[col].dtype == object and len(frame) and isinstance(frame[col].iloc[0], np.ndarray):
+            if out is frame:
+                out = frame.copy()
+            out[col] = [None if v is None else np.asarray(v).tolist() for v in frame[col]]
+    return out
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _atomic_swap(staging: Path, serving: Path) -> None:
+    """Replace `serving` with `staging` by renames, so readers never see a half-written copy."""
+    if serving.exists():
+        old = serving.with_name(f".{serving.name}.old-{time.time_ns()}")
+        os.replace(serving, old)
+        os.replace(staging, serving)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, serving)

@@ -1,0 +1,49 @@
+"""Where data lives: the warehouse home and the landing folder.
+
+One place resolves them, from explicit values or the environment, so the CLI and
+`dagster dev` (through `definitions.py`) agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "CREATIVE_DAG_HOME"
+LANDING_ENV = "CREATIVE_DAG_LANDING"
+DEFAULT_HOME = "warehouse"
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Resolved, absolute locations of one deployment."""
+
+    home: Path
+    landing: Path
+
+    @property
+    def database(self) -> Path:
+        return self.home / "creative.duckdb"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / ".dagster"
+
+    @property
+    def serving(self) -> Path:
+        return self.home / "serving"
+
+    @property
+    def cache(self) -> Path:
+        return self.home / "cache"
+
+
+def resolve_locations(home: str | os.PathLike | None = None,
+                      landing: str | os.PathLike | None = None) -> Locations:
+    """Explicit argument > environment variable > default (`./warehouse`, `$HOME/landing`)."""
+    home_value = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
+    home_path = Path(home_value).expanduser().resolve()
+    landing_value = landing or os.environ.get(LANDING_ENV)
+    landing_path = Path(landing_value).expanduser().resolve() if landing_value else home_path / "landing"
+    return Locations(home=home_path, landing=landing_path)

@@ -1,0 +1,83 @@
+"""The warehouse resource: replace/partitioned writes, vectors, and the atomic serving copy."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from creative_dag.resources.warehouse import DuckDBWarehouse, split_table_name, vectors_to_matrix
+
+
+@pytest.fixture()
+def warehouse(tmp_path) -> DuckDBWarehouse:
+    return DuckDBWarehouse(tmp_path / "creative.duckdb")
+
+
+def test_write_and_read_roundtrip_creates_schema(warehouse):
+    frame = pd.DataFrame({"creative_id": ["a", "b"], "ctr": [0.01, 0.02]})
+    assert warehouse.write_table("marts.example", frame) == 2
+    assert warehouse.exists("marts.example")
+    assert warehouse.tables() == ["marts.example"]
+    pd.testing.assert_frame_equal(warehouse.read_table("marts.example"), frame)
+
+
+def test_write_replaces_previous_content(warehouse):
+    warehouse.write_table("raw.t", pd.DataFrame({"x": [1, 2, 3]}))
+    warehouse.write_table("raw.t", pd.DataFrame({"x": [9]}))
+    assert warehouse.read_table("raw.t")["x"].tolist() == [9]
+
+
+def test_replace_rows_touches_only_its_partition(warehouse):
+    day1 = pd.DataFrame({"launch_date": ["2026-03-01"] * 2, "creative_id": ["a", "b"]})
+    day2 = pd.DataFrame({"launch_date": ["2026-03-02"], "creative_id": ["c"]})
+    warehouse.replace_rows("embeddings.t", day1, "launch_date", ["2026-03-01"])
+    warehouse.replace_rows("embeddings.t", day2, "launch_date", ["2026-03-02"])
+    rerun = pd.DataFrame({"launch_date": ["2026-03-01"], "creative_id": ["a2"]})
+    warehouse.replace_rows("embeddings.t", rerun, "launch_date", ["2026-03-01"])
+    got = warehouse.read_table("embeddings.t").sort_values("creative_id")["creative_id"].tolist()
+    assert got == ["a2", "c"]
+
+
+def test_vectors_roundtrip_as_lists(warehouse):
+    vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
+    frame = pd.DataFrame({"creative_id": ["a", "b", "c"], "vector": list(vectors)})
+    warehouse.write_table("embeddings.cnn", frame)
+    back = warehouse.read_table("embeddings.cnn")
+    np.testing.assert_allclose(vectors_to_matrix(back["vector"]), vectors, rtol=1e-6)
+
+
+def test_read_missing_table_says_which_asset_to_materialise(warehouse):
+    warehouse.write_table("raw.other", pd.DataFrame({"x": [1]}))
+    with pytest.raises(LookupError, match="materialise the asset raw/creatives"):
+        warehouse.read_table("raw.creatives")
+
+
+def test_where_clause_is_parameterised(warehouse):
+    warehouse.write_table("raw.t", pd.DataFrame({"name": ["a", "b'; DROP TABLE raw.t; --"]}))
+    got = warehouse.read_table("raw.t", where="name = ?", params=["b'; DROP TABLE raw.t; --"])
+    assert len(got) == 1 and warehouse.exists("raw.t")
+
+
+@pytest.mark.parametrize("bad", ["creatives", "raw.creatives;drop", "a.b.c", "raw.1x"])
+def test_table_names_must_be_schema_dot_identifier(bad):
+    with pytest.raises(ValueError):
+        split_table_name(bad)
+
+
+def test_publish_writes_parquet_and_duckdb_copy_and_swaps(warehouse, tmp_path):
+    warehouse.write_table("marts.ranking", pd.DataFrame({"creative_id": ["a", "b"], "score": [1.0, 2.0]}))
+    serving = tmp_path / "serving"
+    assert warehouse.publish(serving) == {"marts.ranking": 2}
+    assert (serving / "marts" / "ranking.parquet").exists()
+    reader = duckdb.connect(str(serving / "creative.duckdb"), read_only=True)
+    # A reader holding the serving copy open must not block the next publish (atomic swap).
+    warehouse.write_table("marts.ranking", pd.DataFrame({"creative_id": ["c"], "score": [3.0]}))
+    assert warehouse.publish(serving) == {"marts.ranking": 1}
+    assert reader.execute("SELECT count(*) FROM marts.ranking").fetchone()[0] == 2
+    reader.close()
+    fresh = duckdb.connect(str(serving / "creative.duckdb"), read_only=True)
+    assert fresh.execute("SELECT creative_id FROM marts.ranking").fetchall() == [("c",)]
+    fresh.close()
+    assert not list(tmp_path.glob(".serving-*")), "staging folders are cleaned up"
