@@ -1,0 +1,127 @@
+"""Ingest stage: the landing folder -> raw.creatives, raw.daily_metrics, raw.images, raw.quarantine.
+
+One multi-asset, because the four tables come from one consistent read of the folder (metrics
+are validated against the creatives that were accepted in the same pass). Bad rows and images
+go to raw.quarantine and the run goes on; only a whole-file problem (no file, two files, a
+required column missing) fails the step, with a message naming the file.
+"""
+
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pandas as pd
+from dagster import AssetExecutionContext
+
+from creative_dag.assets.metadata import counts_markdown, table_metadata
+from creative_dag.landing.files import LandingFileError
+from creative_dag.landing.ingest import LandingIngest, ingest_landing_folder
+from creative_dag.landing.quarantine import (
+    SOURCE_CREATIVES,
+    SOURCE_IMAGES,
+    SOURCE_METRICS,
+)
+from creative_dag.partitions import launch_dates_in_warehouse
+from creative_dag.resources.image_store import ImageStoreResource
+from creative_dag.resources.landing import LandingResource
+from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
+
+CREATIVES = "raw.creatives"
+DAILY_METRICS = "raw.daily_metrics"
+IMAGES = "raw.images"
+QUARANTINE = "raw.quarantine"
+
+CREATIVES_KEY = dg.AssetKey(["raw", "creatives"])
+DAILY_METRICS_KEY = dg.AssetKey(["raw", "daily_metrics"])
+IMAGES_KEY = dg.AssetKey(["raw", "images"])
+QUARANTINE_KEY = dg.AssetKey(["raw", "quarantine"])
+
+_KINDS = {"duckdb", "python"}
+_SPECS = [
+    dg.AssetSpec(CREATIVES_KEY, group_name="ingest", kinds=_KINDS, description=(
+        "One row per valid creative, every landed column (ids as text, launch_date DATE). A creative "
+        "whose image is bad stays here; the image problem is in raw.images and raw.quarantine.")),
+    dg.AssetSpec(DAILY_METRICS_KEY, group_name="ingest", kinds=_KINDS, description=(
+        "One row per creative per day for valid creatives: counts int64, money float64, optional "
+        "reach/frequency/video_3s_views/likes float64 (NULL when not reported).")),
+    dg.AssetSpec(IMAGES_KEY, group_name="ingest", kinds=_KINDS, description=(
+        "One row per image of a valid creative: sha256, displayed width/height (after EXIF orientation), "
+        "format, mode, byte_size, exif_orientation, decode_status ('ok' or the quarantine reason).")),
+    dg.AssetSpec(QUARANTINE_KEY, group_name="ingest", kinds=_KINDS, description=(
+        "Rejected rows and images: source, key, reason (stable code), detail (file, row, what to do), "
+        "raw_value (the row as landed, JSON). See docs/input-contract.md for every reason.")),
+]
+
+
+@dg.multi_asset(
+    name="ingest_raw_tables",
+    specs=_SPECS,
+    pool="warehouse",
+    description="Read and validate the landing folder into the raw.* tables, quarantining bad rows and images.",
+)
+def ingest_raw_tables(context: AssetExecutionContext, landing: LandingResource,
+                      image_store: ImageStoreResource, warehouse: WarehouseResource
+                      ) -> Iterator[dg.MaterializeResult]:
+    try:
+        result = ingest_landing_folder(landing.folder(), image_store.locator(), today=landing.as_of(),
+                                       max_image_pixels=landing.max_image_pixels,
+                                       probe_workers=landing.probe_workers)
+    except LandingFileError as err:
+        # The one case that stops the run: the file itself is unusable, so nothing is written.
+        raise dg.Failure(description=str(err), allow_retries=False) from err
+
+    warehouse.write_table(CREATIVES, result.creatives)
+    warehouse.write_table(DAILY_METRICS, result.daily_metrics)
+    warehouse.write_table(IMAGES, result.images)
+    warehouse.write_table(QUARANTINE, result.quarantine)
+    if len(result.quarantine):
+        context.log.warning(f"quarantined {len(result.quarantine)} rows: {result.quarantined_by_reason()}")
+    for key, metadata in ingest_metadata(result).items():
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def ingest_metadata(result: LandingIngest) -> dict[dg.AssetKey, dict]:
+    """Metadata per raw table: table_metadata + files read + quarantined rows by reason."""
+    files = pd.DataFrame(result.files_read)
+    common = {"files_read": dg.MetadataValue.md(files.to_markdown(index=False)),
+              "future_date_cutoff": result.today.isoformat()}
+
+    def quarantined(source: str | None) -> dict:
+        counts = result.quarantined_by_reason(source)
+        return {"quarantined_rows": sum(counts.values()),
+                "quarantined_by_reason": dg.MetadataValue.md(counts_markdown(counts, "reason", "rows")),
+                "quarantine_counts": counts}
+
+    launch = pd.to_datetime(result.creatives["launch_date"]) if len(result.creatives) else pd.Series([], dtype="datetime64[ns]")
+    dates = pd.to_datetime(result.daily_metrics["date"]) if len(result.daily_metrics) else pd.Series([], dtype="datetime64[ns]")
+    images_ok = int((result.images["decode_status"] == "ok").sum()) if len(result.images) else 0
+    by_source = (result.quarantine.groupby(["source", "reason"]).size().rename("rows").reset_index()
+                 if len(result.quarantine) else pd.DataFrame())
+    return {
+        CREATIVES_KEY: table_metadata(
+            result.creatives, **common, **quarantined(SOURCE_CREATIVES),
+            launch_date_min=_iso(launch.min()), launch_date_max=_iso(launch.max()),
+            launch_dates=int(launch.nunique()), accounts=int(result.creatives["account_id"].nunique())
+            if len(result.creatives) else 0),
+        DAILY_METRICS_KEY: table_metadata(
+            result.daily_metrics, **common, **quarantined(SOURCE_METRICS),
+            date_min=_iso(dates.min()), date_max=_iso(dates.max())),
+        IMAGES_KEY: table_metadata(
+            result.images, **common, **quarantined(SOURCE_IMAGES), images_ok=images_ok,
+            images_failed=int(len(result.images) - images_ok),
+            formats={str(k): int(v) for k, v in result.images["format"].value_counts().items()}),
+        QUARANTINE_KEY: table_metadata(
+            result.quarantine, **common, **quarantined(None),
+            quarantined_by_source_and_reason=dg.MetadataValue.md(
+                by_source.to_markdown(index=False) if len(by_source) else "_none_")),
+    }
+
+
+def launch_dates(warehouse: WarehouseResource | DuckDBWarehouse) -> list[str]:
+    """ISO launch dates present in raw.creatives, sorted (the `launch_date` partition keys)."""
+    database = warehouse.get() if isinstance(warehouse, WarehouseResource) else warehouse
+    return launch_dates_in_warehouse(database)
+
+
+def _iso(value: object) -> str:
+    return "" if value is None or pd.isna(value) else pd.Timestamp(value).date().isoformat()

@@ -1,0 +1,181 @@
+"""Probe the images referenced by valid creatives: facts for raw.images, problems for quarantine.
+
+Probing is cheap on purpose: the header gives format, mode, size and EXIF orientation; the
+pixel limit (decompression bombs) is checked from the header before any decoding; a full
+decode runs only to detect truncated files, and for JPEG it decodes a 1/8-scale draft (the
+decoder still reads every byte, so truncation is caught, at ~60 % of the cost of a full decode).
+
+CMYK, palette, alpha, 16-bit and EXIF-rotated images are valid: they are recorded with their
+mode and orientation; encoders normalise them later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from creative_dag.landing.quarantine import (
+    REASONS,
+    SOURCE_IMAGES,
+    quarantine_frame,
+    raw_json,
+)
+from creative_dag.resources.image_store import ImageLocator, ImagePathError
+
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+EXIF_ORIENTATION_TAG = 0x0112
+OK = "ok"
+IMAGE_COLUMNS = ("creative_id", "image_path", "sha256", "width", "height", "format", "mode", "byte_size",
+                 "exif_orientation", "decode_status")
+
+
+@dataclass(frozen=True)
+class ImageProbe:
+    """Facts about one image file. width/height are after EXIF orientation (as displayed).
+
+    decode_status is 'ok' or a quarantine reason; detail says what went wrong (empty when ok).
+    """
+
+    sha256: str | None
+    width: int | None
+    height: int | None
+    format: str | None
+    mode: str | None
+    byte_size: int | None
+    exif_orientation: int | None
+    decode_status: str
+    detail: str = ""
+
+
+def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> ImageProbe:
+    """Probe encoded image bytes (no I/O). Never raises for bad images: the status says why.
+
+    Truncation is detected by decoding; it relies on Pillow's default
+    `ImageFile.LOAD_TRUNCATED_IMAGES = False` (a process that turns it on hides truncation).
+    """
+    size = len(data)
+    if size == 0:
+        return _bad(None, size, "empty_image_file", "the file has zero bytes")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit below decides; Pillow's global warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        return _bad(digest, size, "decompression_bomb", str(err))
+    except UnidentifiedImageError:
+        return _bad(digest, size, "unreadable_image", "not a recognised image format")
+    except Exception as err:  # noqa: BLE001 - broken headers raise SyntaxError, ValueError, struct.error...
+        return _bad(digest, size, "unreadable_image", f"header cannot be read ({type(err).__name__}: {err})")
+
+    width, height = image.size
+    fmt, mode = image.format, image.mode
+    orientation = _orientation(image)
+    if width * height > max_pixels:
+        return ImageProbe(digest, width, height, fmt, mode, size, orientation, "decompression_bomb",
+                          f"{width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of "
+                          f"{max_pixels / 1e6:.1f} megapixels")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if fmt == "JPEG":
+                image.draft(mode, (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    except Image.DecompressionBombError as err:
+        return _bad(digest, size, "decompression_bomb", str(err))
+    except (OSError, EOFError, SyntaxError, ValueError) as err:
+        message = str(err)
+        truncated = isinstance(err, EOFError) or "truncated" in message or "broken data stream" in message
+        reason = "truncated_image" if truncated else "unreadable_image"
+        return ImageProbe(digest, None, None, fmt, mode, size, orientation, reason,
+                          f"decoding failed ({type(err).__name__}: {message})")
+    finally:
+        image.close()
+    if orientation in (5, 6, 7, 8):  # rotated by 90 or 270 degrees: displayed size is transposed
+        width, height = height, width
+    return ImageProbe(digest, width, height, fmt, mode, size, orientation, OK)
+
+
+def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
+                          max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, workers: int = 1,
+                          file_name: str = "creatives") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One raw.images row per creative (creative_id, image_path) and quarantine rows for bad images.
+
+    creatives: valid creatives with `creative_id` and `image_path`. The same file referenced by
+    several creatives is read once. `workers` > 1 probes in threads (Pillow releases the GIL
+    while decoding). Returns (images with IMAGE_COLUMNS, quarantine rows with source 'images').
+    """
+    paths = [str(p) for p in creatives["image_path"]]
+    unique_paths = list(dict.fromkeys(paths))
+    probe = lambda p: _probe_path(p, locator, max_pixels)
+    if workers > 1 and len(unique_paths) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = dict(zip(unique_paths, pool.map(probe, unique_paths)))
+    else:
+        results = {p: probe(p) for p in unique_paths}
+
+    rows, rejects = [], []
+    for creative_id, image_path in zip(creatives["creative_id"], paths):
+        facts = results[image_path]
+        record = {k: v for k, v in asdict(facts).items() if k != "detail"}
+        rows.append({"creative_id": creative_id, "image_path": image_path, **record})
+        if facts.decode_status != OK:
+            rejects.append({
+                "source": SOURCE_IMAGES,
+                "key": creative_id,
+                "reason": facts.decode_status,
+                "detail": (f"{file_name} creative {creative_id!r}: image {image_path!r}: {facts.detail}. "
+                           f"The creative and its metrics are kept; it has no image features until fixed. "
+                           f"To fix: {REASONS.get(facts.decode_status, 're-export the image')}."),
+                "raw_value": raw_json({"creative_id": creative_id, "image_path": image_path}),
+            })
+    images = pd.DataFrame.from_records(rows, columns=list(IMAGE_COLUMNS))
+    images = images.astype({"creative_id": "str", "image_path": "str", "sha256": "str", "format": "str",
+                            "mode": "str", "decode_status": "str", "width": "Int64", "height": "Int64",
+                            "byte_size": "Int64", "exif_orientation": "Int64"})
+    return images, quarantine_frame(rejects)
+
+
+def _probe_path(image_path: str, locator: ImageLocator, max_pixels: int) -> ImageProbe:
+    try:
+        data = locator.read_bytes(image_path)
+    except ImagePathError as err:
+        return _bad(None, None, err.reason, err.detail)
+    except FileNotFoundError:
+        return _bad(None, None, "missing_image_file", f"no file at {_where(locator, image_path)}")
+    except IsADirectoryError:
+        return _bad(None, None, "unreadable_image", f"{_where(locator, image_path)} is a folder, not a file")
+    except OSError as err:
+        return _bad(None, None, "unreadable_image", f"cannot read {_where(locator, image_path)} ({err})")
+    except Exception as err:  # noqa: BLE001 - remote filesystems (allow-listed schemes) raise their own types
+        return _bad(None, None, "image_fetch_failed", f"fetching {image_path} failed ({type(err).__name__}: {err})")
+    return probe_image_bytes(data, max_pixels)
+
+
+def _where(locator: ImageLocator, image_path: str) -> str:
+    try:
+        return locator.resolve(image_path)
+    except ImagePathError:
+        return image_path
+
+
+def _orientation(image: Image.Image) -> int:
+    """EXIF orientation 1-8; 1 (as stored) when absent or unreadable."""
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+        value = int(value)
+    except Exception:  # noqa: BLE001 - corrupt EXIF must not reject an otherwise good image
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _bad(digest: str | None, size: int | None, reason: str, detail: str) -> ImageProbe:
+    return ImageProbe(digest, None, None, None, None, size, None, reason, detail)
+

@@ -1,0 +1,44 @@
+"""The landing folder resource: where the advertiser's export is read from (design §2).
+
+`root` comes from `--landing` / CREATIVE_DAG_LANDING (see creative_dag.settings); the other
+fields tune validation. Images are read through the `image_store` resource, which owns the
+rules for image paths and URI schemes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from creative_dag.landing.images import DEFAULT_MAX_IMAGE_PIXELS
+
+
+class LandingResource(dg.ConfigurableResource):
+    """The input landing folder (creatives.*, daily_metrics.*, images/)."""
+
+    root: str = Field(description="Landing folder holding creatives.csv|.parquet and daily_metrics.csv|.parquet.")
+    max_image_pixels: int = Field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        description="Images with more pixels (width x height, from the header) are quarantined as decompression_bomb.",
+    )
+    today: str | None = Field(
+        default=None,
+        description="ISO date after which launch and metric dates count as future_date; default: the run's date "
+                    "(set it to replay a historical export).",
+    )
+    probe_workers: int = Field(default=1, description="Threads used to probe images (decoding releases the GIL).")
+
+    def folder(self) -> Path:
+        return Path(self.root).expanduser().resolve()
+
+    def as_of(self) -> dt.date:
+        """The date bounding launch and metric dates."""
+        if not self.today:
+            return dt.date.today()
+        try:
+            return dt.date.fromisoformat(self.today)
+        except ValueError as err:
+            raise ValueError(f"LandingResource.today {self.today!r} is not an ISO date YYYY-MM-DD") from err
