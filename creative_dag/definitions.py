@@ -28,28 +28,47 @@ def build_resources(locations: Locations) -> dict[str, object]:
 def stage_modules() -> list:
     """Asset and check modules in pipeline order (the asset graph reads like design §5)."""
     from creative_dag.assets import ingest as ingest_assets
+    from creative_dag.assets import features as feature_assets
+    from creative_dag.checks import features as feature_checks
     from creative_dag.checks import ingest as ingest_checks
 
-    return [ingest_assets, ingest_checks]
+    return [ingest_assets, ingest_checks, feature_assets, feature_checks]
 
 
 def build_definitions(home: str | os.PathLike | None = None,
                       landing: str | os.PathLike | None = None) -> dg.Definitions:
+    from creative_dag.assets.report import build_serving_copy_asset
+    from creative_dag.automation import build_automation
+
     locations = resolve_locations(home, landing)
     modules = stage_modules()
-    assets = dg.load_assets_from_modules(modules)
+    assets = list(dg.load_assets_from_modules(modules))
     checks = dg.load_asset_checks_from_modules(modules)
-    sensors = [s for m in modules for s in getattr(m, "SENSORS", [])]
-    schedules = [s for m in modules for s in getattr(m, "SCHEDULES", [])]
-    jobs = [j for m in modules for j in getattr(m, "JOBS", [])]
+    table_keys = [key for a in assets for key in a.keys]
+    assets.append(build_serving_copy_asset(table_keys))
+    jobs, sensors, schedules = build_automation(_keys_by_role(assets))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
+        jobs=jobs,
         sensors=sensors,
         schedules=schedules,
-        jobs=jobs,
         resources=build_resources(locations),
     )
+
+
+def _keys_by_role(assets: list[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
+    """Split keys into ingest, launch-date-partitioned, and the unpartitioned rest (for jobs)."""
+    roles: dict[str, list[dg.AssetKey]] = {"ingest": [], "partitioned": [], "unpartitioned_downstream": []}
+    for asset in assets:
+        for key in asset.keys:
+            if asset.group_names_by_key.get(key) == "ingest":
+                roles["ingest"].append(key)
+            elif asset.partitions_def is not None:
+                roles["partitioned"].append(key)
+            else:
+                roles["unpartitioned_downstream"].append(key)
+    return roles
 
 
 defs = build_definitions()

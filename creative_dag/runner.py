@@ -13,7 +13,7 @@ from typing import Sequence
 
 import dagster as dg
 
-from creative_dag.partitions import launch_date_partitions
+from creative_dag.partitions import launch_date_partitions, unregistered_launch_dates
 from creative_dag.resources.warehouse import DuckDBWarehouse
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -61,12 +61,7 @@ def _parse_selection(text: str) -> dg.AssetSelection:
 
 def register_launch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWarehouse) -> int:
     """Add every launch date in raw.creatives as a `launch_date` partition. Returns how many were new."""
-    if not warehouse.exists("raw.creatives"):
-        return 0
-    frame = warehouse.query("SELECT DISTINCT CAST(launch_date AS VARCHAR) AS d FROM raw.creatives ORDER BY 1")
-    dates = [d for d in frame["d"].dropna().tolist()]
-    existing = set(instance.get_dynamic_partitions(launch_date_partitions.name))
-    new = [d for d in dates if d not in existing]
+    new = unregistered_launch_dates(instance, warehouse)
     if new:
         instance.add_dynamic_partitions(launch_date_partitions.name, new)
     return len(new)

@@ -1,0 +1,42 @@
+"""The `creative-dag` command line: help everywhere, clear errors, non-zero exits on failure."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from creative_dag.cli import main
+
+COMMANDS = ["generate", "materialize", "demo", "tables", "assets", "dev"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_materialize_without_landing_folder_fails_with_guidance(tmp_path):
+    result = CliRunner().invoke(main, ["materialize", "--home", str(tmp_path / "h"),
+                                       "--landing", str(tmp_path / "missing")])
+    assert result.exit_code != 0
+    assert "landing folder" in result.output and "does not exist" in result.output
+    assert "creative-dag generate" in result.output
+
+
+def test_materialize_rejects_unknown_selection(tmp_path):
+    (tmp_path / "in").mkdir()
+    result = CliRunner().invoke(main, ["materialize", "--home", str(tmp_path / "h"), "--landing",
+                                       str(tmp_path / "in"), "--select", "raw/nonexistent"])
+    assert result.exit_code != 0
+
+
+def test_generate_rejects_bad_arguments(tmp_path):
+    result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "x"), "--creatives", "0"])
+    assert result.exit_code != 0 and "--creatives" in result.output
+
+
+def test_tables_on_empty_home(tmp_path):
+    result = CliRunner().invoke(main, ["tables", "--home", str(tmp_path)])
+    assert result.exit_code == 0 and "no tables" in result.output
