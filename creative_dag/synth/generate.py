@@ -294,7 +294,7 @@ def generate_scenario(out_dir: str | os.PathLike, n_creatives: int = 100, n_days
     # Indented for reading at demo sizes; compact above that (json's indenting encoder
     # is pure Python and takes tens of seconds at 20,000 creatives).
     indent = 1 if len(pop.creatives) <= _INDENT_MAX_CREATIVES else None
-    gt_path.write_text(json.dumps(truth, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    gt_path.write_text(json.dumps(truth, indent=indent, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     timings["write"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
 
