@@ -1,0 +1,194 @@
+"""CLIP block: image-semantics embeddings (transformers CLIP), plus zero-shot concept tags.
+
+`clip_model` is a hub id (default `openai/clip-vit-base-patch32`, a download: works where the
+hub is reachable or the model is already in the local Hugging Face cache) or a local folder
+written by `save_pretrained`. When neither loads, the block is unavailable with the reason;
+it never falls back to other weights.
+
+Vector: the projected image embedding (`get_image_features(...).pooler_output`), (n, 512)
+for ViT-B/32, L2-normalised. Tags: the 3 concepts of `CONCEPTS` the image matches best by
+CLIP zero-shot scoring ("a photo of {concept}"), when the folder has a tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from creative_dag.blocks import CLIP
+from creative_dag.encoders.base import (
+    EncodedBatch,
+    ModelUnavailable,
+    hub_reachable,
+    l2_normalize,
+    resize_center_crop,
+    resolve_device,
+    settings_hash,
+    state_dict_hash,
+)
+
+DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
+TOP_K = 3
+PROMPT = "a photo of {}"
+# Ad-relevant concepts for interpretable zero-shot tags (people, products, scenes, graphics).
+CONCEPTS: tuple[str, ...] = (
+    "a person", "a smiling face", "a group of people", "hands holding a product",
+    "coffee", "food", "a drink", "shoes", "clothing", "a handbag", "jewelry", "a watch",
+    "cosmetics", "skincare", "a phone", "a laptop", "headphones", "a car", "furniture",
+    "a plant", "a pet", "a toy", "a book", "sports equipment",
+    "a beach", "a city street", "nature", "a kitchen", "an office",
+    "text on a plain background", "a sale banner", "a logo", "an illustration",
+    "a product on a white background",
+)
+# OpenAI CLIP normalisation, used when a folder has no preprocessor_config.json.
+_OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+_OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class ClipEncoder:
+    """Encodes RGB images with CLIP's vision tower. Build with `ClipEncoder.load(...)`.
+
+    `encode(images)` -> EncodedBatch(vectors (n, projection_dim) float32 L2-normalised,
+    attributes: top_tag str, tags list[str] (3), tag_scores list[float] (3, softmax over CONCEPTS);
+    tag columns are None when the model folder has no tokenizer).
+    """
+
+    block = CLIP
+
+    def __init__(self, model, model_id: str, model_version: str, dim: int, device: str, resize: int,
+                 crop: int, mean: Sequence[float], std: Sequence[float],
+                 concept_vectors: np.ndarray | None, logit_scale: float, batch_size: int = 32) -> None:
+        self.model = model
+        self.model_id = model_id
+        self.model_version = model_version
+        self.dim = dim
+        self.device = device
+        self.resize = resize
+        self.crop = crop
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.concept_vectors = concept_vectors  # (n_concepts, dim) L2-normalised, or None
+        self.logit_scale = logit_scale
+        self.batch_size = batch_size
+
+    @property
+    def decode_shorter_side(self) -> int:
+        return self.resize
+
+    @classmethod
+    def load(cls, model_ref: str | os.PathLike = DEFAULT_CLIP_MODEL, device: str = "cpu",
+             allow_download: bool = True, batch_size: int = 32) -> ClipEncoder:
+        """Load from a local folder or a hub id; raises ModelUnavailable with the reason otherwise."""
+        from transformers import CLIPModel
+
+        device = resolve_device(device)
+        ref = str(model_ref or DEFAULT_CLIP_MODEL)
+        path = Path(ref).expanduser()
+        looks_like_path = path.is_absolute() or ref.startswith(".") or path.exists()
+        if looks_like_path and not path.is_dir():
+            raise ModelUnavailable(f"CLIP model folder {path} does not exist; set clip_model to a folder "
+                                   "written by CLIPModel.save_pretrained or to a hub id")
+        source = str(path) if looks_like_path else ref
+        local_only = True
+        try:
+            model = CLIPModel.from_pretrained(source, local_files_only=True)
+        except Exception as local_exc:
+            if looks_like_path:
+                raise ModelUnavailable(f"cannot load CLIP from folder {source}: {local_exc}") from local_exc
+            reachable, why = hub_reachable() if allow_download else (False, "downloads disabled in config")
+            if not reachable:
+                raise ModelUnavailable(
+                    f"CLIP model {source!r} is not in the local Hugging Face cache and cannot be downloaded "
+                    f"({why}); set clip_model to a local folder with the model files"
+                ) from local_exc
+            try:
+                model = CLIPModel.from_pretrained(source)
+                local_only = False
+            except Exception as exc:
+                raise ModelUnavailable(f"cannot download CLIP model {source!r}: {exc}") from exc
+        model.eval()
+        model.to(device)
+        resize, crop, mean, std = _image_settings(source, model, local_only)
+        concept_vectors = _concept_vectors(source, model, device, local_only)
+        dim = int(model.config.projection_dim)
+        logit_scale = float(model.logit_scale.detach().exp().item())
+        version = f"{state_dict_hash(model)}+p{settings_hash(resize, crop, mean, std, PROMPT, CONCEPTS)}"
+        return cls(model, ref, version, dim, device, resize, crop, mean, std, concept_vectors,
+                   logit_scale, batch_size)
+
+    def preprocess(self, images: Sequence[np.ndarray]):
+        """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 normalised tensor."""
+        import torch
+
+        batch = np.stack([resize_center_crop(img, self.resize, self.crop, "bicubic") for img in images])
+        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
+        return ((tensor - mean) / std).contiguous().to(self.device)
+
+    def forward(self, pixels) -> np.ndarray:
+        """Preprocessed batch -> projected image embeddings (n, dim), not normalised."""
+        import torch
+
+        with torch.inference_mode():
+            output = self.model.get_image_features(pixel_values=pixels)
+            features = getattr(output, "pooler_output", output)  # transformers 5.x returns an output object
+        return features.float().cpu().numpy()
+
+    def encode(self, images: Sequence[np.ndarray]) -> EncodedBatch:
+        """RGB uint8 images -> L2-normalised CLIP image embeddings + zero-shot concept tags."""
+        parts = [self.forward(self.preprocess(images[s:s + self.batch_size]))
+                 for s in range(0, len(images), self.batch_size)]
+        vectors = l2_normalize(np.concatenate(parts)) if parts else np.zeros((0, self.dim), np.float32)
+        if self.concept_vectors is None:
+            attributes = pd.DataFrame({"top_tag": [None] * len(vectors), "tags": [None] * len(vectors),
+                                       "tag_scores": [None] * len(vectors)})
+            return EncodedBatch(vectors, attributes)
+        logits = self.logit_scale * vectors @ self.concept_vectors.T
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        top = np.argsort(-probs, axis=1)[:, :TOP_K]
+        tags = [[CONCEPTS[i] for i in row] for row in top]
+        scores = [[round(float(p[i]), 4) for i in row] for p, row in zip(probs, top)]
+        attributes = pd.DataFrame({"top_tag": [t[0] for t in tags], "tags": tags, "tag_scores": scores})
+        return EncodedBatch(vectors, attributes)
+
+
+def _image_settings(source: str, model, local_only: bool) -> tuple[int, int, tuple, tuple]:
+    """(resize shorter side, crop, mean, std) from the folder's image processor, else CLIP defaults."""
+    image_size = int(model.config.vision_config.image_size)
+    try:
+        from transformers import CLIPImageProcessor
+
+        processor = CLIPImageProcessor.from_pretrained(source, local_files_only=local_only)
+        size = processor.size
+        resize = int(getattr(size, "shortest_edge", None) or size.get("shortest_edge") or image_size)
+        crop_size = processor.crop_size
+        crop = int(getattr(crop_size, "height", None) or crop_size.get("height") or image_size)
+        return resize, crop, tuple(processor.image_mean), tuple(processor.image_std)
+    except Exception:  # noqa: BLE001 - no processor config: the model's own input size, OpenAI stats
+        return image_size, image_size, _OPENAI_MEAN, _OPENAI_STD
+
+
+def _concept_vectors(source: str, model, device: str, local_only: bool) -> np.ndarray | None:
+    """Text embeddings of the concept prompts (n_concepts, dim), or None without a tokenizer."""
+    import torch
+
+    try:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except Exception:  # noqa: BLE001 - tags are optional; the image vectors do not need text
+        return None
+    max_length = int(model.config.text_config.max_position_embeddings)
+    tokens = tokenizer([PROMPT.format(c) for c in CONCEPTS], padding=True, truncation=True,
+                       max_length=max_length, return_tensors="pt").to(device)
+    with torch.inference_mode():
+        output = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        features = getattr(output, "pooler_output", output)
+    return l2_normalize(features.float().cpu().numpy())

