@@ -1,0 +1,153 @@
+"""Asset checks on the decision marts: the invariants a BI user relies on when reading them.
+
+Each check is a plain function `problems_<table>(frame) -> list[str]` (testable without Dagster)
+wrapped in a non-blocking `@asset_check`: the marts are leaves of the graph, so a failure is
+reported in the UI next to the table rather than stopping anything.
+"""
+
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from creative_dag.assets.marts import (
+    FATIGUE,
+    HEALTH,
+    LANDSCAPE,
+    RANKING,
+    RECOMMENDATIONS,
+    REPETITION,
+)
+from creative_dag.marts.fatigue import STATUSES
+from creative_dag.marts.ranking import TIERS
+
+_CHECK = dict(blocking=False, required_resource_keys={"warehouse"})
+
+
+def _unique_ids(frame: pd.DataFrame, table: str) -> list[str]:
+    dup = frame.loc[frame["creative_id"].duplicated(), "creative_id"]
+    return [f"{table}: creative {dup.iloc[0]} appears {int((frame['creative_id'] == dup.iloc[0]).sum())} times"] \
+        if len(dup) else []
+
+
+def _in_unit_interval(frame: pd.DataFrame, cols: list[str], table: str) -> list[str]:
+    out = []
+    for c in cols:
+        v = frame[c].dropna() if c in frame.columns else pd.Series(dtype=float)
+        bad = v[(v < -1e-9) | (v > 1 + 1e-9)]
+        if len(bad):
+            out.append(f"{table}.{c} has {len(bad)} values outside [0, 1], e.g. {bad.iloc[0]}")
+    return out
+
+
+def problems_ranking(frame: pd.DataFrame) -> list[str]:
+    """Unique creatives, known tiers, confidence in [0, 1], ranks 1..n per account, LEARNING has data below threshold."""
+    out = _unique_ids(frame, "marts.creative_ranking")
+    bad = set(frame["tier"].dropna()) - set(TIERS)
+    if bad:
+        out.append(f"marts.creative_ranking has unknown tiers {sorted(bad)}; expected {TIERS}")
+    out += _in_unit_interval(frame, ["confidence", "spend_share"], "marts.creative_ranking")
+    for acc, g in frame.groupby("account_id"):
+        if sorted(g["rank_in_account"].tolist()) != list(range(1, len(g) + 1)):
+            out.append(f"marts.creative_ranking: ranks in {acc} are not 1..{len(g)}")
+    if frame["score"].isna().any():
+        out.append(f"marts.creative_ranking: {int(frame['score'].isna().sum())} creatives have no score")
+    return out
+
+
+def problems_fatigue(frame: pd.DataFrame) -> list[str]:
+    """Known statuses; an onset lies within the creative's observed dates; days_to_fatigue >= 0."""
+    out = _unique_ids(frame, "marts.creative_fatigue")
+    bad = set(frame["status"].dropna()) - set(STATUSES)
+    if bad:
+        out.append(f"marts.creative_fatigue has unknown statuses {sorted(bad)}; expected {STATUSES}")
+    on = frame.dropna(subset=["fatigue_onset_date"])
+    if len(on):
+        onset = pd.to_datetime(on["fatigue_onset_date"])
+        outside = on[(onset < pd.to_datetime(on["first_date"])) | (onset > pd.to_datetime(on["last_date"]))]
+        if len(outside):
+            out.append(f"marts.creative_fatigue: onset outside the observed dates for {len(outside)} creatives, "
+                       f"e.g. {outside['creative_id'].iloc[0]}")
+    neg = frame["days_to_fatigue"].dropna()
+    if (neg < 0).any():
+        out.append(f"marts.creative_fatigue: {int((neg < 0).sum())} creatives fatigue before launch")
+    return out
+
+
+def problems_repetition(frame: pd.DataFrame) -> list[str]:
+    """Clusters have >= 2 members and one account; density is non-negative."""
+    out = _unique_ids(frame, "marts.creative_repetition")
+    clustered = frame.dropna(subset=["near_duplicate_cluster"])
+    sizes = clustered.groupby("near_duplicate_cluster").agg(n=("creative_id", "size"), acc=("account_id", "nunique"))
+    if (sizes["n"] < 2).any():
+        out.append(f"marts.creative_repetition: cluster {sizes.index[sizes['n'] < 2][0]} has a single member")
+    if (sizes["acc"] > 1).any():
+        out.append(f"marts.creative_repetition: cluster {sizes.index[sizes['acc'] > 1][0]} spans accounts")
+    dens = frame["similarity_density"].dropna()
+    if (dens < 0).any():
+        out.append("marts.creative_repetition: negative similarity_density")
+    return out
+
+
+def problems_recommendations(frame: pd.DataFrame, fdr: float = 0.05) -> list[str]:
+    """Known kinds; DO/DON'T rows are significant with the right sign; CI brackets the lift; a sentence per row."""
+    out = []
+    bad = set(frame["recommendation"].dropna()) - {"DO", "DON'T", "TEST"}
+    if bad:
+        out.append(f"marts.recommendations has unknown recommendations {sorted(bad)}")
+    do = frame[frame["recommendation"] == "DO"]
+    dont = frame[frame["recommendation"] == "DON'T"]
+    if (do["lift"] <= 0).any() or (dont["lift"] >= 0).any():
+        out.append("marts.recommendations: a DO row with a negative lift or a DON'T row with a positive lift")
+    sig = pd.concat([do, dont])
+    if (sig["q_value"] > fdr + 1e-12).any():
+        out.append(f"marts.recommendations: DO/DON'T rows with q_value above the FDR level {fdr}")
+    if ((frame["ci_low"] > frame["lift"] + 1e-9) | (frame["ci_high"] < frame["lift"] - 1e-9)).any():
+        out.append("marts.recommendations: a confidence interval that does not contain its lift")
+    if frame["sentence"].isna().any() or (frame["sentence"].astype(str).str.len() == 0).any():
+        out.append("marts.recommendations: rows without a sentence")
+    return out
+
+
+def problems_health(frame: pd.DataFrame) -> list[str]:
+    """Shares in [0, 1]; one row per account and week; non-negative velocity."""
+    out = _in_unit_interval(frame, ["freshness_rate", "fatigued_spend_share", "thumb_stop_ratio",
+                                    "winners_spend_share"], "marts.account_health")
+    if frame.duplicated(["account_id", "week_start"]).any():
+        out.append("marts.account_health: duplicate (account_id, week_start) rows")
+    if (frame["creative_velocity"] < 0).any():
+        out.append("marts.account_health: negative creative_velocity")
+    return out
+
+
+def problems_landscape(frame: pd.DataFrame) -> list[str]:
+    """Unique creatives with finite coordinates."""
+    out = _unique_ids(frame, "marts.creative_landscape") if len(frame) else []
+    if len(frame) and not np.isfinite(frame[["x", "y"]].to_numpy(float)).all():
+        out.append("marts.creative_landscape: non-finite coordinates")
+    return out
+
+
+def _result(problems: list[str], rows: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=not problems, metadata={
+        "rows": rows, "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
+
+
+def _make_check(asset_key: dg.AssetKey, table: str, validator, name: str):
+    @dg.asset_check(asset=asset_key, name=name, description=validator.__doc__, **_CHECK)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        frame = context.resources.warehouse.read_table(table)
+        return _result(validator(frame), len(frame))
+
+    return _check
+
+
+creative_ranking_invariants = _make_check(RANKING, "marts.creative_ranking", problems_ranking, "ranking_invariants")
+creative_fatigue_invariants = _make_check(FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
+creative_repetition_invariants = _make_check(REPETITION, "marts.creative_repetition", problems_repetition,
+                                             "repetition_invariants")
+recommendations_invariants = _make_check(RECOMMENDATIONS, "marts.recommendations", problems_recommendations,
+                                         "recommendations_invariants")
+account_health_invariants = _make_check(HEALTH, "marts.account_health", problems_health, "account_health_invariants")
+creative_landscape_invariants = _make_check(LANDSCAPE, "marts.creative_landscape", problems_landscape,
+                                            "landscape_invariants")

@@ -1,0 +1,139 @@
+"""The interpretable attribute frame per creative: what recommendations and the landscape speak in.
+
+Assembled from detected attributes, never from ground truth:
+- `embeddings.visual`  named colour / composition columns (e.g. dominant_hue_family, brightness)
+- `embeddings.layout`  text / face / CTA columns (e.g. text_area_ratio, face_count, cta_detected)
+- `embeddings.cnn`     top-k image tags -> one boolean `tag_<name>` column per frequent tag
+- `features.prelaunch` context columns that describe the creative itself (format, cta,
+                       product_category); placement/platform/audience/objective are strata,
+                       not attributes, and stay out.
+
+Each block keeps its curated interpretable columns (`INTERPRETABLE`); a block table with
+none of them (a changed schema) falls back to generic rules: booleans and numerics are kept; strings are kept when they have at most
+`max_levels` distinct values (free text such as OCR output is dropped); list-valued columns
+(tags) become boolean tag columns. Bookkeeping columns (ids, hashes, model ids, vectors,
+dates, paths, status) are dropped. A name used by two sources is prefixed with the block.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+BOOKKEEPING = {"creative_id", "sha256", "launch_date", "model_id", "model_version", "vector", "image_path",
+               "account_id", "campaign_id", "status", "reason", "device", "computed_at", "width", "height",
+               "decode_status", "error"}
+CONTEXT_ATTRIBUTES = ("format", "cta", "product_category")
+# The interpretable columns of each block (docs/attributes.md). Raw coordinates, colour codes,
+# boxes and free text stay out: they are not something a creative team can act on, and every
+# extra column is another hypothesis for the multiple-testing correction to pay for.
+INTERPRETABLE: dict[str, tuple[str, ...]] = {
+    "visual": ("dominant_color_name", "dominant_hue_family", "background_color_name", "background_hue_family",
+               "warm_share", "cool_share", "brightness", "contrast", "saturation", "colorfulness", "edge_density",
+               "negative_space_ratio", "symmetry", "salient_area_ratio", "background_uniformity"),
+    "layout": ("word_count", "text_present", "text_area_ratio", "text_position", "text_coverage_class",
+               "cta_detected", "cta_text", "cta_position", "face_count", "face_present", "face_area_ratio",
+               "face_position"),
+    "cnn": ("top_tag", "tags"),
+}
+# Never attributes, even in the generic fallback for a block without a curated list.
+_EXCLUDED_SUFFIXES = ("_id", "_box", "_boxes", "_hex", "_json", "_x", "_y", "_r", "_g", "_b", "_scores", "_text_raw")
+TAG_PREFIX = "tag_"
+
+
+def attribute_frame(tables: Mapping[str, pd.DataFrame | None], prelaunch: pd.DataFrame | None = None,
+                    max_levels: int = 12, min_tag_support: int = 5) -> pd.DataFrame:
+    """creative_id + interpretable attribute columns, one row per creative seen in any source.
+
+    tables: block name (visual, layout, cnn, ...) -> its embeddings table (or None when the
+    block is unavailable). prelaunch: features.prelaunch (optional). The frame's
+    `.attrs["sources"]` maps each attribute column to the block it came from.
+    """
+    pieces: list[tuple[str, pd.DataFrame]] = []
+    for block, table in tables.items():
+        if table is None or table.empty or "creative_id" not in table.columns:
+            continue
+        table = table.drop_duplicates("creative_id", keep="last")
+        curated = [c for c in INTERPRETABLE.get(block, ()) if c in table.columns]
+        if curated:
+            table = table[["creative_id", *curated]]
+        pieces.append((block, _block_attributes(table, max_levels, min_tag_support)))
+    if prelaunch is not None and not prelaunch.empty:
+        cols = [c for c in CONTEXT_ATTRIBUTES if c in prelaunch.columns]
+        if cols:
+            pieces.append(("context", prelaunch[["creative_id", *cols]].drop_duplicates("creative_id")
+                           .set_index("creative_id")))
+    if not pieces:
+        out = pd.DataFrame({"creative_id": pd.Series(dtype="object")})
+        out.attrs["sources"] = {}
+        return out
+    seen: dict[str, int] = {}
+    for _, frame in pieces:
+        for c in frame.columns:
+            seen[c] = seen.get(c, 0) + 1
+    sources: dict[str, str] = {}
+    renamed = []
+    for block, frame in pieces:
+        mapping = {c: (f"{block}_{c}" if seen[c] > 1 else c) for c in frame.columns}
+        sources.update({new: block for new in mapping.values()})
+        renamed.append(frame.rename(columns=mapping))
+    out = pd.concat(renamed, axis=1, join="outer")
+    out.index.name = "creative_id"
+    out = out.reset_index()
+    out.attrs["sources"] = sources
+    return out
+
+
+def _block_attributes(table: pd.DataFrame, max_levels: int, min_tag_support: int) -> pd.DataFrame:
+    frame = table.set_index(table["creative_id"].astype(str))
+    out: dict[str, pd.Series] = {}
+    for col in frame.columns:
+        if col in BOOKKEEPING or col.endswith(_EXCLUDED_SUFFIXES) or col in ("ocr_text", "palette", "text_boxes"):
+            continue
+        s = frame[col]
+        if s.isna().all():
+            continue
+        first = s.dropna().iloc[0]
+        if isinstance(first, (list, tuple, np.ndarray)) or (col == "tags" and isinstance(first, str)):
+            if col == "tags" or all(isinstance(v, str) for v in list(first)):
+                out.update(_tag_columns(s, min_tag_support))
+        elif s.dtype == bool or pd.api.types.is_numeric_dtype(s):
+            out[col] = s
+        elif s.dropna().astype(str).nunique() <= max_levels:
+            out[col] = s.astype("object")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _tag_columns(s: pd.Series, min_support: int) -> dict[str, pd.Series]:
+    """A column of tag lists (or JSON list strings, or [{label, score}] records) -> tag_<name> booleans."""
+    parsed = s.map(_parse_tags)
+    counts: dict[str, int] = {}
+    for tags in parsed.dropna():
+        for t in set(tags):
+            counts[t] = counts.get(t, 0) + 1
+    return {f"{TAG_PREFIX}{_slug(t)}": parsed.map(lambda tags, t=t: None if tags is None else t in tags)
+            for t, n in sorted(counts.items()) if n >= min_support}
+
+
+def _parse_tags(value: object) -> list[str] | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    tags = []
+    for item in list(value):
+        if isinstance(item, dict):
+            item = item.get("label") or item.get("tag") or item.get("name")
+        if item is not None:
+            tags.append(str(item))
+    return tags
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")

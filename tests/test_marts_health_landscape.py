@@ -1,0 +1,106 @@
+"""Account health (velocity, freshness, fatigue share, thumb-stop, diversity) and the landscape map."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creative_dag.marts.attributes import attribute_frame
+from creative_dag.marts.health import account_health
+from creative_dag.marts.landscape import (
+    LandscapeParams,
+    cluster_summary,
+    landscape_coordinates,
+    plot_landscape,
+)
+from creative_dag.marts.similarity import BlockVectors
+
+
+def _toy():
+    creatives = pd.DataFrame({"creative_id": ["a", "b", "c"], "account_id": "acc_01",
+                              "launch_date": pd.to_datetime(["2026-03-02", "2026-03-02", "2026-03-12"])})
+    days = pd.date_range("2026-03-02", "2026-03-15")
+    rows = []
+    for d in days:
+        rows.append({"creative_id": "a", "date": d, "impressions": 1000, "clicks": 10, "spend": 10.0,
+                     "conversions": 1, "revenue": 20.0, "video_3s_views": 300.0})
+        rows.append({"creative_id": "b", "date": d, "impressions": 1000, "clicks": 10, "spend": 30.0,
+                     "conversions": 1, "revenue": 20.0, "video_3s_views": np.nan})
+        if d >= pd.Timestamp("2026-03-12"):
+            rows.append({"creative_id": "c", "date": d, "impressions": 1000, "clicks": 10, "spend": 60.0,
+                         "conversions": 1, "revenue": 20.0, "video_3s_views": np.nan})
+    return creatives, pd.DataFrame(rows)
+
+
+def test_weekly_health_figures_by_hand():
+    creatives, daily = _toy()
+    fatigue = pd.DataFrame({"creative_id": ["a", "b", "c"], "status": ["fatigued", "stable", "fresh"],
+                            "fatigue_onset_date": ["2026-03-09", None, None]})
+    ranking = pd.DataFrame({"creative_id": ["a", "b", "c"], "is_winner": [False, True, False]})
+    ids = ["a", "b", "c"]
+    vectors = BlockVectors(ids, {"visual": np.array([[1, 0], [1, 0], [0, 1]], np.float32)}, {"visual": np.ones(3, bool)})
+    h = account_health(daily, creatives, fatigue, ranking, vectors).set_index("week_start")
+    w1, w2 = h.loc[pd.Timestamp("2026-03-02").date()], h.loc[pd.Timestamp("2026-03-09").date()]
+    assert w1["creative_velocity"] == 2 and w2["creative_velocity"] == 1
+    # Week 1: both launched on its Monday -> all spend is on creatives < 7 days old except Sunday (age 6 ok).
+    assert w1["freshness_rate"] == pytest.approx(1.0)
+    # Week 2: a, b are 7-13 days old (stale); c (launched Thu) is fresh: 4 days x 60.
+    assert w2["freshness_rate"] == pytest.approx(240 / (7 * 40 + 240))
+    assert w2["fatigued_spend_share"] == pytest.approx(70 / 520)  # a from its onset (Mon 9th)
+    assert w1["winners_spend_share"] == pytest.approx(0.75)
+    assert w1["thumb_stop_ratio"] == pytest.approx(0.3)  # video rows only
+    assert w1["creative_diversity"] == pytest.approx(0.0)  # a and b identical
+    assert w2["creative_diversity"] == pytest.approx(2 / 3)  # pairs ab=0, ac=1, bc=1
+
+
+def test_health_without_optional_inputs_is_nan_not_an_error():
+    creatives, daily = _toy()
+    h = account_health(daily.drop(columns="video_3s_views"), creatives)
+    assert h["fatigued_spend_share"].isna().all() and h["creative_diversity"].isna().all()
+    assert h["thumb_stop_ratio"].isna().all() and h["freshness_rate"].notna().all()
+
+
+@pytest.mark.slow  # UMAP compiles its numba kernels on first use (~40 s on a busy 2-core machine)
+def test_landscape_is_deterministic_and_separates_groups(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 32)) * 3
+    x = np.vstack([c + rng.normal(size=(25, 32)) * 0.3 for c in centers]).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = [f"cr_{i}" for i in range(len(x))]
+    one = landscape_coordinates(ids, x)
+    two = landscape_coordinates(ids, x)
+    assert one["method"].iloc[0] == "umap"
+    assert np.allclose(one[["x", "y"]], two[["x", "y"]])
+    truth = np.repeat([0, 1, 2], 25)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth, one["cluster"]) > 0.9
+    attrs = pd.DataFrame({"creative_id": ids, "style": np.repeat(["solid", "photo", "dots"], 25)})
+    summary = cluster_summary(one, attributes=attrs)
+    assert summary["size"].sum() == 75
+    assert summary["dominant_attributes"].str.contains("style=").all()
+    png = plot_landscape(one, tmp_path / "map.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_small_landscape_uses_pca():
+    x = np.random.default_rng(1).normal(size=(8, 5)).astype(np.float32)
+    out = landscape_coordinates([f"c{i}" for i in range(8)], x, LandscapeParams())
+    assert out["method"].iloc[0] == "pca" and len(out) == 8
+    with pytest.raises(ValueError, match="8 ids but 7 vectors"):
+        landscape_coordinates([f"c{i}" for i in range(8)], x[:7])
+
+
+def test_attribute_frame_from_blocks_and_context():
+    visual = pd.DataFrame({"creative_id": ["a", "b"], "vector": [[1.0], [1.0]], "dominant_hue_family": ["warm", "cool"],
+                           "brightness": [0.2, 0.8], "dominant_color_hex": ["#ff0000", "#0000ff"]})
+    cnn = pd.DataFrame({"creative_id": ["a", "b"], "top_tag": ["cat", "dog"], "tags": [["cat", "toy"], ["dog", "toy"]],
+                        "tag_scores": [[0.5, 0.1], [0.6, 0.1]]})
+    layout = pd.DataFrame({"creative_id": ["a"], "face_count": [1], "text_boxes": ["[]"], "ocr_text": ["SALE"]})
+    prelaunch = pd.DataFrame({"creative_id": ["a", "b"], "format": ["image", "video"], "placement": ["feed", "reels"]})
+    frame = attribute_frame({"visual": visual, "cnn": cnn, "layout": layout, "clip": None}, prelaunch, min_tag_support=1)
+    assert set(frame.columns) == {"creative_id", "dominant_hue_family", "brightness", "top_tag", "tag_cat", "tag_dog",
+                                  "tag_toy", "face_count", "format"}
+    assert frame.attrs["sources"]["tag_toy"] == "cnn" and frame.attrs["sources"]["format"] == "context"
+    assert frame.set_index("creative_id").loc["b", "face_count"] != frame.set_index("creative_id").loc["b", "face_count"]
