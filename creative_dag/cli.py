@@ -151,6 +151,30 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, locations: L
 
 
 @main.command()
+@click.argument("creative_id")
+@click.option("--k", type=click.IntRange(1, 500), default=10, show_default=True, help="Neighbours to show.")
+@click.option("--weights", default=None, metavar="BLOCK=W,...",
+              help="Block weights, e.g. clip=1,cnn=0.5,context=0. Blocks not named keep their default weight; "
+                   "0 switches a block off.")
+@click.option("--as-of", "as_of", default=None, metavar="DATE",
+              help="Only cases mature before this ISO date (default: the creative's launch date).")
+@location_options
+def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, locations: Locations) -> None:
+    """Print the as-of nearest past creatives of CREATIVE_ID with the per-block similarity breakdown."""
+    from creative_dag.cbr.query import format_neighbors, similar_for_creative
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(locations.database)
+    try:
+        neighbors = similar_for_creative(warehouse, creative_id, k=k, weights=weights, as_of=as_of)
+    except KeyError as exc:
+        raise click.ClickException(f"creative {creative_id!r} is not in cbr.case_base ({exc})") from exc
+    except (LookupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_neighbors(neighbors))
+
+
+@main.command()
 @location_options
 def tables(locations: Locations) -> None:
     """List the warehouse tables with their row counts."""

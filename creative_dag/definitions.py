@@ -16,23 +16,37 @@ def build_resources(locations: Locations) -> dict[str, object]:
     """Resources for one deployment; assets never know where the data lives."""
     from creative_dag.resources.image_store import ImageStoreResource
     from creative_dag.resources.landing import LandingResource
+    from creative_dag.resources.models import EncoderResource
     from creative_dag.resources.warehouse import WarehouseResource
 
     return {
         "warehouse": WarehouseResource(database=str(locations.database)),
         "landing": LandingResource(root=str(locations.landing)),
         "image_store": ImageStoreResource(root=str(locations.landing)),
+        "encoders": EncoderResource.from_locations(locations),
     }
 
 
 def stage_modules() -> list:
     """Asset and check modules in pipeline order (the asset graph reads like design §5)."""
     from creative_dag.assets import ingest as ingest_assets
+    from creative_dag.assets import cbr as cbr_assets
+    from creative_dag.assets import encoders as encoder_assets
     from creative_dag.assets import features as feature_assets
+    from creative_dag.assets import marts as marts_assets
+    from creative_dag.checks import cbr as cbr_checks
+    from creative_dag.checks import encoders as encoder_checks
     from creative_dag.checks import features as feature_checks
     from creative_dag.checks import ingest as ingest_checks
+    from creative_dag.checks import marts as marts_checks
 
-    return [ingest_assets, ingest_checks, feature_assets, feature_checks]
+    return [
+        ingest_assets, ingest_checks,
+        feature_assets, feature_checks,
+        encoder_assets, encoder_checks,
+        cbr_assets, cbr_checks,
+        marts_assets, marts_checks,
+    ]
 
 
 def build_definitions(home: str | os.PathLike | None = None,

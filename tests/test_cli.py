@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from creative_dag.cli import main
 
-COMMANDS = ["generate", "materialize", "demo", "tables", "assets", "dev"]
+COMMANDS = ["generate", "materialize", "demo", "tables", "assets", "dev", "similar"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
