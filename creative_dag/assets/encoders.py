@@ -11,6 +11,7 @@ The compute lives in `creative_dag.encoders`; these are thin wrappers.
 
 
 import datetime as dt
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,10 @@ from creative_dag.resources.models import (
     load_block,
 )
 from creative_dag.resources.warehouse import WarehouseResource
+
+# Single-run backfills are what make "models loaded once per backfill" true; Dagster still marks
+# the parameter beta, and repeating that on every definitions load only buries real warnings.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "encoders"
 RAW_IMAGES = dg.AssetKey(["raw", "images"])
