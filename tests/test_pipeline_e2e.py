@@ -1,0 +1,129 @@
+"""End to end, the way a user runs it: `creative-dag materialize --landing X --home Y` on a generated
+export, then the warehouse, the serving copy, `creative-dag similar`, and a blocked run.
+
+Real models (EfficientNet-Lite0, MiniLM, EasyOCR) run on a small scenario; CLIP cannot be
+downloaded here, so its block must come out `unavailable`, never faked.
+"""
+
+import json
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+from creative_dag.cli import main
+from creative_dag.contract import KNOWN_LEAKY_EXPORT_COLUMNS
+from creative_dag.resources.warehouse import DuckDBWarehouse
+from creative_dag.synth import generate_scenario
+
+pytestmark = pytest.mark.slow
+
+DESIGN_TABLES = {
+    "raw.creatives", "raw.daily_metrics", "raw.images", "raw.quarantine",
+    "features.registry", "features.prelaunch", "features.early", "features.outcomes",
+    "embeddings.clip", "embeddings.cnn", "embeddings.visual", "embeddings.layout", "embeddings.text",
+    "embeddings.model_status", "cbr.case_base", "cbr.neighbors", "cbr.backtest",
+    "marts.creative_ranking", "marts.creative_fatigue", "marts.creative_repetition",
+    "marts.recommendations", "marts.account_health", "marts.creative_landscape",
+}
+DECISION_TABLES = ["features.prelaunch", "features.early", "embeddings.cnn", "embeddings.visual",
+                   "embeddings.layout", "embeddings.text", "cbr.case_base"]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    landing, home = root / "export", root / "home"
+    generate_scenario(landing, n_creatives=48, n_days=45, seed=11, image_size=320)
+    result = CliRunner().invoke(
+        main, ["materialize", "--landing", str(landing), "--home", str(home)], catch_exceptions=False
+    )
+    return landing, home, result
+
+
+def test_whole_graph_materialises_every_design_table(deployment):
+    _, home, result = deployment
+    assert result.exit_code == 0, result.output
+    warehouse = DuckDBWarehouse(home / "creative.duckdb")
+    assert DESIGN_TABLES <= set(warehouse.tables())
+    for table in DESIGN_TABLES - {"raw.quarantine", "embeddings.clip"}:
+        assert len(warehouse.read_table(table)) > 0, f"{table} is empty"
+
+
+def test_model_status_is_truthful(deployment):
+    _, home, _ = deployment
+    warehouse = DuckDBWarehouse(home / "creative.duckdb")
+    status = warehouse.read_table("embeddings.model_status").set_index("block")
+    assert not status.loc["clip", "available"] and status.loc["clip", "reason"]
+    assert len(warehouse.read_table("embeddings.clip")) == 0, "an unavailable model produces no vectors"
+    for block in ("cnn", "visual", "layout", "text"):
+        assert status.loc[block, "available"], status.loc[block, "reason"]
+        assert len(warehouse.read_table(f"embeddings.{block}")) == 48
+
+
+def test_leaky_export_columns_never_reach_decision_tables(deployment):
+    _, home, _ = deployment
+    warehouse = DuckDBWarehouse(home / "creative.duckdb")
+    for table in DECISION_TABLES:
+        columns = set(warehouse.read_table(table).columns)
+        assert not columns & set(KNOWN_LEAKY_EXPORT_COLUMNS), f"{table} carries a leaky column"
+
+
+def test_serving_copy_is_readable_without_the_live_file(deployment):
+    _, home, _ = deployment
+    serving = duckdb.connect(str(home / "serving" / "creative.duckdb"), read_only=True)
+    try:
+        ranked = serving.execute("SELECT count(*) FROM marts.creative_ranking").fetchone()[0]
+    finally:
+        serving.close()
+    assert ranked == 48
+    assert (home / "serving" / "marts" / "recommendations.parquet").exists()
+
+
+def test_similar_prints_as_of_neighbours(deployment):
+    landing, home, _ = deployment
+    truth = json.loads((landing / "ground_truth.json").read_text())
+    family = next(ids for ids in truth["families"].values() if len(ids) >= 2)
+    late = sorted(family, key=lambda cid: truth["creatives"][cid]["launch_date"])[-1]
+    result = CliRunner().invoke(main, ["similar", late, "--k", "5", "--home", str(home),
+                                       "--landing", str(landing)])
+    assert result.exit_code == 0, result.output
+    assert "sim_" in result.output or "cnn" in result.output
+    unknown = CliRunner().invoke(main, ["similar", "cr_does_not_exist", "--home", str(home),
+                                        "--landing", str(landing)])
+    assert unknown.exit_code != 0 and "cr_does_not_exist" in unknown.output
+
+
+def test_rerun_reuses_the_embedding_cache(deployment):
+    landing, home, _ = deployment
+    result = CliRunner().invoke(main, ["materialize", "--select", "group:encoders", "--landing",
+                                       str(landing), "--home", str(home)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    import dagster as dg
+
+    from creative_dag.instance import get_instance
+    from creative_dag.settings import resolve_locations
+
+    instance = get_instance(resolve_locations(home, landing))
+    event = instance.get_latest_materialization_event(dg.AssetKey(["embeddings", "cnn"]))
+    metadata = event.asset_materialization.metadata
+    computed = [v.value for k, v in metadata.items() if k in ("computed", "images_computed")]
+    assert computed == [0], {k: v.value for k, v in metadata.items()}
+
+
+def test_mislabelled_leaky_column_blocks_the_graph_and_fails_the_command(deployment, tmp_path):
+    landing, _, _ = deployment
+    export = tmp_path / "export"
+    export.mkdir()
+    for name in ("creatives.csv", "daily_metrics.csv"):
+        (export / name).write_bytes((landing / name).read_bytes())
+    (export / "images").symlink_to(landing / "images")
+    (export / "feature_registry.json").write_text(json.dumps(
+        {"columns": {"last_7d_ctr": {"stage": "prelaunch", "description": "mislabelled on purpose"}}}
+    ))
+    result = CliRunner().invoke(main, ["materialize", "--select", "group:ingest", "--select", "group:features",
+                                       "--select", "cbr/case_base", "--landing", str(export),
+                                       "--home", str(tmp_path / "home")])
+    assert result.exit_code != 0
+    assert "leakage" in result.output
+    assert "cbr/case_base" in result.output  # named as not materialised
