@@ -14,7 +14,13 @@ from typing import Optional, Union
 
 import dagster as dg
 
-from creative_dag.contract import CREATIVES_FILE, DAILY_METRICS_FILE, INPUT_SUFFIXES, REGISTRY_FILE
+from creative_dag.assets.keys import RAW_CREATIVES
+from creative_dag.contract import (
+    CREATIVES_FILE,
+    DAILY_METRICS_FILE,
+    INPUT_SUFFIXES,
+    REGISTRY_FILE,
+)
 from creative_dag.partitions import launch_date_partitions, unregistered_launch_dates
 from creative_dag.resources.landing import LandingResource
 from creative_dag.resources.warehouse import WarehouseResource
@@ -68,7 +74,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
         )
         jobs.append(embed_job)
 
-        @dg.asset_sensor(asset_key=dg.AssetKey(["raw", "creatives"]), job=embed_job,
+        @dg.asset_sensor(asset_key=RAW_CREATIVES, job=embed_job,
                          default_status=dg.DefaultSensorStatus.STOPPED,
                          description="After ingest, registers new launch dates and embeds only those.")
         def launch_date_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,

@@ -29,10 +29,10 @@ def build_resources(locations: Locations) -> dict[str, object]:
 
 def stage_modules() -> list:
     """Asset and check modules in pipeline order (the asset graph reads like design §5)."""
-    from creative_dag.assets import ingest as ingest_assets
     from creative_dag.assets import cbr as cbr_assets
     from creative_dag.assets import encoders as encoder_assets
     from creative_dag.assets import features as feature_assets
+    from creative_dag.assets import ingest as ingest_assets
     from creative_dag.assets import marts as marts_assets
     from creative_dag.checks import cbr as cbr_checks
     from creative_dag.checks import encoders as encoder_checks

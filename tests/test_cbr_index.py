@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from creative_dag.cbr.index import CaseIndex
-from creative_dag.cbr.similarity import BlockLayout, concat_blocks, exact_similarity, weight_vector
+from creative_dag.cbr.similarity import (
+    BlockLayout,
+    concat_blocks,
+    exact_similarity,
+    weight_vector,
+)
 
 LAYOUT = BlockLayout(("clip", "cnn", "visual", "context"), (32, 24, 8, 6))
 

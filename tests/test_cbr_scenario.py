@@ -27,7 +27,13 @@ import pytest
 from creative_dag.cbr.backtest import BacktestConfig, run_backtest
 from creative_dag.cbr.case_base import OUTCOME_COLUMNS, build_case_base
 from creative_dag.cbr.index import to_days
-from creative_dag.cbr.query import CaseMemory, format_neighbors, index_dir_for, similar, similar_for_creative
+from creative_dag.cbr.query import (
+    CaseMemory,
+    format_neighbors,
+    index_dir_for,
+    similar,
+    similar_for_creative,
+)
 from creative_dag.features.build import build_outcomes
 from creative_dag.resources.warehouse import DuckDBWarehouse
 

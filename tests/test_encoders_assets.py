@@ -191,7 +191,11 @@ def test_block_table_gains_attribute_columns_after_an_unavailable_run(tmp_path):
 
     import pandas as pd
 
-    from creative_dag.encoders.pipeline import date_series, empty_block_frame, vector_series
+    from creative_dag.encoders.pipeline import (
+        date_series,
+        empty_block_frame,
+        vector_series,
+    )
 
     warehouse = WarehouseResource(database=str(tmp_path / "w.duckdb"))
     day1, day2 = dt.date(2026, 3, 1), dt.date(2026, 3, 2)

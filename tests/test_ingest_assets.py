@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from creative_dag.assets.ingest import (
-    CREATIVES_KEY,
-    DAILY_METRICS_KEY,
-    IMAGES_KEY,
-    QUARANTINE_KEY,
+    RAW_CREATIVES,
+    RAW_DAILY_METRICS,
+    RAW_IMAGES,
+    RAW_QUARANTINE,
     ingest_raw_tables,
     launch_dates,
 )
@@ -83,7 +83,7 @@ def test_clean_generated_folder_lands_completely(tmp_path, generated_landing):
     assert dict(warehouse.query("SELECT column_name, data_type FROM information_schema.columns "
                                 "WHERE table_name = 'creatives'").values)["launch_date"] == "DATE"
 
-    meta = metadata_of(result, CREATIVES_KEY)
+    meta = metadata_of(result, RAW_CREATIVES)
     assert meta["dagster/row_count"].value == N_CREATIVES
     assert meta["quarantined_rows"].value == 0
     creatives = pd.read_csv(folder / "creatives.csv", dtype=str)
@@ -115,13 +115,13 @@ def test_bad_rows_are_quarantined_counted_and_warned_not_blocking(tmp_path, gene
     assert len(warehouse.read_table("raw.creatives")) == N_CREATIVES  # the bad-image creative stays
     assert len(warehouse.read_table("raw.daily_metrics")) == len(metrics) - 2
 
-    meta = metadata_of(result, QUARANTINE_KEY)
+    meta = metadata_of(result, RAW_QUARANTINE)
     assert meta["quarantined_rows"].value == 4 and meta["dagster/row_count"].value == 4
     assert "| negative_value | 1 |" in meta["quarantined_by_reason"].value
-    assert metadata_of(result, DAILY_METRICS_KEY)["quarantine_counts"].value == {
+    assert metadata_of(result, RAW_DAILY_METRICS)["quarantine_counts"].value == {
         "clicks_exceed_impressions": 1, "negative_value": 1}
-    assert metadata_of(result, IMAGES_KEY)["images_failed"].value == 1
-    assert "creatives.csv" in metadata_of(result, CREATIVES_KEY)["files_read"].value
+    assert metadata_of(result, RAW_IMAGES)["images_failed"].value == 1
+    assert "creatives.csv" in metadata_of(result, RAW_CREATIVES)["files_read"].value
 
     checks = check_results(result)
     warn = checks["nothing_quarantined"]

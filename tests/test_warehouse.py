@@ -7,7 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from creative_dag.resources.warehouse import DuckDBWarehouse, split_table_name, vectors_to_matrix
+from creative_dag.resources.warehouse import (
+    DuckDBWarehouse,
+    split_table_name,
+    vectors_to_matrix,
+)
 
 
 @pytest.fixture()

@@ -11,20 +11,21 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from creative_dag.assets.keys import (
+    CBR_BACKTEST,
+    CBR_CASE_BASE,
+    CBR_NEIGHBORS,
+    EMBEDDING_KEYS,
+    FEATURES_OUTCOMES,
+    FEATURES_PRELAUNCH,
+    RAW_DAILY_METRICS,
+)
 from creative_dag.assets.metadata import table_metadata
 from creative_dag.blocks import BLOCKS, EMBEDDING_BLOCKS, parse_weights
 from creative_dag.cbr.backtest import METRICS, BacktestConfig, run_backtest
 from creative_dag.cbr.case_base import build_case_base
 from creative_dag.cbr.index import to_days
 from creative_dag.cbr.query import CaseMemory, index_dir_for
-
-CASE_BASE = dg.AssetKey(["cbr", "case_base"])
-NEIGHBORS = dg.AssetKey(["cbr", "neighbors"])
-BACKTEST = dg.AssetKey(["cbr", "backtest"])
-EMBEDDING_KEYS = [dg.AssetKey(["embeddings", b]) for b in EMBEDDING_BLOCKS]
-FEATURES_PRELAUNCH = dg.AssetKey(["features", "prelaunch"])
-FEATURES_OUTCOMES = dg.AssetKey(["features", "outcomes"])
-RAW_DAILY_METRICS = dg.AssetKey(["raw", "daily_metrics"])
 
 _COMMON = dict(group_name="cbr", kinds={"duckdb", "python"}, pool="warehouse",
                required_resource_keys={"warehouse"})
@@ -65,7 +66,7 @@ def _memory(warehouse) -> tuple[pd.DataFrame, CaseMemory]:
     return case_base, CaseMemory.open(case_base, index_dir_for(warehouse.database))
 
 
-@dg.asset(key=CASE_BASE, deps=[*EMBEDDING_KEYS, FEATURES_PRELAUNCH, FEATURES_OUTCOMES, RAW_DAILY_METRICS], **_COMMON,
+@dg.asset(key=CBR_CASE_BASE, deps=[*EMBEDDING_KEYS, FEATURES_PRELAUNCH, FEATURES_OUTCOMES, RAW_DAILY_METRICS], **_COMMON,
           description="One row per creative: L2-normalised block vectors (null = block missing), prelaunch "
                       "context, mature/available dates, and the outcome_* label group (maturity-window outcomes, "
                       "evaluation only). Also builds and persists the FAISS case index.")
@@ -109,7 +110,7 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
     ))
 
 
-@dg.asset(key=NEIGHBORS, deps=[CASE_BASE], **_COMMON,
+@dg.asset(key=CBR_NEIGHBORS, deps=[CBR_CASE_BASE], **_COMMON,
           description="Top-K as-of neighbours of every creative (cases launched and matured before its launch) "
                       "with overall and per-block similarity (sim_<block>) and the neighbours' outcomes.")
 def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.MaterializeResult:
@@ -131,7 +132,7 @@ def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.
     ))
 
 
-@dg.asset(key=BACKTEST, deps=[CASE_BASE], **_COMMON,
+@dg.asset(key=CBR_BACKTEST, deps=[CBR_CASE_BASE], **_COMMON,
           description="As-of backtest: CBR outcome-rank prediction vs account mean, context kNN, prelaunch GBM and "
                       "block ablations. Rows = method × metric × window (Spearman, within-cohort Spearman, "
                       "NDCG@10 in account-week cohorts, top-decile precision).")

@@ -18,6 +18,13 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from creative_dag.assets.keys import (
+    EMBEDDING_KEYS,
+    EMBEDDINGS_MODEL_STATUS,
+    FEATURES_PRELAUNCH,
+    RAW_IMAGES,
+    embedding_key,
+)
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.blocks import CLIP, CNN, EMBEDDING_BLOCKS, LAYOUT, TEXT, VISUAL
 from creative_dag.partitions import launch_date_partitions
@@ -35,8 +42,6 @@ from creative_dag.resources.warehouse import WarehouseResource
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "encoders"
-RAW_IMAGES = dg.AssetKey(["raw", "images"])
-PRELAUNCH = dg.AssetKey(["features", "prelaunch"])
 QUARANTINE_TABLE = "raw.quarantine"
 STATUS_TABLE = "embeddings.model_status"
 _BLOCK_KINDS = {CLIP: {"pytorch", "duckdb"}, CNN: {"pytorch", "duckdb"}, TEXT: {"pytorch", "duckdb"},
@@ -247,8 +252,8 @@ def _block_metadata(run: Any, encoder: Any, dates: Sequence[dt.date]) -> dict[st
 
 def _image_block_asset(block: str) -> dg.AssetsDefinition:
     @dg.asset(
-        key=["embeddings", block],
-        deps=[RAW_IMAGES, PRELAUNCH],
+        key=embedding_key(block),
+        deps=[RAW_IMAGES, FEATURES_PRELAUNCH],
         partitions_def=launch_date_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP,
@@ -270,8 +275,8 @@ embeddings_layout = _image_block_asset(LAYOUT)
 
 
 @dg.asset(
-    key=["embeddings", TEXT],
-    deps=[RAW_IMAGES, PRELAUNCH, dg.AssetKey(["embeddings", LAYOUT])],
+    key=embedding_key(TEXT),
+    deps=[RAW_IMAGES, FEATURES_PRELAUNCH, dg.AssetKey(["embeddings", LAYOUT])],
     partitions_def=launch_date_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=GROUP,
@@ -320,8 +325,8 @@ def probe_block_statuses(settings: EncoderSettings, blocks: Sequence[str] = EMBE
 
 
 @dg.asset(
-    key=["embeddings", "model_status"],
-    deps=[dg.AssetKey(["embeddings", b]) for b in EMBEDDING_BLOCKS],
+    key=EMBEDDINGS_MODEL_STATUS,
+    deps=EMBEDDING_KEYS,
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
     pool="warehouse",

@@ -8,6 +8,14 @@ Blocking checks guarding them live in creative_dag/checks/features.py.
 import dagster as dg
 import pandas as pd
 
+from creative_dag.assets.keys import (
+    FEATURES_EARLY,
+    FEATURES_OUTCOMES,
+    FEATURES_PRELAUNCH,
+    FEATURES_REGISTRY,
+    RAW_CREATIVES,
+    RAW_DAILY_METRICS,
+)
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.features import build
 from creative_dag.features.early_window import DEFAULT_EARLY_DAYS
@@ -16,13 +24,6 @@ from creative_dag.features.registry import (
     SOURCE_LANDING,
     load_registry,
 )
-
-RAW_CREATIVES = dg.AssetKey(["raw", "creatives"])
-RAW_DAILY_METRICS = dg.AssetKey(["raw", "daily_metrics"])
-FEATURES_REGISTRY = dg.AssetKey(["features", "registry"])
-FEATURES_PRELAUNCH = dg.AssetKey(["features", "prelaunch"])
-FEATURES_EARLY = dg.AssetKey(["features", "early"])
-FEATURES_OUTCOMES = dg.AssetKey(["features", "outcomes"])
 
 # Metadata keys the checks read back (the window a table was built with).
 EARLY_WINDOW_DAYS_KEY = "early_window_days"

@@ -13,6 +13,12 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
+from creative_dag.assets.keys import (
+    RAW_CREATIVES,
+    RAW_DAILY_METRICS,
+    RAW_IMAGES,
+    RAW_QUARANTINE,
+)
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.landing.files import LandingFileError
 from creative_dag.landing.ingest import LandingIngest, ingest_landing_folder
@@ -31,23 +37,19 @@ DAILY_METRICS = "raw.daily_metrics"
 IMAGES = "raw.images"
 QUARANTINE = "raw.quarantine"
 
-CREATIVES_KEY = dg.AssetKey(["raw", "creatives"])
-DAILY_METRICS_KEY = dg.AssetKey(["raw", "daily_metrics"])
-IMAGES_KEY = dg.AssetKey(["raw", "images"])
-QUARANTINE_KEY = dg.AssetKey(["raw", "quarantine"])
 
 _KINDS = {"duckdb", "python"}
 _SPECS = [
-    dg.AssetSpec(CREATIVES_KEY, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_CREATIVES, group_name="ingest", kinds=_KINDS, description=(
         "One row per valid creative, every landed column (ids as text, launch_date DATE). A creative "
         "whose image is bad stays here; the image problem is in raw.images and raw.quarantine.")),
-    dg.AssetSpec(DAILY_METRICS_KEY, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_DAILY_METRICS, group_name="ingest", kinds=_KINDS, description=(
         "One row per creative per day for valid creatives: counts int64, money float64, optional "
         "reach/frequency/video_3s_views/likes float64 (NULL when not reported).")),
-    dg.AssetSpec(IMAGES_KEY, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_IMAGES, group_name="ingest", kinds=_KINDS, description=(
         "One row per image of a valid creative: sha256, displayed width/height (after EXIF orientation), "
         "format, mode, byte_size, exif_orientation, decode_status ('ok' or the quarantine reason).")),
-    dg.AssetSpec(QUARANTINE_KEY, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_QUARANTINE, group_name="ingest", kinds=_KINDS, description=(
         "Rejected rows and images: source, key, reason (stable code), detail (file, row, what to do), "
         "raw_value (the row as landed, JSON). See docs/input-contract.md for every reason.")),
 ]
@@ -98,19 +100,19 @@ def ingest_metadata(result: LandingIngest) -> dict[dg.AssetKey, dict]:
     by_source = (result.quarantine.groupby(["source", "reason"]).size().rename("rows").reset_index()
                  if len(result.quarantine) else pd.DataFrame())
     return {
-        CREATIVES_KEY: table_metadata(
+        RAW_CREATIVES: table_metadata(
             result.creatives, **common, **quarantined(SOURCE_CREATIVES),
             launch_date_min=_iso(launch.min()), launch_date_max=_iso(launch.max()),
             launch_dates=int(launch.nunique()), accounts=int(result.creatives["account_id"].nunique())
             if len(result.creatives) else 0),
-        DAILY_METRICS_KEY: table_metadata(
+        RAW_DAILY_METRICS: table_metadata(
             result.daily_metrics, **common, **quarantined(SOURCE_METRICS),
             date_min=_iso(dates.min()), date_max=_iso(dates.max())),
-        IMAGES_KEY: table_metadata(
+        RAW_IMAGES: table_metadata(
             result.images, **common, **quarantined(SOURCE_IMAGES), images_ok=images_ok,
             images_failed=int(len(result.images) - images_ok),
             formats={str(k): int(v) for k, v in result.images["format"].value_counts().items()}),
-        QUARANTINE_KEY: table_metadata(
+        RAW_QUARANTINE: table_metadata(
             result.quarantine, **common, **quarantined(None),
             quarantined_by_source_and_reason=dg.MetadataValue.md(
                 by_source.to_markdown(index=False) if len(by_source) else "_none_")),

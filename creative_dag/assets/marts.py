@@ -13,6 +13,22 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from creative_dag.assets.keys import (
+    CBR_NEIGHBORS,
+    EMBEDDING_KEYS,
+    FEATURES_PRELAUNCH,
+    MARTS_ACCOUNT_HEALTH,
+    MARTS_CREATIVE_FATIGUE,
+    MARTS_CREATIVE_FATIGUE_DAILY,
+    MARTS_CREATIVE_LANDSCAPE,
+    MARTS_CREATIVE_RANKING,
+    MARTS_CREATIVE_REPETITION,
+    MARTS_LANDSCAPE_CLUSTERS,
+    MARTS_RECOMMENDATIONS,
+    MARTS_TIRED_OR_REPETITIVE,
+    RAW_CREATIVES,
+    RAW_DAILY_METRICS,
+)
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.blocks import DEFAULT_WEIGHTS, EMBEDDING_BLOCKS
 from creative_dag.marts import fatigue as fatigue_mod
@@ -36,21 +52,6 @@ from creative_dag.marts.repetition import (
     tired_or_repetitive,
 )
 from creative_dag.marts.similarity import BlockVectors
-
-RAW_CREATIVES = dg.AssetKey(["raw", "creatives"])
-RAW_DAILY = dg.AssetKey(["raw", "daily_metrics"])
-PRELAUNCH = dg.AssetKey(["features", "prelaunch"])
-NEIGHBORS = dg.AssetKey(["cbr", "neighbors"])
-EMBEDDINGS = [dg.AssetKey(["embeddings", b]) for b in EMBEDDING_BLOCKS]
-RANKING = dg.AssetKey(["marts", "creative_ranking"])
-FATIGUE = dg.AssetKey(["marts", "creative_fatigue"])
-FATIGUE_DAILY = dg.AssetKey(["marts", "creative_fatigue_daily"])
-REPETITION = dg.AssetKey(["marts", "creative_repetition"])
-TIRED = dg.AssetKey(["marts", "tired_or_repetitive"])
-RECOMMENDATIONS = dg.AssetKey(["marts", "recommendations"])
-HEALTH = dg.AssetKey(["marts", "account_health"])
-LANDSCAPE = dg.AssetKey(["marts", "creative_landscape"])
-LANDSCAPE_CLUSTERS = dg.AssetKey(["marts", "landscape_clusters"])
 
 _COMMON = dict(group_name="marts", kinds={"duckdb", "python"}, pool="warehouse")
 _SPEC = dict(group_name="marts", kinds={"duckdb", "python"})  # multi-asset specs; the pool is on the multi_asset
@@ -138,7 +139,7 @@ def _md_list(lines: list[str]) -> dg.MetadataValue:
 
 
 # -- assets ------------------------------------------------------------------------------------
-@dg.asset(key=RANKING, deps=[RAW_DAILY, RAW_CREATIVES, PRELAUNCH, NEIGHBORS], required_resource_keys={"warehouse"},
+@dg.asset(key=MARTS_CREATIVE_RANKING, deps=[RAW_DAILY_METRICS, RAW_CREATIVES, FEATURES_PRELAUNCH, CBR_NEIGHBORS], required_resource_keys={"warehouse"},
           **_COMMON, description="Per creative: empirical-Bayes shrunk CTR/CVR/ROAS/CPA, composite score, rank in "
                                  "account and campaign, tier BEST/GOOD/LOW/LEARNING, confidence, winner flag.")
 def creative_ranking(context: dg.AssetExecutionContext, config: RankingConfig) -> dg.MaterializeResult:
@@ -163,9 +164,9 @@ def creative_ranking(context: dg.AssetExecutionContext, config: RankingConfig) -
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(FATIGUE_DAILY, deps=[RAW_DAILY, RAW_CREATIVES, PRELAUNCH], **_SPEC,
+    specs=[dg.AssetSpec(MARTS_CREATIVE_FATIGUE_DAILY, deps=[RAW_DAILY_METRICS, RAW_CREATIVES, FEATURES_PRELAUNCH], **_SPEC,
                         description="Creative-day: rolling CTR/CPA, cumulative impressions and spend, frequency."),
-           dg.AssetSpec(FATIGUE, deps=[FATIGUE_DAILY, RANKING], **_SPEC,
+           dg.AssetSpec(MARTS_CREATIVE_FATIGUE, deps=[MARTS_CREATIVE_FATIGUE_DAILY, MARTS_CREATIVE_RANKING], **_SPEC,
                         description="Per creative: early peak, current vs peak, change-point fatigue onset, status "
                                     "fresh/stable/fatiguing/fatigued, days to fatigue.")],
     required_resource_keys={"warehouse"}, name="creative_fatigue", pool="warehouse",
@@ -183,10 +184,10 @@ def creative_fatigue(context: dg.AssetExecutionContext, config: FatigueConfig):
     warehouse.write_table("marts.creative_fatigue", summary)
     ranking = _optional(warehouse, "marts.creative_ranking")
     rate = fatigue_mod.account_fatigue_rate(daily_table, ranking) if ranking is not None else pd.DataFrame()
-    yield dg.MaterializeResult(asset_key=FATIGUE_DAILY, metadata=table_metadata(
+    yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_FATIGUE_DAILY, metadata=table_metadata(
         daily_table, has_frequency=bool(daily_table["frequency"].notna().any())))
     status = summary["status"].value_counts().reindex(list(fatigue_mod.STATUSES), fill_value=0)
-    yield dg.MaterializeResult(asset_key=FATIGUE, metadata=table_metadata(
+    yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_FATIGUE, metadata=table_metadata(
         summary, **{f"n_{s}": int(n) for s, n in status.items()},
         median_days_to_fatigue=float(summary["days_to_fatigue"].median()) if summary["days_to_fatigue"].notna().any()
         else float("nan"),
@@ -196,9 +197,9 @@ def creative_fatigue(context: dg.AssetExecutionContext, config: FatigueConfig):
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(REPETITION, deps=[RAW_CREATIVES, PRELAUNCH, *EMBEDDINGS], **_SPEC,
+    specs=[dg.AssetSpec(MARTS_CREATIVE_REPETITION, deps=[RAW_CREATIVES, FEATURES_PRELAUNCH, *EMBEDDING_KEYS], **_SPEC,
                         description="Per creative: similarity density, near-duplicate cluster, repetition flag."),
-           dg.AssetSpec(TIRED, deps=[REPETITION, FATIGUE], **_SPEC,
+           dg.AssetSpec(MARTS_TIRED_OR_REPETITIVE, deps=[MARTS_CREATIVE_REPETITION, MARTS_CREATIVE_FATIGUE], **_SPEC,
                         description="Per creative: tired (fatiguing/fatigued) or repetitive, with the reason.")],
     required_resource_keys={"warehouse"}, name="creative_repetition", pool="warehouse",
 )
@@ -216,16 +217,16 @@ def creative_repetition_assets(context: dg.AssetExecutionContext, config: Repeti
     warehouse.write_table("marts.creative_repetition", table)
     warehouse.write_table("marts.tired_or_repetitive", tired)
     n_clusters = int(table["near_duplicate_cluster"].nunique())
-    yield dg.MaterializeResult(asset_key=REPETITION, metadata=table_metadata(
+    yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_REPETITION, metadata=table_metadata(
         table, n_clusters=n_clusters, n_in_clusters=int(table["near_duplicate_cluster"].notna().sum()),
         n_repetitive=int(table["is_repetitive"].sum()), blocks_used=", ".join(vectors.available) or "none",
         degraded=reason or ""))
-    yield dg.MaterializeResult(asset_key=TIRED, metadata=table_metadata(
+    yield dg.MaterializeResult(asset_key=MARTS_TIRED_OR_REPETITIVE, metadata=table_metadata(
         tired, n_tired_or_repetitive=int(tired["tired_or_repetitive"].sum()), n_tired=int(tired["is_tired"].sum()),
         degraded="" if fatigue is not None else "marts.creative_fatigue missing: repetition only"))
 
 
-@dg.asset(key=RECOMMENDATIONS, deps=[RANKING, REPETITION, PRELAUNCH, NEIGHBORS, *EMBEDDINGS],
+@dg.asset(key=MARTS_RECOMMENDATIONS, deps=[MARTS_CREATIVE_RANKING, MARTS_CREATIVE_REPETITION, FEATURES_PRELAUNCH, CBR_NEIGHBORS, *EMBEDDING_KEYS],
           required_resource_keys={"warehouse"}, **_COMMON,
           description="Per account and ALL: DO / DON'T / TEST rules over interpretable attributes with lift, CI, "
                       "BH q-value, support, evidence creatives and a sentence.")
@@ -262,7 +263,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
         degraded="; ".join(degraded)))
 
 
-@dg.asset(key=HEALTH, deps=[RAW_DAILY, RAW_CREATIVES, PRELAUNCH, FATIGUE, RANKING, *EMBEDDINGS],
+@dg.asset(key=MARTS_ACCOUNT_HEALTH, deps=[RAW_DAILY_METRICS, RAW_CREATIVES, FEATURES_PRELAUNCH, MARTS_CREATIVE_FATIGUE, MARTS_CREATIVE_RANKING, *EMBEDDING_KEYS],
           required_resource_keys={"warehouse"}, **_COMMON,
           description="Per account per week: creative velocity, freshness rate, fatigued spend share, thumb-stop "
                       "ratio, creative diversity, winners' spend share, creative fatigue rate.")
@@ -287,9 +288,9 @@ def account_health_asset(context: dg.AssetExecutionContext) -> dg.MaterializeRes
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(LANDSCAPE, deps=[RAW_CREATIVES, PRELAUNCH, RANKING, FATIGUE, *EMBEDDINGS], **_SPEC,
+    specs=[dg.AssetSpec(MARTS_CREATIVE_LANDSCAPE, deps=[RAW_CREATIVES, FEATURES_PRELAUNCH, MARTS_CREATIVE_RANKING, MARTS_CREATIVE_FATIGUE, *EMBEDDING_KEYS], **_SPEC,
                         description="Per creative: deterministic 2-D map (UMAP, PCA under 15 creatives) and cluster."),
-           dg.AssetSpec(LANDSCAPE_CLUSTERS, deps=[LANDSCAPE], **_SPEC,
+           dg.AssetSpec(MARTS_LANDSCAPE_CLUSTERS, deps=[MARTS_CREATIVE_LANDSCAPE], **_SPEC,
                         description="Per landscape cluster: size, mean score, dominant attributes, share fatigued.")],
     required_resource_keys={"warehouse"}, name="creative_landscape", pool="warehouse",
 )
@@ -325,7 +326,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
         if len(data) <= 60_000:  # inline only a small thumbnail; the full plot is the path above
             encoded = base64.b64encode(data).decode("ascii")
             plot_meta["plot_preview"] = dg.MetadataValue.md(f"![creative landscape](data:image/png;base64,{encoded})")
-    yield dg.MaterializeResult(asset_key=LANDSCAPE, metadata=table_metadata(
+    yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_LANDSCAPE, metadata=table_metadata(
         coords, n_clusters=int((clusters["cluster"] >= 0).sum()) if len(clusters) else 0,
         method=str(coords["method"].iloc[0]) if len(coords) else "none", degraded=reason or "", **plot_meta))
-    yield dg.MaterializeResult(asset_key=LANDSCAPE_CLUSTERS, metadata=table_metadata(clusters))
+    yield dg.MaterializeResult(asset_key=MARTS_LANDSCAPE_CLUSTERS, metadata=table_metadata(clusters))

@@ -18,7 +18,8 @@
 import dagster as dg
 import numpy as np
 
-from creative_dag.assets.cbr import BACKTEST, CASE_BASE, NEIGHBORS, as_of_violations
+from creative_dag.assets.cbr import as_of_violations
+from creative_dag.assets.keys import CBR_BACKTEST, CBR_CASE_BASE, CBR_NEIGHBORS
 from creative_dag.blocks import BLOCKS
 from creative_dag.cbr.case_base import OUTCOME_COLUMNS
 from creative_dag.cbr.index import to_days
@@ -28,10 +29,10 @@ CASE_BASE_DERIVED_COLUMNS: tuple[str, ...] = (*BLOCKS, "blocks_present", "mature
 NORM_TOLERANCE = 1e-3
 
 case_base_decision_time_columns = decision_time_check(
-    CASE_BASE, "cbr.case_base", extra_allowed=CASE_BASE_DERIVED_COLUMNS)
+    CBR_CASE_BASE, "cbr.case_base", extra_allowed=CASE_BASE_DERIVED_COLUMNS)
 
 
-@dg.asset_check(asset=CASE_BASE, name="vectors_and_dates", blocking=True, required_resource_keys={"warehouse"},
+@dg.asset_check(asset=CBR_CASE_BASE, name="vectors_and_dates", blocking=True, required_resource_keys={"warehouse"},
                 pool="warehouse",
                 description="Every block vector in cbr.case_base is L2-normalised; available_date is on or after "
                             "launch_date and mature_date (as-of retrieval relies on it).")
@@ -63,7 +64,7 @@ def case_base_vectors_and_dates(context: dg.AssetCheckExecutionContext) -> dg.As
     )
 
 
-@dg.asset_check(asset=NEIGHBORS, name="as_of_neighbors", blocking=True, required_resource_keys={"warehouse"},
+@dg.asset_check(asset=CBR_NEIGHBORS, name="as_of_neighbors", blocking=True, required_resource_keys={"warehouse"},
                 pool="warehouse",
                 description="No neighbour in cbr.neighbors was launched or matured on/after its query's launch date.")
 def neighbors_as_of(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -77,7 +78,7 @@ def neighbors_as_of(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResu
     )
 
 
-@dg.asset_check(asset=BACKTEST, name="cbr_beats_account_mean", required_resource_keys={"warehouse"},
+@dg.asset_check(asset=CBR_BACKTEST, name="cbr_beats_account_mean", required_resource_keys={"warehouse"},
                 pool="warehouse",
                 description="Warning when CBR ranks creatives no better than the account's as-of mean (test window).")
 def backtest_cbr_beats_account_mean(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:

@@ -10,13 +10,13 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from creative_dag.assets.marts import (
-    FATIGUE,
-    HEALTH,
-    LANDSCAPE,
-    RANKING,
-    RECOMMENDATIONS,
-    REPETITION,
+from creative_dag.assets.keys import (
+    MARTS_ACCOUNT_HEALTH,
+    MARTS_CREATIVE_FATIGUE,
+    MARTS_CREATIVE_LANDSCAPE,
+    MARTS_CREATIVE_RANKING,
+    MARTS_CREATIVE_REPETITION,
+    MARTS_RECOMMENDATIONS,
 )
 from creative_dag.marts.fatigue import STATUSES
 from creative_dag.marts.ranking import TIERS
@@ -142,12 +142,12 @@ def _make_check(asset_key: dg.AssetKey, table: str, validator, name: str):
     return _check
 
 
-creative_ranking_invariants = _make_check(RANKING, "marts.creative_ranking", problems_ranking, "ranking_invariants")
-creative_fatigue_invariants = _make_check(FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
-creative_repetition_invariants = _make_check(REPETITION, "marts.creative_repetition", problems_repetition,
+creative_ranking_invariants = _make_check(MARTS_CREATIVE_RANKING, "marts.creative_ranking", problems_ranking, "ranking_invariants")
+creative_fatigue_invariants = _make_check(MARTS_CREATIVE_FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
+creative_repetition_invariants = _make_check(MARTS_CREATIVE_REPETITION, "marts.creative_repetition", problems_repetition,
                                              "repetition_invariants")
-recommendations_invariants = _make_check(RECOMMENDATIONS, "marts.recommendations", problems_recommendations,
+recommendations_invariants = _make_check(MARTS_RECOMMENDATIONS, "marts.recommendations", problems_recommendations,
                                          "recommendations_invariants")
-account_health_invariants = _make_check(HEALTH, "marts.account_health", problems_health, "account_health_invariants")
-creative_landscape_invariants = _make_check(LANDSCAPE, "marts.creative_landscape", problems_landscape,
+account_health_invariants = _make_check(MARTS_ACCOUNT_HEALTH, "marts.account_health", problems_health, "account_health_invariants")
+creative_landscape_invariants = _make_check(MARTS_CREATIVE_LANDSCAPE, "marts.creative_landscape", problems_landscape,
                                             "landscape_invariants")

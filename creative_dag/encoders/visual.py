@@ -21,7 +21,14 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from creative_dag.encoders.colors import COLOR_NAMES, HUE_FAMILIES, ColorNamer, family_of, name_rgb, rgb_to_hex
+from creative_dag.encoders.colors import (
+    COLOR_NAMES,
+    HUE_FAMILIES,
+    ColorNamer,
+    family_of,
+    name_rgb,
+    rgb_to_hex,
+)
 from creative_dag.encoders.saliency import saliency_summary, spectral_residual_saliency
 
 # (center, scale) per vector column: z = clip((x - center) / scale, -4, 4). Centers/scales are
