@@ -1,4 +1,4 @@
-"""Fatigue mart: change-point onsets on planted fatigue curves, status rules, the creative-day table."""
+"""Fatigue mart: planted onsets dated within +-3 days, few false alarms, status rules, the creative-day table."""
 
 from __future__ import annotations
 
@@ -10,27 +10,37 @@ import pytest
 
 from creative_dag.marts.fatigue import (
     STATUSES,
+    FatigueParams,
+    FatigueShapePrior,
     account_fatigue_rate,
     detect_onset,
     fatigue_daily,
     fatigue_summary,
+    fit_fatigue_prior,
 )
 from creative_dag.marts.ranking import creative_totals, rank_creatives
 from creative_dag.synth import generate_scenario
 
 FLOOR = 0.3  # default_scenario.yaml fatigue.floor
+NOT_TESTED = ("too little", "no delivery", "series too short")
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fatigue_scenario")
-    generate_scenario(out, n_creatives=800, n_days=120, seed=3, render_images=False)
-    creatives = pd.read_csv(out / "creatives.csv")
-    daily = pd.read_csv(out / "daily_metrics.csv")
-    truth = json.loads((out / "ground_truth.json").read_text())
-    table = fatigue_daily(daily, creatives)
-    summary = fatigue_summary(table, creatives)
-    return creatives, daily, truth, table, summary
+def scenarios(tmp_path_factory):
+    """seed -> (creatives, daily, truth, creative-day table, summary); 800 creatives x 120 days (~10 s each).
+
+    Seeds 2 and 3 are the two hardest of seeds 0-3 for onset dating.
+    """
+    out = {}
+    for seed in (2, 3):
+        folder = tmp_path_factory.mktemp(f"fatigue_scenario_{seed}")
+        generate_scenario(folder, n_creatives=800, n_days=120, seed=seed, render_images=False)
+        creatives = pd.read_csv(folder / "creatives.csv")
+        daily = pd.read_csv(folder / "daily_metrics.csv")
+        truth = json.loads((folder / "ground_truth.json").read_text())
+        table = fatigue_daily(daily, creatives)
+        out[seed] = (creatives, daily, truth, table, fatigue_summary(table, creatives))
+    return out
 
 
 def true_multipliers(daily: pd.DataFrame, truth: dict, within_days: int = 3) -> pd.DataFrame:
@@ -59,6 +69,23 @@ def true_multipliers(daily: pd.DataFrame, truth: dict, within_days: int = 3) -> 
     return pd.DataFrame(rows)
 
 
+def _planted_vs_detected(scenario) -> pd.DataFrame:
+    _creatives, daily, truth, _, summary = scenario
+    s = summary.merge(true_multipliers(daily, truth), on="creative_id", how="left")
+    s["tested"] = ~s["fatigue_evidence"].str.startswith(NOT_TESTED)
+    s["detected"] = pd.to_datetime(s["fatigue_onset_date"])
+    s["error_days"] = (s["detected"] - s["onset"]).dt.days
+    # "Enough data": tested by the detector (>= 8 delivery days, >= 100 clicks), >= 3 delivery
+    # days before the planted onset, and a planted decay that is observable: the true CTR
+    # multiplier is <= 0.8 three days after onset (otherwise the first days after onset are
+    # indistinguishable from the flat level and no detector can place it within +-3 days)
+    # and <= 0.5 by the last day. Unchanged from the first version of this mart.
+    s["enough"] = (s["onset"].notna() & s["tested"] & (s["days_before_onset"] >= 3)
+                   & (s["mult_at_3d"] <= 0.8) & (s["mult_last"] <= 0.5))
+    s["fatigue_free"] = ~s["creative_id"].map(lambda c: truth["creatives"][c]["fatigues"]) & s["tested"]
+    return s
+
+
 def test_detects_a_clean_planted_onset_and_ignores_a_flat_series():
     rng = np.random.default_rng(0)
     days = 40
@@ -70,9 +97,10 @@ def test_detects_a_clean_planted_onset_and_ignores_a_flat_series():
     clicks = rng.binomial(imps.astype(int), 0.012 * mult * jitter)
     cp = detect_onset(clicks, imps)
     assert cp.onset_index is not None and abs(cp.onset_index - onset) <= 2
-    assert cp.drop > 0.4
+    assert cp.drop > 0.4 and cp.log_bayes_factor > 50 and cp.window_probability > 0.9
     flat = rng.binomial(imps.astype(int), 0.012 * jitter)
-    assert detect_onset(flat, imps).onset_index is None
+    cp_flat = detect_onset(flat, imps)
+    assert cp_flat.onset_index is None and cp_flat.tested and cp_flat.log_bayes_factor < np.log(5)
 
 
 def test_too_little_data_is_not_tested_and_bad_series_raise():
@@ -82,37 +110,62 @@ def test_too_little_data_is_not_tested_and_bad_series_raise():
         detect_onset(np.array([1, 2]), np.array([10, 20, 30]))
     with pytest.raises(ValueError, match="clicks <= impressions"):
         detect_onset(np.array([50] * 10), np.array([10] * 10))
+    # Nothing testable: the shape prior stays flat instead of failing.
+    prior = fit_fatigue_prior([(np.array([1, 0, 2]), np.array([100, 80, 120]))])
+    assert prior.n_creatives == 0 and np.allclose(prior.log_weight, prior.log_weight.flat[0])
 
 
-def test_planted_onsets_recovered_and_few_false_alarms(scenario):
-    """Quality bar, measured on the generator's own fatigue model.
+@pytest.mark.parametrize("seed", [2, 3])
+def test_planted_onsets_recovered_and_few_false_alarms(scenarios, seed):
+    """Quality bar on the generator's fatigue model: >= 90 % of fatiguing creatives with enough
+    data dated within +-3 days, <= 5 % false alarms on creatives without planted fatigue.
 
-    'Enough data' = tested by the detector (>= 8 delivery days, >= 100 clicks), >= 3 delivery
-    days before the planted onset, and a planted decay that is visible: the true CTR multiplier
-    is <= 0.8 three days after onset (otherwise the first days after onset are
-    indistinguishable from noise and no detector can place it within +-3 days) and <= 0.5 by
-    the last day. Measured with 800 creatives x 120 days, seeds 0-3: 84.7 %, 93.7 %, 76.7 %,
-    86.8 % within +-3 days (n = 59-79); false alarms 0.3-1.0 %. The brief's 90 % bar is NOT
-    met on every seed; this test guards the measured level (seed 3) instead of hiding it.
+    Measured, 800 creatives x 120 days, seeds 0 / 1 / 2 / 3 (n = 59 / 79 / 73 / 76 with enough data):
+    within +-3 days 96.6 / 94.9 / 93.2 / 93.4 % (previous detector: 84.7 / 93.7 / 76.7 / 86.8 %);
+    detected at all 98.3 / 100 / 100 / 98.7 %; false alarms 0.7 / 1.9 / 0.7 / 0.7 % (of ~300).
     """
-    _creatives, daily, truth, _, summary = scenario
-    t = true_multipliers(daily, truth)
-    s = summary.merge(t, on="creative_id", how="left")
-    tested = ~s["fatigue_evidence"].str.startswith(("too little", "no delivery", "series too short"))
-    detected = pd.to_datetime(s["fatigue_onset_date"])
-    planted = s["onset"].notna()
-    enough = planted & tested & (s["days_before_onset"] >= 3) & (s["mult_at_3d"] <= 0.8) & (s["mult_last"] <= 0.5)
-    err = (detected - s["onset"]).dt.days
-    within = (err[enough].abs() <= 3).mean()
+    s = _planted_vs_detected(scenarios[seed])
+    enough = s["enough"]
+    within = (s.loc[enough, "error_days"].abs() <= 3).mean()
     assert enough.sum() >= 50, f"only {enough.sum()} fatiguing creatives with enough data"
-    assert within >= 0.85, f"onset within +-3 days for {within:.1%} of {enough.sum()} fatiguing creatives"
-    fatigue_free = ~s["creative_id"].map(lambda c: truth["creatives"][c]["fatigues"]) & tested
-    false_alarm = detected[fatigue_free].notna().mean()
-    assert false_alarm <= 0.05, f"false alarms on {false_alarm:.1%} of {fatigue_free.sum()} non-fatiguing creatives"
+    assert within >= 0.90, f"onset within +-3 days for {within:.1%} of {enough.sum()} fatiguing creatives"
+    false_alarm = s.loc[s["fatigue_free"], "detected"].notna().mean()
+    assert false_alarm <= 0.05, f"false alarms on {false_alarm:.1%} of {s['fatigue_free'].sum()} non-fatiguing creatives"
 
 
-def test_statuses_and_daily_table(scenario):
-    creatives, _daily, _truth, table, summary = scenario
+def test_window_probability_is_calibrated(scenarios):
+    """onset_window_probability = P(true onset within +-3 days of the reported one): over every
+    detected planted onset its mean matches the observed hit rate (measured 0.852 vs 0.857, seed 2)."""
+    s = _planted_vs_detected(scenarios[2])
+    hit = s[s["detected"].notna() & s["onset"].notna()]
+    assert len(hit) >= 150
+    assert hit["onset_window_probability"].between(0, 1).all()
+    observed = (hit["error_days"].abs() <= 3).mean()
+    assert abs(hit["onset_window_probability"].mean() - observed) < 0.05
+    assert s.loc[s["detected"].isna(), "onset_window_probability"].isna().all()
+
+
+def test_shape_prior_recovers_the_planted_fatigue_curve(scenarios):
+    """Fitted from the data alone: floor ~0.3 (planted 0.3), half-lives 3-9 days of pre-onset
+    delivery (planted uniform 3-9), day-to-day CTR jitter of a few % (planted lognormal sd 0.08)."""
+    _creatives, _daily, _truth, table, _ = scenarios[3]
+    series = [(g["clicks"].to_numpy(float), g["impressions"].to_numpy(float)) for _, g in table.groupby("creative_id")]
+    prior = fit_fatigue_prior(series)
+    info = prior.summary()
+    assert prior.n_creatives >= 50
+    assert info["mean_floor"] == pytest.approx(FLOOR, abs=0.05)
+    assert 3.5 < info["mean_half_life_days"] < 8.0
+    assert 0.03 < info["jitter_sd"] < 0.12
+    weights = np.exp(prior.log_weight).sum(axis=1)
+    in_range = [(3.0 <= h <= 9.0) for h in prior.half_lives]
+    assert weights[in_range].sum() > 0.8
+    # The flat prior is what a single creative gets: same grid, uniform weights.
+    flat = FatigueShapePrior.flat(FatigueParams())
+    assert np.allclose(np.exp(flat.log_weight).sum(), 1.0)
+
+
+def test_statuses_and_daily_table(scenarios):
+    creatives, _daily, _truth, table, summary = scenarios[3]
     assert set(summary["status"]) <= set(STATUSES)
     assert len(summary) == len(creatives) and summary["creative_id"].is_unique
     # A fatigued creative has an onset or tripped the CPA rule; its current CTR is below its early peak.
@@ -121,6 +174,9 @@ def test_statuses_and_daily_table(scenario):
     assert (fat["fatigue_onset_date"].notna() | fat["cpa_rule_triggered"]).all()
     assert (fat.loc[fat["fatigue_onset_date"].notna(), "current_vs_peak"] < 1).all()
     assert (summary.dropna(subset=["days_to_fatigue"])["days_to_fatigue"] >= 0).all()
+    onset = summary.dropna(subset=["fatigue_onset_date"])
+    assert (onset["onset_log_bayes_factor"] >= np.log(1 / FatigueParams().alpha)).all()
+    assert (onset["fitted_drop"] >= FatigueParams().min_drop).all()
     # Creative-day table: one row per creative-day, cumulative impressions non-decreasing.
     assert not table.duplicated(["creative_id", "date"]).any()
     assert (table.groupby("creative_id")["cumulative_impressions"].diff().dropna() >= 0).all()
@@ -139,10 +195,11 @@ def test_cpa_rule_marks_fatigued_without_a_ctr_change():
     row = summary.iloc[0]
     assert row["cpa_rule_triggered"] and row["status"] == "fatigued"
     assert row["cpa_multiple"] == pytest.approx(5.0)
+    assert pd.isna(row["fatigue_onset_date"])  # a perfectly flat CTR has no onset
 
 
-def test_account_fatigue_rate(scenario):
-    creatives, daily, _truth, table, _ = scenario
+def test_account_fatigue_rate(scenarios):
+    creatives, daily, _truth, table, _ = scenarios[3]
     ranking = rank_creatives(creative_totals(daily, creatives))
     rate = account_fatigue_rate(table, ranking)
     assert set(rate["account_id"]) == set(creatives["account_id"])

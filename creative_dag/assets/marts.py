@@ -56,7 +56,7 @@ from creative_dag.marts.similarity import BlockVectors
 _COMMON = dict(group_name="marts", kinds={"duckdb", "python"}, pool="warehouse")
 _SPEC = dict(group_name="marts", kinds={"duckdb", "python"})  # multi-asset specs; the pool is on the multi_asset
 CREATIVE_COLUMNS = ("creative_id", "account_id", "campaign_id", "launch_date", "platform", "placement", "format",
-                    "audience", "objective", "cta", "product_category")
+                    "audience", "objective", "country", "cta", "product_category")
 # Marts compare images, so the context block (same campaign settings) is left out of their similarity.
 IMAGE_WEIGHTS = {b: w for b, w in DEFAULT_WEIGHTS.items() if b in EMBEDDING_BLOCKS}
 
@@ -76,7 +76,10 @@ class RankingConfig(dg.Config):
 
 
 class FatigueConfig(dg.Config):
-    """Change-point and status thresholds (see creative_dag.marts.fatigue.FatigueParams)."""
+    """Change-point and status thresholds (see creative_dag.marts.fatigue.FatigueParams).
+
+    alpha: an onset is reported only when its Bayes factor against a constant CTR is >= 1/alpha.
+    """
 
     alpha: float = 0.2
     min_drop: float = 0.1

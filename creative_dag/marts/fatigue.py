@@ -22,8 +22,10 @@ Two passes over all creatives (fatigue_summary):
    prior; creatives with overwhelming evidence (Bayes factor >= e^10) give, by EM over the
    (half-life, floor) grid, the distribution of fatigue-curve shapes, and the pooled jitter
    kappa. The shape matters because a creative's own data cannot tell "early onset, slow
-   decay" from "late onset, fast decay"; its peers can. Measured: dating within +-3 days
-   rose from 84-87 % with a flat prior to 92-97 % with the fitted one (see docs/marts.md).
+   decay" from "late onset, fast decay"; its peers can. Measured on generated data, it
+   recovers the planted floor (0.28-0.31 for 0.3) and adds 0-3 points of detection on all
+   planted fatigue at a similar false-alarm rate; on the creatives whose decay is clearly
+   observable the likelihood and the window rule below do the work (see docs/marts.md).
 2. Per creative, with that prior: the Bayes factor of "onset somewhere" (uniform over the
    candidate days) against a constant CTR, and the posterior over the onset day. The reported
    onset is the day whose +-`onset_tolerance_days` window holds the most posterior
@@ -64,7 +66,7 @@ class FatigueParams:
     min_clicks / min_days: below either the creative is not tested (`fatigue_evidence` says so).
     min_segment_days: the onset leaves at least this many days on each side.
     alpha: an onset needs a Bayes factor >= 1 / alpha against a constant CTR (e-value bound:
-        false-alarm probability <= alpha per creative; measured 0-1 % at alpha 0.1).
+        false-alarm probability <= alpha per creative; measured 0.7-1.9 % at alpha 0.2).
     min_drop: minimum fitted relative CTR drop (pre-onset level -> last day) to report an onset.
     onset_tolerance_days: the onset reported is the day whose +- window of this many days
         holds the most posterior probability.
@@ -85,7 +87,7 @@ class FatigueParams:
     min_clicks: float = 100.0
     min_days: int = 8
     min_segment_days: int = 3
-    alpha: float = 0.1
+    alpha: float = 0.2
     min_drop: float = 0.1
     onset_tolerance_days: int = 3
     fatigued_drop: float = 0.4
@@ -135,8 +137,9 @@ class ChangePoint:
     """Result of `detect_onset` for one series. onset_index is None when no onset is reported.
 
     log_bayes_factor: natural log of the Bayes factor "onset somewhere" vs constant CTR.
-    window_probability: posterior probability that the onset lies within +- tolerance days of
-        the most probable window's centre (reported even when no onset is reported).
+    window_probability: posterior probability, given that there is an onset, that it lies
+        within +- onset_tolerance_days of the reported day (calibrated on generated data:
+        mean 0.84-0.87 vs 0.85-0.88 observed); computed even when no onset is reported.
     drop: fitted relative drop from the pre-onset level to the last day (0..1) at that onset.
     """
 
@@ -228,7 +231,7 @@ def detect_onset(clicks: np.ndarray, impressions: np.ndarray, params: FatiguePar
     prior = prior or FatigueShapePrior.flat(p)
     why = _untestable(y, n, p)
     if why is not None:
-        return ChangePoint(None, 0.0, float("nan"), 0.0, None, None, prior.jitter_variance, False, why)
+        return ChangePoint(None, float("nan"), float("nan"), 0.0, None, None, prior.jitter_variance, False, why)
     tab = _onset_tables(y, n, p, prior.half_lives, prior.floors, prior.jitter_variance)
     post = tab.ll + prior.log_weight[None] - np.log(len(tab.taus))  # uniform over candidate onsets
     log_bf = float(special.logsumexp(post) - tab.ll0)

@@ -91,7 +91,7 @@ class ContextModel:
     """A KPI's expected rate per unit exposure by account x delivery context, plus the quality spread.
 
     expected rate = exp(account_log_rate[account] + sum over columns of context_log_effect[col][level]);
-    a level not seen in the fit contributes 0 (the columns' average). shape[account] = k_a, the
+    a level not seen in the fit contributes 0 (the centre of the ridge prior). shape[account] = k_a, the
     Gamma(k_a, k_a) spread of creatives' own multipliers (larger = creatives differ less).
     """
 
@@ -152,11 +152,12 @@ def fit_context_model(counts: np.ndarray, exposure: np.ndarray, accounts: pd.Ser
     acc_all = pd.Series(accounts).astype(str).to_numpy()
     keep = np.isfinite(y) & np.isfinite(e) & (e > 0)
     y, e, acc = y[keep], e[keep], acc_all[keep]
-    pooled_all = (y.sum() + 0.5) / (e.sum() + 1e-9) if len(e) else 1e-9
+    # Pooled rate; half an event when there is none, so a log rate exists.
+    pooled_all = (y.sum() if y.sum() > 0 else 0.5) / e.sum() if len(e) else 1e-9
     if len(y) < 3:
         # Too little to fit anything: every account gets the pooled rate, a prior worth ~2 events.
         levels = {str(a): float(np.log(max(pooled_all, 1e-12))) for a in np.unique(acc_all)}
-        return ContextModel(metric, levels, {}, {a: 2.0 for a in levels}, int(len(y)))
+        return ContextModel(metric, levels, {}, {a: 2.0 for a in levels}, len(y))
     acc_levels, acc_idx = np.unique(acc, return_inverse=True)
     n_acc = len(acc_levels)
     blocks, col_levels = [], {}
@@ -215,7 +216,7 @@ def fit_context_model(counts: np.ndarray, exposure: np.ndarray, accounts: pd.Ser
     for a in np.unique(acc_all):  # accounts with no exposure at all: pooled rate
         account_rate.setdefault(str(a), float(np.log(max(pooled_all, 1e-12))))
     shape = {str(a): float(np.exp(g + dd)) for a, dd in zip(acc_levels, d)}
-    return ContextModel(metric, account_rate, effects, shape, int(len(y)))
+    return ContextModel(metric, account_rate, effects, shape, len(y))
 
 
 def _events_and_exposure(frame: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
