@@ -8,8 +8,8 @@ step per asset, with models loaded once).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import dagster as dg
 
@@ -69,15 +69,20 @@ def register_launch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWarehou
 
 def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: DuckDBWarehouse,
                           keys: Sequence[dg.AssetKey], launch_date_range: tuple[str, str] | None = None,
-                          ) -> RunSummary:
-    """Run `keys` (topologically ordered) in at most two runs: ingest, then the rest."""
+                          log_level: str = "INFO") -> RunSummary:
+    """Run `keys` (topologically ordered) in at most two runs: ingest, then the rest.
+
+    log_level: what the console shows (the run's event log keeps everything). At DEBUG
+    Dagster prints every event, one line per asset partition and step: thousands on the demo.
+    """
     summary = RunSummary()
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     ingest_keys = [k for k in keys if graph.get(k).group_name == "ingest"]
     other_keys = [k for k in keys if k not in ingest_keys]
     if ingest_keys:
-        _run(assets, defs, instance, ingest_keys, {}, summary)
+        _run(assets, defs, instance, ingest_keys, {}, run_config, summary)
         if not summary.success:
             summary.skipped += [k.to_user_string() for k in other_keys]
             return summary
@@ -94,18 +99,19 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                     )
                 launch_date_range = (registered[0], registered[-1])
             tags = {RANGE_START_TAG: launch_date_range[0], RANGE_END_TAG: launch_date_range[1]}
-        _run(assets, defs, instance, other_keys, tags, summary)
+        _run(assets, defs, instance, other_keys, tags, run_config, summary)
     return summary
 
 
 def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey],
-         tags: dict[str, str], summary: RunSummary) -> None:
+         tags: dict[str, str], run_config: dict, summary: RunSummary) -> None:
     result = dg.materialize(
         assets,
         instance=instance,
         resources=defs.resources,
         selection=list(keys),
         tags=tags,
+        run_config=run_config,
         raise_on_error=False,
     )
     summary.run_ids.append(result.run_id)

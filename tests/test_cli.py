@@ -40,3 +40,23 @@ def test_generate_rejects_bad_arguments(tmp_path):
 def test_tables_on_empty_home(tmp_path):
     result = CliRunner().invoke(main, ["tables", "--home", str(tmp_path)])
     assert result.exit_code == 0 and "no tables" in result.output
+
+
+@pytest.mark.parametrize(("level", "event_lines_expected"), [("INFO", False), ("DEBUG", True)])
+def test_console_log_level_hides_per_event_lines_by_default(tmp_path, capfd, level, event_lines_expected):
+    from creative_dag.synth import generate_scenario
+
+    landing = tmp_path / "in"
+    generate_scenario(landing, n_creatives=12, n_days=14, seed=1, image_size=64)
+    args = ["materialize", "--select", "group:ingest", "--home", str(tmp_path / "h"), "--landing", str(landing)]
+    result = CliRunner().invoke(main, [*args, "--log-level", level], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    captured = capfd.readouterr()
+    console = result.output + captured.out + captured.err
+    assert "materialised" in console
+    assert ("ASSET_MATERIALIZATION" in console) is event_lines_expected
+
+
+def test_unknown_log_level_is_refused(tmp_path):
+    result = CliRunner().invoke(main, ["materialize", "--log-level", "LOUD", "--home", str(tmp_path)])
+    assert result.exit_code != 0 and "--log-level" in result.output
