@@ -42,9 +42,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from creative_dag.blocks import DEFAULT_WEIGHTS  # noqa: E402
-from creative_dag.cbr.index import CaseIndex  # noqa: E402
-from creative_dag.cbr.similarity import BlockLayout, weight_vector  # noqa: E402
+from creative_dag.blocks import DEFAULT_WEIGHTS
+from creative_dag.cbr.index import CaseIndex
+from creative_dag.cbr.similarity import BlockLayout, weight_vector
 
 FULL_DIMS = {"clip": 512, "cnn": 1280, "visual": 40, "layout": 20, "text": 384, "context": 40}
 REDUCED_DIMS = {"clip": 128, "cnn": 128, "visual": 40, "layout": 20, "text": 96, "context": 40}
@@ -80,7 +80,7 @@ def generate(n: int, dims: dict[str, int], seed: int = 0, chunk: int = 50_000):
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
     return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
-            "mean_ms": round(float(ms.mean()), 3), "queries": int(len(ms))}
+            "mean_ms": round(float(ms.mean()), 3), "queries": len(ms)}
 
 
 def time_single(index: CaseIndex, x, p, rows, weights) -> tuple[dict, np.ndarray]:
@@ -197,7 +197,7 @@ def run_tier(n: int, args) -> dict:
     naive_batch_s = (time.perf_counter() - t) * len(batch) / len(batch_naive_rows)
     tier["batch64"] = {"exact_ms_per_query": round(exact_batch_s / len(batch) * 1000, 3),
                        "naive_ms_per_query": round(naive_batch_s / len(batch) * 1000, 3),
-                       "naive_queries_timed": int(len(batch_naive_rows))}
+                       "naive_queries_timed": len(batch_naive_rows)}
     tier["speedup_exact_vs_naive_batch64"] = round(naive_batch_s / exact_batch_s, 1)
     del blocks, presence_f
     gc.collect()
@@ -269,7 +269,7 @@ def pca_fidelity(layout, x, p, rows, truth) -> dict:
     idx = CaseIndex(rl, approximate_above=10 ** 12).fit(xr, p)
     got = idx.search(xr[rows], p[rows], DEFAULT_WEIGHTS, k=K, exclude=rows).rows
     return {"reduced_dims": REDUCED_DIMS, "recall@10_vs_full_dims": round(recall(got, truth), 4),
-            "queries": int(len(rows))}
+            "queries": len(rows)}
 
 
 def main() -> None:

@@ -10,7 +10,6 @@
 
 import hashlib
 from pathlib import Path
-from typing import Optional, Union
 
 import dagster as dg
 
@@ -31,7 +30,7 @@ EMBED_JOB = "embed_new_launches"
 REFRESH_JOB = "refresh_memory"
 
 
-def landing_fingerprint(landing: Path) -> Optional[str]:
+def landing_fingerprint(landing: Path) -> str | None:
     """A hash of the input files' names, sizes and mtimes; None when no input file is there."""
     parts = []
     for stem in (CREATIVES_FILE, DAILY_METRICS_FILE, REGISTRY_FILE):
@@ -57,7 +56,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
 
     @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
                description="Starts an ingest run when the landing folder's input files change.")
-    def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> Union[dg.SensorResult, dg.SkipReason]:
+    def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult | dg.SkipReason:
         fingerprint = landing_fingerprint(Path(landing.root))
         if fingerprint is None:
             return dg.SkipReason(f"no creatives/daily_metrics file in {landing.root}")
@@ -78,7 +77,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
                          default_status=dg.DefaultSensorStatus.STOPPED,
                          description="After ingest, registers new launch dates and embeds only those.")
         def launch_date_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,
-                               warehouse: WarehouseResource) -> Union[dg.SensorResult, dg.SkipReason]:
+                               warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
             new = unregistered_launch_dates(context.instance, warehouse.get())
             if not new:
                 return dg.SkipReason("no new launch dates")

@@ -15,7 +15,7 @@ _MAX_CELL = 60
 def table_metadata(frame: pd.DataFrame, preview_rows: int = PREVIEW_ROWS, **key_figures: Any) -> dict[str, Any]:
     """Standard metadata for a table asset plus `key_figures` (plain values or MetadataValue)."""
     meta: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(int(len(frame))),
+        "dagster/row_count": dg.MetadataValue.int(len(frame)),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
         ),

@@ -1,8 +1,8 @@
 """Report stage: publish the serving copy that BI tools read (design §5)."""
 
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import dagster as dg
 

@@ -31,9 +31,10 @@ top 10 %).
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -259,7 +260,7 @@ def _run_backtest(case_base: pd.DataFrame, memory: CaseMemory | None, config: Ba
     })
     for name, pred in preds.items():
         predictions[f"pred_{name}"] = pred
-    info = {"n_queries": int(len(query_rows)), "n_validation": int((window == "validation").sum()),
+    info = {"n_queries": len(query_rows), "n_validation": int((window == "validation").sum()),
             "n_test": int((window == "test").sum()), "warmup_days": config.warmup_days, "k": config.k,
             "blocks": list(memory.layout.blocks), "default_weights": base_weights}
     return BacktestResult(metrics=metrics_frame, predictions=predictions, learned_weights=learned,

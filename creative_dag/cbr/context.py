@@ -10,7 +10,7 @@ are used, and fitting learns category vocabularies and numeric scales only, neve
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,7 @@ class ContextEncoder:
         self.categories_: dict[str, list[str]] = {}
         self.scales_: dict[str, tuple[float, float]] = {}
 
-    def fit(self, frame: pd.DataFrame) -> "ContextEncoder":
+    def fit(self, frame: pd.DataFrame) -> ContextEncoder:
         self.categories_ = {}
         for col in self.categorical:
             if col in frame.columns:

@@ -33,9 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import faiss
 import numpy as np
@@ -134,7 +135,7 @@ class CaseIndex:
 
     # -- build -----------------------------------------------------------------------
     def fit(self, vectors: np.ndarray, presence: np.ndarray, available_days: np.ndarray | None = None,
-            ids: Sequence[str] | None = None) -> "CaseIndex":
+            ids: Sequence[str] | None = None) -> CaseIndex:
         """Index cases.
 
         vectors: (n, D) float32, each block L2-normalised, zeros where the block is missing
@@ -372,7 +373,7 @@ class CaseIndex:
             "n_unsearchable": self.n_unsearchable,
             "fingerprint": self.fingerprint,
             "groups": [{"pattern": [b for b, p in zip(self.layout.blocks, g.pattern) if p], "mode": g.mode,
-                        "size": int(len(g.rows))} for g in self.groups],
+                        "size": len(g.rows)} for g in self.groups],
         }
         arrays: dict[str, np.ndarray] = {"ids": np.asarray(self.ids, dtype=str)}
         for gi, g in enumerate(self.groups):
@@ -384,7 +385,7 @@ class CaseIndex:
         return path
 
     @classmethod
-    def load(cls, directory: str | Path) -> "CaseIndex":
+    def load(cls, directory: str | Path) -> CaseIndex:
         """Read an index written by `save`. Raises FileNotFoundError naming the folder when absent."""
         path = Path(directory)
         if not (path / MANIFEST).exists():
@@ -416,7 +417,7 @@ class CaseIndex:
     def summary(self) -> dict[str, Any]:
         return {"n_cases": self.n_cases, "n_unsearchable": self.n_unsearchable,
                 "groups": [{"blocks": [b for b, p in zip(self.layout.blocks, g.pattern) if p],
-                            "mode": g.mode, "size": int(len(g.rows)), "dim": int(len(g.columns))}
+                            "mode": g.mode, "size": len(g.rows), "dim": len(g.columns)}
                            for g in self.groups]}
 
 

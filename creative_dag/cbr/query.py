@@ -10,8 +10,9 @@ before t). `similar_for_creative` is the CLI entry point (`creative-dag similar`
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -56,7 +57,7 @@ class CaseMemory:
         self._context = ContextEncoder().fit(self.case_base) if CONTEXT in a.layout.blocks else None
 
     @classmethod
-    def open(cls, case_base: pd.DataFrame, index_dir: str | Path | None = None, **index_params: Any) -> "CaseMemory":
+    def open(cls, case_base: pd.DataFrame, index_dir: str | Path | None = None, **index_params: Any) -> CaseMemory:
         """Load the persisted index from `index_dir` when it matches `case_base`, else build and save it."""
         arrays = case_arrays(case_base.reset_index(drop=True))
         if index_dir is not None and (Path(index_dir) / "manifest.json").exists():

@@ -18,9 +18,9 @@ Everything here is plain numpy: (n, D) float32 matrices, (n, B) boolean presence
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Mapping
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class BlockLayout:
         return {"blocks": list(self.blocks), "dims": [int(d) for d in self.dims]}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "BlockLayout":
+    def from_dict(cls, data: Mapping) -> BlockLayout:
         return cls(tuple(data["blocks"]), tuple(int(d) for d in data["dims"]))
 
 

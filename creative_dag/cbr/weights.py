@@ -9,7 +9,7 @@ result readable ("text 0 -> the text block did not help").
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

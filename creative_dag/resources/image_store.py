@@ -8,8 +8,8 @@ path must stay inside the landing folder, and a URI scheme must be allow-listed
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import dagster as dg
 

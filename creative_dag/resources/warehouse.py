@@ -12,9 +12,10 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -184,7 +185,7 @@ class WarehouseResource(dg.ConfigurableResource):
     database: str
 
     @classmethod
-    def from_home(cls, home: str | os.PathLike | None = None) -> "WarehouseResource":
+    def from_home(cls, home: str | os.PathLike | None = None) -> WarehouseResource:
         return cls(database=str(resolve_locations(home).database))
 
     def get(self) -> DuckDBWarehouse:
