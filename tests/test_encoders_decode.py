@@ -114,3 +114,43 @@ def test_pixel_limit_rejects_huge_images_before_decoding():
     with pytest.raises(ImageDecodeError) as err:
         decode_image(data, max_pixels=1_000_000)
     assert err.value.reason == "image_too_large"
+
+
+@pytest.mark.parametrize("size", [(1, 20_000), (20_000, 1), (400, 30_000)])
+def test_extreme_aspect_is_cropped_so_a_block_upscale_stays_small(size):
+    """A block scales the shorter side to 256: a 1 x 20 000 strip must not become 256 x 5 120 000 (4 GB)."""
+    from creative_dag.encoders.base import resize_center_crop
+
+    out = decode_image(_encode(Image.new("L", size, 128), "PNG"), shorter_side=256)
+    assert max(out.shape[:2]) <= 20 * min(out.shape[:2])
+    crop = resize_center_crop(out, 256, 224, "bicubic")
+    assert crop.shape == (224, 224, 3)
+
+
+def test_aspect_crop_keeps_the_centre_a_block_sees():
+    array = np.zeros((40, 4000, 3), dtype=np.uint8)
+    array[:, 1980:2020] = (250, 0, 0)  # a red square in the middle of a 100:1 strip
+    out = decode_image(_encode(Image.fromarray(array), "PNG"), shorter_side=40)
+    assert out.shape == (40, 800, 3)
+    assert tuple(out[20, 400]) == (250, 0, 0)
+
+
+def test_full_resolution_decodes_are_not_cropped():
+    out = decode_image(_encode(Image.new("RGB", (2100, 30)), "PNG"))
+    assert out.shape == (30, 2100, 3)
+
+
+@pytest.mark.parametrize("data", [
+    b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n",
+    b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+])
+def test_formats_outside_the_allow_list_never_reach_their_decoder(data, monkeypatch):
+    from PIL import EpsImagePlugin
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("Ghostscript was called")
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", forbidden)
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(data, shorter_side=224, name="cr_9 images/cr_9.eps")
+    assert err.value.reason == "unidentified_image" and "cr_9" in str(err.value)
+    assert err.value.__cause__ is None

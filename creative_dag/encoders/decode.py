@@ -6,6 +6,11 @@
 - Robustness: EXIF orientation is applied, CMYK / palette / greyscale / 16-bit / float images
   become 8-bit RGB, transparency is composited over white (how ad platforms show it), the first
   frame of an animation is used, and a pixel limit guards against decompression bombs.
+- Safety: only the formats in `contract.IMAGE_FORMATS` are opened (an EPS/PS file would make
+  Pillow run Ghostscript; nothing falls back to another decoder), and when a block asks for a
+  `shorter_side` the long side is centre-cropped to `max_aspect` times the short one. Blocks scale
+  the shorter side up to their input size, so a 1 x 20 000 strip would otherwise become a
+  256 x 5 120 000 array (~4 GB); their centre crop sees the same pixels either way.
 - Failure is a typed `ImageDecodeError` with a quarantine reason code; callers quarantine the
   image and carry on with the batch.
 """
@@ -18,8 +23,11 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from creative_dag.contract import IMAGE_FORMATS, MAX_IMAGE_ASPECT
+
 # 64 megapixels: larger than any ad creative (8K is 33 MP) yet far below what exhausts memory.
 DEFAULT_MAX_PIXELS = 64_000_000
+DEFAULT_MAX_ASPECT = MAX_IMAGE_ASPECT
 
 
 class ImageDecodeError(ValueError):
@@ -36,10 +44,12 @@ class ImageDecodeError(ValueError):
 
 
 def decode_image(data: bytes, *, shorter_side: int | None = None, longer_side: int | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image") -> np.ndarray:
+                 max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "image",
+                 max_aspect: float = DEFAULT_MAX_ASPECT) -> np.ndarray:
     """Decode image bytes to an upright RGB array, downscaled to the size a block needs.
 
-    shorter_side: scale so the shorter side is this many pixels (CNN / CLIP crops).
+    shorter_side: scale so the shorter side is this many pixels (CNN / CLIP crops); the long side
+                  is also centre-cropped to at most `max_aspect` x the short side.
     longer_side:  scale so the longer side is at most this many pixels (OCR, visual features).
     Images are never upscaled. With neither size the full resolution is returned.
     Returns (H, W, 3) uint8, C-contiguous. Raises ImageDecodeError naming `name`.
@@ -50,15 +60,19 @@ def decode_image(data: bytes, *, shorter_side: int | None = None, longer_side: i
         # PIL warns (then errors) on huge images; our own max_pixels check decides instead.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
         except Image.DecompressionBombError as exc:
-            raise ImageDecodeError("image_too_large", f"{name}: {exc}") from exc
+            raise ImageDecodeError("image_too_large", f"{name}: {exc}") from None
         except UnidentifiedImageError:
-            return _decode_with_opencv(data, shorter_side, longer_side, max_pixels, name)
-        except Exception as exc:
+            raise ImageDecodeError(
+                "unidentified_image",
+                f"{name}: not a readable image in an allowed format ({', '.join(IMAGE_FORMATS)}; "
+                f"{len(data)} bytes); land a JPEG, PNG or WebP file",
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - broken headers raise SyntaxError, struct.error, ...
             reason = "truncated_image" if "truncat" in str(exc).lower() else "corrupt_image"
             raise ImageDecodeError(reason, f"{name}: cannot open ({type(exc).__name__}: {exc}); "
-                                           "re-export the image") from exc
+                                           "re-export the image") from None
         width, height = image.size
         if width <= 0 or height <= 0:
             raise ImageDecodeError("corrupt_image", f"{name}: image has size {width}x{height}")
@@ -70,18 +84,34 @@ def decode_image(data: bytes, *, shorter_side: int | None = None, longer_side: i
             )
         target = _target_size(width, height, shorter_side, longer_side)
         try:
-            if target is not None and image.format == "JPEG":
+            if target is not None and image.format in ("JPEG", "MPO"):
                 # libjpeg DCT scaling; the result is >= target in both sides.
                 image.draft("RGB", target)
             image.load()
             image = ImageOps.exif_transpose(image)
+            if shorter_side:
+                image = _crop_to_aspect(image, max_aspect)
             rgb = _to_rgb(image)
         except OSError as exc:
             reason = "truncated_image" if "truncat" in str(exc).lower() else "corrupt_image"
-            raise ImageDecodeError(reason, f"{name}: cannot decode ({exc}); re-export the image") from exc
+            raise ImageDecodeError(reason, f"{name}: cannot decode ({exc}); re-export the image") from None
         except (ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
-            raise ImageDecodeError("corrupt_image", f"{name}: cannot decode ({type(exc).__name__}: {exc})") from exc
+            raise ImageDecodeError("corrupt_image", f"{name}: cannot decode ({type(exc).__name__}: {exc})") from None
     return _resize(rgb, shorter_side, longer_side)
+
+
+def _crop_to_aspect(image: Image.Image, max_aspect: float) -> Image.Image:
+    """Centre crop of the long side to at most `max_aspect` x the short side (no-op when within)."""
+    width, height = image.size
+    short = min(width, height)
+    longest = max(1, int(short * max_aspect))
+    if max(width, height) <= longest:
+        return image
+    if width > height:
+        left = (width - longest) // 2
+        return image.crop((left, 0, left + longest, height))
+    top = (height - longest) // 2
+    return image.crop((0, top, width, top + longest))
 
 
 def _target_size(width: int, height: int, shorter_side: int | None,
@@ -143,22 +173,3 @@ def _resize(image: Image.Image, shorter_side: int | None, longer_side: int | Non
         new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
         image = image.resize(new_size, Image.Resampling.BICUBIC, reducing_gap=3.0)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
-
-
-def _decode_with_opencv(data: bytes, shorter_side: int | None, longer_side: int | None,
-                        max_pixels: int, name: str) -> np.ndarray:
-    """Fallback for formats PIL cannot identify but OpenCV can (e.g. some TIFF/JPEG 2000 files)."""
-    import cv2
-
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    array = cv2.imdecode(buffer, cv2.IMREAD_COLOR)  # applies EXIF orientation
-    if array is None:
-        raise ImageDecodeError(
-            "unidentified_image",
-            f"{name}: not a readable image format ({len(data)} bytes); land a JPEG, PNG or WebP file",
-        )
-    height, width = array.shape[:2]
-    if width * height > max_pixels:
-        raise ImageDecodeError("image_too_large", f"{name}: {width}x{height} exceeds {max_pixels} pixels")
-    rgb = Image.fromarray(cv2.cvtColor(array, cv2.COLOR_BGR2RGB))
-    return _resize(rgb, shorter_side, longer_side)

@@ -25,11 +25,18 @@ launch. The rules (thresholds in `LeakageSniffConfig`):
 
 Every test needs `min_support` creatives (and `min_class_support` winners and losers); with less
 data the column is reported as "not tested" rather than passed silently.
+
+Memory stays bounded whatever the text: category values longer than MAX_CATEGORY_CHARS are
+replaced, once, by a short label with a digest of the full value (equal values keep equal
+labels, so grouping is unchanged), and categories are grouped as integer codes. Without that, one
+100 MB headline cell was copied per fold and per target (pyarrow-backed strings copy their bytes)
+until the machine ran out of memory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -42,6 +49,7 @@ from creative_dag.features.registry import EARLY, ID, PRELAUNCH, FeatureRegistry
 FINDING_COLUMNS = (
     "column", "stage", "target", "method", "statistic", "threshold", "n", "suspected", "explanation",
 )
+MAX_CATEGORY_CHARS = 200
 METHOD_SPEARMAN = "spearman"
 METHOD_AUC = "oof_target_encoding_auc"
 METHOD_NUMERIC_AUC = "winner_loser_auc"
@@ -89,6 +97,9 @@ def sniff_leakage(table: pd.DataFrame, registry: FeatureRegistry, outcomes: pd.D
     findings: list[dict] = []
     table = table.copy()
     table["creative_id"] = table["creative_id"].astype(str)
+    for column in table.columns:
+        if column != "creative_id":
+            table[column] = bounded_text(table[column])
     launch = _launch_ordinals(table, outcomes)
     early_thresholds: dict[str, float] | None = None
     for column in table.columns:
@@ -126,6 +137,26 @@ def sniff_leakage(table: pd.DataFrame, registry: FeatureRegistry, outcomes: pd.D
 def suspected(findings: pd.DataFrame) -> pd.DataFrame:
     """Only the findings that fail the check."""
     return findings.loc[findings["suspected"].astype(bool)].reset_index(drop=True)
+
+
+def bounded_text(values: pd.Series, limit: int = MAX_CATEGORY_CHARS) -> pd.Series:
+    """`values` with every string longer than `limit` replaced by '<start>...#<sha256 prefix> (<n> chars)'.
+
+    Non-text columns are returned as they are. Equal long values map to equal labels.
+    """
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+        return values
+    long = values.map(lambda v: isinstance(v, str) and len(v) > limit).to_numpy(dtype=bool)
+    if not long.any():
+        return values
+    out = values.astype(object).copy()
+    out[long] = [_digest_label(v, limit) for v in values[long].tolist()]
+    return out
+
+
+def _digest_label(value: str, limit: int) -> str:
+    digest = hashlib.sha256(value.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+    return f"{value[: min(40, limit)]}...#{digest} ({len(value):,} chars)"
 
 
 def _launch_ordinals(table: pd.DataFrame, outcomes: pd.DataFrame) -> pd.Series:
@@ -293,7 +324,9 @@ def _spearman(x: pd.Series, y: pd.Series, control: pd.Series | None = None) -> t
 def _oof_auc(x: pd.Series, y: pd.Series, config: LeakageSniffConfig) -> tuple[float, int, int, int, str]:
     """Out-of-fold target-encoded AUC of winners vs losers. Returns (auc, n, winners, losers, top)."""
     ok = y.notna().to_numpy()
-    cats = x.astype("string").fillna("<missing>").to_numpy()[ok]
+    # Integer codes: grouping and per-fold encodings never copy the category strings.
+    codes_all, uniques = pd.factorize(bounded_text(x).astype(object).where(x.notna(), "<missing>").astype(str))
+    codes = codes_all[ok]
     target = y.to_numpy()[ok]
     n = len(target)
     if n == 0:
@@ -306,15 +339,17 @@ def _oof_auc(x: pd.Series, y: pd.Series, config: LeakageSniffConfig) -> tuple[fl
     folds = np.random.default_rng(config.seed).permutation(n) % config.n_folds
     score = np.full(n, np.nan)
     prior_weight = float(config.min_category_support)
+    k = len(uniques)
     for f in range(config.n_folds):
         train, test = folds != f, folds == f
-        stats = pd.DataFrame({"c": cats[train], "r": ranks[train]}).groupby("c")["r"].agg(["sum", "count"])
+        sums = np.bincount(codes[train], weights=ranks[train], minlength=k)
+        counts = np.bincount(codes[train], minlength=k)
         prior = float(ranks[train].mean()) if train.any() else 0.5
-        enc = (stats["sum"] + prior * prior_weight) / (stats["count"] + prior_weight)
-        enc[stats["count"] < config.min_category_support] = prior
-        score[test] = pd.Series(cats[test]).map(enc).fillna(prior).to_numpy()
+        enc = (sums + prior * prior_weight) / (counts + prior_weight)
+        enc[counts < config.min_category_support] = prior
+        score[test] = enc[codes[test]]
     auc = _auc(score[winner], score[loser])
-    frame = pd.DataFrame({"c": cats, "w": winner, "l": loser})
+    frame = pd.DataFrame({"c": codes, "w": winner, "l": loser})
     by_cat = frame.groupby("c").agg(n=("w", "size"), w=("w", "mean"), l=("l", "mean"))
     by_cat = by_cat[by_cat["n"] >= config.min_category_support]
     if by_cat.empty:
@@ -322,7 +357,7 @@ def _oof_auc(x: pd.Series, y: pd.Series, config: LeakageSniffConfig) -> tuple[fl
     else:
         best = (by_cat["w"] - by_cat["l"]).abs().idxmax()
         row = by_cat.loc[best]
-        top = (f"strongest category {best!r}: {int(row['n'])} creatives, "
+        top = (f"strongest category {str(uniques[best])!r}: {int(row['n'])} creatives, "
                f"{row['w']:.0%} winners / {row['l']:.0%} losers")
     return auc, n, int(winner.sum()), int(loser.sum()), top
 

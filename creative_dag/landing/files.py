@@ -1,22 +1,27 @@
 """Find and read the landing folder's input files (design §2), as landed.
 
-`creatives` and `daily_metrics` each come as `.csv` or `.parquet`. CSV is read with every
-column as text (`dtype=str`) so ids keep their leading zeros and nothing is guessed; the
-validators coerce types with row-level messages. Problems that make a whole file unusable
-(no file, two candidate files, unreadable file, a required column missing) raise
-`LandingFileError`: the one case that stops an ingest run.
+`creatives` and `daily_metrics` each come as `.csv` or `.parquet`. Every CSV cell is read as
+text (ids keep their leading zeros, nothing is guessed); the validators coerce types with
+row-level messages. Problems that make a whole file unusable (no file, two candidate files,
+unreadable file, duplicate or missing required columns) raise `LandingFileError`: the one case
+that stops an ingest run. A CSV row that cannot be split into the header's columns (a stray
+quote that swallows the next lines, a row with too many or too few fields) is not a whole-file
+problem: it is returned in `LandedTable.quarantine` as `malformed_csv_row`, one row per line.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from creative_dag.contract import INPUT_SUFFIXES
+from creative_dag.landing.csv_reader import read_csv_text
+from creative_dag.landing.parquet_reader import read_parquet_frame
+from creative_dag.landing.quarantine import empty_quarantine
 
 
 class LandingFileError(ValueError):
@@ -25,10 +30,17 @@ class LandingFileError(ValueError):
 
 @dataclass(frozen=True)
 class LandedTable:
-    """One input file as landed: `frame` holds the raw cells (CSV: strings, '' for empty)."""
+    """One input file as landed.
+
+    frame: the raw cells (CSV: strings, '' for empty); its index is the data row number - 1
+    (rows count records under the header from 0, blank and malformed ones included), so
+    messages name the row a person sees. quarantine: malformed CSV rows (raw.quarantine columns).
+    """
 
     path: Path
     frame: pd.DataFrame
+    quarantine: pd.DataFrame = field(default_factory=empty_quarantine)
+    blank_rows: int = 0
 
     @property
     def name(self) -> str:
@@ -39,9 +51,10 @@ class LandedTable:
         return self.path.suffix.lower() == ".csv"
 
     def describe(self) -> dict[str, object]:
-        """{file, rows, columns, bytes} for asset metadata."""
+        """{file, rows, columns, bytes, malformed_rows, blank_rows} for asset metadata."""
         return {"file": self.name, "rows": len(self.frame), "columns": int(self.frame.shape[1]),
-                "bytes": int(self.path.stat().st_size) if self.path.exists() else 0}
+                "bytes": int(self.path.stat().st_size) if self.path.exists() else 0,
+                "malformed_rows": len(self.quarantine), "blank_rows": self.blank_rows}
 
 
 def find_input(folder: str | os.PathLike, stem: str) -> Path:
@@ -53,58 +66,67 @@ def find_input(folder: str | os.PathLike, stem: str) -> Path:
             f"with --landing DIR or CREATIVE_DAG_LANDING"
         )
     expected = [f"{stem}{suffix}" for suffix in INPUT_SUFFIXES]
-    found = [root / name for name in expected if (root / name).is_file()]
-    if not found:
+    present = [root / name for name in expected if os.path.lexists(root / name)]
+    if len(present) > 1:
+        raise LandingFileError(
+            f"both {' and '.join(str(p) for p in present)} exist in {root}; keep exactly one {stem} file "
+            f"(remove or rename the stale one)"
+        )
+    if not present:
         raise LandingFileError(
             f"no {stem} file in landing folder {root}: expected one of {', '.join(expected)}"
         )
-    if len(found) > 1:
-        raise LandingFileError(
-            f"both {' and '.join(str(p) for p in found)} exist in {root}; keep exactly one {stem} file "
-            f"(remove or rename the stale one)"
-        )
-    return found[0]
+    path = present[0]
+    if not path.is_file():  # a folder, a FIFO (opening it would block), a device or a dangling link
+        raise LandingFileError(f"{path} is not a regular file; replace it with the exported {stem} file")
+    return path
 
 
 def read_landed(path: str | os.PathLike, required: Sequence[str]) -> LandedTable:
-    """Read one input file and check its required columns are there.
+    """Read one input file and check its columns.
 
-    Column names are stripped of surrounding whitespace (and a UTF-8 BOM). A missing required
-    column raises LandingFileError listing what is missing and what the file has.
+    Column names are stripped of surrounding whitespace (and a UTF-8 BOM). Duplicate names
+    (compared case-insensitively, as the warehouse does) and missing required columns raise
+    LandingFileError naming the file and what it has.
     """
     path = Path(path)
-    frame = _read_csv(path) if path.suffix.lower() == ".csv" else _read_parquet(path)
-    frame.columns = [str(c).strip().lstrip("\ufeff").strip() for c in frame.columns]
-    duplicated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    source = path.stem
+    key_columns = [c for c in ("creative_id", "date") if c in required]
+    if path.suffix.lower() == ".csv":
+        try:
+            landed = read_csv_text(path, required, source, key_columns)
+        except ValueError as err:  # the reader's messages already name the file and the fix
+            raise LandingFileError(str(err)) from None
+        frame, quarantine, blank = landed.frame, landed.quarantine, landed.blank_rows
+    else:
+        try:
+            frame = read_parquet_frame(path, required)
+        except ValueError as err:
+            raise LandingFileError(str(err)) from None
+        quarantine, blank = empty_quarantine(), 0
+    _check_columns(path, list(frame.columns), required)
+    return LandedTable(path=path, frame=frame, quarantine=quarantine, blank_rows=blank)
+
+
+def _check_columns(path: Path, columns: list[str], required: Sequence[str]) -> None:
+    seen: dict[str, str] = {}
+    duplicated = []
+    for name in columns:
+        folded = name.casefold()
+        if folded in seen:
+            duplicated.append(name if seen[folded] == name else f"{seen[folded]}/{name}")
+        seen.setdefault(folded, name)
     if duplicated:
-        raise LandingFileError(f"{path} has duplicate column name(s) {duplicated}; rename or drop the copies")
-    missing = [c for c in required if c not in frame.columns]
+        raise LandingFileError(
+            f"{path} has duplicate column name(s) {', '.join(map(repr, duplicated))} (names are compared "
+            f"ignoring case); rename or drop the copies"
+        )
+    missing = [c for c in required if c not in columns]
     if missing:
-        near = {c: h for c in missing for h in frame.columns if h.lower().replace(" ", "_") == c}
+        near = {c: h for c in missing for h in columns if h.lower().replace(" ", "_") == c}
         hint = "".join(f"; column {h!r} looks like {c!r}: rename it" for c, h in near.items())
         raise LandingFileError(
             f"{path} is missing required column(s) {', '.join(missing)} (it has: "
-            f"{', '.join(map(str, frame.columns)) or 'no columns'}){hint}. "
+            f"{', '.join(map(str, columns)) or 'no columns'}){hint}. "
             f"Required columns: {', '.join(required)}"
         )
-    return LandedTable(path=path, frame=frame.reset_index(drop=True))
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        # dtype=str + keep_default_na=False: cells stay exactly as written ('' when empty,
-        # 'NA' stays 'NA'); ids keep leading zeros.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise LandingFileError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}); save it as UTF-8 CSV") from err
-    except pd.errors.EmptyDataError as err:
-        raise LandingFileError(f"{path} is empty: it needs at least a header row") from err
-    except (pd.errors.ParserError, OSError) as err:
-        raise LandingFileError(f"{path} cannot be read as CSV: {err}") from err
-
-
-def _read_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several unrelated types for corrupt files
-        raise LandingFileError(f"{path} cannot be read as Parquet ({type(err).__name__}: {err}); re-export it") from err

@@ -1,9 +1,13 @@
 """Probe the images referenced by valid creatives: facts for raw.images, problems for quarantine.
 
-Probing is cheap on purpose: the header gives format, mode, size and EXIF orientation; the
-pixel limit (decompression bombs) is checked from the header before any decoding; a full
-decode runs only to detect truncated files, and for JPEG it decodes a 1/8-scale draft (the
-decoder still reads every byte, so truncation is caught, at ~60 % of the cost of a full decode).
+Probing is cheap on purpose: the file is checked from `os.stat()` (a regular file, at most
+`max_image_bytes`) before it is opened; the header gives format, mode, size and EXIF
+orientation; only the formats in `contract.IMAGE_FORMATS` are ever opened (EPS/PS/PDF would
+make Pillow run Ghostscript); the pixel limit (decompression bombs) and the degenerate-size rule
+(a side under MIN_IMAGE_SIDE, or an aspect ratio beyond MAX_IMAGE_ASPECT) are checked from the
+header before any decoding; a full decode runs only to detect truncated files, and for JPEG it
+decodes a 1/8-scale draft (the decoder still reads every byte, so truncation is caught, at ~60 %
+of the cost of a full decode).
 
 CMYK, palette, alpha, 16-bit and EXIF-rotated images are valid: they are recorded with their
 mode and orientation; encoders normalise them later.
@@ -13,18 +17,22 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from creative_dag.contract import IMAGE_FORMATS, MAX_IMAGE_ASPECT, MIN_IMAGE_SIDE
 from creative_dag.landing.quarantine import (
     REASONS,
     SOURCE_IMAGES,
     quarantine_frame,
     raw_json,
+    short_repr,
 )
 from creative_dag.resources.image_store import ImageLocator, ImagePathError
 
@@ -53,7 +61,8 @@ class ImageProbe:
     detail: str = ""
 
 
-def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> ImageProbe:
+def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                      min_side: int = MIN_IMAGE_SIDE, max_aspect: float = MAX_IMAGE_ASPECT) -> ImageProbe:
     """Probe encoded image bytes (no I/O). Never raises for bad images: the status says why.
 
     Truncation is detected by decoding; it relies on Pillow's default
@@ -67,10 +76,14 @@ def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
         with warnings.catch_warnings():
             # Our own pixel limit below decides; Pillow's global warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
     except Image.DecompressionBombError as err:
         return _bad(digest, size, "decompression_bomb", str(err))
     except UnidentifiedImageError:
+        other = detected_format(data)
+        if other:
+            return _bad(digest, size, "image_format_not_allowed",
+                        f"the file is {other}, which is not read (allowed: {', '.join(IMAGE_FORMATS)})")
         return _bad(digest, size, "unreadable_image", "not a recognised image format")
     except Exception as err:  # noqa: BLE001 - broken headers raise SyntaxError, ValueError, struct.error...
         return _bad(digest, size, "unreadable_image", f"header cannot be read ({type(err).__name__}: {err})")
@@ -82,6 +95,11 @@ def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
         return ImageProbe(digest, width, height, fmt, mode, size, orientation, "decompression_bomb",
                           f"{width}x{height} = {width * height / 1e6:.1f} megapixels exceeds the limit of "
                           f"{max_pixels / 1e6:.1f} megapixels")
+    degenerate = degenerate_size(width, height, min_side, max_aspect)
+    if degenerate:
+        image.close()
+        shown = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        return ImageProbe(digest, *shown, fmt, mode, size, orientation, "degenerate_image_size", degenerate)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -103,9 +121,49 @@ def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
     return ImageProbe(digest, width, height, fmt, mode, size, orientation, OK)
 
 
+def degenerate_size(width: int, height: int, min_side: int = MIN_IMAGE_SIDE,
+                    max_aspect: float = MAX_IMAGE_ASPECT) -> str:
+    """Why a width x height image cannot be an ad creative ('' when it can)."""
+    if min(width, height) < min_side:
+        return f"{width}x{height}: a side is under {min_side} px (a tracking pixel or a line, not a creative)"
+    if max(width, height) / min(width, height) > max_aspect:
+        return (f"{width}x{height}: aspect ratio {max(width, height) / min(width, height):.1f}:1 is beyond "
+                f"{max_aspect:g}:1")
+    return ""
+
+
+def detected_format(data: bytes) -> str:
+    """The name of a known but disallowed format (EPS, PDF, PSD, HEIC, SVG...), '' when unknown.
+
+    Uses only the plugins' prefix checks (`_accept`), which never decode and never call Ghostscript.
+    """
+    head = data[:64]
+    if head[4:8] == b"ftyp":
+        brand = head[8:12].decode("ascii", errors="replace").strip()
+        return {"avif": "AVIF", "avis": "AVIF"}.get(brand, "HEIC/HEIF" if brand.startswith(("hei", "hev", "mif"))
+                                                    else f"an ISO media file ({brand})")
+    if head.lstrip().startswith((b"<svg", b"<?xml")):
+        return "SVG (vector)"
+    if head.startswith(b"%PDF"):
+        return "PDF"
+    Image.init()
+    for fmt in Image.ID:
+        factory_accept = Image.OPEN.get(fmt)
+        accept = factory_accept[1] if factory_accept else None
+        if fmt in IMAGE_FORMATS or accept is None:
+            continue
+        try:
+            if accept(head):
+                return fmt
+        except Exception:  # noqa: BLE001, S112 - a plugin's prefix check must not break probing
+            continue
+    return ""
+
+
 def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
                           max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, workers: int = 1,
-                          file_name: str = "creatives") -> tuple[pd.DataFrame, pd.DataFrame]:
+                          file_name: str = "creatives", min_side: int = MIN_IMAGE_SIDE,
+                          max_aspect: float = MAX_IMAGE_ASPECT) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One raw.images row per creative (creative_id, image_path) and quarantine rows for bad images.
 
     creatives: valid creatives with `creative_id` and `image_path`. The same file referenced by
@@ -114,7 +172,7 @@ def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
     """
     paths = [str(p) for p in creatives["image_path"]]
     unique_paths = list(dict.fromkeys(paths))
-    probe = lambda p: _probe_path(p, locator, max_pixels)
+    probe = lambda p: _probe_path(p, locator, max_pixels, min_side, max_aspect)
     if workers > 1 and len(unique_paths) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = dict(zip(unique_paths, pool.map(probe, unique_paths)))
@@ -131,7 +189,8 @@ def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
                 "source": SOURCE_IMAGES,
                 "key": creative_id,
                 "reason": facts.decode_status,
-                "detail": (f"{file_name} creative {creative_id!r}: image {image_path!r}: {facts.detail}. "
+                "detail": (f"{file_name} creative {short_repr(creative_id)}: image {short_repr(image_path, 200)}: "
+                           f"{facts.detail}. "
                            f"The creative and its metrics are kept; it has no image features until fixed. "
                            f"To fix: {REASONS.get(facts.decode_status, 're-export the image')}."),
                 "raw_value": raw_json({"creative_id": creative_id, "image_path": image_path}),
@@ -143,20 +202,35 @@ def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
     return images, quarantine_frame(rejects)
 
 
-def _probe_path(image_path: str, locator: ImageLocator, max_pixels: int) -> ImageProbe:
+def _probe_path(image_path: str, locator: ImageLocator, max_pixels: int, min_side: int = MIN_IMAGE_SIDE,
+                max_aspect: float = MAX_IMAGE_ASPECT) -> ImageProbe:
     try:
         data = locator.read_bytes(image_path)
     except ImagePathError as err:
         return _bad(None, None, err.reason, err.detail)
     except FileNotFoundError:
-        return _bad(None, None, "missing_image_file", f"no file at {_where(locator, image_path)}")
+        where = _where(locator, image_path)
+        return _bad(None, None, "missing_image_file", f"no file at {where}{_case_hint(where)}")
     except IsADirectoryError:
-        return _bad(None, None, "unreadable_image", f"{_where(locator, image_path)} is a folder, not a file")
+        return _bad(None, None, "image_not_a_file", f"{_where(locator, image_path)} is a folder, not a file")
     except OSError as err:
         return _bad(None, None, "unreadable_image", f"cannot read {_where(locator, image_path)} ({err})")
     except Exception as err:  # noqa: BLE001 - remote filesystems (allow-listed schemes) raise their own types
         return _bad(None, None, "image_fetch_failed", f"fetching {image_path} failed ({type(err).__name__}: {err})")
-    return probe_image_bytes(data, max_pixels)
+    return probe_image_bytes(data, max_pixels, min_side, max_aspect)
+
+
+def _case_hint(where: str) -> str:
+    """'; did you mean ...' when a file of that name exists in another letter case."""
+    if "://" in where:
+        return ""
+    path = Path(where)
+    try:
+        names = os.listdir(path.parent) if path.parent.is_dir() else []
+    except OSError:
+        return ""
+    same = [n for n in names if n.casefold() == path.name.casefold() and n != path.name]
+    return f" (there is {same[0]!r}: paths are case-sensitive)" if same else ""
 
 
 def _where(locator: ImageLocator, image_path: str) -> str:

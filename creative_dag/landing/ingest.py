@@ -17,7 +17,9 @@ from creative_dag.contract import (
     CREATIVES_FILE,
     CREATIVES_REQUIRED,
     DAILY_METRICS_FILE,
+    MAX_IMAGE_ASPECT,
     METRICS_REQUIRED,
+    MIN_IMAGE_SIDE,
 )
 from creative_dag.landing.files import LandedTable, find_input, read_landed
 from creative_dag.landing.images import DEFAULT_MAX_IMAGE_PIXELS, probe_creative_images
@@ -56,12 +58,14 @@ def read_daily_metrics(folder: str | os.PathLike) -> LandedTable:
 
 def ingest_landing_folder(folder: str | os.PathLike, locator: ImageLocator | None = None,
                           today: dt.date | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                          probe_workers: int = 1) -> LandingIngest:
+                          probe_workers: int = 1, min_image_side: int = MIN_IMAGE_SIDE,
+                          max_image_aspect: float = MAX_IMAGE_ASPECT) -> LandingIngest:
     """Validate creatives, then metrics against the valid creatives, then probe their images.
 
     Raises LandingFileError only for whole-file problems; every bad row or image becomes a
-    quarantine row. `today` (default: the current date) bounds launch and metric dates.
-    `locator` defaults to images under `folder` with only local files allowed.
+    quarantine row (malformed CSV lines first, then rows, per file). `today` (default: the
+    current date) bounds launch and metric dates. `locator` defaults to images under `folder`
+    with only local files allowed (and its default file-size limit).
     """
     folder = Path(folder)
     today = today or dt.date.today()
@@ -72,14 +76,23 @@ def ingest_landing_folder(folder: str | os.PathLike, locator: ImageLocator | Non
 
     creatives = validate_creatives(creatives_file.frame, creatives_file.name, today)
     metrics = validate_metrics(metrics_file.frame, metrics_file.name, creatives.valid, today,
-                               creatives.quarantined_ids)
+                               {**_malformed_ids(creatives_file), **creatives.quarantined_ids})
     images, image_rejects = probe_creative_images(creatives.valid, locator, max_image_pixels, probe_workers,
-                                                  file_name=creatives_file.name)
+                                                  file_name=creatives_file.name, min_side=min_image_side,
+                                                  max_aspect=max_image_aspect)
     return LandingIngest(
         creatives=creatives.valid,
         daily_metrics=metrics.valid,
         images=images,
-        quarantine=concat_quarantine([creatives.quarantine, metrics.quarantine, image_rejects]),
+        quarantine=concat_quarantine([creatives_file.quarantine, creatives.quarantine,
+                                      metrics_file.quarantine, metrics.quarantine, image_rejects]),
         files_read=[creatives_file.describe(), metrics_file.describe()],
         today=today,
     )
+
+
+def _malformed_ids(landed: LandedTable) -> dict[str, str]:
+    """creative_id -> 'malformed_csv_row' for creatives lost to malformed CSV lines (their metrics
+    are then `creative_quarantined`, not `unknown_creative`)."""
+    keys = landed.quarantine["key"].dropna() if len(landed.quarantine) else []
+    return {str(k): "malformed_csv_row" for k in keys if str(k)}

@@ -19,6 +19,11 @@ import pandas as pd
 
 from creative_dag.contract import QUARANTINE_COLUMNS
 
+# raw_value keeps each landed cell up to this many characters, a key up to MAX_KEY_CHARS: one
+# 100 MB cell must not become a 100 MB quarantine row (or detail message).
+MAX_RAW_CELL_CHARS = 2_000
+MAX_KEY_CHARS = 200
+
 SOURCE_CREATIVES = "creatives"
 SOURCE_METRICS = "daily_metrics"
 SOURCE_IMAGES = "images"
@@ -26,12 +31,17 @@ SOURCE_IMAGES = "images"
 # reason code -> what to do about it (shown in docs and in check metadata).
 REASONS: dict[str, str] = {
     # creatives and daily_metrics rows
+    "malformed_csv_row": ("fix the CSV line(s) named: a stray double quote merges the lines after it into one row, "
+                          "and an unquoted delimiter inside a cell (1,200) or a missing one shifts the columns"),
+    "cell_too_long": "a cell this long is a broken export (often a stray quote); fix the cell, text over 32,767 characters is not accepted",
     "missing_required_value": "fill the empty required cell in the export",
     "unparseable_date": "write dates as ISO YYYY-MM-DD (e.g. 2026-03-01)",
+    "date_out_of_range": "dates before 2000-01-01 or after 2099-12-31 are placeholders or typos (0001-01-01, 9999-12-31); write the real date",
     "future_date": "dates after today are not possible for delivered ads; fix the date or the export's timezone",
     "duplicate_creative_id": "give each creative a unique creative_id; the first usable row was kept",
     # daily_metrics rows
     "non_numeric_metric": "write plain numbers (no thousands separators, currency signs, 'n/a' or 'inf')",
+    "value_out_of_range": "metrics above 10^15 are corrupt (an id or timestamp in a number column?); correct the value",
     "non_integer_count": "counts (impressions, clicks, conversions, reach, views, likes) must be whole numbers",
     "negative_value": "metrics cannot be negative; correct the value in the export",
     "clicks_exceed_impressions": "clicks cannot exceed impressions on a day; check the column order or the export",
@@ -46,8 +56,12 @@ REASONS: dict[str, str] = {
     "image_scheme_not_allowed": "copy the image into the landing folder, or allow the scheme in the image store",
     "image_fetch_failed": "the remote image could not be fetched; check the URI and credentials, or copy it into the landing folder",
     "missing_image_file": "put the image file at the image_path given (paths are case-sensitive)",
+    "image_not_a_file": "image_path must name a regular file, not a folder, pipe or device; point it at the image file",
+    "image_file_too_large": "the file is larger than the image size limit; re-export it smaller, or raise max_image_bytes",
     "empty_image_file": "the file has zero bytes; re-export the image",
+    "image_format_not_allowed": "only JPEG, PNG, WebP, GIF, BMP and TIFF are read; convert the image to JPEG or PNG",
     "unreadable_image": "the file is not an image Pillow can read (JPEG, PNG, WebP, GIF...); re-export it",
+    "degenerate_image_size": "the image is too small or too elongated to be an ad (a tracking pixel or a 1-px line?); land the real creative",
     "truncated_image": "the file ends early (interrupted copy/download); copy the image again",
     "decompression_bomb": "the image has more pixels than allowed; downscale it, or raise max_image_pixels",
 }
@@ -89,8 +103,23 @@ def concat_quarantine(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
 
 
 def raw_json(values: Mapping[str, Any]) -> str:
-    """The raw row as landed, as JSON (numpy/pandas scalars and dates made plain)."""
-    return json.dumps({str(k): _plain(v) for k, v in values.items()}, ensure_ascii=False)
+    """The raw row as landed, as JSON (numpy/pandas scalars and dates made plain, long text cut)."""
+    return json.dumps({str(k): clip_text(_plain(v)) for k, v in values.items()}, ensure_ascii=False)
+
+
+def clip_text(value: Any, limit: int = MAX_RAW_CELL_CHARS) -> Any:
+    """`value` itself, or a long string cut to `limit` characters with a note of its full length."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}... [cut: {len(value):,} characters in all]"
+    return value
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr() for messages, never longer than about `limit` characters."""
+    if isinstance(value, str) and len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value):,} characters)"
+    text = repr(value)
+    return text if len(text) <= limit + 20 else text[:limit] + "..."
 
 
 def rows_as_json(raw: pd.DataFrame, positions: Sequence[int]) -> list[str]:
@@ -101,13 +130,38 @@ def rows_as_json(raw: pd.DataFrame, positions: Sequence[int]) -> list[str]:
     """
     if not len(positions):
         return []
-    text = raw.iloc[list(positions)].to_json(orient="records", lines=True, force_ascii=False,
-                                              date_format="iso", default_handler=str, double_precision=15)
+    raw = _clip_frame(raw.iloc[list(positions)])
+    positions = range(len(raw))
+    text = raw.to_json(orient="records", lines=True, force_ascii=False,
+                       date_format="iso", default_handler=str, double_precision=15)
     # JSON escapes newlines inside strings, so '\n' only separates records.
     lines = [line for line in text.split("\n") if line]
     if len(lines) != len(positions):  # defensive: fall back to the exact per-row encoder
-        return [raw_json(r) for r in raw.iloc[list(positions)].to_dict("records")]
+        return [raw_json(r) for r in raw.to_dict("records")]
     return lines
+
+
+def _clip_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with text cells over MAX_RAW_CELL_CHARS cut (only the few rejected rows are scanned)."""
+    out = rows.copy()
+    for column in out.columns:
+        values = out[column]
+        if (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)) and _has_long_text(values):
+            out[column] = values.astype(object).map(clip_text)
+    return out
+
+
+def _has_long_text(values: pd.Series) -> bool:
+    try:  # vectorised for text columns; non-text cells count as length 0
+        lengths = values.str.len()
+    except AttributeError:
+        lengths = values.map(lambda v: len(v) if isinstance(v, str) else 0)
+    return bool((pd.to_numeric(lengths, errors="coerce").fillna(0) > MAX_RAW_CELL_CHARS).any())
+
+
+def clip_key(key: str) -> str:
+    """A quarantine key, cut to MAX_KEY_CHARS (an id that long is itself the problem)."""
+    return key if len(key) <= MAX_KEY_CHARS else f"{key[:MAX_KEY_CHARS]}..."
 
 
 def counts_by_reason(quarantine: pd.DataFrame) -> dict[str, int]:
@@ -179,7 +233,7 @@ class RowRejections:
             key = keys[i]
             rows.append({
                 "source": source,
-                "key": None if key is None or (isinstance(key, float) and math.isnan(key)) else str(key),
+                "key": None if key is None or (isinstance(key, float) and math.isnan(key)) else clip_key(str(key)),
                 "reason": self._reason[i],
                 "detail": self._detail[i],
                 "raw_value": raw_value,

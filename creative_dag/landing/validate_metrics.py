@@ -3,17 +3,20 @@
 `validate_metrics(frame, file_name, creatives, today, quarantined_ids)` ->
 `MetricsValidation(valid, quarantine)`. Checks, in order (first failing check wins):
 
-1. `missing_required_value`    — empty creative_id, date or required metric
-2. `unparseable_date`          — date is not an ISO date
-3. `non_numeric_metric`        — a metric cell that is not a finite number
-4. `non_integer_count`         — a count (impressions, clicks, ...) with a fraction
-5. `negative_value`            — any metric below zero
-6. `future_date`               — date after `today`
-7. `clicks_exceed_impressions` — clicks > impressions
-8. `conversions_exceed_clicks` — conversions > clicks
-9. `creative_quarantined` / `unknown_creative` — the creative has no valid row
-10. `metric_before_launch`     — date before the creative's launch_date
-11. `duplicate_metric_row`     — a later copy of (creative_id, date) whose first usable row is kept
+1. `cell_too_long`             — a cell longer than MAX_CELL_CHARS (a broken export)
+2. `missing_required_value`    — empty creative_id, date or required metric ('NULL', 'NaN'... count as empty)
+3. `unparseable_date`          — date is not an ISO date
+4. `date_out_of_range`         — date before MIN_DATE or after MAX_DATE (0001-01-01, 9999-12-31)
+5. `non_numeric_metric`        — a metric cell that is not a finite number
+6. `value_out_of_range`        — a metric above MAX_METRIC_VALUE (or too large for float64)
+7. `non_integer_count`         — a count (impressions, clicks, ...) with a fraction
+8. `negative_value`            — any metric below zero
+9. `future_date`               — date after `today`
+10. `clicks_exceed_impressions` — clicks > impressions
+11. `conversions_exceed_clicks` — conversions > clicks
+12. `creative_quarantined` / `unknown_creative` — the creative has no valid row
+13. `metric_before_launch`     — date before the creative's launch_date
+14. `duplicate_metric_row`     — a later copy of (creative_id, date) whose first usable row is kept
 """
 
 from __future__ import annotations
@@ -26,19 +29,26 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.contract import (
+    MAX_CELL_CHARS,
+    MAX_DATE,
+    MAX_METRIC_VALUE,
     METRIC_COUNT_COLUMNS,
     METRICS_OPTIONAL,
     METRICS_REQUIRED,
+    MIN_DATE,
 )
 from creative_dag.landing.coerce import (
+    blank_null_tokens,
     infer_extra_column,
     is_missing,
-    row_label,
+    looks_like_excel_serial,
+    row_numbers,
     to_date,
     to_number,
     to_text,
+    too_long,
 )
-from creative_dag.landing.quarantine import SOURCE_METRICS, RowRejections
+from creative_dag.landing.quarantine import SOURCE_METRICS, RowRejections, short_repr
 
 REQUIRED_METRICS = tuple(c for c in METRICS_REQUIRED if c not in ("creative_id", "date"))
 # Required counts are int64 in raw.daily_metrics; optional ones stay float64 (nullable).
@@ -64,10 +74,13 @@ def validate_metrics(frame: pd.DataFrame, file_name: str, creatives: pd.DataFram
     quarantined_ids: creative_id -> reason for creatives whose row was quarantined.
     Cost is vectorised over rows; messages are built only for rejected rows.
     """
+    rows = row_numbers(frame)
     frame = frame.reset_index(drop=True)
     quarantined_ids = dict(quarantined_ids or {})
     rejections = RowRejections(len(frame))
-    id_text = to_text(frame["creative_id"])
+    metric_columns = [c for c in (*REQUIRED_METRICS, *METRICS_OPTIONAL) if c in frame.columns]
+    contract = {c: blank_null_tokens(frame[c]) for c in ("creative_id", "date", *metric_columns)}
+    id_text = to_text(contract["creative_id"])
     ids = id_text.to_numpy(dtype=object)
 
     landed: dict[str, np.ndarray] = {}  # columns as object arrays, converted on first use by a message
@@ -79,24 +92,39 @@ def validate_metrics(frame: pd.DataFrame, file_name: str, creatives: pd.DataFram
         return landed[column][i]
 
     def label(i: int) -> str:
-        return f"{row_label(file_name, i)} (creative_id {ids[i]!r}, date {cell('date', i)!r})"
+        return (f"{file_name} row {rows[i] + 1} (creative_id {short_repr(ids[i])}, "
+                f"date {short_repr(cell('date', i))})")
 
-    empty = {c: is_missing(frame[c]).to_numpy() for c in METRICS_REQUIRED}
+    long_cells = {c: too_long(frame[c]) for c in frame.columns}
+    rejections.reject(np.any(list(long_cells.values()), axis=0), "cell_too_long", lambda i: (
+        f"{file_name} row {rows[i] + 1}: " + ", ".join(
+            f"{c} has {len(frame[c].iloc[i]):,} characters" for c in frame.columns if long_cells[c][i])
+        + f" (more than {MAX_CELL_CHARS:,})"
+    ))
+
+    empty = {c: is_missing(contract[c]).to_numpy() for c in METRICS_REQUIRED}
     rejections.reject(np.any(list(empty.values()), axis=0), "missing_required_value", lambda i: (
         f"{label(i)}: required {', '.join(c for c in METRICS_REQUIRED if empty[c][i])} empty"
     ))
 
-    dates, bad_date = to_date(frame["date"])
-    rejections.reject(bad_date, "unparseable_date",
-                      lambda i: f"{label(i)}: date {cell('date', i)!r} is not an ISO date YYYY-MM-DD")
+    dates, bad_date, date_out_of_range = to_date(contract["date"])
+    rejections.reject(bad_date, "unparseable_date", lambda i: (
+        f"{label(i)}: date {short_repr(cell('date', i))} is not an ISO date YYYY-MM-DD"
+        + (" (it looks like an Excel serial date: format the column as a date before exporting)"
+           if looks_like_excel_serial(cell("date", i)) else "")
+    ))
+    rejections.reject(date_out_of_range, "date_out_of_range",
+                      lambda i: f"{label(i)}: date is outside {MIN_DATE}..{MAX_DATE}")
 
-    metric_columns = [c for c in (*REQUIRED_METRICS, *METRICS_OPTIONAL) if c in frame.columns]
     numbers: dict[str, pd.Series] = {}
     non_numeric: dict[str, np.ndarray] = {}
+    out_of_range: dict[str, np.ndarray] = {}
     for column in metric_columns:
-        numbers[column], bad = to_number(frame[column])
-        non_numeric[column] = bad.to_numpy()
+        numbers[column], bad, huge = to_number(contract[column])
+        non_numeric[column], out_of_range[column] = bad.to_numpy(), huge.to_numpy()
     _reject_by_column(rejections, non_numeric, "non_numeric_metric", label, cell, "is not a number")
+    _reject_by_column(rejections, out_of_range, "value_out_of_range", label, cell,
+                      f"is beyond ±{MAX_METRIC_VALUE:.0e}")
 
     fractional = {c: (numbers[c].notna() & (numbers[c] != np.floor(numbers[c]))).to_numpy()
                   for c in metric_columns if c in METRIC_COUNT_COLUMNS}
@@ -116,22 +144,22 @@ def validate_metrics(frame: pd.DataFrame, file_name: str, creatives: pd.DataFram
         f"{label(i)}: conversions {conversions[i]:.0f} > clicks {clicks[i]:.0f}"
     ))
 
-    launch_by_id = pd.Series(
-        pd.to_datetime(pd.Series(creatives["launch_date"])).to_numpy(dtype="datetime64[ns]"),
-        index=to_text(creatives["creative_id"]).to_numpy(dtype=object),
-    )
-    known = id_text.isin(launch_by_id.index).to_numpy()
+    # Launch date of each row's creative (NaT when the creative has no valid row), by position.
+    lookup = pd.Index(to_text(creatives["creative_id"]).to_numpy(dtype=object)).get_indexer(
+        id_text.to_numpy(dtype=object))
+    known = lookup >= 0
+    launch_days = np.array([pd.Timestamp(d).to_datetime64() for d in creatives["launch_date"]],
+                           dtype="datetime64[ns]").reshape(-1)
+    launch_values = np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[ns]")
+    launch_values[known] = launch_days[lookup[known]]
     quarantined_creative = ~known & id_text.isin(list(quarantined_ids)).to_numpy()
     rejections.reject(quarantined_creative, "creative_quarantined", lambda i: (
-        f"{label(i)}: creative {ids[i]!r} was quarantined from the creatives file "
+        f"{label(i)}: creative {short_repr(ids[i])} was quarantined from the creatives file "
         f"({quarantined_ids[ids[i]]})"
     ))
     rejections.reject(~known, "unknown_creative",
-                      lambda i: f"{label(i)}: creative {ids[i]!r} is not in the creatives file")
-
-    launch = id_text.map(launch_by_id).astype("datetime64[ns]")
-    launch_values = launch.to_numpy()
-    rejections.reject(known & (dates < launch).to_numpy(), "metric_before_launch", lambda i: (
+                      lambda i: f"{label(i)}: creative {short_repr(ids[i])} is not in the creatives file")
+    rejections.reject(known & (dates.to_numpy() < launch_values), "metric_before_launch", lambda i: (
         f"{label(i)}: date is before the creative's launch_date {str(launch_values[i])[:10]}"
     ))
 
@@ -145,13 +173,14 @@ def validate_metrics(frame: pd.DataFrame, file_name: str, creatives: pd.DataFram
         keys_now = day_key.to_numpy(dtype=object)
         rejections.reject(later_copy, "duplicate_metric_row", lambda i: (
             f"{label(i)}: ({keys_now[i].replace('|', ', ')}) already appears in "
-            f"{row_label(file_name, first_row[keys_now[i]])}, which was kept"
+            f"{file_name} row {rows[first_row[keys_now[i]]] + 1}, which was kept"
         ))
 
     keys = (id_text.fillna("") + "|" + iso_dates.fillna(to_text(frame["date"]).fillna(""))).to_numpy(dtype=object)
     quarantine = rejections.frame(SOURCE_METRICS, keys, frame)
     keep = ~rejections.mask
-    valid = _typed(frame, id_text, dates, numbers)[keep].reset_index(drop=True)
+    valid = _typed(frame[keep], id_text[keep], dates[keep], {c: n[keep] for c, n in numbers.items()})
+    valid = valid.reset_index(drop=True)
     return MetricsValidation(valid=valid, quarantine=quarantine)
 
 
@@ -161,7 +190,7 @@ def _reject_by_column(rejections: RowRejections, masks: dict[str, np.ndarray], r
     if not masks:
         return
     rejections.reject(np.any(list(masks.values()), axis=0), reason, lambda i: "{}: {}".format(label(i), "; ".join(
-        f"{c} {cell(c, i)!r} {what}" for c, m in masks.items() if m[i]
+        f"{c} {short_repr(cell(c, i))} {what}" for c, m in masks.items() if m[i]
     )))
 
 
@@ -173,7 +202,7 @@ def _typed(frame: pd.DataFrame, ids: pd.Series, dates: pd.Series, numbers: dict[
         elif column == "date":
             out[column] = dates.astype("date32[pyarrow]")  # DuckDB DATE; cells are datetime.date
         elif column in REQUIRED_COUNTS:
-            # Rejected rows are dropped afterwards; fill them so the cast to int64 is possible.
+            # Only kept rows reach here: whole, finite, at most MAX_METRIC_VALUE, so int64 is exact.
             out[column] = numbers[column].fillna(0).round().astype("int64")
         elif column in numbers:
             out[column] = numbers[column].astype("float64")
