@@ -21,6 +21,16 @@ def safe_ratio(numerator: ArrayLike, denominator: ArrayLike) -> ArrayLike:
     return out if out.shape else float(out)
 
 
+def share(part: ArrayLike, whole: ArrayLike) -> ArrayLike:
+    """part / whole for a part of the whole (e.g. fresh spend of all spend), clipped to [0, 1].
+
+    Summing a subset and the whole in different orders can leave part/whole a few ulps above 1
+    (how many depends on the BLAS/CPU); a share is a proportion, so clip where it is produced.
+    """
+    out = safe_ratio(part, whole)
+    return out.clip(0.0, 1.0) if isinstance(out, pd.Series) else np.clip(out, 0.0, 1.0)
+
+
 def ctr(clicks: ArrayLike, impressions: ArrayLike) -> ArrayLike:
     """Click-through rate = clicks / impressions."""
     return safe_ratio(clicks, impressions)

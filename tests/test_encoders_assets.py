@@ -19,8 +19,8 @@ from creative_dag.resources.models import EncoderResource
 from creative_dag.resources.warehouse import (
     DuckDBWarehouse,
     WarehouseResource,
-    vectors_to_matrix,
 )
+from creative_dag.vectors import vectors_to_matrix
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"

@@ -10,8 +10,8 @@ import pytest
 from creative_dag.resources.warehouse import (
     DuckDBWarehouse,
     split_table_name,
-    vectors_to_matrix,
 )
+from creative_dag.vectors import vectors_to_matrix
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from creative_dag.blocks import BLOCKS, EMBEDDING_BLOCKS, parse_weights
 from creative_dag.cbr.backtest import METRICS, BacktestConfig, run_backtest
 from creative_dag.cbr.case_base import build_case_base
 from creative_dag.cbr.index import to_days
-from creative_dag.cbr.query import CaseMemory, index_dir_for
+from creative_dag.cbr.query import CaseMemory, empty_neighbors, index_dir_for
 
 _COMMON = dict(group_name="cbr", kinds={"duckdb", "python"}, pool="warehouse",
                required_resource_keys={"warehouse"})
@@ -61,9 +61,15 @@ class BacktestAssetConfig(dg.Config):
     gbm_refit_days: int = 7
 
 
-def _memory(warehouse) -> tuple[pd.DataFrame, CaseMemory]:
+def _memory(warehouse) -> tuple[pd.DataFrame, CaseMemory | None]:
+    """The case base and its memory; None when there is no case (no creative landed)."""
     case_base = warehouse.read_table("cbr.case_base")
+    if case_base.empty:
+        return case_base, None
     return case_base, CaseMemory.open(case_base, index_dir_for(warehouse.database))
+
+
+NO_CREATIVES = "no creatives: cbr.case_base is empty (raw.creatives has no usable row; see raw.quarantine)"
 
 
 @dg.asset(key=CBR_CASE_BASE, deps=[*EMBEDDING_KEYS, FEATURES_PRELAUNCH, FEATURES_OUTCOMES, RAW_DAILY_METRICS], **_COMMON,
@@ -116,6 +122,11 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
 def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
     case_base_frame, memory = _memory(warehouse)
+    if memory is None:
+        table = empty_neighbors()
+        warehouse.write_table("cbr.neighbors", table)
+        context.log.warning(f"cbr.neighbors: {NO_CREATIVES}")
+        return dg.MaterializeResult(metadata=table_metadata(table, status=NO_CREATIVES))
     weights = parse_weights(config.weights) if config.weights else None
     table = memory.neighbors(k=config.k, weights=weights)
     warehouse.write_table("cbr.neighbors", table)
@@ -143,6 +154,8 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestAssetConfig) -> 
                                learn_weights=config.learn_weights, ablations=config.ablations,
                                gbm_refit_days=config.gbm_refit_days)
     try:
+        if memory is None:
+            raise ValueError(NO_CREATIVES)
         result = run_backtest(case_base_frame, memory, bt_config)
     except ValueError as exc:
         # Too little history is a state of the data, not a failure: record it and go on.

@@ -247,9 +247,11 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
     params = RecommendationParams(fdr=config.fdr, min_support=config.min_support, min_lift=config.min_lift,
                                   combinations=config.combinations)
     degraded = []
-    if attrs.shape[1] <= 1:
-        degraded.append("no interpretable attributes (no embeddings and no context columns)")
-        effects, table = pd.DataFrame(), recommend(pd.DataFrame({"creative_id": []}), perf.iloc[:0], params)
+    if perf.empty or attrs.shape[1] <= 1:
+        degraded.append("no creatives (raw.creatives is empty)" if perf.empty
+                        else "no interpretable attributes (no embeddings and no context columns)")
+        effects, table = pd.DataFrame(), recommend(pd.DataFrame({"creative_id": pd.Series(dtype=object)}),
+                                                   perf.iloc[:0], params)
     else:
         effects = attribute_effects(attrs, perf, params)
         table = recommend(attrs, perf, params, neighbors=neighbors, effects=effects)

@@ -33,6 +33,7 @@ from creative_dag.blocks import BLOCKS, CONTEXT, EMBEDDING_BLOCKS
 from creative_dag.cbr.context import CONTEXT_COLUMNS, ContextEncoder
 from creative_dag.cbr.index import to_days
 from creative_dag.cbr.similarity import BlockLayout, concat_blocks, l2_normalize
+from creative_dag.vectors import as_vector, is_missing_vector, vector_length
 
 OUTCOME_PREFIX = "outcome_"
 OUTCOME_COUNT_COLUMNS: tuple[str, ...] = ("impressions", "clicks", "conversions", "spend", "revenue")
@@ -138,7 +139,7 @@ def block_vectors(table: pd.DataFrame | None, creative_ids: pd.Series, block: st
     frame["creative_id"] = frame["creative_id"].astype(str)
     report["duplicates"] = int(frame["creative_id"].duplicated().sum())
     frame = frame.drop_duplicates("creative_id", keep="last")
-    lengths = frame["vector"].map(lambda v: -1 if v is None else len(v))
+    lengths = frame["vector"].map(vector_length)
     valid_lengths = lengths[lengths > 0]
     if valid_lengths.empty:
         report["reason"] = "every vector is empty"
@@ -149,9 +150,9 @@ def block_vectors(table: pd.DataFrame | None, creative_ids: pd.Series, block: st
     lookup = dict(zip(frame.loc[good, "creative_id"], frame.loc[good, "vector"]))
     out = np.full((len(creative_ids), dim), np.nan, dtype=np.float32)
     for i, cid in enumerate(creative_ids.astype(str)):
-        v = lookup.get(cid)
+        v = as_vector(lookup.get(cid), dim)
         if v is not None:
-            out[i] = np.asarray(v, dtype=np.float32)
+            out[i] = v
     usable = np.isfinite(out).all(axis=1) & (np.abs(np.nan_to_num(out)).sum(axis=1) > 0)
     report["bad_rows"] += int(sum(1 for cid in creative_ids.astype(str) if cid in lookup) - usable.sum())
     out[~usable] = np.nan
@@ -297,7 +298,7 @@ def case_arrays(frame: pd.DataFrame, blocks: tuple[str, ...] | None = None) -> C
     blocks = tuple(b for b in (blocks or BLOCKS) if b in frame.columns)
     dims: dict[str, int] = {}
     for b in blocks:
-        first = next((v for v in frame[b] if v is not None and not (isinstance(v, float) and np.isnan(v))), None)
+        first = next((v for v in frame[b] if not is_missing_vector(v)), None)
         if first is not None:
             dims[b] = len(first)
     present_blocks = tuple(b for b in blocks if b in dims)
@@ -310,7 +311,7 @@ def case_arrays(frame: pd.DataFrame, blocks: tuple[str, ...] | None = None) -> C
     for b in present_blocks:
         mat = np.zeros((n, dims[b]), dtype=np.float32)
         for r, v in enumerate(frame[b].tolist()):
-            if v is not None and not (isinstance(v, float) and np.isnan(v)):
+            if not is_missing_vector(v):
                 if len(v) != dims[b]:
                     raise ValueError(f"cbr.case_base row {frame['creative_id'].iloc[r]!r}: block {b!r} has "
                                      f"{len(v)} values, expected {dims[b]}; re-materialise cbr/case_base")

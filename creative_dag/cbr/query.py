@@ -216,6 +216,20 @@ class CaseMemory:
         return out
 
 
+def empty_neighbors() -> pd.DataFrame:
+    """`cbr.neighbors` with no rows (no creative in the case base), with its columns and types."""
+    columns: dict[str, pd.Series] = {
+        "creative_id": pd.Series(dtype=str), "launch_date": pd.Series(dtype="datetime64[s]"),
+        "account_id": pd.Series(dtype=str), "neighbor_rank": pd.Series(dtype="int64"),
+        "neighbor_id": pd.Series(dtype=str), "similarity": pd.Series(dtype=float)}
+    columns.update({f"sim_{b}": pd.Series(dtype=float) for b in BLOCKS})
+    columns.update({"shared_blocks": pd.Series(dtype=str), "neighbor_account_id": pd.Series(dtype=str),
+                    "neighbor_launch_date": pd.Series(dtype="datetime64[s]"),
+                    "neighbor_mature_date": pd.Series(dtype="datetime64[s]")})
+    columns.update({"neighbor_" + c: pd.Series(dtype=float) for c in NEIGHBOR_OUTCOMES})
+    return pd.DataFrame(columns)
+
+
 def _shared_blocks(per_block: np.ndarray, blocks: tuple[str, ...]) -> list[str]:
     """'clip,visual' per row of a (n, B) per-block cosine array (NaN = block not shared)."""
     finite = np.isfinite(per_block)

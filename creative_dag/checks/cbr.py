@@ -24,6 +24,7 @@ from creative_dag.blocks import BLOCKS
 from creative_dag.cbr.case_base import OUTCOME_COLUMNS
 from creative_dag.cbr.index import to_days
 from creative_dag.checks.leakage import decision_time_check
+from creative_dag.vectors import is_missing_vector
 
 CASE_BASE_DERIVED_COLUMNS: tuple[str, ...] = (*BLOCKS, "blocks_present", "mature_date", "available_date", *OUTCOME_COLUMNS)
 NORM_TOLERANCE = 1e-3
@@ -44,7 +45,7 @@ def case_base_vectors_and_dates(context: dg.AssetCheckExecutionContext) -> dg.As
         if block not in frame.columns:
             continue
         for cid, vec in zip(frame["creative_id"], frame[block]):
-            if vec is None or (isinstance(vec, float) and np.isnan(vec)):
+            if is_missing_vector(vec):
                 continue
             if abs(float(np.linalg.norm(np.asarray(vec, dtype=float))) - 1.0) > NORM_TOLERANCE:
                 bad_norms.setdefault(block, []).append(str(cid))

@@ -9,7 +9,8 @@ import numpy as np
 
 from creative_dag.blocks import CLIP, CNN, EMBEDDING_BLOCKS, LAYOUT, TEXT, VISUAL
 from creative_dag.checks.leakage import EMBEDDING_COLUMNS, decision_time_check
-from creative_dag.resources.warehouse import WarehouseResource, vectors_to_matrix
+from creative_dag.resources.warehouse import WarehouseResource
+from creative_dag.vectors import vectors_to_matrix
 
 NORM_TOLERANCE = 1e-3
 TAG_COLUMNS = ("top_tag", "tags", "tag_scores")

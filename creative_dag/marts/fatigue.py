@@ -238,7 +238,8 @@ def detect_onset(clicks: np.ndarray, impressions: np.ndarray, params: FatiguePar
     by_onset = special.logsumexp(post, axis=(1, 2))
     prob = np.exp(by_onset - special.logsumexp(by_onset))
     # Probability that the true onset is within +-tolerance of each candidate day.
-    window = np.convolve(prob, np.ones(2 * p.onset_tolerance_days + 1), mode="same")
+    # Summed probabilities can exceed 1 by round-off (how much depends on the BLAS build): clip here.
+    window = np.clip(np.convolve(prob, np.ones(2 * p.onset_tolerance_days + 1), mode="same"), 0.0, 1.0)
     k = int(np.argmax(window))
     i, j = np.unravel_index(int(np.argmax(post[k])), post[k].shape)
     drop = float(tab.drop[k, i, j])
@@ -389,6 +390,13 @@ def fatigue_daily(daily: pd.DataFrame, creatives: pd.DataFrame | None = None,
     return out[order]
 
 
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "creative_id", "account_id", "launch_date", "age_days", "first_date", "last_date", "days_observed",
+    "impressions", "clicks", "early_peak_ctr", "early_peak_date", "current_ctr", "current_vs_peak", "early_cpa",
+    "current_cpa", "cpa_multiple", "fatigue_onset_date", "onset_log_bayes_factor", "onset_window_probability",
+    "fitted_drop", "cpa_rule_triggered", "fatigue_evidence", "days_to_fatigue", "status")
+
+
 def fatigue_summary(daily_table: pd.DataFrame, creatives: pd.DataFrame,
                     params: FatigueParams | None = None, as_of: object | None = None,
                     prior: FatigueShapePrior | None = None) -> pd.DataFrame:
@@ -431,7 +439,8 @@ def fatigue_summary(daily_table: pd.DataFrame, creatives: pd.DataFrame,
         row["days_to_fatigue"] = int((pd.Timestamp(onset) - launch).days) if onset is not None and pd.notna(launch) else None
         row["status"] = _status(row, age, p)
         rows.append(row)
-    out = pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)  # columns given: an empty account still has the schema
+    out["cpa_rule_triggered"] = out["cpa_rule_triggered"].astype(bool)
     for c in ("days_to_fatigue", "age_days"):
         out[c] = out[c].astype("Int64")
     return out

@@ -64,10 +64,10 @@ def account_health(daily: pd.DataFrame, creatives: pd.DataFrame, fatigue: pd.Dat
                       fresh_spend=("fresh_spend", "sum"), fatigued_spend=("fatigued_spend", "sum"),
                       winner_spend=("winner_spend", "sum"),
                       active_creatives=("creative_id", "nunique")).reset_index()
-    out["freshness_rate"] = metrics.safe_ratio(out["fresh_spend"], out["spend"])
-    out["fatigued_spend_share"] = (metrics.safe_ratio(out["fatigued_spend"], out["spend"])
+    out["freshness_rate"] = metrics.share(out["fresh_spend"], out["spend"])
+    out["fatigued_spend_share"] = (metrics.share(out["fatigued_spend"], out["spend"])
                                    if fatigue is not None and len(fatigue) else np.nan)
-    out["winners_spend_share"] = (metrics.safe_ratio(out["winner_spend"], out["spend"])
+    out["winners_spend_share"] = (metrics.share(out["winner_spend"], out["spend"])
                                   if ranking is not None else np.nan)
     if has_video:
         tv = grouped.agg(v=("video_views", "sum"), i=("video_impressions", "sum")).reset_index()

@@ -412,6 +412,14 @@ def similar_ids_by_creative(neighbors: pd.DataFrame | None, k: int = 3) -> dict[
 
 
 def _empty_ranking() -> pd.DataFrame:
-    cols = ["creative_id", "account_id", "score", "rank_in_account", "rank_in_campaign", "tier", "confidence",
-            "spend_share", "is_winner", "explanation"]
-    return pd.DataFrame({c: pd.Series(dtype="object") for c in cols})
+    """marts.creative_ranking with no creative: every column a BI tool or a later mart reads, typed."""
+    text = ["creative_id", "account_id", "campaign_id", "tier", "explanation"]
+    ints = ["rank_in_account", "rank_in_campaign"]
+    floats = ["impressions", "clicks", "spend", "conversions", "revenue", "ctr", "cvr", "roas", "cpa",
+              *(f"{m}_{kind}" for kind in ("expected", "shrunk", "lift") for m in ("ctr", "cvr", "roas", "cpa")),
+              "score", "confidence", "spend_share"]
+    columns = {c: pd.Series(dtype=object) for c in text}
+    columns.update({c: pd.Series(dtype="int64") for c in ints})
+    columns.update({c: pd.Series(dtype=float) for c in floats})
+    columns["is_winner"] = pd.Series(dtype=bool)
+    return pd.DataFrame(columns)

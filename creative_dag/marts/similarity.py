@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.blocks import DEFAULT_WEIGHTS
+from creative_dag.vectors import as_vector, vector_length
 
 
 class BlockVectors:
@@ -45,13 +46,16 @@ class BlockVectors:
             rows = rows[rows["creative_id"].astype(str).isin(pos)]
             if rows.empty:
                 continue
-            vecs = [np.asarray(v, dtype=np.float32) for v in rows["vector"]]
-            dim = max(len(v) for v in vecs)
+            lengths = rows["vector"].map(vector_length)
+            if (lengths <= 0).all():
+                continue
+            dim = int(lengths[lengths > 0].mode().iloc[0])
             mat = np.zeros((len(ids), dim), dtype=np.float32)
             mask = np.zeros(len(ids), dtype=bool)
-            for cid, v in zip(rows["creative_id"].astype(str), vecs):
-                if len(v) != dim or not np.all(np.isfinite(v)):
-                    continue  # a malformed vector makes that block absent for the creative
+            for cid, cell in zip(rows["creative_id"].astype(str), rows["vector"]):
+                v = as_vector(cell, dim)
+                if v is None:
+                    continue  # a missing or malformed vector makes that block absent for the creative
                 mat[pos[cid]] = _l2(v)
                 mask[pos[cid]] = True
             blocks[block], present[block] = mat, mask
