@@ -3,6 +3,8 @@
 - `landing_sensor`: a new or changed export in the landing folder starts an ingest run.
 - `launch_date_sensor`: after each ingest, new launch dates become `launch_date` partitions and
   one run embeds just those creatives (a single-run backfill over the new range).
+- `stale_runs_sensor` (on by default): marks runs whose process was killed as failed and frees
+  the warehouse pool slot they held, so a `kill -9` never blocks later runs (run_health.py).
 - `nightly_refresh`: rebuilds the unpartitioned, whole-history tables (case base, marts, serving
   copy) once a day, after the day's metrics have landed.
 """
@@ -23,6 +25,7 @@ from creative_dag.contract import (
 from creative_dag.partitions import launch_date_partitions, unregistered_launch_dates
 from creative_dag.resources.landing import LandingResource
 from creative_dag.resources.warehouse import WarehouseResource
+from creative_dag.run_health import reap_dead_runs
 from creative_dag.runner import RANGE_END_TAG, RANGE_START_TAG
 
 INGEST_JOB = "ingest_landing"
@@ -65,6 +68,17 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
         return dg.SensorResult(run_requests=[dg.RunRequest(run_key=fingerprint)], cursor=fingerprint)
 
     sensors.append(landing_sensor)
+
+    @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Marks runs whose process is gone (kill -9, OOM) as failed and frees the warehouse "
+                           "pool slot they held, so later runs do not wait forever.")
+    def stale_runs_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        actions = reap_dead_runs(context.instance)
+        for line in actions:
+            context.log.warning(line)
+        return dg.SkipReason("; ".join(actions) if actions else "no run of a dead process")
+
+    sensors.append(stale_runs_sensor)
 
     if graph_keys["partitioned"]:
         embed_job = dg.define_asset_job(

@@ -115,7 +115,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     started = time.perf_counter()
     click.echo(f"materialising {len(keys)} assets: landing {locations.landing} -> warehouse {locations.database}")
     summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
-                                    log_level=log_level)
+                                    log_level=log_level, report=lambda line: click.echo(line, err=True))
     elapsed = time.perf_counter() - started
     click.echo(f"materialised {len(summary.materialized)} assets in {elapsed:.0f}s (runs {', '.join(summary.run_ids)})")
     for line in summary.failed_steps:
@@ -216,6 +216,37 @@ def assets(locations: Locations) -> None:
         node = graph.get(key)
         partitioned = " (partitioned by launch_date)" if node.partitions_def is not None else ""
         click.echo(f"{node.group_name:<10} {key.to_user_string()}{partitioned}")
+
+
+@main.command()
+@click.option("--reap", is_flag=True, help="Mark runs whose process is gone as failed and free their pool slots.")
+@click.option("--fail", "fail_ids", multiple=True, metavar="RUN_ID",
+              help="Mark this in-progress run failed and free its pool slots (for a run whose process cannot be "
+                   "checked, e.g. started on another machine). Repeatable.")
+@location_options
+def runs(reap: bool, fail_ids: tuple[str, ...], locations: Locations) -> None:
+    """In-progress runs, the process behind each, and who holds the warehouse pool."""
+    from creative_dag.instance import get_instance
+    from creative_dag.run_health import (
+        describe_live_runs,
+        fail_run,
+        pool_holders,
+        reap_dead_runs,
+    )
+
+    instance = get_instance(locations)
+    for run_id in fail_ids:
+        try:
+            click.echo(fail_run(instance, run_id))
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from exc
+    if reap:
+        for line in reap_dead_runs(instance) or ["no run of a dead process found"]:
+            click.echo(line)
+    for line in describe_live_runs(instance) or ["no run in progress"]:
+        click.echo(line)
+    holders = pool_holders(instance)
+    click.echo(f"warehouse pool held by: {'; '.join(holders) if holders else 'nobody'}")
 
 
 @main.command()

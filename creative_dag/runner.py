@@ -8,13 +8,24 @@ step per asset, with models loaded once).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
 
 from creative_dag.partitions import launch_date_partitions, unregistered_launch_dates
 from creative_dag.resources.warehouse import DuckDBWarehouse
+from creative_dag.run_health import (
+    INVOCATION_TAG,
+    PoolWaitReporter,
+    process_tags,
+    reap_dead_runs,
+)
+
+_log = logging.getLogger("creative_dag.runner")
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -30,6 +41,8 @@ class RunSummary:
     failed_checks: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     launch_dates_added: int = 0
+    reaped: list[str] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)  # per-creative assets when no creative landed
 
     @property
     def success(self) -> bool:
@@ -45,7 +58,8 @@ def resolve_selection(defs: dg.Definitions, select: Sequence[str] | None) -> lis
     else:
         chosen = set()
         for text in select:
-            selection = _parse_selection(text)
+            # A multi-asset (e.g. the landscape and its cluster summary) is run whole.
+            selection = _parse_selection(text).required_multi_asset_neighbors()
             keys = selection.resolve(graph)
             if not keys:
                 raise ValueError(f"selection {text!r} matches no asset; see `creative-dag assets` for the keys")
@@ -69,51 +83,70 @@ def register_launch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWarehou
 
 def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: DuckDBWarehouse,
                           keys: Sequence[dg.AssetKey], launch_date_range: tuple[str, str] | None = None,
-                          log_level: str = "INFO") -> RunSummary:
+                          log_level: str = "INFO", report: Callable[[str], None] | None = None) -> RunSummary:
     """Run `keys` (topologically ordered) in at most two runs: ingest, then the rest.
 
     log_level: what the console shows (the run's event log keeps everything). At DEBUG
     Dagster prints every event, one line per asset partition and step: thousands on the demo.
+    report: where operational notes go (runs of killed processes marked failed, a step waiting
+    for the warehouse pool and for whom); default: this module's logger at INFO.
     """
+    report = report or _log.info
     summary = RunSummary()
+    # A killed earlier run would hold the warehouse pool's only slot forever: release it first.
+    summary.reaped = reap_dead_runs(instance)
+    for line in summary.reaped:
+        report(line)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    tags = {**process_tags(), INVOCATION_TAG: uuid.uuid4().hex}
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     ingest_keys = [k for k in keys if graph.get(k).group_name == "ingest"]
     other_keys = [k for k in keys if k not in ingest_keys]
     if ingest_keys:
-        _run(assets, defs, instance, ingest_keys, {}, run_config, summary)
+        _run(assets, defs, instance, ingest_keys, tags, run_config, summary, report)
         if not summary.success:
             summary.skipped += [k.to_user_string() for k in other_keys]
             return summary
     summary.launch_dates_added = register_launch_dates(instance, warehouse)
     if other_keys:
-        tags: dict[str, str] = {}
         if any(graph.get(k).partitions_def is not None for k in other_keys):
-            if launch_date_range is None:
-                registered = instance.get_dynamic_partitions(launch_date_partitions.name)
-                if not registered:
-                    raise RuntimeError(
-                        "no launch_date partitions are registered: materialise raw/creatives first "
-                        "(creative-dag materialize --select group:ingest)"
-                    )
+            registered = instance.get_dynamic_partitions(launch_date_partitions.name)
+            if launch_date_range is None and registered:
                 launch_date_range = (registered[0], registered[-1])
-            tags = {RANGE_START_TAG: launch_date_range[0], RANGE_END_TAG: launch_date_range[1]}
-        _run(assets, defs, instance, other_keys, tags, run_config, summary)
+            if launch_date_range is None:
+                # No creative has landed (empty export, or every row quarantined): there is nothing
+                # to embed, and the whole-history tables still run and say so.
+                partitioned = [k for k in other_keys if graph.get(k).partitions_def is not None]
+                other_keys = [k for k in other_keys if k not in partitioned]
+                summary.not_applicable += [k.to_user_string() for k in partitioned]
+                report(f"no launch dates registered (raw.creatives is empty?): {len(partitioned)} per-creative "
+                       "asset(s) have nothing to process and were not run; see raw.quarantine for rejected rows")
+            else:
+                tags = {**tags, RANGE_START_TAG: launch_date_range[0], RANGE_END_TAG: launch_date_range[1]}
+        if other_keys:
+            _run(assets, defs, instance, other_keys, tags, run_config, summary, report)
     return summary
 
 
 def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey],
-         tags: dict[str, str], run_config: dict, summary: RunSummary) -> None:
-    result = dg.materialize(
-        assets,
-        instance=instance,
-        resources=defs.resources,
-        selection=list(keys),
-        tags=tags,
-        run_config=run_config,
-        raise_on_error=False,
-    )
+         tags: dict[str, str], run_config: dict, summary: RunSummary, report: Callable[[str], None]) -> None:
+    done_event = threading.Event()
+    watcher = threading.Thread(target=PoolWaitReporter(instance, tags[INVOCATION_TAG], report).run_until,
+                               args=(done_event.is_set,), daemon=True, name="pool-wait-reporter")
+    watcher.start()
+    try:
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            resources=defs.resources,
+            selection=list(keys),
+            tags=tags,
+            run_config=run_config,
+            raise_on_error=False,
+        )
+    finally:
+        done_event.set()
     summary.run_ids.append(result.run_id)
     done = {e.asset_key for e in result.get_asset_materialization_events()}
     summary.materialized += sorted({k.to_user_string() for k in done})
@@ -134,10 +167,16 @@ def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys:
 
 
 def _failure_message(event: dg.DagsterEvent) -> str:
+    """The message of the exception the step's own code raised (Dagster wraps it; that exception
+    may in turn wrap a library error, whose text names no file or fix, so it is not the one shown)."""
     error = getattr(event.event_specific_data, "error", None)
     if error is None:
         return "failed"
+    chain = []
     cause = error
-    while getattr(cause, "cause", None) is not None:
-        cause = cause.cause
-    return cause.message.strip().splitlines()[-1] if cause.message else error.message.strip()
+    while cause is not None:
+        chain.append(cause)
+        cause = getattr(cause, "cause", None)
+    own = next((e for e in chain if not (e.cls_name or "").startswith("Dagster")), chain[-1])
+    text = " ".join((own.message or "").split())  # "ClassName: message", on one line
+    return text[:1000] or "failed"

@@ -38,3 +38,15 @@ def test_loading_definitions_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_encoders_retry_transient_failures_and_a_sensor_reaps_killed_runs():
+    from creative_dag.definitions import build_definitions
+
+    defs = build_definitions()
+    for asset in defs.assets:
+        if asset.group_names_by_key.get(next(iter(asset.keys))) == "encoders" and asset.partitions_def is not None:
+            policy = asset.op.retry_policy
+            assert policy is not None and policy.max_retries >= 1, f"{asset.keys} has no retry policy"
+    stale = next(s for s in defs.sensors if s.name == "stale_runs_sensor")
+    assert stale.default_status == dg.DefaultSensorStatus.RUNNING, "a killed run must not block later runs"

@@ -163,7 +163,8 @@ def duckdb_type(series: pd.Series) -> str:
         return "BIGINT"
     if pd.api.types.is_float_dtype(series.dtype):
         return "DOUBLE"
-    sample = next((v for v in series if v is not None and not (isinstance(v, float) and pd.isna(v))), None)
+    sample = next((v for v in series if v is not None and v is not pd.NA and not (isinstance(v, float) and pd.isna(v))),
+                  None)
     if isinstance(sample, (list, tuple)) or hasattr(sample, "__array__"):
         first = next(iter(sample), None) if len(sample) else None
         return "VARCHAR[]" if isinstance(first, str) else "DOUBLE[]"
@@ -250,6 +251,12 @@ def _block_metadata(run: Any, encoder: Any, dates: Sequence[dt.date]) -> dict[st
     )
 
 
+# A model load or inference step can fail transiently (a hub download cut off, a full /tmp, a GPU
+# that is briefly out of memory); retry twice with backoff. A model that is simply not there is
+# not an error: the block is reported unavailable and nothing is retried.
+ENCODER_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+
+
 def _image_block_asset(block: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=embedding_key(block),
@@ -259,6 +266,7 @@ def _image_block_asset(block: str) -> dg.AssetsDefinition:
         group_name=GROUP,
         kinds=_BLOCK_KINDS[block],
         pool="warehouse",
+        retry_policy=ENCODER_RETRY,
         description=_BLOCK_DESCRIPTIONS[block],
     )
     def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
@@ -282,6 +290,7 @@ embeddings_layout = _image_block_asset(LAYOUT)
     group_name=GROUP,
     kinds=_BLOCK_KINDS[TEXT],
     pool="warehouse",
+    retry_policy=ENCODER_RETRY,
     description=_BLOCK_DESCRIPTIONS[TEXT],
 )
 def embeddings_text(context: dg.AssetExecutionContext, warehouse: WarehouseResource,

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.settings import resolve_locations
+from creative_dag.vectors import is_missing_vector
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -40,22 +41,46 @@ def asset_key_for(name: str) -> dg.AssetKey:
     return dg.AssetKey(list(split_table_name(name)))
 
 
+class WarehouseLockedError(RuntimeError):
+    """The DuckDB file stayed locked by another process past the lock timeout."""
+
+
 class DuckDBWarehouse:
     """Plain-Python access to one DuckDB file (usable without Dagster, e.g. in tests and the CLI)."""
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, lock_timeout_s: float = 60.0) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.lock_timeout_s = lock_timeout_s
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path), read_only=self.read_only)
+        con = self._open_waiting_for_lock()
         try:
             yield con
         finally:
             con.close()
+
+    def _open_waiting_for_lock(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, retrying while another process holds its lock (a transient state: a BI
+        tool or a CLI query on the live file) for up to lock_timeout_s, then fail naming the holder."""
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.2
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=self.read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    if "lock" in str(exc).lower():
+                        raise WarehouseLockedError(
+                            f"warehouse {self.path} stayed locked by another process for {self.lock_timeout_s:.0f}s "
+                            f"({exc}); close that process (BI tools must open the serving copy, not the live "
+                            "file) and re-run") from None
+                    raise
+                time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
+                delay = min(delay * 2, 5.0)
 
     # -- reads -------------------------------------------------------------------------
     def exists(self, table: str) -> bool:
@@ -180,16 +205,18 @@ class DuckDBWarehouse:
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Dagster resource for the warehouse. `database` is the DuckDB file path."""
+    """Dagster resource for the warehouse. `database` is the DuckDB file path; `lock_timeout_s`:
+    how long a step waits for another process's lock on it before failing with the holder named."""
 
     database: str
+    lock_timeout_s: float = 60.0
 
     @classmethod
     def from_home(cls, home: str | os.PathLike | None = None) -> WarehouseResource:
         return cls(database=str(resolve_locations(home).database))
 
     def get(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(self.database)
+        return DuckDBWarehouse(self.database, lock_timeout_s=self.lock_timeout_s)
 
     def read_table(self, table: str, **kwargs: Any) -> pd.DataFrame:
         return self.get().read_table(table, **kwargs)
@@ -207,13 +234,6 @@ class WarehouseResource(dg.ConfigurableResource):
         return self.get().query(sql, params)
 
 
-def vectors_to_matrix(column: pd.Series, dim: int | None = None) -> np.ndarray:
-    """A column of per-row vectors (lists / arrays) -> (n, d) float32 matrix."""
-    if len(column) == 0:
-        return np.zeros((0, dim or 0), dtype=np.float32)
-    return np.vstack([np.asarray(v, dtype=np.float32) for v in column])
-
-
 def _duckdb_ready(frame: pd.DataFrame) -> pd.DataFrame:
     """Convert numpy-array cells to lists so DuckDB stores them as LIST columns."""
     out = frame
@@ -221,7 +241,7 @@ def _duckdb_ready(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[col].dtype == object and len(frame) and isinstance(frame[col].iloc[0], np.ndarray):
             if out is frame:
                 out = frame.copy()
-            out[col] = [None if v is None else np.asarray(v).tolist() for v in frame[col]]
+            out[col] = [None if is_missing_vector(v) else np.asarray(v).tolist() for v in frame[col]]
     return out
 
 
