@@ -120,6 +120,8 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     click.echo(f"materialised {len(summary.materialized)} assets in {elapsed:.0f}s (runs {', '.join(summary.run_ids)})")
     for line in summary.failed_steps:
         click.echo(f"FAILED step   {line}", err=True)
+    for line in summary.warned_checks:
+        click.echo(f"WARNING check {line}", err=True)
     for line in summary.failed_checks:
         click.echo(f"FAILED check  {line} (blocking: downstream assets were not materialised)", err=True)
     if summary.skipped:

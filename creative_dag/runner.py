@@ -39,6 +39,7 @@ class RunSummary:
     materialized: list[str] = field(default_factory=list)
     failed_steps: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
+    warned_checks: list[str] = field(default_factory=list)  # non-blocking checks that did not pass
     skipped: list[str] = field(default_factory=list)
     launch_dates_added: int = 0
     reaped: list[str] = field(default_factory=list)
@@ -155,10 +156,11 @@ def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys:
             summary.failed_steps.append(f"{event.step_key}: {_failure_message(event)}")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
+            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                summary.failed_checks.append(
-                    f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-                )
+                summary.failed_checks.append(name)
+            elif not evaluation.passed:
+                summary.warned_checks.append(f"{name}: {evaluation.description or 'did not pass'}")
     failed_prefixes = {s.split(":")[0] for s in summary.failed_steps}
     summary.skipped += [
         k.to_user_string() for k in keys

@@ -163,3 +163,16 @@ def test_a_failed_step_shows_the_projects_message_not_the_library_error(tmp_path
     assert result.exit_code != 0
     failed = [line for line in result.output.splitlines() if line.startswith("FAILED step")]
     assert failed and "creatives.csv" in failed[0] and "UnicodeDecodeError" not in failed[0], result.output
+
+
+def test_the_daemon_sensor_frees_a_killed_run(tmp_path):
+    from creative_dag.definitions import build_definitions
+
+    instance = _instance(tmp_path / "home", tmp_path / "landing")
+    dead = _fake_run(instance, {PID_TAG: str(_dead_pid()), HOST_TAG: socket.gethostname(), PROCESS_START_TAG: ""})
+    defs = build_definitions(tmp_path / "home", tmp_path / "landing")
+    sensor = next(s for s in defs.sensors if s.name == "stale_runs_sensor")
+    result = sensor(dg.build_sensor_context(instance=instance))
+    assert dead in str(result.skip_message if hasattr(result, "skip_message") else result)
+    assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots

@@ -51,11 +51,13 @@ def test_whole_graph_materialises_every_design_table(deployment):
 
 
 def test_model_status_is_truthful(deployment):
-    _, home, _ = deployment
+    _, home, result = deployment
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
     status = warehouse.read_table("embeddings.model_status").set_index("block")
     assert not status.loc["clip", "available"] and status.loc["clip", "reason"]
     assert len(warehouse.read_table("embeddings.clip")) == 0, "an unavailable model produces no vectors"
+    # ... and an empty block is not silently green: a warning check says so on the console.
+    assert "WARNING check embeddings/clip:embedded_every_creative" in result.output, result.output
     for block in ("cnn", "visual", "layout", "text"):
         assert status.loc[block, "available"], status.loc[block, "reason"]
         assert len(warehouse.read_table(f"embeddings.{block}")) == 48

@@ -1,6 +1,7 @@
 """Checks on the encoder stage: every embeddings.<block> table is decision-time only (blocking
 leakage check from checks/leakage.py) and holds well-formed vectors (blocking): one row per
-creative, finite, L2-normalised, one length per model version."""
+creative, finite, L2-normalised, one length per model version. `embedded_every_creative` (warning)
+makes an empty result visible: a block that is unavailable, or creatives never embedded."""
 
 from __future__ import annotations
 
@@ -82,9 +83,61 @@ def _vectors_check(block: str) -> dg.AssetChecksDefinition:
     return _check
 
 
+def missing_embeddings(warehouse: WarehouseResource, block: str) -> tuple[int, list[str], int]:
+    """(creatives expected to have a `block` vector, ids of those without one and without a
+    quarantine row saying why, quarantined count). Image blocks expect every creative in
+    features.prelaunch whose image decoded at ingest; the text block expects every creative."""
+    table = f"embeddings.{block}"
+    if not warehouse.exists("features.prelaunch"):
+        return 0, [], 0
+    expected_sql = "SELECT creative_id FROM features.prelaunch"
+    if block != TEXT:
+        if not warehouse.exists("raw.images"):
+            return 0, [], 0
+        expected_sql = ("SELECT p.creative_id FROM features.prelaunch p JOIN raw.images i USING (creative_id) "
+                        "WHERE i.decode_status = 'ok' AND i.sha256 IS NOT NULL")
+    expected = set(warehouse.query(expected_sql)["creative_id"].astype(str))
+    embedded = set(warehouse.query(f"SELECT creative_id FROM {table} WHERE vector IS NOT NULL")["creative_id"]
+                   .astype(str)) if warehouse.exists(table) else set()
+    quarantined: set[str] = set()
+    if warehouse.exists("raw.quarantine"):
+        keys = warehouse.query("SELECT key FROM raw.quarantine WHERE key LIKE ?", [f"{table}:%"])["key"]
+        quarantined = {str(k).split(":", 1)[1] for k in keys}
+    missing = sorted(expected - embedded - quarantined)
+    return len(expected), missing, len(expected & quarantined)
+
+
+def _coverage_check(block: str) -> dg.AssetChecksDefinition:
+    table = f"embeddings.{block}"
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["embeddings", block]),
+        name="embedded_every_creative",
+        description=f"Warns when creatives that should have a {block} vector have none and no quarantine reason "
+                    "(block unavailable, or launch dates not embedded yet).",
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        expected, missing, quarantined = missing_embeddings(warehouse, block)
+        if not missing:
+            text = f"{table}: all {expected} expected creatives embedded ({quarantined} quarantined with a reason)"
+        elif len(missing) == expected:
+            text = (f"{table}: no vectors for any of {expected} creatives: the block is unavailable (see "
+                    "embeddings.model_status) or its launch dates were never materialised")
+        else:
+            text = (f"{table}: {len(missing)} of {expected} creatives have no vector and no quarantine reason "
+                    f"(e.g. {', '.join(missing[:5])}); materialise their launch-date partitions")
+        return dg.AssetCheckResult(
+            passed=not missing, severity=dg.AssetCheckSeverity.WARN, description=text,
+            metadata={"expected": expected, "missing": len(missing), "quarantined": quarantined,
+                      "missing_examples": missing[:20]})
+
+    return _check
+
+
 def _leakage_check(block: str) -> dg.AssetChecksDefinition:
     return decision_time_check(["embeddings", block], f"embeddings.{block}",
                                extra_allowed=EMBEDDING_COLUMNS + _attribute_columns(block))
 
 
-ENCODER_CHECKS = [_vectors_check(b) for b in EMBEDDING_BLOCKS] + [_leakage_check(b) for b in EMBEDDING_BLOCKS]
+ENCODER_CHECKS = ([_vectors_check(b) for b in EMBEDDING_BLOCKS] + [_leakage_check(b) for b in EMBEDDING_BLOCKS]
+                  + [_coverage_check(b) for b in EMBEDDING_BLOCKS])
