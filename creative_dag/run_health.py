@@ -75,6 +75,11 @@ class RunProcess:
     def alive(self) -> bool:
         return process_alive(self.pid, self.start)
 
+    @property
+    def gone(self) -> bool:
+        """Known dead: on this machine (a pid means nothing elsewhere) and no longer running."""
+        return self.on_this_host and not self.alive()
+
 
 def run_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProcess | None:
     """The process executing `run`, or None when it cannot be told."""
@@ -104,13 +109,11 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     actions: list[str] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=_LIVE_STATUSES)):
         proc = run_process(instance, run)
-        if proc is None or not proc.on_this_host or proc.alive():
+        if proc is None or not proc.gone:
             continue
-        message = (f"run {run.run_id} marked failed: its process (pid {proc.pid} on {proc.host}) is gone "
-                   "(killed or crashed); its warehouse pool slot is freed and its assets can be re-run")
-        instance.report_run_failed(run, message=message)
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        actions.append(message)
+        actions.append(_mark_failed(instance, run, (
+            f"run {run.run_id} marked failed: its process (pid {proc.pid} on {proc.host}) is gone "
+            "(killed or crashed); its warehouse pool slot is freed and its assets can be re-run")))
     for run_id in instance.event_log_storage.get_concurrency_run_ids():
         run = instance.get_run_by_id(run_id)
         if run is None or run.is_finished:
@@ -124,10 +127,18 @@ def fail_run(instance: dg.DagsterInstance, run_id: str) -> str:
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise LookupError(f"no run {run_id} in this instance; `creative-dag runs` lists the runs in progress")
-    if not run.is_finished:
-        instance.report_run_failed(run, message=f"run {run_id} marked failed by hand (creative-dag runs --fail)")
-    instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+    if run.is_finished:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        return f"run {run_id} had already ended ({run.status.value}); its pool slots are free"
+    _mark_failed(instance, run, f"run {run_id} marked failed by hand (creative-dag runs --fail)")
     return f"run {run_id} marked failed; its pool slots are free"
+
+
+def _mark_failed(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str) -> str:
+    """Report `run` failed with `message` and free every pool slot it claimed; returns the message."""
+    instance.report_run_failed(run, message=message)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return message
 
 
 def describe_live_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -140,7 +151,7 @@ def describe_live_runs(instance: dg.DagsterInstance) -> list[str]:
         elif not proc.on_this_host:
             state = f"pid {proc.pid} on another host {proc.host}"
         else:
-            state = f"pid {proc.pid} {'alive' if proc.alive() else 'GONE (--reap frees it)'}"
+            state = f"pid {proc.pid} {'GONE (--reap frees it)' if proc.gone else 'alive'}"
         lines.append(f"run {run.run_id} {run.status.value}: {state}")
     return lines
 

@@ -42,8 +42,6 @@ class RunSummary:
     warned_checks: list[str] = field(default_factory=list)  # non-blocking checks that did not pass
     skipped: list[str] = field(default_factory=list)
     launch_dates_added: int = 0
-    reaped: list[str] = field(default_factory=list)
-    not_applicable: list[str] = field(default_factory=list)  # per-creative assets when no creative landed
 
     @property
     def success(self) -> bool:
@@ -95,8 +93,7 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     report = report or _log.info
     summary = RunSummary()
     # A killed earlier run would hold the warehouse pool's only slot forever: release it first.
-    summary.reaped = reap_dead_runs(instance)
-    for line in summary.reaped:
+    for line in reap_dead_runs(instance):
         report(line)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     tags = {**process_tags(), INVOCATION_TAG: uuid.uuid4().hex}
@@ -120,7 +117,6 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                 # to embed, and the whole-history tables still run and say so.
                 partitioned = [k for k in other_keys if graph.get(k).partitions_def is not None]
                 other_keys = [k for k in other_keys if k not in partitioned]
-                summary.not_applicable += [k.to_user_string() for k in partitioned]
                 report(f"no launch dates registered (raw.creatives is empty?): {len(partitioned)} per-creative "
                        "asset(s) have nothing to process and were not run; see raw.quarantine for rejected rows")
             else:

@@ -25,9 +25,7 @@ import os
 import re
 import signal
 import stat
-import struct
 import unicodedata
-import zlib
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from png_bytes import png_header_only
 
 from creative_dag.contract import REGISTRY_FILE
 from creative_dag.features.registry import RegistryError, load_registry
@@ -242,14 +241,6 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
 
 def photo(size=(64, 48), mode="RGB", colour=(200, 40, 40)) -> Image.Image:
     return Image.new(mode, size, colour if mode != "I;16" else 40000)
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
 
 
 def exif_rotated() -> bytes:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import struct
 import time
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
+from png_bytes import png_header_only
 
 from creative_dag.landing import ingest_landing_folder, probe_image_bytes
 from creative_dag.landing.fixtures import small_landing_tables, write_landing
@@ -103,19 +102,10 @@ def test_decompression_bomb_is_caught_from_the_header(tmp_path):
     assert "6.0 megapixels exceeds the limit of 5.0" in result.quarantine["detail"].iloc[0]
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG declaring width x height (1-bit grey) with a tiny pixel stream: a classic bomb shape."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
-
-
 @pytest.mark.parametrize("side", [8_000, 40_000])  # 64 MP (our limit), 1.6 GP (also Pillow's own limit)
 def test_decompression_bomb_is_rejected_without_decoding(side):
     start = time.perf_counter()
-    probe = probe_image_bytes(_png_header_only(side, side), max_pixels=50_000_000)
+    probe = probe_image_bytes(png_header_only(side, side), max_pixels=50_000_000)
     assert probe.decode_status == "decompression_bomb"
     assert time.perf_counter() - start < 0.5  # decoding 64 MP would take far longer and allocate 8 MB+
 

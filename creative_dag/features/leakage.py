@@ -325,7 +325,8 @@ def _oof_auc(x: pd.Series, y: pd.Series, config: LeakageSniffConfig) -> tuple[fl
     """Out-of-fold target-encoded AUC of winners vs losers. Returns (auc, n, winners, losers, top)."""
     ok = y.notna().to_numpy()
     # Integer codes: grouping and per-fold encodings never copy the category strings.
-    codes_all, uniques = pd.factorize(bounded_text(x).astype(object).where(x.notna(), "<missing>").astype(str))
+    # x comes from the table sniff_leakage has already bounded (bounded_text), so no cell is huge here.
+    codes_all, uniques = pd.factorize(x.astype(object).where(x.notna(), "<missing>").astype(str))
     codes = codes_all[ok]
     target = y.to_numpy()[ok]
     n = len(target)

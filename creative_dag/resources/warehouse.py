@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.settings import resolve_locations
-from creative_dag.vectors import is_missing_vector
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -72,13 +71,13 @@ class DuckDBWarehouse:
             try:
                 return duckdb.connect(str(self.path), read_only=self.read_only)
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    if "lock" in str(exc).lower():
-                        raise WarehouseLockedError(
-                            f"warehouse {self.path} stayed locked by another process for {self.lock_timeout_s:.0f}s "
-                            f"({exc}); close that process (BI tools must open the serving copy, not the live "
-                            "file) and re-run") from None
+                if "lock" not in str(exc).lower():
                     raise
+                if time.monotonic() >= deadline:
+                    raise WarehouseLockedError(
+                        f"warehouse {self.path} stayed locked by another process for {self.lock_timeout_s:.0f}s "
+                        f"({exc}); close that process (BI tools must open the serving copy, not the live "
+                        "file) and re-run") from None
                 time.sleep(min(delay, max(deadline - time.monotonic(), 0.0)))
                 delay = min(delay * 2, 5.0)
 
@@ -241,7 +240,9 @@ def _duckdb_ready(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[col].dtype == object and len(frame) and isinstance(frame[col].iloc[0], np.ndarray):
             if out is frame:
                 out = frame.copy()
-            out[col] = [None if is_missing_vector(v) else np.asarray(v).tolist() for v in frame[col]]
+            # A cell that is not a sequence (None, NaN, pd.NA) is a NULL list; an empty array stays [].
+            out[col] = [np.asarray(v).tolist() if isinstance(v, (list, tuple, np.ndarray)) else None
+                        for v in frame[col]]
     return out
 
 
