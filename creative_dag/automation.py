@@ -1,38 +1,276 @@
-"""Sensors and schedules: what keeps the memory current without anyone clicking.
+"""What keeps the memory current without anyone clicking: the daily path through the Dagster daemon.
 
-- `landing_sensor`: a new or changed export in the landing folder starts an ingest run.
-- `launch_date_sensor`: after each ingest, new launch dates become `launch_date` partitions and
-  one run embeds just those creatives (a single-run backfill over the new range).
+    new export -> ingest -> features -> embeddings of the new launch dates -> case base, marts, serving copy
+
+- `landing_sensor` (stopped by default; turn it on in the UI): a new or changed export in the
+  landing folder starts an `ingest_landing` run. A folder is not an asset, so a sensor starts it.
+- `register_launch_dates` (a success hook on `features/prelaunch`, in every run that builds it):
+  the launch dates it holds that are not yet `launch_date` partitions are registered, before its
+  blocking checks run, so before any downstream condition can see it. The partitions come from
+  `features/prelaunch`, not `raw/creatives`: a date exists only once its creatives are in the table
+  the encoders read (an encoder run before that would write 0 rows and the date would count as done).
+- `launch_date_sensor` (on by default): the same after each `features/prelaunch`
+  materialisation, for dates the hook missed (a hook error). It starts no run.
+- `automation_condition_sensor` (on by default): evaluates the conditions below every 30 s and
+  launches the runs; more than one launch date at once becomes one backfill, which the encoders'
+  single-run backfill policy turns into one run (models loaded once).
 - `stale_runs_sensor` (on by default): marks runs whose process was killed as failed and frees
   the warehouse pool slot they held, so a `kill -9` never blocks later runs (run_health.py).
-- `nightly_refresh`: rebuilds the unpartitioned, whole-history tables (case base, marts, serving
-  copy) once a day, after the day's metrics have landed.
+
+Conditions (assigned here by `with_automation`, so the asset modules stay free of scheduling):
+
+| assets | condition |
+|---|---|
+| `ingest` group | none: `landing_sensor` starts them |
+| `features` group | `features_condition`: eager (any dependency updated), once upstream blocking checks pass |
+| launch-date-partitioned encoders | `new_launch_dates_condition`: only partitions never materialised (new launch dates), once the unpartitioned inputs are built, checked and not being rebuilt |
+| everything else (`embeddings/model_status`, `cbr`, `marts`, `report`) | `whole_history_condition`: once per cron tick (default `0 5 * * *`, `CREATIVE_DAG_REFRESH_CRON`) if any dependency changed since the table last ran, after upstream work settles |
+
+Jobs, for manual runs and backfills from the UI: `ingest_landing`, `embed_launch_dates` (the
+encoders; pick launch dates in its Partitions tab) and `refresh_memory` (features and every
+whole-history table, now instead of at the next cron tick).
 """
 
 
 import hashlib
+import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import dagster as dg
 
-from creative_dag.assets.keys import RAW_CREATIVES
+from creative_dag.assets.keys import FEATURES_PRELAUNCH
 from creative_dag.contract import (
     CREATIVES_FILE,
     DAILY_METRICS_FILE,
     INPUT_SUFFIXES,
     REGISTRY_FILE,
 )
-from creative_dag.partitions import launch_date_partitions, unregistered_launch_dates
+from creative_dag.partitions import launch_date_partitions
 from creative_dag.resources.landing import LandingResource
-from creative_dag.resources.warehouse import WarehouseResource
+from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from creative_dag.run_health import reap_dead_runs
-from creative_dag.runner import RANGE_END_TAG, RANGE_START_TAG
 
 INGEST_JOB = "ingest_landing"
-EMBED_JOB = "embed_new_launches"
+EMBED_JOB = "embed_launch_dates"
 REFRESH_JOB = "refresh_memory"
+AUTOMATION_SENSOR = "automation_condition_sensor"
+
+REFRESH_CRON_ENV = "CREATIVE_DAG_REFRESH_CRON"
+REFRESH_TIMEZONE_ENV = "CREATIVE_DAG_REFRESH_TIMEZONE"
+AUTOMATION_INTERVAL_ENV = "CREATIVE_DAG_AUTOMATION_INTERVAL_S"
+DEFAULT_REFRESH_CRON = "0 5 * * *"
+DEFAULT_REFRESH_TIMEZONE = "UTC"
+DEFAULT_AUTOMATION_INTERVAL_S = 30
+LAUNCH_DATE_SENSOR_INTERVAL_S = 30
+
+INGEST_GROUP = "ingest"
+FEATURES_GROUP = "features"
+
+AC = dg.AutomationCondition
 
 
+# ----------------------------------------------------------------------------- conditions
+def upstream_checks_passed() -> dg.AutomationCondition:
+    """Every dependency's blocking checks passed, or the dependency is requested this tick (its checks
+    ride along in that run and, blocking, stop this asset there if they fail).
+
+    Between separate runs a blocking check stops nothing by itself: the condition has to. (Dagster's
+    `all_deps_blocking_checks_passed` counts only the *checks* being requested this tick, never the
+    case here since checks run with their asset, so a table downstream of one never materialised, or
+    of a partition being embedded in the same run, would wait a tick longer than needed.) Written
+    as "no dependency has a blocking check that did not pass": an all-dependencies form is never
+    true while a partitioned dependency has no partition (an export with no usable creative)."""
+    passed = AC.will_be_requested() | AC.all_checks_match(AC.check_passed(), blocking_only=True)
+    return (~AC.any_deps_match(~passed)).with_label("upstream blocking checks passed")
+
+
+def outdated() -> dg.AutomationCondition:
+    """True for an asset one of whose own dependencies updated after it: a rebuild is due (and for
+    `features/prelaunch` after an ingest, about to be requested or held back by an upstream check)."""
+    return AC.any_deps_match(AC.newly_updated()).since(AC.newly_updated()).with_label("outdated")
+
+
+def features_condition() -> dg.AutomationCondition:
+    """Eager: rebuild when any dependency (the raw tables) updated, not while one is missing or in
+    progress, and only once the blocking checks on the updated raw tables passed."""
+    return (AC.eager() & upstream_checks_passed()).with_label("eager, upstream checks passed")
+
+
+def new_launch_dates_condition(same_partitioning: dg.AssetSelection) -> dg.AutomationCondition:
+    """For launch-date-partitioned assets: materialise the partitions that were never materialised.
+
+    `eager()` alone would re-embed every launch date whenever `features/prelaunch` (an unpartitioned
+    dependency of every partition) updates; `& missing()` keeps it to new launch dates. Beyond
+    eager's own guards (no dependency missing or in progress, not in progress itself), a partition
+    waits while an unpartitioned dependency is outdated (e.g. `features/prelaunch` after an ingest,
+    before its rebuild was even requested: Dagster never treats an unpartitioned asset and a
+    partition as runnable in one run, so it would launch both at once, unordered) and until the
+    blocking checks of its dependencies passed. Dependencies that share the partitioning
+    (`embeddings/text` on `embeddings/layout`) are requested in the same tick: same run or backfill,
+    in dependency order. Requested once (eager's `since_last_handled`); a failed partition is retried
+    on the next upstream update, not every tick.
+    """
+    return (
+        AC.eager()
+        & AC.missing()
+        & ~AC.any_deps_match(outdated()).ignore(same_partitioning).with_label("an input is outdated")
+        & upstream_checks_passed()
+    ).with_label("new launch dates")
+
+
+def whole_history_condition(refreshed_together: dg.AssetSelection, partitioned: dg.AssetSelection,
+                            cron: str = DEFAULT_REFRESH_CRON, timezone: str = DEFAULT_REFRESH_TIMEZONE,
+                            siblings: dg.AssetSelection | None = None) -> dg.AutomationCondition:
+    """Once per cron tick, if any dependency changed since this table last ran.
+
+    `AutomationCondition.on_cron` waits until ALL dependencies updated since the tick: a day with new
+    metrics but no new creative (the encoders do not run) would never refresh the marts. Here:
+
+    - changed: some dependency updated since this table was last requested or materialised;
+    - busy (held back): upstream work is pending: a dependency in progress; one outside the set
+      requested this tick or outdated; a launch-date partition (`partitioned`) never materialised
+      and not failed (a new launch date about to be embedded: Dagster would not order that
+      partition's run before this one; new dates are partitions before `features/prelaunch`'s
+      blocking checks pass, see `register_launch_dates_hook`, so they are seen in time); or a
+      dependency's blocking check has not passed. Or the same for a table this one reads that is
+      materialised with it (`siblings`: the other assets of its non-subsettable multi-asset, which
+      Dagster requests together);
+    - due: a cron tick passed while the table had changed or was busy (its inputs may be about to
+      change); it stays due until the table is requested, or until a later tick passes with
+      nothing changed and nothing pending. Changes after a tick wait for the next tick;
+    - follows: a dependency in the set is requested this tick, so the tables downstream of a
+      refreshed one refresh in the same run.
+
+    Requested when (due and changed, or follows), not busy and not in progress. A table of the set
+    that reads no embedding (marts/creative_fatigue_daily, and what follows it) may refresh while
+    new launch dates are being embedded; it refreshes again, after them, with the tables that read
+    them.
+    """
+    changed = AC.any_deps_updated().since_last_handled().with_label("dependency changed since last run")
+    own_inputs_busy = (
+        AC.any_deps_in_progress()
+        | AC.any_deps_match(AC.will_be_requested() | outdated()).ignore(refreshed_together).ignore(partitioned)
+        | AC.any_deps_match(AC.missing() & ~AC.execution_failed()).allow(partitioned)
+    ).with_label("upstream work pending")
+    # Without the sibling clause a table that follows a refreshed one (marts/tired_or_repetitive after
+    # marts/creative_fatigue) drags its multi-asset sibling (marts/creative_repetition) into the
+    # request while that sibling waits for new launch dates to be embedded. (Only siblings: the same
+    # clause over every input of the set multiplies the condition's size, and its cost every tick.)
+    held_back = (own_inputs_busy | ~upstream_checks_passed()).with_label("held back")
+    busy = held_back
+    if siblings is not None:
+        busy = (held_back | AC.any_deps_match(held_back).allow(siblings)).with_label(
+            "held back, or a multi-asset sibling it reads is")
+    tick = AC.cron_tick_passed(cron, timezone)
+    handled = (AC.newly_requested() | AC.newly_updated() | AC.initial_evaluation()).with_label("handled")
+    # A tick at which nothing changed and nothing is pending resets `due` in the same evaluation
+    # (reset wins a tie), so each of `changed` and `busy` is evaluated twice per tick, not three times.
+    due = tick.since(handled | (tick & ~changed & ~busy).with_label("tick with nothing to do")).with_label(
+        f"cron tick ({cron}, {timezone}) passed with changes or pending work")
+    follows = AC.any_deps_match(AC.will_be_requested()).allow(refreshed_together).with_label(
+        "refreshed with an upstream whole-history table")
+    return (((due & changed) | follows) & ~busy & ~AC.in_progress()).with_label(
+        f"whole history on cron ({cron}, {timezone})")
+
+
+def refresh_cron_from_env() -> tuple[str, str]:
+    """The cron of the whole-history refresh and its timezone ($CREATIVE_DAG_REFRESH_CRON / _TIMEZONE)."""
+    cron = os.environ.get(REFRESH_CRON_ENV, "").strip() or DEFAULT_REFRESH_CRON
+    timezone = os.environ.get(REFRESH_TIMEZONE_ENV, "").strip() or DEFAULT_REFRESH_TIMEZONE
+    return cron, timezone
+
+
+def with_automation(assets: Sequence[dg.AssetsDefinition], refresh_cron: str | None = None,
+                    refresh_timezone: str | None = None) -> list[dg.AssetsDefinition]:
+    """The assets with their automation conditions (see the table in the module docstring), and
+    features/prelaunch with `register_launch_dates_hook`.
+
+    refresh_cron / refresh_timezone: the whole-history refresh; default from the environment
+    ($CREATIVE_DAG_REFRESH_CRON, $CREATIVE_DAG_REFRESH_TIMEZONE), else "0 5 * * *" UTC.
+    """
+    env_cron, env_timezone = refresh_cron_from_env()
+    cron, timezone = refresh_cron or env_cron, refresh_timezone or env_timezone
+    specs = [spec for asset in assets for spec in asset.specs]
+    partitioned = dg.AssetSelection.assets(*[s.key for s in specs if _role(s) == "partitioned"])
+    whole_history = dg.AssetSelection.assets(*[s.key for s in specs if _role(s) == "whole_history"])
+    conditions = {
+        "ingest": None,
+        "features": features_condition(),
+        "partitioned": new_launch_dates_condition(partitioned),
+        "whole_history": whole_history_condition(whole_history, partitioned, cron, timezone),
+    }
+
+    def assign(asset: dg.AssetsDefinition, spec: dg.AssetSpec) -> dg.AssetSpec:
+        condition = conditions[_role(spec)]
+        siblings = [k for k in asset.keys if k != spec.key and k in _spec_deps(spec)] if not asset.can_subset else []
+        if _role(spec) == "whole_history" and siblings:
+            condition = whole_history_condition(whole_history, partitioned, cron, timezone,
+                                                siblings=dg.AssetSelection.assets(*siblings))
+        return spec.replace_attributes(automation_condition=condition)
+
+    automated = [asset.map_asset_specs(lambda spec, asset=asset: assign(asset, spec)) for asset in assets]
+    return [a.with_hooks({register_launch_dates_hook}) if FEATURES_PRELAUNCH in a.keys else a for a in automated]
+
+
+def _spec_deps(spec: dg.AssetSpec) -> set[dg.AssetKey]:
+    return {dep.asset_key for dep in spec.deps}
+
+
+def _role(spec: dg.AssetSpec) -> str:
+    if spec.group_name == INGEST_GROUP:
+        return "ingest"
+    if spec.group_name == FEATURES_GROUP:
+        return "features"
+    if spec.partitions_def is not None:
+        return "partitioned"
+    return "whole_history"
+
+
+def keys_by_role(assets: Iterable[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
+    """Asset keys of each role: ingest, features, partitioned (encoders), whole_history."""
+    roles: dict[str, list[dg.AssetKey]] = {"ingest": [], "features": [], "partitioned": [], "whole_history": []}
+    for asset in assets:
+        for spec in asset.specs:
+            roles[_role(spec)].append(spec.key)
+    return roles
+
+
+# ----------------------------------------------------------------------------- launch dates
+def prelaunch_launch_dates(warehouse: DuckDBWarehouse) -> list[str]:
+    """ISO launch dates of the creatives in features.prelaunch, sorted; empty before it is built."""
+    if not warehouse.exists("features.prelaunch"):
+        return []
+    frame = warehouse.query(
+        "SELECT DISTINCT CAST(CAST(launch_date AS DATE) AS VARCHAR) AS d FROM features.prelaunch "
+        "WHERE launch_date IS NOT NULL ORDER BY 1"
+    )
+    return frame["d"].tolist()
+
+
+def unregistered_prelaunch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWarehouse) -> list[str]:
+    """Launch dates in features.prelaunch that are not yet `launch_date` partitions."""
+    existing = set(instance.get_dynamic_partitions(launch_date_partitions.name))
+    return [d for d in prelaunch_launch_dates(warehouse) if d not in existing]
+
+
+@dg.success_hook(name="register_launch_dates", required_resource_keys={"warehouse"})
+def register_launch_dates_hook(context: dg.HookContext) -> None:
+    """After features/prelaunch materialises, in the same run: its new launch dates become partitions.
+
+    In the run, not only in a sensor: the hook finishes before the asset's blocking checks run, and
+    every automated asset downstream waits for those checks, so no condition is ever evaluated
+    against a features/prelaunch whose launch dates are not partitions yet. (A sensor alone races
+    the automation tick: the whole-history tables could be refreshed before the new dates are
+    even known to be missing, so before they are embedded. The daemon test caught this.)
+    """
+    new = unregistered_prelaunch_dates(context.instance, context.resources.warehouse.get())
+    if new:
+        context.instance.add_dynamic_partitions(launch_date_partitions.name, new)
+        context.log.info(f"registered {len(new)} new launch date(s) as partitions: {new[0]} .. {new[-1]}")
+
+
+# ----------------------------------------------------------------------------- sensors and jobs
 def landing_fingerprint(landing: Path) -> str | None:
     """A hash of the input files' names, sizes and mtimes; None when no input file is there."""
     parts = []
@@ -46,16 +284,18 @@ def landing_fingerprint(landing: Path) -> str | None:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, list, list]:
-    """Jobs, sensors and schedules for the asset keys of each kind.
+def automation_interval_s() -> int:
+    """Seconds between evaluations of the automation conditions ($CREATIVE_DAG_AUTOMATION_INTERVAL_S)."""
+    value = os.environ.get(AUTOMATION_INTERVAL_ENV, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_AUTOMATION_INTERVAL_S
 
-    graph_keys: {"ingest": [...], "partitioned": [...], "unpartitioned_downstream": [...]}.
-    """
+
+def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, list]:
+    """Jobs and sensors for the asset keys of each role (see `keys_by_role`)."""
     ingest_job = dg.define_asset_job(INGEST_JOB, selection=graph_keys["ingest"],
                                      description="Read the landing folder into raw.* (with quarantine).")
     jobs = [ingest_job]
     sensors: list = []
-    schedules: list = []
 
     @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
                description="Starts an ingest run when the landing folder's input files change.")
@@ -81,39 +321,52 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
     sensors.append(stale_runs_sensor)
 
     if graph_keys["partitioned"]:
-        embed_job = dg.define_asset_job(
+        jobs.append(dg.define_asset_job(
             EMBED_JOB, selection=graph_keys["partitioned"], partitions_def=launch_date_partitions,
-            description="Embed the creatives of given launch dates (one step per block, models loaded once).",
-        )
-        jobs.append(embed_job)
+            description="Embed the creatives of chosen launch dates (one step per block, models loaded once). "
+                        "New launch dates are embedded by automation; this job is for re-embedding by hand.",
+        ))
 
-        @dg.asset_sensor(asset_key=RAW_CREATIVES, job=embed_job,
-                         default_status=dg.DefaultSensorStatus.STOPPED,
-                         description="After ingest, registers new launch dates and embeds only those.")
-        def launch_date_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,
-                               warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
-            new = unregistered_launch_dates(context.instance, warehouse.get())
-            if not new:
-                return dg.SkipReason("no new launch dates")
-            request = dg.RunRequest(
-                run_key=f"launch-dates-{new[0]}-{new[-1]}-{len(new)}",
-                tags={RANGE_START_TAG: new[0], RANGE_END_TAG: new[-1]},
-            )
+        @dg.sensor(minimum_interval_seconds=LAUNCH_DATE_SENSOR_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
+                   description="After each features/prelaunch materialisation, registers launch dates it holds that "
+                               "are not launch_date partitions yet (the register_launch_dates hook does this in the "
+                               "run; this catches what it missed). Starts no run.")
+        def launch_date_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+                               ) -> dg.SensorResult | dg.SkipReason:
+            # A plain sensor with its own cursor, not @asset_sensor: Dagster 1.13's asset sensor drops a
+            # returned SensorResult (it passes on only RunRequest / SkipReason), so partitions requested
+            # that way are never added.
+            latest = context.instance.fetch_materializations(FEATURES_PRELAUNCH, limit=1, ascending=False).records
+            if not latest:
+                return dg.SkipReason("features/prelaunch has not been materialised yet")
+            storage_id = latest[0].storage_id
+            if context.cursor and context.cursor.isdigit() and int(context.cursor) >= storage_id:
+                return dg.SkipReason("no new features/prelaunch materialisation")
+            new = unregistered_prelaunch_dates(context.instance, warehouse.get())
+            if new:
+                context.log.info(f"registering {len(new)} launch date(s): {new[0]} .. {new[-1]}")
             return dg.SensorResult(
-                run_requests=[request],
-                dynamic_partitions_requests=[launch_date_partitions.build_add_request(new)],
+                dynamic_partitions_requests=[launch_date_partitions.build_add_request(new)] if new else [],
+                skip_reason=None if new else dg.SkipReason("every launch date in features/prelaunch is a partition"),
+                cursor=str(storage_id),
             )
 
         sensors.append(launch_date_sensor)
 
-    if graph_keys["unpartitioned_downstream"]:
-        refresh_job = dg.define_asset_job(
-            REFRESH_JOB, selection=graph_keys["unpartitioned_downstream"],
-            description="Rebuild the case base, marts and serving copy from the current warehouse.",
-        )
-        jobs.append(refresh_job)
-        schedules.append(dg.ScheduleDefinition(
-            name="nightly_refresh", job=refresh_job, cron_schedule="0 5 * * *",
-            default_status=dg.DefaultScheduleStatus.STOPPED,
+    automated = [k for role in ("features", "partitioned", "whole_history") for k in graph_keys[role]]
+    if automated:
+        sensors.append(dg.AutomationConditionSensorDefinition(
+            AUTOMATION_SENSOR, target=dg.AssetSelection.assets(*automated),
+            default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=automation_interval_s(),
+            emit_backfills=True,
+            description="Evaluates the assets' automation conditions: features after ingest, encoders for new "
+                        "launch dates, whole-history tables on the refresh cron (creative_dag/automation.py).",
         ))
-    return jobs, sensors, schedules
+    refreshed = graph_keys["features"] + graph_keys["whole_history"]
+    if refreshed:
+        jobs.append(dg.define_asset_job(
+            REFRESH_JOB, selection=refreshed,
+            description="Rebuild the features, case base, marts and serving copy from the current warehouse "
+                        "now (automation does it at the next refresh cron tick).",
+        ))
+    return jobs, sensors

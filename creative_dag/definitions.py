@@ -1,4 +1,4 @@
-"""The one Definitions object: every stage's assets, checks, sensors and schedules, and resources.
+"""The one Definitions object: every stage's assets (with their automation conditions), checks, sensors and resources.
 
 `dagster dev` (workspace.yaml) loads `defs`; the CLI builds the same thing with explicit locations.
 """
@@ -14,6 +14,7 @@ from creative_dag.settings import Locations, resolve_locations
 
 def build_resources(locations: Locations) -> dict[str, object]:
     """Resources for one deployment; assets never know where the data lives."""
+    from creative_dag.resources.embedding_store import EmbeddingStoreResource
     from creative_dag.resources.image_store import ImageStoreResource
     from creative_dag.resources.landing import LandingResource
     from creative_dag.resources.models import EncoderResource
@@ -24,6 +25,7 @@ def build_resources(locations: Locations) -> dict[str, object]:
         "landing": LandingResource(root=str(locations.landing)),
         "image_store": ImageStoreResource(root=str(locations.landing)),
         "encoders": EncoderResource.from_locations(locations),
+        "embedding_store": EmbeddingStoreResource(uri=str(locations.embedding_store)),
     }
 
 
@@ -50,9 +52,12 @@ def stage_modules() -> list:
 
 
 def build_definitions(home: str | os.PathLike | None = None,
-                      landing: str | os.PathLike | None = None) -> dg.Definitions:
+                      landing: str | os.PathLike | None = None,
+                      refresh_cron: str | None = None) -> dg.Definitions:
+    """refresh_cron: when the whole-history tables refresh (default $CREATIVE_DAG_REFRESH_CRON, else
+    "0 5 * * *"); see creative_dag/automation.py for what runs when."""
     from creative_dag.assets.report import build_serving_copy_asset
-    from creative_dag.automation import build_automation
+    from creative_dag.automation import build_automation, keys_by_role, with_automation
 
     locations = resolve_locations(home, landing)
     modules = stage_modules()
@@ -60,29 +65,15 @@ def build_definitions(home: str | os.PathLike | None = None,
     checks = dg.load_asset_checks_from_modules(modules)
     table_keys = [key for a in assets for key in a.keys]
     assets.append(build_serving_copy_asset(table_keys))
-    jobs, sensors, schedules = build_automation(_keys_by_role(assets))
+    assets = with_automation(assets, refresh_cron=refresh_cron)
+    jobs, sensors = build_automation(keys_by_role(assets))
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=jobs,
         sensors=sensors,
-        schedules=schedules,
         resources=build_resources(locations),
     )
-
-
-def _keys_by_role(assets: list[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
-    """Split keys into ingest, launch-date-partitioned, and the unpartitioned rest (for jobs)."""
-    roles: dict[str, list[dg.AssetKey]] = {"ingest": [], "partitioned": [], "unpartitioned_downstream": []}
-    for asset in assets:
-        for key in asset.keys:
-            if asset.group_names_by_key.get(key) == "ingest":
-                roles["ingest"].append(key)
-            elif asset.partitions_def is not None:
-                roles["partitioned"].append(key)
-            else:
-                roles["unpartitioned_downstream"].append(key)
-    return roles
 
 
 defs = build_definitions()

@@ -35,6 +35,16 @@ class Locations:
         return self.home / "serving"
 
     @property
+    def run_memo(self) -> Path:
+        """The fingerprint of the last successful CLI run per selection (creative_dag/run_memo.py)."""
+        return self.home / "state" / "last_runs.json"
+
+    @property
+    def embedding_store(self) -> Path:
+        """Encoder output (per-launch-date Parquet) before it is published to the warehouse."""
+        return self.home / "embedding_store"
+
+    @property
     def cache(self) -> Path:
         return self.home / "cache"
 

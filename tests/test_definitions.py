@@ -19,7 +19,7 @@ def test_definitions_validate_loadable():
     assert {"raw/creatives", "raw/daily_metrics", "raw/images", "raw/quarantine", "report/serving_copy"} <= keys
 
 
-def test_asset_keys_follow_schema_table_and_writers_share_the_pool():
+def test_asset_keys_follow_schema_table_and_only_encoder_compute_is_outside_the_pool():
     from creative_dag.definitions import build_definitions
 
     defs = build_definitions()
@@ -27,8 +27,14 @@ def test_asset_keys_follow_schema_table_and_writers_share_the_pool():
     for key in graph.get_all_asset_keys():
         assert len(key.path) == 2, f"{key} must be [schema, table]"
     for asset in defs.assets:
-        for spec in asset.specs:
-            assert asset.op.pool == "warehouse", f"{spec.key} writes DuckDB and must use pool='warehouse'"
+        ops = list(asset.node_def.iterate_op_defs()) if isinstance(asset.node_def, dg.GraphDefinition) \
+            else [asset.op]
+        for op in ops:
+            if op.name.startswith("encode_"):
+                # the encoders' heavy step writes the embedding store, never DuckDB, and holds no lock
+                assert op.pool is None, f"{op.name} must run outside the warehouse pool"
+            else:
+                assert op.pool == "warehouse", f"{op.name} writes DuckDB and must use pool='warehouse'"
 
 
 def test_loading_definitions_does_not_import_heavy_libraries():
@@ -46,7 +52,38 @@ def test_encoders_retry_transient_failures_and_a_sensor_reaps_killed_runs():
     defs = build_definitions()
     for asset in defs.assets:
         if asset.group_names_by_key.get(next(iter(asset.keys))) == "encoders" and asset.partitions_def is not None:
-            policy = asset.op.retry_policy
-            assert policy is not None and policy.max_retries >= 1, f"{asset.keys} has no retry policy"
+            for op in asset.node_def.iterate_op_defs():
+                policy = op.retry_policy
+                assert policy is not None and policy.max_retries >= 1, f"{op.name} has no retry policy"
     stale = next(s for s in defs.sensors if s.name == "stale_runs_sensor")
     assert stale.default_status == dg.DefaultSensorStatus.RUNNING, "a killed run must not block later runs"
+
+
+def test_the_daily_path_is_automated_without_a_schedule():
+    """What `dagster dev` runs by itself (creative_dag/automation.py; tests/test_daily_path.py runs it)."""
+    from creative_dag.automation import (
+        AUTOMATION_SENSOR,
+        EMBED_JOB,
+        INGEST_JOB,
+        REFRESH_JOB,
+    )
+    from creative_dag.definitions import build_definitions
+
+    defs = build_definitions()
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        condition = graph.get(key).automation_condition
+        group = graph.get(key).group_name
+        if group == "ingest":
+            assert condition is None, f"{key.to_user_string()}: the landing sensor starts ingest"
+        else:
+            assert condition is not None, f"{key.to_user_string()} has no automation condition"
+    sensors = {s.name: s.default_status for s in defs.sensors}
+    assert sensors == {
+        "landing_sensor": dg.DefaultSensorStatus.STOPPED,
+        "stale_runs_sensor": dg.DefaultSensorStatus.RUNNING,
+        "launch_date_sensor": dg.DefaultSensorStatus.RUNNING,
+        AUTOMATION_SENSOR: dg.DefaultSensorStatus.RUNNING,
+    }
+    assert not list(defs.schedules or [])
+    assert {j.name for j in defs.jobs} == {INGEST_JOB, EMBED_JOB, REFRESH_JOB}

@@ -13,6 +13,7 @@ import pytest
 
 from creative_dag.assets import encoders as encoder_assets
 from creative_dag.checks import encoders as encoder_checks
+from creative_dag.resources.embedding_store import EmbeddingStoreResource
 from creative_dag.resources.image_store import ImageStoreResource
 from creative_dag.resources.landing import LandingResource
 from creative_dag.resources.models import EncoderResource
@@ -52,6 +53,7 @@ def _resources(home: Path, landing: Path, **encoder_config) -> dict:
         "image_store": ImageStoreResource(root=str(landing)),
         "landing": LandingResource(root=str(landing), today="2030-01-01"),
         "encoders": EncoderResource(cache_dir=str(home / "cache"), threads=2, batch_size=8, **encoder_config),
+        "embedding_store": EmbeddingStoreResource(uri=str(home / "embedding_store")),
     }
 
 
@@ -115,6 +117,13 @@ def test_partition_ranges_cache_quarantine_and_status(tmp_path, landing, tiny_cl
                                                        for b in ("clip", "cnn", "visual", "text")}
     cnn_first = _metadata(first, "embeddings/cnn")
     assert cnn_first["block_available"] is True and cnn_first["from_cache"] == 0
+    # each launch date's materialisation reports that date's rows, not the run's total
+    per_date = warehouse.query("SELECT CAST(launch_date AS VARCHAR) AS d, count(*) AS n FROM embeddings.cnn "
+                               "GROUP BY 1").set_index("d")["n"].to_dict()
+    reported = {e.partition: e.materialization.metadata["dagster/row_count"].value
+                for e in first.get_asset_materialization_events() if e.asset_key.to_user_string() == "embeddings/cnn"}
+    assert set(reported) == {d for d in dates if d <= half}
+    assert reported == {d: per_date.get(d, 0) for d in reported} and len(set(reported.values())) > 1
 
     # an image changed on disk after ingest hashed it: quarantined, the rest of the batch goes on
     late = warehouse.query(
@@ -135,13 +144,28 @@ def test_partition_ranges_cache_quarantine_and_status(tmp_path, landing, tiny_cl
     distinct_first = warehouse.query(
         "SELECT count(DISTINCT i.sha256) AS n FROM raw.images i JOIN features.prelaunch p USING (creative_id) "
         "WHERE CAST(p.launch_date AS VARCHAR) <= ?", [half])["n"].iloc[0]
-    assert meta["from_cache"] == distinct_first  # the first half came from the cache, not the model
+    # the first half's inputs did not change: those dates were not encoded again at all
+    assert meta["unchanged_launch_dates"] == len([d for d in dates if d <= half]) and meta["from_cache"] == 0
     assert meta["quarantined"] == 1
     quarantine = warehouse.query("SELECT * FROM raw.quarantine WHERE key LIKE 'embeddings.%'")
     assert quarantine[["source", "key", "reason"]].values.tolist() == [
         ["images", f"embeddings.cnn:{tampered_id}", "image_changed_since_ingest"]]
     # Every creative now has a cnn vector or a quarantine reason: the coverage check passes.
     assert _check_results(full)["embeddings/cnn:embedded_every_creative"]
+
+    # The image is back: the next run retries just that launch date, and its quarantine row goes.
+    healed = _materialize(instance, resources, ["embeddings/cnn"], dates[0], dates[-1])
+    assert _metadata(healed, "embeddings/cnn")["unchanged_launch_dates"] == len(dates) - 1
+    assert tampered_id in set(warehouse.read_table("embeddings.cnn")["creative_id"])
+    assert warehouse.query("SELECT count(*) AS n FROM raw.quarantine WHERE key LIKE 'embeddings.cnn:%'")["n"][0] == 0
+
+    # with the store gone (a new deployment on the same cache), the first half comes from the cache
+    import shutil
+
+    shutil.rmtree(home / "embedding_store" / "cnn")
+    again = _materialize(instance, resources, ["embeddings/cnn"], dates[0], half)
+    assert _metadata(again, "embeddings/cnn")["from_cache"] == distinct_first
+    assert _metadata(again, "embeddings/cnn")["computed"] == 0
 
     status = warehouse.read_table("embeddings.model_status").set_index("block")
     assert list(status.index) == ["clip", "cnn", "visual", "layout", "text"]
@@ -165,6 +189,19 @@ def test_unavailable_clip_writes_no_rows_and_says_why(tmp_path, landing, monkeyp
     clip = warehouse.read_table("embeddings.model_status").set_index("block").loc["clip"]
     assert not bool(clip["available"]) and "openai/clip-vit-base-patch32" in clip["reason"]
     assert clip["rows"] == 0
+
+    # The failed load is remembered: the next run neither the encoder nor model_status tries again.
+    loads = []
+    real_load = encoder_assets.load_block
+    monkeypatch.setattr(encoder_assets, "load_block", lambda block, settings: (loads.append(block),
+                                                                                real_load(block, settings))[1])
+    again = _materialize(instance, resources, ["embeddings/clip", "embeddings/model_status"], dates[0], dates[-1])
+    assert again.success and loads == []
+    assert "not retried before" in _metadata(again, "embeddings/clip")["unavailable_reason"]
+    # ... until model_retry_after_s has passed (or is 0)
+    retry = _resources(home, landing, clip_model="openai/clip-vit-base-patch32", model_retry_after_s=0)
+    assert _materialize(instance, retry, ["embeddings/clip"], dates[0], dates[0]).success
+    assert loads == ["clip"]
 
 
 @pytest.mark.slow
@@ -223,3 +260,16 @@ def test_block_table_gains_attribute_columns_after_an_unavailable_run(tmp_path):
     # replacing one launch date leaves the other date's rows alone
     encoder_assets.write_block_rows(warehouse, "cnn", rows.iloc[:0], [day1])
     assert warehouse.read_table("embeddings.cnn")["creative_id"].tolist() == ["b"]
+
+
+@pytest.mark.slow
+def test_text_block_runs_on_ad_copy_when_the_layout_block_is_unavailable(tmp_path, landing):
+    home = tmp_path / "home"
+    instance, dates = _ingested(home, landing)
+    resources = _resources(home, landing, ocr_backend="florence2", florence2_model=str(tmp_path / "no-such-model"))
+    result = _materialize(instance, resources, ["embeddings/layout", "embeddings/text"], dates[0], dates[-1])
+    assert result.success
+    assert _metadata(result, "embeddings/layout")["block_available"] is False
+    warehouse = DuckDBWarehouse(home / "creative.duckdb")
+    text = warehouse.read_table("embeddings.text")
+    assert len(text) == len(warehouse.read_table("features.prelaunch"))  # every creative has a headline

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,37 @@ def _append_bad_rows(landing: Path, creatives: pd.DataFrame) -> dict[str, str]:
     return {"cr_bad_launch": "launch 0001-01-01"}
 
 
-def _materialize(landing: Path, home: Path):
-    return CliRunner().invoke(main, ["materialize", "--landing", str(landing), "--home", str(home)],
+class WarehouseAccess:
+    """Records every DuckDB file the warehouse opens: read-only or not, from which Dagster step
+    (and that step's pool), and which warehouse method asked for it."""
+
+    def __init__(self) -> None:
+        self.opens: list[dict] = []
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        original = DuckDBWarehouse._open_waiting_for_lock
+        access = self
+
+        def recording(warehouse, read_only):
+            step, pool, method = None, None, None
+            frame = sys._getframe(1)
+            while frame is not None:
+                if method is None and frame.f_code.co_name in ("write_table", "replace_rows", "execute", "query",
+                                                                "read_table", "exists", "tables", "publish"):
+                    method = frame.f_code.co_name
+                context = frame.f_locals.get("step_context")
+                if type(context).__name__ == "StepExecutionContext":
+                    step, pool = context.step.key, context.op_def.pool
+                    break
+                frame = frame.f_back
+            access.opens.append({"read_only": read_only, "step": step, "pool": pool, "method": method})
+            return original(warehouse, read_only)
+
+        monkeypatch.setattr(DuckDBWarehouse, "_open_waiting_for_lock", recording)
+
+
+def _materialize(landing: Path, home: Path, *extra: str):
+    return CliRunner().invoke(main, ["materialize", "--landing", str(landing), "--home", str(home), *extra],
                               catch_exceptions=False)
 
 
@@ -92,14 +122,32 @@ def bad_export(tmp_path_factory):
     creatives = pd.read_csv(landing / "creatives.csv", dtype=str, keep_default_na=False)
     damaged = _break_images(landing, creatives)
     bad_rows = _append_bad_rows(landing, creatives)
-    first = _materialize(landing, home)
+    access = WarehouseAccess()
+    with pytest.MonkeyPatch.context() as patch:
+        access.install(patch)
+        first = _materialize(landing, home)
     snapshot = _snapshot(DuckDBWarehouse(home / "creative.duckdb"))
-    second = _materialize(landing, home)
-    return landing, home, damaged, bad_rows, first, second, snapshot
+    second = _materialize(landing, home, "--force")  # a real second run, not "nothing changed"
+    return landing, home, damaged, bad_rows, first, second, snapshot, access
+
+
+def test_reads_open_read_only_and_only_pooled_steps_write(bad_export):
+    access = bad_export[-1]
+    in_steps = [o for o in access.opens if o["step"] is not None]
+    assert in_steps, "no warehouse access was recorded inside a Dagster step"
+    writes = [o for o in in_steps if not o["read_only"]]
+    assert writes and {o["method"] for o in writes} <= {"write_table", "replace_rows", "execute"}, writes
+    unpooled_writers = {o["step"] for o in writes if o["pool"] != "warehouse"}
+    assert not unpooled_writers, f"steps that write the warehouse outside the pool: {unpooled_writers}"
+    reads = [o for o in in_steps if o["method"] in ("query", "read_table", "exists", "tables", "publish")]
+    assert reads and all(o["read_only"] for o in reads)
+    # the encoders' heavy step reads inputs without the pool and never writes
+    encode_steps = {o["step"] for o in in_steps if "encode_" in o["step"]}
+    assert encode_steps and all(o["read_only"] and o["pool"] is None for o in in_steps if o["step"] in encode_steps)
 
 
 def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
-    _, home, _, _, first, _, _ = bad_export
+    _, home, _, _, first, _, _, _ = bad_export
     assert first.exit_code == 0, first.output
     assert "FAILED" not in first.output and "not materialised" not in first.output, first.output
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
@@ -110,7 +158,7 @@ def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
 
 
 def test_creatives_with_bad_images_flow_through_on_text_and_context(bad_export):
-    _, home, damaged, _, _, _, _ = bad_export
+    _, home, damaged, _, _, _, _, _ = bad_export
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
     case_base = warehouse.read_table("cbr.case_base").set_index("creative_id")  # read back: NULL = pd.NA
     for cid, how in damaged.items():
@@ -128,7 +176,7 @@ def test_creatives_with_bad_images_flow_through_on_text_and_context(bad_export):
 
 
 def test_every_bad_image_and_row_has_a_quarantine_reason(bad_export):
-    _, home, damaged, bad_rows, _, _, _ = bad_export
+    _, home, damaged, bad_rows, _, _, _, _ = bad_export
     quarantine = DuckDBWarehouse(home / "creative.duckdb").read_table("raw.quarantine")
     named = " ".join(quarantine["key"].astype(str))
     for cid, how in damaged.items():
@@ -144,7 +192,7 @@ def test_every_bad_image_and_row_has_a_quarantine_reason(bad_export):
 
 
 def test_a_second_identical_run_gives_identical_tables(bad_export):
-    _, home, _, _, _, second, before = bad_export
+    _, home, _, _, _, second, before, _ = bad_export
     assert second.exit_code == 0, second.output
     after = _snapshot(DuckDBWarehouse(home / "creative.duckdb"))
     assert before.keys() == after.keys()

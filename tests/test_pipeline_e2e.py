@@ -96,7 +96,7 @@ def test_similar_prints_as_of_neighbours(deployment):
     assert unknown.exit_code != 0 and "cr_does_not_exist" in unknown.output
 
 
-def test_rerun_reuses_the_embedding_cache(deployment):
+def test_rerun_skips_launch_dates_whose_inputs_did_not_change(deployment):
     landing, home, _ = deployment
     result = CliRunner().invoke(main, ["materialize", "--select", "group:encoders", "--landing",
                                        str(landing), "--home", str(home)], catch_exceptions=False)
@@ -109,8 +109,8 @@ def test_rerun_reuses_the_embedding_cache(deployment):
     instance = get_instance(resolve_locations(home, landing))
     event = instance.get_latest_materialization_event(dg.AssetKey(["embeddings", "cnn"]))
     metadata = event.asset_materialization.metadata
-    computed = [v.value for k, v in metadata.items() if k in ("computed", "images_computed")]
-    assert computed == [0], {k: v.value for k, v in metadata.items()}
+    assert metadata["computed"].value == 0, {k: v.value for k, v in metadata.items()}
+    assert metadata["unchanged_launch_dates"].value == metadata["launch_dates"].value > 0
 
 
 def test_mislabelled_leaky_column_blocks_the_graph_and_fails_the_command(deployment, tmp_path):

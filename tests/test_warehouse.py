@@ -85,3 +85,18 @@ def test_publish_writes_parquet_and_duckdb_copy_and_swaps(warehouse, tmp_path):
     assert fresh.execute("SELECT creative_id FROM marts.ranking").fetchall() == [("c",)]
     fresh.close()
     assert not list(tmp_path.glob(".serving-*")), "staging folders are cleaned up"
+
+
+def test_reads_open_the_file_read_only_and_never_create_it(tmp_path):
+    path = tmp_path / "w.duckdb"
+    warehouse = DuckDBWarehouse(path)
+    assert warehouse.tables() == [] and not warehouse.exists("raw.t")
+    assert warehouse.query("SELECT 1 AS one")["one"].tolist() == [1]
+    assert not path.exists(), "a read created the database file"
+    warehouse.write_table("raw.t", pd.DataFrame({"a": [1, 2]}))
+    with pytest.raises(duckdb.Error, match="read-only"):
+        warehouse.query("DELETE FROM raw.t")
+    warehouse.execute("DELETE FROM raw.t WHERE a = ?", [1])
+    assert warehouse.read_table("raw.t")["a"].tolist() == [2]
+    with pytest.raises(PermissionError, match="read-only"):
+        DuckDBWarehouse(path, read_only=True).write_table("raw.t", pd.DataFrame({"a": [3]}))

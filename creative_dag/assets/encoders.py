@@ -1,18 +1,25 @@
 """Encoder stage: `embeddings.clip`, `.cnn`, `.visual`, `.layout`, `.text` and `embeddings.model_status`.
 
-Each block asset is partitioned by launch date (single-run backfills: one step per asset,
-models loaded once) and processes the creatives launched on `context.partition_keys`:
-decision-time inputs only (images from raw.images, creative list and ad copy from
-features.prelaunch). Rows are replaced per launch date; images that fail to decode go to
-raw.quarantine and the run goes on. A model that cannot load makes its block unavailable:
-no rows for those dates, a warning, and metadata saying why; the asset still succeeds.
-The compute lives in `creative_dag.encoders`; these are thin wrappers.
+Each block asset is partitioned by launch date (single-run backfills: models loaded once per run)
+and processes the creatives launched on `context.partition_keys`, with decision-time inputs only
+(images from raw.images, creative list and ad copy from features.prelaunch). It runs in two steps:
+`encode_<block>` computes, holding no warehouse lock, and writes one Parquet file per launch date
+to the embedding store (creative_dag/encoders/store.py); `publish_<block>`, in the `warehouse`
+pool, copies those dates' rows into `embeddings.<block>` and the failed images into raw.quarantine.
+Each launch date's materialisation reports its own row count.
+
+A model that cannot load makes its block unavailable: no rows for those dates, a warning, and
+metadata saying why; the asset still succeeds (and the `embedded_every_creative` check warns).
+The failure is remembered for `model_retry_after_s`, so a missing hub download is not retried on
+every run, and `embeddings.model_status` reports what the encode steps recorded instead of loading
+every model again. The compute lives in `creative_dag.encoders`; these are thin wrappers.
 """
 
-
 import datetime as dt
+import inspect
+import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -27,11 +34,14 @@ from creative_dag.assets.keys import (
 )
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.blocks import CLIP, CNN, EMBEDDING_BLOCKS, LAYOUT, TEXT, VISUAL
+from creative_dag.encoders.store import EmbeddingStore
 from creative_dag.partitions import launch_date_partitions
+from creative_dag.resources.embedding_store import EmbeddingStoreResource
 from creative_dag.resources.image_store import ImageStoreResource
 from creative_dag.resources.models import (
     EncoderResource,
     EncoderSettings,
+    block_fingerprint,
     block_model_id,
     load_block,
 )
@@ -97,7 +107,8 @@ def load_text_items(warehouse: WarehouseResource, dates: Sequence[dt.date]) -> p
     headline = "p.headline" if "headline" in prelaunch_cols else "NULL"
     primary = "p.primary_text" if "primary_text" in prelaunch_cols else "NULL"
     has_images = warehouse.exists("raw.images")
-    has_layout = warehouse.exists(table_name(LAYOUT))
+    # an unavailable layout block leaves a bare table without OCR columns: then there is no OCR text
+    has_layout = "ocr_text" in existing_types(warehouse, table_name(LAYOUT))
     frame = warehouse.query(
         f"""
         SELECT p.creative_id, CAST(p.launch_date AS DATE) AS launch_date,
@@ -141,7 +152,7 @@ def write_block_rows(warehouse: WarehouseResource, block: str, frame: pd.DataFra
         # a new attribute column (or the first rows after an unavailable run created the bare
         # table) is added in place, so earlier partitions keep their rows
         for column in [c for c in frame.columns if c not in types]:
-            warehouse.query(f'ALTER TABLE {table} ADD COLUMN "{column}" {duckdb_type(frame[column])}')
+            warehouse.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {duckdb_type(frame[column])}')
     return warehouse.replace_rows(table, frame, "launch_date", list(dates))
 
 
@@ -188,149 +199,279 @@ def write_quarantine(warehouse: WarehouseResource, block: str, quarantine: pd.Da
     return warehouse.replace_rows(QUARANTINE_TABLE, quarantine, "key", keys)
 
 
-def _unavailable_result(context: dg.AssetExecutionContext, warehouse: WarehouseResource, block: str,
-                        settings: EncoderSettings, reason: str, dates: Sequence[dt.date]) -> dg.MaterializeResult:
-    """No rows for these dates, a warning, and metadata that says why; the asset succeeds."""
-    from creative_dag.encoders.pipeline import empty_block_frame
+# ----------------------------------------------------------------------------- compute (no pool)
+def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -> Any:
+    """Load a block's model, recording the outcome in the store; a load that failed with the same
+    settings less than `model_retry_after_s` ago is not tried again (a hub download with no network
+    costs seconds per attempt, on every run). Raises ModelUnavailable."""
+    from creative_dag.encoders.base import ModelUnavailable, resolve_device
+    from creative_dag.encoders.status import BlockStatus, encoder_status
 
-    table = table_name(block)
-    empty = empty_block_frame()
-    if warehouse.exists(table):
-        write_block_rows(warehouse, block, empty, dates)
-    else:
-        warehouse.write_table(table, empty)
-    model_id = block_model_id(block, settings)
-    context.log.warning(f"{table}: block unavailable, no rows written for {len(dates)} launch date(s): {reason}")
-    return dg.MaterializeResult(metadata=table_metadata(
-        empty, block_available=False, unavailable_reason=reason, model_id=model_id,
-        launch_dates=len(dates)))
-
-
-def materialize_image_block(context: dg.AssetExecutionContext, block: str, warehouse: WarehouseResource,
-                            image_store: ImageStoreResource, encoders: EncoderResource) -> dg.MaterializeResult:
-    """Shared body of the image block assets (clip, cnn, visual, layout)."""
-    from creative_dag.encoders.base import ModelUnavailable
-    from creative_dag.encoders.pipeline import encode_images
-
-    settings = encoders.settings()
-    dates = partition_dates(context.partition_keys)
+    fingerprint = block_fingerprint(block, settings)
+    recorded = store.read_status(block)
+    if recorded and recorded.get("fingerprint") == fingerprint and not recorded.get("available"):
+        age = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(recorded["checked_at"])).total_seconds()
+        if age < settings.model_retry_after_s:
+            retry_at = pd.Timestamp(recorded["checked_at"]) + pd.Timedelta(seconds=settings.model_retry_after_s)
+            raise ModelUnavailable(f"{recorded['reason']} (failed at {recorded['checked_at']}; not retried before "
+                                   f"{retry_at.isoformat()}: set encoders.model_retry_after_s=0 to retry now)")
     try:
         encoder = load_block(block, settings)
     except ModelUnavailable as exc:
-        return _unavailable_result(context, warehouse, block, settings, exc.reason, dates)
-    items = load_image_items(warehouse, dates)
-    context.log.info(f"embeddings.{block}: {len(items)} creatives over {len(dates)} launch date(s); "
-                     f"model {encoder.model_id} {encoder.model_version} on {encoder.device}")
-    run = encode_images(encoder, items, image_store.locator().read_bytes, settings.cache(),
-                        batch_size=settings.batch_size, log=context.log.info)
-    numeric = list(getattr(getattr(encoder, "extractor", None), "vector_columns", []))
-    write_block_rows(warehouse, block, run.frame, dates, numeric)
-    write_quarantine(warehouse, block, run.quarantine, items["creative_id"].tolist())
-    if run.failed:
-        context.log.warning(f"embeddings.{block}: {run.failed} image(s) quarantined: "
-                            f"{run.quarantine['reason'].value_counts().to_dict()}")
-    return dg.MaterializeResult(metadata=_block_metadata(run, encoder, dates))
+        status = BlockStatus.unavailable(block, block_model_id(block, settings), exc.reason,
+                                         device=resolve_device(settings.device))
+        store.write_status(block, status_record(status, fingerprint))
+        raise
+    store.write_status(block, status_record(encoder_status(encoder), fingerprint))
+    return encoder
 
 
-def _block_metadata(run: Any, encoder: Any, dates: Sequence[dt.date]) -> dict[str, Any]:
-    quarantined = run.quarantine["reason"].value_counts().to_dict() if len(run.quarantine) else {}
-    return table_metadata(
-        run.frame,
-        block_available=True,
-        model_id=encoder.model_id,
-        model_version=encoder.model_version,
-        dim=int(encoder.dim),
-        device=encoder.device,
-        launch_dates=len(dates),
-        computed=int(run.computed),
-        from_cache=int(run.cached),
-        quarantined=int(run.failed),
-        quarantined_by_reason=dg.MetadataValue.md(counts_markdown(quarantined, "reason", "images")),
-        encode_rate_per_s=round(run.rate, 2) if run.computed else float("nan"),
-        seconds=round(run.seconds, 2),
+def status_record(status: Any, fingerprint: str) -> dict[str, Any]:
+    return {**status.as_row(), "fingerprint": fingerprint, "checked_at": pd.Timestamp.now(tz="UTC").isoformat()}
+
+
+def input_fingerprints(items: pd.DataFrame, key_column: str, settings_fingerprint: str) -> dict[dt.date, str]:
+    """Per launch date, a hash of what a block would encode (creative ids and image/text hashes) and of
+    the block's settings: equal to the stored one means that date's rows would come out the same."""
+    from creative_dag.encoders.base import settings_hash
+
+    found = {}
+    for day, group in items.groupby(items["launch_date"].map(lambda v: pd.Timestamp(v).date()), sort=True):
+        pairs = sorted(zip(group["creative_id"].astype(str), group[key_column].astype(str)))
+        found[day] = settings_hash(settings_fingerprint, pairs)
+    return found
+
+
+def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: WarehouseResource, store: EmbeddingStore,
+                        settings: EncoderSettings, read_bytes: Callable[[str], bytes], run_id: str,
+                        log: Callable[[str], Any]) -> dict[str, Any]:
+    """Encode the creatives launched on `dates` into the store (rows and quarantine per date) and
+    return what the run did (also saved in the store for the publish step). Reads the warehouse only.
+
+    A date whose inputs (creatives, image or text hashes, block settings) are unchanged since it was
+    last encoded is not encoded again, and the model is not even loaded when no date changed."""
+    from creative_dag.encoders.base import ModelUnavailable
+    from creative_dag.encoders.pipeline import (
+        encode_images,
+        encode_texts,
+        stabilise_types,
     )
+
+    started = time.perf_counter()
+    items = load_text_items(warehouse, dates) if block == TEXT else load_image_items(warehouse, dates)
+    if block == TEXT:
+        from creative_dag.encoders.base import text_sha256
+
+        items["text_sha256"] = [text_sha256(str(t or "")) for t in items["text"]]
+    fingerprints = input_fingerprints(items, "text_sha256" if block == TEXT else "sha256",
+                                      block_fingerprint(block, settings))
+    fingerprints.update({d: "no-creatives" for d in dates if d not in fingerprints})
+    todo = [d for d in dates if store.read_inputs(block, d) != fingerprints[d]]
+    manifest: dict[str, Any] = {"block": block, "run_id": run_id, "dates": [d.isoformat() for d in dates],
+                                "unchanged_dates": len(dates) - len(todo), "numeric_columns": [],
+                                "creative_ids": items["creative_id"].astype(str).tolist()}
+    if not todo:
+        recorded = store.read_status(block) or {}
+        manifest.update(available=bool(recorded.get("available", True)), reason=recorded.get("reason", ""),
+                        model_id=recorded.get("model_id") or block_model_id(block, settings),
+                        **{k: recorded.get(k) for k in ("model_version", "dim", "device")},
+                        computed=0, from_cache=0, quarantined=0, quarantined_by_reason={}, encode_rate_per_s=None,
+                        seconds=round(time.perf_counter() - started, 2))
+        log(f"embeddings.{block}: all {len(dates)} launch date(s) unchanged since they were encoded; model not loaded")
+        store.write_run(block, run_id, manifest)
+        return manifest
+    todo_items = items[items["launch_date"].map(lambda v: pd.Timestamp(v).date()).isin(todo)].reset_index(drop=True)
+    try:
+        encoder = load_encoder(block, settings, store)
+    except ModelUnavailable as exc:
+        from creative_dag.encoders.pipeline import empty_block_frame, quarantine_rows
+
+        store.write_rows(block, empty_block_frame(), todo)
+        store.write_quarantine(block, quarantine_rows(pd.DataFrame(columns=["creative_id", "sha256"]), {}, block),
+                               pd.Series([], dtype=object), todo)
+        manifest.update(available=False, reason=exc.reason, model_id=block_model_id(block, settings))
+        log(f"embeddings.{block}: block unavailable, no rows for {len(todo)} launch date(s): {exc.reason}")
+        store.write_run(block, run_id, manifest)
+        return manifest
+    log(f"embeddings.{block}: {len(todo_items)} creatives over {len(todo)} changed launch date(s) "
+        f"({len(dates) - len(todo)} unchanged); model {encoder.model_id} {encoder.model_version} on {encoder.device}")
+    if block == TEXT:
+        run = encode_texts(encoder, todo_items.drop(columns="text_sha256"), settings.cache(), log=log)
+        manifest["creatives_without_text"] = int(len(todo_items) - len(run.frame))
+    else:
+        run = encode_images(encoder, todo_items, read_bytes, settings.cache(), batch_size=settings.batch_size, log=log)
+        manifest["numeric_columns"] = list(getattr(getattr(encoder, "extractor", None), "vector_columns", []))
+    store.write_rows(block, stabilise_types(run.frame, {}, manifest["numeric_columns"]), todo)
+    launch_of = dict(zip(todo_items["creative_id"].astype(str), todo_items["launch_date"]))
+    quarantined_ids = [str(k).split(":", 1)[1] for k in run.quarantine["key"]]
+    store.write_quarantine(block, run.quarantine, pd.Series([launch_of.get(c) for c in quarantined_ids],
+                                                             index=run.quarantine.index, dtype=object), todo)
+    # Recorded only once the rows are in place, and not for a date with a failed image: that may
+    # be transient (a file replaced mid-run, a flaky network drive), so the next run tries again.
+    failed_dates = {pd.Timestamp(launch_of[c]).date() for c in quarantined_ids if c in launch_of}
+    for day in todo:
+        if day not in failed_dates:
+            store.write_inputs(block, day, fingerprints[day])
+    manifest.update(
+        available=True, reason="", model_id=encoder.model_id, model_version=encoder.model_version,
+        dim=int(encoder.dim), device=encoder.device, computed=int(run.computed), from_cache=int(run.cached),
+        quarantined=int(run.failed),
+        quarantined_by_reason=run.quarantine["reason"].value_counts().to_dict() if len(run.quarantine) else {},
+        encode_rate_per_s=round(run.rate, 2) if run.computed else None,
+        seconds=round(time.perf_counter() - started, 2))
+    if run.failed:
+        log(f"embeddings.{block}: {run.failed} image(s) quarantined: {manifest['quarantined_by_reason']}")
+    store.write_run(block, run_id, manifest)
+    return manifest
+
+
+# ----------------------------------------------------------------------------- publish (pooled)
+def publish_launch_dates(block: str, dates: Sequence[dt.date], warehouse: WarehouseResource,
+                         store: EmbeddingStore, manifest: dict[str, Any]) -> tuple[pd.DataFrame, dict[dt.date, int]]:
+    """Copy the store's rows (and quarantine rows) of `dates` into the warehouse; returns the rows
+    and the row count of each date."""
+    frame = store.read_rows(block, dates)
+    write_block_rows(warehouse, block, frame, dates, manifest.get("numeric_columns", []))
+    write_quarantine(warehouse, block, store.read_quarantine(block, dates), manifest.get("creative_ids", []))
+    per_date = pd.Series([pd.Timestamp(v).date() for v in frame["launch_date"]], dtype=object).value_counts() \
+        if len(frame) else pd.Series(dtype=int)
+    return frame, {d: int(per_date.get(d, 0)) for d in dates}
+
+
+def run_manifest(store: EmbeddingStore, block: str, run: dg.DagsterRun) -> dict[str, Any]:
+    """The encoder step's record for this run (or, re-executed from failure, for the run it re-executes)."""
+    from creative_dag.encoders.store import StoreError
+
+    for run_id in dict.fromkeys([run.run_id, run.parent_run_id, run.root_run_id]):
+        if run_id is None:
+            continue
+        try:
+            return store.read_run(block, run_id)
+        except StoreError:
+            continue
+    return store.read_run(block, run.run_id)  # raises, naming this run
+
+
+def _block_metadata(frame: pd.DataFrame, manifest: dict[str, Any], dates: Sequence[dt.date]) -> dict[str, Any]:
+    meta = table_metadata(frame, block_available=bool(manifest["available"]), model_id=manifest["model_id"],
+                          launch_dates=len(dates), rows_this_run=len(frame))
+    # each launch date carries its own row count (added per partition by the publish step)
+    meta.pop("dagster/row_count")
+    if not manifest["available"]:
+        meta["unavailable_reason"] = dg.MetadataValue.text(manifest["reason"])
+        return meta
+    rate = manifest.get("encode_rate_per_s")
+    meta.update({
+        "model_version": dg.MetadataValue.text(str(manifest.get("model_version"))),
+        "dim": dg.MetadataValue.int(int(manifest.get("dim") or 0)),
+        "device": dg.MetadataValue.text(str(manifest.get("device"))),
+        "unchanged_launch_dates": dg.MetadataValue.int(manifest["unchanged_dates"]),
+        "computed": dg.MetadataValue.int(manifest["computed"]),
+        "from_cache": dg.MetadataValue.int(manifest["from_cache"]),
+        "quarantined": dg.MetadataValue.int(manifest["quarantined"]),
+        "quarantined_by_reason": dg.MetadataValue.md(counts_markdown(manifest["quarantined_by_reason"], "reason",
+                                                                     "images")),
+        "encode_rate_per_s": dg.MetadataValue.float(rate) if rate is not None else dg.MetadataValue.text("nan"),
+        "seconds": dg.MetadataValue.float(manifest["seconds"]),
+    })
+    if "creatives_without_text" in manifest:
+        meta["creatives_without_text"] = dg.MetadataValue.int(manifest["creatives_without_text"])
+    return meta
 
 
 # A model load or inference step can fail transiently (a hub download cut off, a full /tmp, a GPU
 # that is briefly out of memory); retry twice with backoff. A model that is simply not there is
 # not an error: the block is reported unavailable and nothing is retried.
 ENCODER_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+# The publish step only copies rows into DuckDB; a retry covers a lock held past lock_timeout_s.
+PUBLISH_RETRY = dg.RetryPolicy(max_retries=1, delay=5)
 
 
-def _image_block_asset(block: str) -> dg.AssetsDefinition:
-    @dg.asset(
+def _encode_op(block: str, upstream: Sequence[str]) -> dg.OpDefinition:
+    @dg.op(name=f"encode_{block}", ins={name: dg.In(dg.Nothing) for name in upstream}, out=dg.Out(dg.Nothing),
+           retry_policy=ENCODER_RETRY, tags={"stage": "encode"},
+           description=f"Encode the selected launch dates' creatives with the {block} model into the embedding "
+                       "store. Holds no warehouse lock: encoder steps run side by side.")
+    def _encode(context: dg.OpExecutionContext, warehouse: WarehouseResource, image_store: ImageStoreResource,
+                encoders: EncoderResource, embedding_store: EmbeddingStoreResource) -> None:
+        manifest = encode_launch_dates(
+            block, partition_dates(context.partition_keys), warehouse, embedding_store.get(), encoders.settings(),
+            image_store.locator().read_bytes, context.run_id, context.log.info)
+        if not manifest["available"]:
+            context.log.warning(f"embeddings.{block}: block unavailable: {manifest['reason']}")
+
+    return _encode
+
+
+def _publish_op(block: str) -> dg.OpDefinition:
+    @dg.op(name=f"publish_{block}", ins={"encoded": dg.In(dg.Nothing)}, pool="warehouse",
+           retry_policy=PUBLISH_RETRY, tags={"stage": "publish"},
+           description=f"Copy the store's {block} rows of the selected launch dates into embeddings.{block} "
+                       "(the short step that holds the warehouse pool).")
+    def _publish(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 embedding_store: EmbeddingStoreResource) -> None:
+        store = embedding_store.get()
+        dates = partition_dates(context.partition_keys)
+        manifest = run_manifest(store, block, context.run)
+        frame, per_date = publish_launch_dates(block, dates, warehouse, store, manifest)
+        for key, day in zip(context.partition_keys, dates):
+            context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(per_date[day])}, partition_key=key)
+        context.add_output_metadata(_block_metadata(frame, manifest, dates))
+
+    return _publish
+
+
+def _block_asset(block: str) -> dg.AssetsDefinition:
+    """embeddings.<block>: two steps, the heavy encode outside the warehouse pool and a short publish in it."""
+    upstream = {"raw_images": RAW_IMAGES, "prelaunch": FEATURES_PRELAUNCH}
+    if block == TEXT:
+        # the text block embeds headline + primary text + the OCR text that embeddings.layout read
+        upstream["layout"] = embedding_key(LAYOUT)
+    encode, publish = _encode_op(block, list(upstream)), _publish_op(block)
+
+    def compose(**deps):
+        return publish(encode(**deps))
+
+    compose.__signature__ = inspect.Signature(  # graph_asset reads its inputs from the signature
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in upstream])
+    compose.__name__ = block
+    return dg.graph_asset(
         key=embedding_key(block),
-        deps=[RAW_IMAGES, FEATURES_PRELAUNCH],
+        ins={name: dg.AssetIn(key=key, dagster_type=dg.Nothing) for name, key in upstream.items()},
         partitions_def=launch_date_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP,
         kinds=_BLOCK_KINDS[block],
-        pool="warehouse",
-        retry_policy=ENCODER_RETRY,
         description=_BLOCK_DESCRIPTIONS[block],
-    )
-    def _asset(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-               image_store: ImageStoreResource, encoders: EncoderResource) -> dg.MaterializeResult:
-        return materialize_image_block(context, block, warehouse, image_store, encoders)
-
-    return _asset
+    )(compose)
 
 
-embeddings_clip = _image_block_asset(CLIP)
-embeddings_cnn = _image_block_asset(CNN)
-embeddings_visual = _image_block_asset(VISUAL)
-embeddings_layout = _image_block_asset(LAYOUT)
-
-
-@dg.asset(
-    key=embedding_key(TEXT),
-    deps=[RAW_IMAGES, FEATURES_PRELAUNCH, dg.AssetKey(["embeddings", LAYOUT])],
-    partitions_def=launch_date_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name=GROUP,
-    kinds=_BLOCK_KINDS[TEXT],
-    pool="warehouse",
-    retry_policy=ENCODER_RETRY,
-    description=_BLOCK_DESCRIPTIONS[TEXT],
-)
-def embeddings_text(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                    encoders: EncoderResource) -> dg.MaterializeResult:
-    from creative_dag.encoders.base import ModelUnavailable
-    from creative_dag.encoders.pipeline import encode_texts
-
-    settings = encoders.settings()
-    dates = partition_dates(context.partition_keys)
-    try:
-        encoder = load_block(TEXT, settings)
-    except ModelUnavailable as exc:
-        return _unavailable_result(context, warehouse, TEXT, settings, exc.reason, dates)
-    items = load_text_items(warehouse, dates)
-    run = encode_texts(encoder, items, settings.cache(), log=context.log.info)
-    write_block_rows(warehouse, TEXT, run.frame, dates)
-    no_text = len(items) - len(run.frame)
-    if no_text:
-        context.log.info(f"embeddings.text: {no_text} creative(s) have no headline, primary text or OCR text")
-    meta = _block_metadata(run, encoder, dates)
-    meta["creatives_without_text"] = dg.MetadataValue.int(int(no_text))
-    return dg.MaterializeResult(metadata=meta)
+embeddings_clip = _block_asset(CLIP)
+embeddings_cnn = _block_asset(CNN)
+embeddings_visual = _block_asset(VISUAL)
+embeddings_layout = _block_asset(LAYOUT)
+embeddings_text = _block_asset(TEXT)
 
 
 # ----------------------------------------------------------------------------- model status
-def probe_block_statuses(settings: EncoderSettings, blocks: Sequence[str] = EMBEDDING_BLOCKS) -> list:
-    """Load each block's model as configured now and report what loaded (plain Python)."""
-    from creative_dag.encoders.base import ModelUnavailable, resolve_device
-    from creative_dag.encoders.status import BlockStatus, encoder_status
+def block_statuses(settings: EncoderSettings, store: EmbeddingStore,
+                   blocks: Sequence[str] = EMBEDDING_BLOCKS) -> list[tuple[Any, str]]:
+    """(status, checked_at) of each block's model with these settings, as the encode steps recorded
+    it; only a block with no such record is loaded now. Plain Python."""
+    from creative_dag.encoders.base import ModelUnavailable
+    from creative_dag.encoders.status import STATUS_COLUMNS, BlockStatus
 
-    statuses = []
+    found = []
     for block in blocks:
-        try:
-            encoder = load_block(block, settings)
-            statuses.append(encoder_status(encoder))
-            del encoder
-        except ModelUnavailable as exc:
-            statuses.append(BlockStatus.unavailable(block, block_model_id(block, settings), exc.reason,
-                                                    device=resolve_device(settings.device)))
-    return statuses
+        recorded = store.read_status(block)
+        if not recorded or recorded.get("fingerprint") != block_fingerprint(block, settings):
+            try:
+                load_encoder(block, settings, store)  # records what happened
+            except ModelUnavailable:
+                pass
+            recorded = store.read_status(block)
+        found.append((BlockStatus(**{c: recorded[c] for c in STATUS_COLUMNS}), recorded["checked_at"]))
+    return found
 
 
 @dg.asset(
@@ -340,17 +481,18 @@ def probe_block_statuses(settings: EncoderSettings, blocks: Sequence[str] = EMBE
     kinds={"pytorch", "duckdb"},
     pool="warehouse",
     description=("One row per similarity block: the configured model, its version (hash of the weights "
-                 "and preprocessing), vector size, device, whether it loads here (and why not), and how "
-                 "many rows embeddings.<block> holds for that version."),
+                 "and preprocessing), vector size, device, whether it loaded (and why not) when last tried "
+                 "with these settings (checked_at), and how many rows embeddings.<block> holds for that version."),
 )
 def embeddings_model_status(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
-                            encoders: EncoderResource) -> dg.MaterializeResult:
+                            encoders: EncoderResource, embedding_store: EmbeddingStoreResource) -> dg.MaterializeResult:
     from creative_dag.encoders.status import status_frame
 
-    statuses = probe_block_statuses(encoders.settings())
+    found = block_statuses(encoders.settings(), embedding_store.get())
+    statuses = [status for status, _ in found]
     frame = status_frame(statuses)
     frame["rows"] = pd.array([_rows_for(warehouse, s.block, s.model_version) for s in statuses], dtype="Int64")
-    frame["checked_at"] = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    frame["checked_at"] = [pd.Timestamp(at).tz_convert("UTC").tz_localize(None) for _, at in found]
     warehouse.write_table(STATUS_TABLE, frame)
     for status in statuses:
         if not status.available:

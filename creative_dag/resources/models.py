@@ -18,7 +18,7 @@ Defaults (all offline-capable except CLIP, see design §4):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class EncoderSettings:
     cache_dir: str | None = None
     use_cache: bool = True
     allow_download: bool = True
+    model_retry_after_s: int = 3600
 
     @property
     def effective_cnn_backbone(self) -> str:
@@ -123,6 +124,18 @@ def load_block(block: str, settings: EncoderSettings):
     raise ModelUnavailable(f"unknown block {block!r}; blocks with encoders: {', '.join(EMBEDDING_BLOCKS)}")
 
 
+# Run-time knobs that change neither whether a model loads nor what it outputs.
+_NOT_IN_FINGERPRINT = ("threads", "batch_size", "cache_dir", "use_cache", "model_retry_after_s")
+
+
+def block_fingerprint(block: str, settings: EncoderSettings) -> str:
+    """A short hash of the settings that decide a block's model and output (not threads, batch, cache)."""
+    from creative_dag.encoders.base import settings_hash
+
+    fields = {k: v for k, v in asdict(settings).items() if k not in _NOT_IN_FINGERPRINT}
+    return settings_hash(block, sorted(fields.items()))
+
+
 def block_model_id(block: str, settings: EncoderSettings) -> str:
     """The configured model id of a block (what the status row names even when it cannot load)."""
     if block == CLIP:
@@ -156,6 +169,8 @@ class EncoderResource(dg.ConfigurableResource):
     the layout / visual features are computed at. cache_dir: embedding cache folder (empty =
     $CREATIVE_DAG_HOME/cache/embeddings). use_cache: reuse cached embeddings.
     allow_download: let hub ids download when the hub is reachable.
+    model_retry_after_s: a model that failed to load (e.g. a hub download with no network) is not
+    tried again for this long with the same settings; its block stays unavailable meanwhile.
     """
 
     clip_model: str = DEFAULT_CLIP_MODEL
@@ -174,6 +189,7 @@ class EncoderResource(dg.ConfigurableResource):
     cache_dir: str = ""
     use_cache: bool = True
     allow_download: bool = True
+    model_retry_after_s: int = 3600
 
     @classmethod
     def from_locations(cls, locations: Locations | None = None, **overrides: Any) -> EncoderResource:
@@ -204,4 +220,5 @@ class EncoderResource(dg.ConfigurableResource):
             cache_dir=self.cache_dir or None,
             use_cache=self.use_cache,
             allow_download=self.allow_download,
+            model_retry_after_s=self.model_retry_after_s,
         )

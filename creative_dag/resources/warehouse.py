@@ -53,23 +53,36 @@ class DuckDBWarehouse:
         self.lock_timeout_s = lock_timeout_s
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if not self.read_only:
+    def connect(self, write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection that closes on exit. Reads open the file read-only (write=False), so only
+        steps that write take DuckDB's writer lock, and those are the steps in the `warehouse` pool.
+        Reading a database that does not exist yet gives an empty in-memory catalog."""
+        writable = write and not self.read_only
+        if write and self.read_only:
+            raise PermissionError(f"warehouse {self.path} was opened read-only; this operation writes")
+        if writable:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._open_waiting_for_lock()
+        elif not self.path.exists():
+            con = duckdb.connect(":memory:")
+            try:
+                yield con
+            finally:
+                con.close()
+            return
+        con = self._open_waiting_for_lock(read_only=not writable)
         try:
             yield con
         finally:
             con.close()
 
-    def _open_waiting_for_lock(self) -> duckdb.DuckDBPyConnection:
+    def _open_waiting_for_lock(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         """Open the file, retrying while another process holds its lock (a transient state: a BI
         tool or a CLI query on the live file) for up to lock_timeout_s, then fail naming the holder."""
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.2
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=self.read_only)
+                return duckdb.connect(str(self.path), read_only=read_only)
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
                     raise
@@ -110,6 +123,7 @@ class DuckDBWarehouse:
             return con.execute(sql, list(params or [])).df()
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run a read-only query (a statement that writes fails: use `execute`)."""
         with self.connect() as con:
             return con.execute(sql, list(params or [])).df()
 
@@ -124,11 +138,16 @@ class DuckDBWarehouse:
         return [f"{s}.{t}" for s, t in rows]
 
     # -- writes ------------------------------------------------------------------------
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a statement that changes the warehouse (DDL or DML)."""
+        with self.connect(write=True) as con:
+            con.execute(sql, list(params or []))
+
     def write_table(self, table: str, frame: pd.DataFrame) -> int:
         """Replace `table` with `frame` (created with the frame's schema). Returns the row count."""
         schema, name = split_table_name(table)
         frame = _duckdb_ready(frame)
-        with self.connect() as con:
+        with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
             con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT * FROM _incoming")
@@ -146,7 +165,7 @@ class DuckDBWarehouse:
         if not _IDENT.match(key_column):
             raise ValueError(f"bad key column {key_column!r}")
         frame = _duckdb_ready(frame)
-        with self.connect() as con:
+        with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
             con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT * FROM _incoming LIMIT 0")
@@ -165,11 +184,6 @@ class DuckDBWarehouse:
                 con.unregister("_incoming")
         return len(frame)
 
-    def drop_table(self, table: str) -> None:
-        schema, name = split_table_name(table)
-        with self.connect() as con:
-            con.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
-
     # -- serving copy ------------------------------------------------------------------
     def publish(self, serving_dir: str | os.PathLike) -> dict[str, int]:
         """Write every table to Parquet plus a DuckDB file of views, then swap the folder in atomically.
@@ -181,8 +195,9 @@ class DuckDBWarehouse:
         serving.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".serving-", dir=serving.parent))
         counts: dict[str, int] = {}
+        tables = self.tables()
         with self.connect() as con:
-            for table in self.tables():
+            for table in tables:
                 schema, name = split_table_name(table)
                 target = staging / schema / f"{name}.parquet"
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +246,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         return self.get().query(sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        self.get().execute(sql, params)
 
 
 def _duckdb_ready(frame: pd.DataFrame) -> pd.DataFrame:
