@@ -70,6 +70,9 @@ def generate(out: str, n_creatives: int, n_days: int, seed: int, scenario: str |
     click.echo(json.dumps(summary, indent=2, default=str))
 
 
+FORCE_OPTION = click.option("--force", is_flag=True, default=False,
+                            help="Run even when nothing changed since the last successful run of this selection.")
+
 LOG_LEVEL_OPTION = click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO",
     show_default=True, help="Console log level of the runs (DEBUG prints every Dagster event; the run history keeps all).")
@@ -81,21 +84,24 @@ LOG_LEVEL_OPTION = click.option(
                    "Default: the whole graph.")
 @click.option("--launch-dates", default=None, metavar="START:END",
               help="Restrict per-creative (launch-date partitioned) assets to this range of launch dates.")
+@FORCE_OPTION
 @LOG_LEVEL_OPTION
 @location_options
-def materialize(select: tuple[str, ...], launch_dates: str | None, log_level: str, locations: Locations) -> None:
+def materialize(select: tuple[str, ...], launch_dates: str | None, force: bool, log_level: str,
+                locations: Locations) -> None:
     """Materialise the asset graph (or a selection) on the landing folder into the warehouse."""
-    summary = _materialize(locations, select, launch_dates, log_level)
+    summary = _materialize(locations, select, launch_dates, log_level, force)
     if not summary.success:
         sys.exit(1)
 
 
 def _materialize(locations: Locations, select: tuple[str, ...] | list[str], launch_dates: str | None,
-                 log_level: str = "INFO"):
+                 log_level: str = "INFO", force: bool = False):
     from creative_dag.definitions import build_definitions
     from creative_dag.instance import get_instance
     from creative_dag.resources.warehouse import DuckDBWarehouse
-    from creative_dag.runner import materialize_selection, resolve_selection
+    from creative_dag.run_memo import RunMemo, run_fingerprint
+    from creative_dag.runner import RunSummary, materialize_selection, resolve_selection
 
     if not locations.landing.is_dir():
         raise click.ClickException(
@@ -111,11 +117,23 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         keys = resolve_selection(defs, list(select))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    selection = [k.to_user_string() for k in keys]
+    memo = RunMemo(locations.run_memo)
+    fingerprint = run_fingerprint(locations.landing, selection, date_range)
+    previous = memo.last_run(selection, fingerprint)
+    if previous and not force and _tables_present(locations, keys):
+        click.echo(f"nothing to do: the landing folder, code, settings and selection are those of the last "
+                   f"successful run ({', '.join(previous)}); its tables are current (--force re-runs anyway)")
+        return RunSummary(run_ids=previous)
     instance = get_instance(locations)
     started = time.perf_counter()
     click.echo(f"materialising {len(keys)} assets: landing {locations.landing} -> warehouse {locations.database}")
     summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
                                     log_level=log_level, report=lambda line: click.echo(line, err=True))
+    if summary.success:
+        memo.record(selection, fingerprint, summary.run_ids)
+    else:
+        memo.forget()
     elapsed = time.perf_counter() - started
     click.echo(f"materialised {len(summary.materialized)} assets in {elapsed:.0f}s (runs {', '.join(summary.run_ids)})")
     for line in summary.failed_steps:
@@ -129,14 +147,30 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     return summary
 
 
+def _tables_present(locations: Locations, keys) -> bool:
+    """Every selected table is in the warehouse (and the serving copy exists when selected)."""
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    present = set(DuckDBWarehouse(locations.database).tables())
+    for key in keys:
+        if key.path[0] == "report":
+            if not (locations.serving / "creative.duckdb").exists():
+                return False
+        elif ".".join(key.path) not in present:
+            return False
+    return True
+
+
 @main.command()
 @click.option("--creatives", "n_creatives", type=click.IntRange(10, 200_000), default=DEMO_CREATIVES, show_default=True)
 @click.option("--days", "n_days", type=click.IntRange(14, 3650), default=DEMO_DAYS, show_default=True)
 @click.option("--seed", type=int, default=DEMO_SEED, show_default=True)
 @click.option("--image-size", type=click.IntRange(64, 4096), default=DEMO_IMAGE_SIZE, show_default=True)
+@FORCE_OPTION
 @LOG_LEVEL_OPTION
 @location_options
-def demo(n_creatives: int, n_days: int, seed: int, image_size: int, log_level: str, locations: Locations) -> None:
+def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool, log_level: str,
+         locations: Locations) -> None:
     """Generate the demo scenario into the landing folder (once) and materialise every asset."""
     from creative_dag.synth import generate_scenario
 
@@ -151,7 +185,7 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, log_level: s
                           image_size=image_size)
         marker.write_text(json.dumps(params))
         click.echo(f"generated in {time.perf_counter() - started:.0f}s")
-    summary = _materialize(locations, (), None, log_level)
+    summary = _materialize(locations, (), None, log_level, force)
     click.echo("")
     click.echo(f"landing folder : {locations.landing}")
     click.echo(f"warehouse      : {locations.database}")

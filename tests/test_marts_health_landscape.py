@@ -104,3 +104,17 @@ def test_attribute_frame_from_blocks_and_context():
                                   "tag_toy", "face_count", "format"}
     assert frame.attrs["sources"]["tag_toy"] == "cnn" and frame.attrs["sources"]["format"] == "context"
     assert frame.set_index("creative_id").loc["b", "face_count"] != frame.set_index("creative_id").loc["b", "face_count"]
+
+
+def test_an_unchanged_landscape_is_not_fitted_again(tmp_path, monkeypatch):
+    from creative_dag.marts import landscape
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(40, 8)).astype(np.float32)
+    ids = [f"c{i}" for i in range(40)]
+    first = landscape.landscape_coordinates(ids, vectors, cache_dir=tmp_path)
+    monkeypatch.setattr(landscape, "_fit_landscape", lambda *a: pytest.fail("refitted an unchanged landscape"))
+    again = landscape.landscape_coordinates(ids, vectors, cache_dir=tmp_path)
+    pd.testing.assert_frame_equal(first, again)
+    with pytest.raises(pytest.fail.Exception):  # one creative more is a new map
+        landscape.landscape_coordinates([*ids, "c40"], np.vstack([vectors, vectors[:1]]), cache_dir=tmp_path)

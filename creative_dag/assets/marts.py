@@ -312,7 +312,8 @@ def creative_landscape(context: dg.AssetExecutionContext):
         have = vectors.has_any()
         kept = [i for i, h in zip(vectors.ids, have) if h]
         sub = vectors.subset(kept)
-        coords = landscape_coordinates(kept, sub.fused_vectors(IMAGE_WEIGHTS), LandscapeParams())
+        coords = landscape_coordinates(kept, sub.fused_vectors(IMAGE_WEIGHTS), LandscapeParams(),
+                                       cache_dir=Path(warehouse.database).resolve().parent / "cache" / "landscape")
     ranking = _optional(warehouse, "marts.creative_ranking")
     fatigue = _optional(warehouse, "marts.creative_fatigue")
     coords = coords.merge(creatives[["creative_id", "account_id"]], on="creative_id", how="left")

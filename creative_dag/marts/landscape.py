@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +31,34 @@ class LandscapeParams:
     seed: int = 0
 
 
-def landscape_coordinates(ids: list[str], vectors: np.ndarray,
-                          params: LandscapeParams | None = None) -> pd.DataFrame:
+def landscape_coordinates(ids: list[str], vectors: np.ndarray, params: LandscapeParams | None = None,
+                          cache_dir: str | Path | None = None) -> pd.DataFrame:
     """creative_id, x, y, cluster (int, -1 = noise), method ('umap' | 'pca' | 'single').
 
     vectors: (n, d) float32 fused case vectors (rows L2-normalised), aligned with ids.
+    cache_dir: where a map is kept under the hash of its inputs, so an unchanged set of creatives
+    and vectors is not fitted again (a UMAP fit and its numba compilation take tens of seconds).
     """
     p = params or LandscapeParams()
+    cached = _cache_path(cache_dir, ids, vectors, p) if cache_dir else None
+    if cached is not None and cached.exists():
+        return pd.read_parquet(cached)
+    frame = _fit_landscape(ids, vectors, p)
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".tmp-{cached.name}")
+        frame.to_parquet(tmp, index=False)
+        tmp.replace(cached)
+    return frame
+
+
+def _cache_path(cache_dir: str | Path, ids: list[str], vectors: np.ndarray, p: LandscapeParams) -> Path:
+    digest = hashlib.sha256(repr((list(map(str, ids)), p)).encode())
+    digest.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    return Path(cache_dir) / f"landscape-{digest.hexdigest()[:24]}.parquet"
+
+
+def _fit_landscape(ids: list[str], vectors: np.ndarray, p: LandscapeParams) -> pd.DataFrame:
     x = np.asarray(vectors, dtype=np.float32)
     n = len(ids)
     if x.shape[0] != n:

@@ -1,0 +1,153 @@
+"""End-to-end benchmark: a cold run of the whole graph, an unchanged re-run, and a one-new-day run.
+
+The way a user runs it: `creative-dag materialize` in a fresh process each time (models load,
+numba compiles, the Dagster instance opens). The scenario's last day (its metrics and the creatives
+launched on it) is held back for the cold run, then landed for the one-new-day run.
+
+Prints creatives/s of the cold run, peak RSS of each run, each run's time as a ratio of the cold
+run (goal for one new day: <= 0.05), and the slowest steps of each run (from the run's event log).
+With --dask it also times a launch-date backfill of the encoders on the Dask executor at 1 and 2
+workers (bench/scale_out.py). Writes bench/results/e2e.json.
+
+Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 540] [--seed 7] [--dask]
+Not a test: timings on a shared machine vary; compare the ratios measured in one invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def hold_back_last_day(full: Path, landing: Path) -> str:
+    """Copy the landing folder without its last metric day and the creatives launched on it."""
+    shutil.copytree(full, landing, ignore=shutil.ignore_patterns("creatives.csv", "daily_metrics.csv"))
+    creatives = pd.read_csv(full / "creatives.csv", dtype=str, keep_default_na=False)
+    metrics = pd.read_csv(full / "daily_metrics.csv", dtype=str, keep_default_na=False)
+    last = max(metrics["date"])
+    creatives[creatives["launch_date"] < last].to_csv(landing / "creatives.csv", index=False)
+    metrics[metrics["date"] < last].to_csv(landing / "daily_metrics.csv", index=False)
+    return last
+
+
+def land_full(full: Path, landing: Path) -> None:
+    for name in ("creatives.csv", "daily_metrics.csv"):
+        shutil.copyfile(full / name, landing / name)
+
+
+def timed_materialize(home: Path, landing: Path, threads: int) -> dict:
+    """One `creative-dag materialize` in a fresh process: wall seconds, peak RSS, exit code."""
+    env = {**os.environ, "CREATIVE_DAG_TORCH_THREADS": str(threads)}
+    command = [sys.executable, "-m", "creative_dag.cli", "materialize", "--home", str(home),
+               "--landing", str(landing), "--log-level", "WARNING"]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(output[-4000:])
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit_code": code}
+
+
+def step_seconds(home: Path, since: float) -> dict[str, float]:
+    """Seconds per step of every run that started after `since` (from the instance's event log)."""
+    os.environ["DAGSTER_HOME"] = str(home / ".dagster")
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    durations: dict[str, float] = {}
+    for run in instance.get_runs():
+        starts: dict[str, float] = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event is None or record.timestamp < since or not event.step_key:
+                continue
+            if event.event_type == dg.DagsterEventType.STEP_START:
+                starts[event.step_key] = record.timestamp
+            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE) \
+                    and event.step_key in starts:
+                durations[event.step_key] = durations.get(event.step_key, 0.0) + record.timestamp - starts[event.step_key]
+    return dict(sorted(durations.items(), key=lambda kv: -kv[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--creatives", type=int, default=300)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--image-size", type=int, default=540)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--dask", action="store_true", help="also time a Dask backfill at 1 and 2 workers")
+    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    args = parser.parse_args()
+
+    from creative_dag.synth import generate_scenario
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    work.mkdir(parents=True, exist_ok=True)
+    full, landing, home = work / "full", work / "landing", work / "home"
+    for folder in (landing, home):
+        shutil.rmtree(folder, ignore_errors=True)
+    if not (full / "creatives.csv").exists():
+        started = time.perf_counter()
+        generate_scenario(full, n_creatives=args.creatives, n_days=args.days, seed=args.seed,
+                          image_size=args.image_size)
+        print(f"generated {args.creatives} creatives x {args.days} days in {time.perf_counter() - started:.0f}s")
+    last_day = hold_back_last_day(full, landing)
+    cold_creatives = len(pd.read_csv(landing / "creatives.csv", dtype=str))
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                     "scenario": {"creatives": args.creatives, "days": args.days, "image_size": args.image_size,
+                                  "held_back_day": last_day}, "runs": {}}
+
+    for name, prepare in (("cold", None), ("unchanged", None), ("one_new_day", lambda: land_full(full, landing))):
+        if prepare:
+            prepare()
+        since = time.time()
+        run = timed_materialize(home, landing, args.threads)
+        run["slowest_steps"] = {k: round(v, 1) for k, v in list(step_seconds(home, since).items())[:8]}
+        results["runs"][name] = run
+        print(f"{name:12s} {run['seconds']:7.1f}s  peak RSS {run['peak_rss_mb']} MB  exit {run['exit_code']}")
+        print("             slowest steps: " + ", ".join(f"{k} {v}s" for k, v in run["slowest_steps"].items()))
+    cold = results["runs"]["cold"]["seconds"]
+    results["cold_creatives_per_s"] = round(cold_creatives / cold, 2)
+    for name in ("unchanged", "one_new_day"):
+        results["runs"][name]["ratio_to_cold"] = round(results["runs"][name]["seconds"] / cold, 3)
+    print(f"cold: {results['cold_creatives_per_s']} creatives/s; unchanged / cold = "
+          f"{results['runs']['unchanged']['ratio_to_cold']}; one new day / cold = "
+          f"{results['runs']['one_new_day']['ratio_to_cold']} (goal <= 0.05)")
+
+    if args.dask:
+        from bench.scale_out import run_dask_backfill
+
+        results["dask"] = {}
+        for workers in (1, 2):
+            dask_home = work / f"dask-{workers}"
+            shutil.rmtree(dask_home, ignore_errors=True)
+            results["dask"][workers] = run_dask_backfill(dask_home, landing, workers)
+            print(f"dask backfill, {workers} worker(s): {results['dask'][workers]}")
+
+    out = ROOT / "bench" / "results" / "e2e.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"wrote {out}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
