@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import fsspec
@@ -82,10 +82,14 @@ class EmbeddingStore:
         return counts
 
     def _put_table(self, table: pa.Table, path: str) -> None:
+        self._put(path, "wb", lambda handle: pq.write_table(table, handle))
+
+    def _put(self, path: str, mode: str, write: Callable[[Any], Any]) -> None:
+        """Write under a temporary name, then move into place (a reader never sees a partial file)."""
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
         self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(tmp, "wb") as handle:
-            pq.write_table(table, handle)
+        with self.fs.open(tmp, mode) as handle:
+            write(handle)
         self.fs.mv(tmp, path)
 
     def _read(self, paths: Iterable[str]) -> pd.DataFrame:
@@ -105,12 +109,8 @@ class EmbeddingStore:
 
     # -- input fingerprints ----------------------------------------------------------------
     def write_inputs(self, block: str, day: dt.date, fingerprint: str) -> None:
-        path = self._path(block, "inputs", f"launch_date={day.isoformat()}.txt")
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(tmp, "w") as handle:
-            handle.write(fingerprint)
-        self.fs.mv(tmp, path)
+        self._put(self._path(block, "inputs", f"launch_date={day.isoformat()}.txt"), "w",
+                  lambda handle: handle.write(fingerprint))
 
     def read_inputs(self, block: str, day: dt.date) -> str | None:
         """The fingerprint of the inputs the date's rows were made from (None: never, or rows gone)."""
@@ -141,11 +141,7 @@ class EmbeddingStore:
         return self._get_json(self._path(block, "status.json"))
 
     def _put_json(self, path: str, payload: dict[str, Any]) -> None:
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-        with self.fs.open(tmp, "w") as handle:
-            handle.write(json.dumps(payload, indent=1, default=str))
-        self.fs.mv(tmp, path)
+        self._put(path, "w", lambda handle: handle.write(json.dumps(payload, indent=1, default=str)))
 
     def _get_json(self, path: str) -> dict[str, Any] | None:
         try:
