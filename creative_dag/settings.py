@@ -16,11 +16,15 @@ DEFAULT_HOME = "warehouse"
 
 
 @dataclass(frozen=True)
-class Locations:
-    """Resolved, absolute locations of one deployment."""
+class HomeLayout:
+    """What the pipeline keeps under its home folder. Assets know only the warehouse file
+    (`of_database`); this is the one place that turns it into the folders beside it."""
 
     home: Path
-    landing: Path
+
+    @classmethod
+    def of_database(cls, database: str | os.PathLike) -> HomeLayout:
+        return cls(home=Path(database).resolve().parent)
 
     @property
     def database(self) -> Path:
@@ -46,7 +50,30 @@ class Locations:
 
     @property
     def cache(self) -> Path:
+        """Embedding cache (by image hash and model version) and landscape fits."""
         return self.home / "cache"
+
+    @property
+    def reports(self) -> Path:
+        """Files made for people: the landscape PNG."""
+        return self.home / "reports"
+
+    @property
+    def case_index(self) -> Path:
+        """The persisted FAISS case index of cbr.case_base."""
+        return self.home / "index" / "cbr"
+
+    @property
+    def models(self) -> Path:
+        """Fitted models of the marts (the prelaunch forecast), in their libraries' own formats."""
+        return self.home / "models"
+
+
+@dataclass(frozen=True)
+class Locations(HomeLayout):
+    """Resolved, absolute locations of one deployment: the home layout plus the landing folder."""
+
+    landing: Path
 
 
 def resolve_locations(home: str | os.PathLike | None = None,

@@ -151,8 +151,11 @@ def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
     assert first.exit_code == 0, first.output
     assert "FAILED" not in first.output and "not materialised" not in first.output, first.output
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
-    for table in ["cbr.case_base", "cbr.neighbors", *MART_TABLES]:
+    # Too few creatives here for a finding to pass the support and stability rules: an empty list is the
+    # honest answer (tests/test_marts_recommendations.py checks findings on larger scenarios).
+    for table in ["cbr.case_base", "cbr.neighbors", *(t for t in MART_TABLES if t != "marts.recommendations")]:
         assert len(warehouse.read_table(table)) > 0, f"{table} is empty"
+    assert warehouse.exists("marts.recommendations")
     assert warehouse.exists("cbr.backtest")  # too little history here for a backtest: empty, with a status
     assert (home / "serving" / "creative.duckdb").exists()
 

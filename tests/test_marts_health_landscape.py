@@ -11,6 +11,7 @@ from creative_dag.marts.health import account_health
 from creative_dag.marts.landscape import (
     LandscapeParams,
     cluster_summary,
+    indicator_phrase,
     landscape_coordinates,
     plot_landscape,
 )
@@ -80,6 +81,8 @@ def test_landscape_is_deterministic_and_separates_groups(tmp_path):
     summary = cluster_summary(one, attributes=attrs)
     assert summary["size"].sum() == 75
     assert summary["dominant_attributes"].str.contains("style=").all()
+    named = one.assign(style=attrs["style"]).groupby("cluster")["style"].agg(lambda v: v.mode().iloc[0])
+    assert all(f"{named[c]} style" in summary.set_index("cluster").loc[c, "cluster_name"] for c in named.index if c >= 0)
     png = plot_landscape(one, tmp_path / "map.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -118,3 +121,34 @@ def test_an_unchanged_landscape_is_not_fitted_again(tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(pytest.fail.Exception):  # one creative more is a new map
         landscape.landscape_coordinates([*ids, "c40"], np.vstack([vectors, vectors[:1]]), cache_dir=tmp_path)
+
+
+def test_clusters_are_named_by_what_distinguishes_them():
+    """Three planted groups (warm + face, cool + cat tag, bright neutral) and noise: each cluster's name
+    lists its own planted traits and none of the others'; spend share and median score by hand."""
+    rng = np.random.default_rng(3)
+    groups = {0: ("warm", True, "dog", 0.3), 1: ("cool", False, "cat", 0.3), 2: ("neutral", False, "dog", 0.9)}
+    rows = []
+    for cluster, (hue, face, tag, bright) in [*groups.items(), (-1, ("cool", False, "dog", 0.5))]:
+        for i in range(20 if cluster >= 0 else 6):
+            rows.append({"creative_id": f"c{cluster}_{i}", "cluster": cluster, "x": float(cluster), "y": 0.0,
+                         "dominant_hue_family": hue if i < 18 else "neutral", "face": face and i < 17,
+                         "top_tag": tag, "brightness": bright + rng.normal(0, 0.02),
+                         "style": ["solid", "photo"][i % 2],  # spread evenly: never distinctive
+                         "spend": 10.0 * (cluster + 2), "score": float(cluster + 1) + i / 100})
+    frame = pd.DataFrame(rows)
+    attrs = frame[["creative_id", "dominant_hue_family", "face", "top_tag", "brightness", "style"]]
+    summary = cluster_summary(frame[["creative_id", "cluster", "x", "y", "spend", "score"]], attributes=attrs).set_index("cluster")
+    assert summary.loc[-1, "cluster_name"] == "unclustered"
+    warm, cool, bright = (summary.loc[c, "cluster_name"] for c in (0, 1, 2))
+    assert "warm dominant hue family" in warm and "face" in warm and "cat" not in warm
+    assert "cool dominant hue family" in cool and "cat" in cool and "face" not in cool
+    assert "high brightness" in bright and "neutral dominant hue family" in bright and "warm" not in bright
+    assert not summary["cluster_name"].str.contains("style").any()
+    assert summary["cluster_name"].is_unique
+    total = frame["spend"].sum()
+    assert summary.loc[1, "spend_share"] == pytest.approx(20 * 30.0 / total)
+    assert summary["spend_share"].sum() == pytest.approx(1.0)
+    assert summary.loc[2, "median_score"] == pytest.approx(3 + 0.095)
+    assert summary.loc[0, "size"] == 20
+    assert indicator_phrase("tag_cat=true") == "cat" and indicator_phrase("has_face=true") == "face"

@@ -18,16 +18,7 @@ from creative_dag.marts.similarity import BlockVectors
 
 def pairwise_f1(predicted: dict[str, str | None], truth: dict[str, str | None]) -> float:
     """F1 over unordered pairs that share a cluster (None = singleton)."""
-    ids = sorted(truth)
-    tp = fp = fn = 0
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            t = truth[a] is not None and truth[a] == truth[b]
-            p = predicted.get(a) is not None and predicted.get(a) == predicted.get(b)
-            tp += t and p
-            fp += p and not t
-            fn += t and not p
-    return 2 * tp / max(2 * tp + fp + fn, 1)
+    return pair_scores(predicted, truth)[2]
 
 
 def _planted(n_families: int = 12, n_single: int = 60, dim: int = 64, seed: int = 0):
@@ -141,3 +132,134 @@ def test_families_recovered_from_rendered_images_with_real_encoders(tmp_path):
     predicted = dict(zip(table["creative_id"], table["near_duplicate_cluster"].where(table["near_duplicate_cluster"].notna(), None)))
     f1 = pairwise_f1(predicted, {c: g["family_id"] for c, g in truth["creatives"].items()})
     assert f1 >= 0.95, f"pairwise F1 {f1:.3f}"
+    assert table["family_id"].equals(table["near_duplicate_cluster"])
+
+
+# -- families with every kind of variant: leave-one-kind-out ------------------------------------
+VARIANT_KINDS = ("crop", "reframe", "hue_shift", "headline", "cta_text", "aspect_ratio", "reencode")
+EVIDENCE_GRID = (1.5, 1.75, 2.0, 2.25, 2.5, 2.75)
+
+
+def pair_scores(predicted: dict[str, str | None], truth: dict[str, str | None]) -> tuple[float, float, float]:
+    """(precision, recall, F1) over unordered pairs that share a family (None = singleton)."""
+    ids = sorted(truth)
+    tp = fp = fn = 0
+    for i, a in enumerate(ids):
+        for b in ids[i + 1:]:
+            t = truth[a] is not None and truth[a] == truth[b]
+            p = predicted.get(a) is not None and predicted.get(a) == predicted.get(b)
+            tp += t and p
+            fp += p and not t
+            fn += t and not p
+    return tp / max(tp + fp, 1), tp / max(tp + fn, 1), 2 * tp / max(2 * tp + fp + fn, 1)
+
+
+def families_scores(creatives: pd.DataFrame, vectors: BlockVectors, truth: dict[str, str | None],
+                    params: RepetitionParams) -> tuple[float, float, float]:
+    table = creative_repetition(creatives, vectors, params)
+    predicted = dict(zip(table["creative_id"], table["family_id"].where(table["family_id"].notna(), None)))
+    return pair_scores(predicted, {c: truth[c] for c in creatives["creative_id"]})
+
+
+def only_kinds(creatives: pd.DataFrame, edit: dict[str, str | None], kinds: set[str]) -> pd.DataFrame:
+    """Singletons, family bases and the variants of `kinds` (variants of other kinds left out)."""
+    keep = [edit[c] in (None, "base") or edit[c] in kinds for c in creatives["creative_id"]]
+    return creatives[keep].reset_index(drop=True)
+
+
+def leave_one_kind_out(creatives: pd.DataFrame, vectors: BlockVectors, truth: dict[str, str | None],
+                       edit: dict[str, str | None], weights: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Per kind k: min_evidence tuned WITHOUT k (best worst-kind F1 over the other kinds, ties to the
+    more permissive value), then pair precision / recall / F1 on bases, singletons and k's variants."""
+    scores = {(k, level): families_scores(only_kinds(creatives, edit, {k}), vectors, truth,
+                                          RepetitionParams(weights=weights, min_evidence=level))
+              for k in VARIANT_KINDS for level in EVIDENCE_GRID}
+    out = {}
+    for held_out in VARIANT_KINDS:
+        tuning = [k for k in VARIANT_KINDS if k != held_out]
+        worst, level = max((round(min(scores[k, level][2] for k in tuning), 3), -level) for level in EVIDENCE_GRID)
+        p, r, f = scores[held_out, -level]
+        out[held_out] = {"min_evidence": -level, "tuning_worst_f1": worst, "precision": p, "recall": r, "f1": f}
+    return out
+
+
+@pytest.fixture(scope="module")
+def all_kinds_scenario(tmp_path_factory):
+    """300 creatives at 128 px, half of them in families whose variants cover every kind, with the
+    visual (OpenCV), CNN (EfficientNet-Lite0) and text (MiniLM on headline + primary text) blocks."""
+    torch = pytest.importorskip("torch")
+    from PIL import Image
+
+    from creative_dag.encoders.base import ModelUnavailable
+    from creative_dag.encoders.cnn import CnnEncoder
+    from creative_dag.encoders.text import TextEncoder, compose_ad_text
+    from creative_dag.encoders.visual import VisualFeatureExtractor
+    from creative_dag.synth import generate_scenario
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("all_kinds")
+    generate_scenario(root, n_creatives=300, n_days=60, seed=7, image_size=128,
+                      scenario={"families": {"share": 0.5, "edits": {k: 1.0 for k in VARIANT_KINDS}}})
+    creatives = pd.read_csv(root / "creatives.csv")
+    truth = json.loads((root / "ground_truth.json").read_text())["creatives"]
+    images = [np.asarray(Image.open(root / p).convert("RGB")) for p in creatives["image_path"]]
+    extractor = VisualFeatureExtractor(working_size=128)
+    blocks = {"visual": extractor.vectorize(extractor.transform(images, creatives["creative_id"].tolist()))}
+    try:
+        blocks["cnn"] = np.asarray(CnnEncoder.load().encode(images).vectors, dtype=np.float32)
+        texts = [compose_ad_text(h, t) for h, t in zip(creatives["headline"], creatives["primary_text"])]
+        blocks["text"] = np.asarray(TextEncoder.load().encode(texts).vectors, dtype=np.float32)
+    except ModelUnavailable as exc:
+        pytest.skip(f"block unavailable: {exc}")
+    ones = np.ones(len(creatives), bool)
+    vectors = BlockVectors(creatives["creative_id"], blocks, {b: ones for b in blocks})
+    return (creatives, vectors, {c: g["family_id"] for c, g in truth.items()},
+            {c: g["variant_edit"] for c, g in truth.items()})
+
+
+@pytest.mark.slow
+def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kinds_scenario):
+    """Default parameters against the fused-cosine rule alone (the previous method) on all kinds.
+
+    Measured (seed 7): fused only P 1.00 R 0.40 F1 0.57; with block evidence P 0.81 R 0.97 F1 0.88
+    (seeds 5 / 6, not in tests: F1 0.71 -> 0.97 and 0.78 -> 0.96). docs/marts.md has the figures.
+    """
+    creatives, vectors, truth, edit = all_kinds_scenario
+    weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
+    fused_only = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights, min_evidence_blocks=99))
+    p, r, f = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights))
+    assert f >= 0.85 and f >= fused_only[2] + 0.2, f"block evidence P {p:.3f} R {r:.3f} F1 {f:.3f}; fused only {fused_only}"
+    table = creative_repetition(creatives, vectors, RepetitionParams(weights=weights)).set_index("creative_id")
+    fam = table.dropna(subset=["family_id"])
+    assert (fam["closest_variant_id"].map(table["family_id"]) == fam["family_id"]).all()
+    assert fam["blocks_agree"].str.len().gt(0).all()
+    # The evidence names what changed: a new headline is a text difference, a resize an image-block one.
+    headline = [c for c in fam.index if edit[c] == "headline" and edit.get(fam.loc[c, "closest_variant_id"]) == "base"]
+    assert np.mean(["text" in fam.loc[c, "blocks_differ"] for c in headline]) >= 0.8
+    resized = [c for c in fam.index if edit[c] == "aspect_ratio" and edit.get(fam.loc[c, "closest_variant_id"]) == "base"]
+    assert np.mean([bool({"cnn", "visual"} & set(fam.loc[c, "blocks_differ"].split(", "))) for c in resized]) >= 0.8
+    assert {"visual", "cnn", "text"} == set(json.loads(fam["block_similarity"].iloc[0]))
+
+
+@pytest.mark.slow
+def test_held_out_variant_kinds_leave_one_kind_out(all_kinds_scenario):
+    """min_evidence tuned on six kinds, scored on the seventh (bases, singletons and its variants).
+
+    Measured held-out pair F1 / recall (seed 7): crop 0.75 / 1.00, reframe 0.79 / 1.00, hue_shift
+    0.75 / 1.00, headline 0.80 / 1.00, cta_text 0.75 / 1.00, reencode 0.80 / 1.00, aspect_ratio
+    0.22 / 0.13 (fused cosine alone: headline recall 0.03, aspect 0.06). Precision (0.60-0.67) is what
+    holds F1 down: the same handful of look-alike pairs counts against each kind's few pairs. The
+    issue's goal (held-out F1 >= 0.9) is NOT met here; seeds 5 and 6 reach 0.86-1.00 (docs/marts.md).
+    """
+    creatives, vectors, truth, edit = all_kinds_scenario
+    weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
+    result = leave_one_kind_out(creatives, vectors, truth, edit, weights)
+    report = {k: (round(v["precision"], 3), round(v["recall"], 3), round(v["f1"], 3)) for k, v in result.items()}
+    others = [k for k in VARIANT_KINDS if k != "aspect_ratio"]
+    assert all(result[k]["recall"] >= 0.95 and result[k]["f1"] >= 0.7 for k in others), report
+    fused_headline = families_scores(only_kinds(creatives, edit, {"headline"}), vectors, truth,
+                                     RepetitionParams(weights=weights, min_evidence_blocks=99))
+    assert result["headline"]["f1"] >= fused_headline[2] + 0.5, (report, fused_headline)
+    fused_aspect = families_scores(only_kinds(creatives, edit, {"aspect_ratio"}), vectors, truth,
+                                   RepetitionParams(weights=weights, min_evidence_blocks=99))
+    assert result["aspect_ratio"]["recall"] >= fused_aspect[1], (report, fused_aspect)

@@ -46,7 +46,9 @@ def test_whole_graph_materialises_every_design_table(deployment):
     assert result.exit_code == 0, result.output
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
     assert DESIGN_TABLES <= set(warehouse.tables())
-    for table in DESIGN_TABLES - {"raw.quarantine", "embeddings.clip"}:
+    # 48 creatives are too few for a finding to pass the support and stability rules: an empty list is the
+    # honest answer there (tests/test_marts_recommendations.py checks the findings on larger scenarios).
+    for table in DESIGN_TABLES - {"raw.quarantine", "embeddings.clip", "marts.recommendations"}:
         assert len(warehouse.read_table(table)) > 0, f"{table} is empty"
 
 

@@ -52,6 +52,7 @@ from creative_dag.marts.repetition import (
     tired_or_repetitive,
 )
 from creative_dag.marts.similarity import BlockVectors
+from creative_dag.settings import HomeLayout
 
 _COMMON = dict(group_name="marts", kinds={"duckdb", "python"}, pool="warehouse")
 _SPEC = dict(group_name="marts", kinds={"duckdb", "python"})  # multi-asset specs; the pool is on the multi_asset
@@ -89,17 +90,34 @@ class FatigueConfig(dg.Config):
 
 
 class RepetitionConfig(dg.Config):
+    """Density and family thresholds (see creative_dag.marts.repetition.RepetitionParams).
+
+    min_evidence: mean per-block evidence (-log10 share of unrelated pairs as similar) of a variant
+    pair; min_evidence_blocks: fewest shared blocks for that rule (fewer: fused >= dup_threshold only).
+    """
+
     tau: float = 0.85
     dup_threshold: float = 0.92
     window_days: int = 28
     density_threshold: int = 3
+    min_evidence: float = 2.0
+    min_evidence_blocks: int = 3
 
 
 class RecommendationsConfig(dg.Config):
+    """Finding thresholds (see creative_dag.marts.recommendations.RecommendationParams).
+
+    top_n: rows per scope in the default view (`shown`); the rest stay in the table with their rank.
+    """
+
     fdr: float = 0.05
     min_support: int = 8
     min_lift: float = 0.03
     combinations: bool = True
+    min_prevalence: float = 0.05
+    min_stability: float = 0.6
+    n_resamples: int = 50
+    top_n: int = 10
 
 
 # -- loading helpers ---------------------------------------------------------------------------
@@ -122,6 +140,11 @@ def _embedding_tables(warehouse) -> dict[str, pd.DataFrame]:
     return out
 
 
+def attribute_frame_of(warehouse) -> pd.DataFrame:
+    """The interpretable attribute frame of every creative in the warehouse (recommendations, forecast, CLI)."""
+    return attribute_frame(_embedding_tables(warehouse), _creatives(warehouse))
+
+
 def _vectors(warehouse, ids: list[str]) -> tuple[BlockVectors | None, str | None]:
     tables = _embedding_tables(warehouse)
     if not tables:
@@ -133,8 +156,8 @@ def _vectors(warehouse, ids: list[str]) -> tuple[BlockVectors | None, str | None
 
 
 def _reports_dir(warehouse) -> Path:
-    """$CREATIVE_DAG_HOME/reports, derived from the warehouse file's folder."""
-    return Path(warehouse.database).resolve().parent / "reports"
+    """$CREATIVE_DAG_HOME/reports, beside the warehouse file."""
+    return HomeLayout.of_database(warehouse.database).reports
 
 
 def _md_list(lines: list[str]) -> dg.MetadataValue:
@@ -201,7 +224,8 @@ def creative_fatigue(context: dg.AssetExecutionContext, config: FatigueConfig):
 
 @dg.multi_asset(
     specs=[dg.AssetSpec(MARTS_CREATIVE_REPETITION, deps=[RAW_CREATIVES, FEATURES_PRELAUNCH, *EMBEDDING_KEYS], **_SPEC,
-                        description="Per creative: similarity density, near-duplicate cluster, repetition flag."),
+                        description="Per creative: similarity density, creative family (variants) with the "
+                                    "per-block evidence (blocks that agree / differ), repetition flag."),
            dg.AssetSpec(MARTS_TIRED_OR_REPETITIVE, deps=[MARTS_CREATIVE_REPETITION, MARTS_CREATIVE_FATIGUE], **_SPEC,
                         description="Per creative: tired (fatiguing/fatigued) or repetitive, with the reason.")],
     required_resource_keys={"warehouse"}, name="creative_repetition", pool="warehouse",
@@ -213,16 +237,19 @@ def creative_repetition_assets(context: dg.AssetExecutionContext, config: Repeti
     if vectors is None:
         vectors = BlockVectors(creatives["creative_id"].astype(str).tolist(), {}, {})
     params = RepetitionParams(tau=config.tau, dup_threshold=config.dup_threshold, window_days=config.window_days,
-                              density_threshold=config.density_threshold, weights=IMAGE_WEIGHTS)
+                              density_threshold=config.density_threshold, weights=IMAGE_WEIGHTS,
+                              min_evidence=config.min_evidence, min_evidence_blocks=config.min_evidence_blocks)
     table = creative_repetition(creatives, vectors, params)
     fatigue = _optional(warehouse, "marts.creative_fatigue")
     tired = tired_or_repetitive(table, fatigue)
     warehouse.write_table("marts.creative_repetition", table)
     warehouse.write_table("marts.tired_or_repetitive", tired)
-    n_clusters = int(table["near_duplicate_cluster"].nunique())
+    n_clusters = int(table["family_id"].nunique())
+    differ = table["blocks_differ"].dropna().str.split(", ").explode()
     yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_REPETITION, metadata=table_metadata(
-        table, n_clusters=n_clusters, n_in_clusters=int(table["near_duplicate_cluster"].notna().sum()),
+        table, n_clusters=n_clusters, n_in_clusters=int(table["family_id"].notna().sum()),
         n_repetitive=int(table["is_repetitive"].sum()), blocks_used=", ".join(vectors.available) or "none",
+        family_members_by_differing_block=counts_markdown(differ[differ != ""].value_counts(), "block", "members"),
         degraded=reason or ""))
     yield dg.MaterializeResult(asset_key=MARTS_TIRED_OR_REPETITIVE, metadata=table_metadata(
         tired, n_tired_or_repetitive=int(tired["tired_or_repetitive"].sum()), n_tired=int(tired["is_tired"].sum()),
@@ -231,8 +258,9 @@ def creative_repetition_assets(context: dg.AssetExecutionContext, config: Repeti
 
 @dg.asset(key=MARTS_RECOMMENDATIONS, deps=[MARTS_CREATIVE_RANKING, MARTS_CREATIVE_REPETITION, FEATURES_PRELAUNCH, CBR_NEIGHBORS, *EMBEDDING_KEYS],
           required_resource_keys={"warehouse"}, **_COMMON,
-          description="Per account and ALL: DO / DON'T / TEST rules over interpretable attributes with lift, CI, "
-                      "BH q-value, support, evidence creatives and a sentence.")
+          description="Per account and ALL: a short ranked list of distinct DO / DON'T / TEST findings over "
+                      "interpretable attributes (one row per cause, effects on every metric as columns), with CI, "
+                      "q-value, support, stability, expected impact, evidence creatives and a sentence.")
 def recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
     creatives = _creatives(warehouse)
@@ -245,7 +273,9 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
         perf = perf.merge(repetition[["creative_id", "near_duplicate_cluster"]], on="creative_id", how="left")
     neighbors = _optional(warehouse, "cbr.neighbors")
     params = RecommendationParams(fdr=config.fdr, min_support=config.min_support, min_lift=config.min_lift,
-                                  combinations=config.combinations)
+                                  combinations=config.combinations, min_prevalence=config.min_prevalence,
+                                  min_stability=config.min_stability, n_resamples=config.n_resamples,
+                                  top_n=config.top_n)
     degraded = []
     if perf.empty or attrs.shape[1] <= 1:
         degraded.append("no creatives (raw.creatives is empty)" if perf.empty
@@ -257,14 +287,18 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
         table = recommend(attrs, perf, params, neighbors=neighbors, effects=effects)
     if neighbors is None:
         degraded.append("cbr.neighbors missing: TEST rows use the winners themselves instead of their neighbours")
+    n_tests = int(table.attrs.get("n_tests", len(effects)))
     warehouse.write_table("marts.recommendations", table)
     counts = table["recommendation"].value_counts().reindex(["DO", "DON'T", "TEST"], fill_value=0)
+    shown = table[table["shown"]].assign(_all=table["scope"].eq("ALL")).sort_values(
+        ["_all", "rank"], ascending=[False, True])
     return dg.MaterializeResult(metadata=table_metadata(
         table, n_do=int(counts["DO"]), n_dont=int(counts["DON'T"]), n_test=int(counts["TEST"]),
-        n_tests_run=len(effects), n_attribute_columns=int(attrs.shape[1] - 1),
+        n_shown=int(table["shown"].sum()), n_tests_run=n_tests, n_attribute_columns=int(attrs.shape[1] - 1),
+        rows_per_scope=counts_markdown(table["scope"].value_counts(), "scope", "rows"),
         attribute_sources=counts_markdown(pd.Series(attrs.attrs.get("sources", {})).value_counts(), "block",
                                           "attributes"),
-        top_sentences=_md_list(table.sort_values("q_value")["sentence"].head(8).tolist()),
+        top_sentences=_md_list(shown["sentence"].head(8).tolist()),
         degraded="; ".join(degraded)))
 
 
@@ -296,7 +330,8 @@ def account_health_asset(context: dg.AssetExecutionContext) -> dg.MaterializeRes
     specs=[dg.AssetSpec(MARTS_CREATIVE_LANDSCAPE, deps=[RAW_CREATIVES, FEATURES_PRELAUNCH, MARTS_CREATIVE_RANKING, MARTS_CREATIVE_FATIGUE, *EMBEDDING_KEYS], **_SPEC,
                         description="Per creative: deterministic 2-D map (UMAP, PCA under 15 creatives) and cluster."),
            dg.AssetSpec(MARTS_LANDSCAPE_CLUSTERS, deps=[MARTS_CREATIVE_LANDSCAPE], **_SPEC,
-                        description="Per landscape cluster: size, mean score, dominant attributes, share fatigued.")],
+                        description="Per landscape cluster: name (what distinguishes it), size, spend share, "
+                                    "mean and median score, dominant attributes, share fatigued.")],
     required_resource_keys={"warehouse"}, name="creative_landscape", pool="warehouse",
 )
 def creative_landscape(context: dg.AssetExecutionContext):
@@ -313,7 +348,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
         kept = [i for i, h in zip(vectors.ids, have) if h]
         sub = vectors.subset(kept)
         coords = landscape_coordinates(kept, sub.fused_vectors(IMAGE_WEIGHTS), LandscapeParams(),
-                                       cache_dir=Path(warehouse.database).resolve().parent / "cache" / "landscape")
+                                       cache_dir=HomeLayout.of_database(warehouse.database).cache / "landscape")
     ranking = _optional(warehouse, "marts.creative_ranking")
     fatigue = _optional(warehouse, "marts.creative_fatigue")
     coords = coords.merge(creatives[["creative_id", "account_id"]], on="creative_id", how="left")
@@ -321,6 +356,9 @@ def creative_landscape(context: dg.AssetExecutionContext):
         coords = coords.merge(ranking[["creative_id", "score", "tier"]], on="creative_id", how="left")
     attrs = attribute_frame(_embedding_tables(warehouse), None)
     clusters = cluster_summary(coords, ranking, fatigue, attrs if attrs.shape[1] > 1 else None)
+    # Each creative carries its cluster's name, so a BI chart can label points without a join.
+    coords = coords.merge(clusters[["cluster", "cluster_name"]], on="cluster", how="left") if len(coords) else \
+        coords.assign(cluster_name=pd.Series(dtype="object"))
     warehouse.write_table("marts.creative_landscape", coords)
     warehouse.write_table("marts.landscape_clusters", clusters)
     plot_meta = {}
@@ -335,4 +373,5 @@ def creative_landscape(context: dg.AssetExecutionContext):
     yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_LANDSCAPE, metadata=table_metadata(
         coords, n_clusters=int((clusters["cluster"] >= 0).sum()) if len(clusters) else 0,
         method=str(coords["method"].iloc[0]) if len(coords) else "none", degraded=reason or "", **plot_meta))
-    yield dg.MaterializeResult(asset_key=MARTS_LANDSCAPE_CLUSTERS, metadata=table_metadata(clusters))
+    yield dg.MaterializeResult(asset_key=MARTS_LANDSCAPE_CLUSTERS, metadata=table_metadata(
+        clusters, cluster_names=_md_list(clusters["cluster_name"].tolist()[:12])))

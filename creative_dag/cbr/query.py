@@ -22,17 +22,17 @@ from creative_dag.cbr.case_base import CaseArrays, case_arrays
 from creative_dag.cbr.context import CONTEXT_COLUMNS, ContextEncoder
 from creative_dag.cbr.index import CaseIndex, SearchResult, case_fingerprint, to_days
 from creative_dag.cbr.similarity import l2_normalize
+from creative_dag.settings import HomeLayout
 
 SIM_COLUMNS: tuple[str, ...] = tuple(f"sim_{b}" for b in BLOCKS)
 NEIGHBOR_OUTCOMES: tuple[str, ...] = ("outcome_ctr", "outcome_cvr", "outcome_roas", "outcome_cpa",
                                       "outcome_spend", "outcome_impressions", "outcome_score")
-INDEX_SUBDIR = ("index", "cbr")
 Query = str | Mapping[str, Any]
 
 
 def index_dir_for(database: str | Path) -> Path:
     """Where the persisted case index lives: <warehouse home>/index/cbr (beside creative.duckdb)."""
-    return Path(database).parent.joinpath(*INDEX_SUBDIR)
+    return HomeLayout.of_database(database).case_index
 
 
 class CaseMemory:

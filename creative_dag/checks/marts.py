@@ -75,7 +75,8 @@ def problems_fatigue(frame: pd.DataFrame) -> list[str]:
 
 
 def problems_repetition(frame: pd.DataFrame) -> list[str]:
-    """Clusters have >= 2 members and one account; density is non-negative."""
+    """Families have >= 2 members and one account; density is non-negative; each member's closest
+    variant is in its own family."""
     out = _unique_ids(frame, "marts.creative_repetition")
     clustered = frame.dropna(subset=["near_duplicate_cluster"])
     sizes = clustered.groupby("near_duplicate_cluster").agg(n=("creative_id", "size"), acc=("account_id", "nunique"))
@@ -86,11 +87,20 @@ def problems_repetition(frame: pd.DataFrame) -> list[str]:
     dens = frame["similarity_density"].dropna()
     if (dens < 0).any():
         out.append("marts.creative_repetition: negative similarity_density")
+    if "family_id" in frame.columns:
+        fam = frame.dropna(subset=["family_id"])
+        if not frame["family_id"].fillna("").equals(frame["near_duplicate_cluster"].fillna("")):
+            out.append("marts.creative_repetition: family_id differs from near_duplicate_cluster")
+        mate = fam["closest_variant_id"].map(dict(zip(frame["creative_id"], frame["family_id"])))
+        if (mate != fam["family_id"]).any():
+            out.append(f"marts.creative_repetition: {fam.loc[mate != fam['family_id'], 'creative_id'].iloc[0]} has a "
+                       "closest_variant_id outside its family")
     return out
 
 
 def problems_recommendations(frame: pd.DataFrame, fdr: float = 0.05) -> list[str]:
-    """Known kinds; DO/DON'T rows are significant with the right sign; CI brackets the lift; a sentence per row."""
+    """Known kinds; DO/DON'T rows are significant with the right sign; CI brackets the lift; a sentence per row;
+    one row per finding and scope; ranks 1..n per scope with the shown rows on top; shares in [0, 1]."""
     out = []
     bad = set(frame["recommendation"].dropna()) - {"DO", "DON'T", "TEST"}
     if bad:
@@ -106,6 +116,16 @@ def problems_recommendations(frame: pd.DataFrame, fdr: float = 0.05) -> list[str
         out.append("marts.recommendations: a confidence interval that does not contain its lift")
     if frame["sentence"].isna().any() or (frame["sentence"].astype(str).str.len() == 0).any():
         out.append("marts.recommendations: rows without a sentence")
+    if "finding_id" in frame.columns and frame.duplicated(["scope", "finding_id"]).any():
+        out.append("marts.recommendations: a finding appears twice in one scope (one row per finding and scope)")
+    if "rank" in frame.columns and len(frame):
+        ranks = frame.sort_values(["scope", "rank"]).groupby("scope")
+        if any(list(g["rank"]) != list(range(1, len(g) + 1)) for _, g in ranks):
+            out.append("marts.recommendations: ranks are not 1..n within a scope")
+        if any(g["shown"].astype(int).diff().gt(0).any() for _, g in ranks):
+            out.append("marts.recommendations: a shown row ranks below a hidden one")
+    out += _in_unit_interval(frame, [c for c in ("prevalence", "stability", "spend_share") if c in frame.columns],
+                             "marts.recommendations")
     return out
 
 
@@ -121,10 +141,12 @@ def problems_health(frame: pd.DataFrame) -> list[str]:
 
 
 def problems_landscape(frame: pd.DataFrame) -> list[str]:
-    """Unique creatives with finite coordinates."""
+    """Unique creatives with finite coordinates, each with its cluster's name."""
     out = _unique_ids(frame, "marts.creative_landscape") if len(frame) else []
     if len(frame) and not np.isfinite(frame[["x", "y"]].to_numpy(float)).all():
         out.append("marts.creative_landscape: non-finite coordinates")
+    if len(frame) and "cluster_name" in frame.columns and frame["cluster_name"].isna().any():
+        out.append("marts.creative_landscape: creatives without a cluster_name")
     return out
 
 

@@ -2,10 +2,10 @@
 
 - ranking.py          empirical-Bayes shrunk KPIs, composite score, tiers, confidence, winners
 - fatigue.py          creative-day table, change-point fatigue onset, status, account fatigue rate
-- repetition.py       similarity density, near-duplicate clusters, the tired-or-repetitive view
-- recommendations.py  DO / DON'T / TEST over interpretable attributes (stratified, BH-controlled)
+- repetition.py       similarity density, creative families with per-block evidence, the tired-or-repetitive view
+- recommendations.py  one DO / DON'T / TEST finding per distinct cause (joint model, stability, ranked by impact)
 - health.py           account x week velocity, freshness, fatigue share, thumb-stop, diversity
-- landscape.py        2-D map (UMAP / PCA), clusters, cluster summary, PNG plot
+- landscape.py        2-D map (UMAP / PCA), named clusters, cluster summary, PNG plot
 - attributes.py       the interpretable attribute frame from embeddings + context
 - similarity.py       exact all-pairs fused block similarity (design §4 formula)
 """

@@ -43,6 +43,74 @@ INTERPRETABLE: dict[str, tuple[str, ...]] = {
 _EXCLUDED_SUFFIXES = ("_id", "_box", "_boxes", "_hex", "_json", "_x", "_y", "_r", "_g", "_b", "_scores", "_text_raw")
 TAG_PREFIX = "tag_"
 
+# Declared attribute families: columns that measure the same thing in different ways (a detected
+# face -> face_present, face_count, face_area_ratio). Recommendations group indicators of one
+# family at a lower correlation than unrelated ones, so one cause is reported once. Names from
+# the synthetic ground truth (has_face, hue_family, ...) are listed too: tests speak in them.
+ATTRIBUTE_FAMILIES: dict[str, tuple[str, ...]] = {
+    "faces": ("face_present", "has_face", "face_count", "face_area_ratio", "face_position"),
+    "text": ("text_present", "text_coverage_class", "text_coverage", "text_area_ratio", "word_count", "text_position"),
+    "cta": ("cta_detected", "has_cta", "cta_text", "cta", "cta_position", "cta_color"),
+    "colour_temperature": ("dominant_hue_family", "hue_family", "background_hue_family", "warm_share", "cool_share"),
+    "colour": ("dominant_color_name", "background_color_name", "background_hue"),
+    "light": ("brightness", "contrast"),
+    "colourfulness": ("colorfulness", "saturation"),
+    "clutter": ("negative_space_ratio", "edge_density", "background_uniformity", "salient_area_ratio", "symmetry"),
+    "product": ("product_kind", "product", "product_category"),
+    "background": ("background_style",),
+    "headline": ("headline_position", "headline_font"),
+    "format": ("format", "orientation", "file_format"),
+}
+# What a strategist calls each attribute (a boolean's label names its `true` side).
+ATTRIBUTE_LABELS: dict[str, str] = {
+    "face_present": "Faces in the creative", "has_face": "Faces in the creative", "face_count": "Number of faces",
+    "face_area_ratio": "Face size", "face_position": "Face position",
+    "text_present": "Text on the image", "text_coverage_class": "Text coverage", "text_coverage": "Text coverage",
+    "text_area_ratio": "Text area", "word_count": "Word count", "text_position": "Text position",
+    "cta_detected": "A call-to-action button", "has_cta": "A call-to-action button", "cta_text": "CTA wording",
+    "cta": "CTA (campaign setting)", "cta_position": "CTA position", "cta_color": "CTA colour",
+    "dominant_hue_family": "Colour temperature", "hue_family": "Colour temperature",
+    "background_hue_family": "Background colour temperature", "warm_share": "Warm colours",
+    "cool_share": "Cool colours", "dominant_color_name": "Dominant colour", "background_color_name": "Background colour",
+    "background_hue": "Background colour", "brightness": "Brightness", "contrast": "Contrast",
+    "colorfulness": "Colourfulness", "saturation": "Saturation", "negative_space_ratio": "Empty space",
+    "edge_density": "Visual detail", "background_uniformity": "Plain background",
+    "salient_area_ratio": "Size of the main subject", "symmetry": "Symmetry", "product_kind": "Product depiction",
+    "product": "Product shown", "product_category": "Product category", "background_style": "Background style",
+    "headline_position": "Headline position", "headline_font": "Headline font", "format": "Format",
+    "orientation": "Orientation", "file_format": "File format",
+}
+_FAMILY_OF = {attr: family for family, attrs in ATTRIBUTE_FAMILIES.items() for attr in attrs}
+_NO_LEVELS = {"", "none", "nan", "false", "no", "other", "unknown"}
+
+
+def attribute_family(attribute: str) -> str | None:
+    """The declared family of an attribute column (a block prefix such as `layout_` is ignored), or None."""
+    return _FAMILY_OF.get(attribute) or _FAMILY_OF.get(attribute.partition("_")[2])
+
+
+def naming_priority(attribute: str, value: str) -> tuple:
+    """Sort key for naming a group of indicators that measure one thing: a family's headline column
+    first (face_present before face_area_ratio), a real level before `none`, object tags last."""
+    family = attribute_family(attribute)
+    order = ATTRIBUTE_FAMILIES[family].index(attribute) if family and attribute in ATTRIBUTE_FAMILIES[family] else 99
+    return (attribute.startswith(TAG_PREFIX), str(value).lower() in _NO_LEVELS, family is None, order,
+            attribute, str(value))
+
+
+def describe_indicator(attribute: str, value: str) -> str:
+    """Human name of one indicator `attribute = value` ("Faces in the creative", "Text coverage: heavy",
+    "Brightness: high", "Image tagged 'web site'"). Unknown columns read as their spaced name."""
+    value = str(value)
+    if attribute.startswith(TAG_PREFIX):
+        tag = attribute[len(TAG_PREFIX):].replace("_", " ")
+        return f"Image tagged '{tag}'" if value == "true" else f"Image tag '{tag}': {value}"
+    label = ATTRIBUTE_LABELS.get(attribute) or ATTRIBUTE_LABELS.get(attribute.partition("_")[2])
+    label = label or attribute.replace("_", " ").capitalize()
+    if value == "true":
+        return label
+    return f"{label}: {'none' if value == '' else value}"
+
 
 def attribute_frame(tables: Mapping[str, pd.DataFrame | None], prelaunch: pd.DataFrame | None = None,
                     max_levels: int = 12, min_tag_support: int = 5) -> pd.DataFrame:

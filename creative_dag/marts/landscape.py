@@ -5,8 +5,9 @@
   graph is meaningless, so PCA (2 components) is used instead; `method` says which.
 - Clusters: scikit-learn HDBSCAN on the 2-D coordinates (label -1 = not in any cluster);
   with fewer than `min_umap` creatives, k-means with k = min(3, n).
-- Summary (`marts.landscape_clusters`): size, mean score, share fatigued, and the dominant
-  attributes (indicator levels most over-represented in the cluster vs all creatives).
+- Summary (`marts.landscape_clusters`): a name made of what distinguishes the cluster (indicator
+  levels most over-represented in it vs the rest of the map), size, spend share, mean and median
+  score, share fatigued.
 """
 
 from __future__ import annotations
@@ -99,21 +100,26 @@ def _cluster(coords: np.ndarray, p: LandscapeParams) -> np.ndarray:
 
 def cluster_summary(landscape: pd.DataFrame, ranking: pd.DataFrame | None = None,
                     fatigue: pd.DataFrame | None = None, attributes: pd.DataFrame | None = None,
-                    top_attributes: int = 3) -> pd.DataFrame:
-    """One row per cluster: cluster, size, mean_score, share_fatigued, dominant_attributes, example_ids.
+                    top_attributes: int = 3, min_share: float = 0.5, min_lift: float = 0.2) -> pd.DataFrame:
+    """One row per cluster: cluster, cluster_name, size, spend_share, mean_score, median_score,
+    share_fatigued, dominant_attributes, example_ids, x, y.
 
-    landscape: landscape_coordinates output (+ account_id optional). ranking: creative_id, score.
-    fatigue: creative_id, status. attributes: plain attribute frame (creative_id + columns).
+    landscape: landscape_coordinates output (+ account_id, score, spend optional). ranking:
+    creative_id, score (+ spend). fatigue: creative_id, status. attributes: plain attribute frame
+    (creative_id + columns). cluster_name: the `top_attributes` indicator levels that distinguish the
+    cluster from the REST of the map (held by >= min_share of the cluster and >= min_lift more often
+    than outside it), in words ("warm dominant hue family, face, high brightness"); "unclustered" for
+    HDBSCAN noise (-1), "mixed (cluster k)" when nothing stands out; names are unique.
+    spend_share: the cluster's share of the mapped creatives' spend (NaN without spend).
     """
     from creative_dag.marts.recommendations import attribute_indicators
 
     d = landscape.copy()
-    if "score" in d.columns:
-        pass
-    elif ranking is not None and "score" in ranking.columns:
-        d = d.merge(ranking[["creative_id", "score"]], on="creative_id", how="left")
-    else:
-        d["score"] = np.nan
+    for col in ("score", "spend"):
+        if col not in d.columns and ranking is not None and col in ranking.columns:
+            d = d.merge(ranking[["creative_id", col]].drop_duplicates("creative_id"), on="creative_id", how="left")
+        if col not in d.columns:
+            d[col] = np.nan
     if fatigue is not None and "status" in fatigue.columns:
         d = d.drop(columns=["status"], errors="ignore").merge(fatigue[["creative_id", "status"]], on="creative_id", how="left")
         d["fatigued"] = d["status"].isin(["fatiguing", "fatigued"]).astype(float).where(d["status"].notna())
@@ -123,23 +129,53 @@ def cluster_summary(landscape: pd.DataFrame, ranking: pd.DataFrame | None = None
     if attributes is not None and len(attributes) and attributes.shape[1] > 1:
         ind = attribute_indicators(attributes, min_support=2).reindex(d["creative_id"])
         ind.index = d.index
+    total_spend = float(d["spend"].sum()) if d["spend"].notna().any() else np.nan
     rows = []
     for label, g in d.groupby("cluster", sort=True):
-        dominant = ""
+        dominant, distinctive = "", []
         if ind is not None and ind.shape[1]:
             inside = ind.loc[g.index].mean()
-            overall = ind.mean()
-            lift = (inside - overall).where(inside >= 0.5)
+            rest = ind.drop(index=g.index)
+            outside = rest.mean() if len(rest) else ind.mean()
+            # Lift against the rest of the map, not the whole: a big cluster would otherwise be
+            # compared mostly with itself and read as "nothing special".
+            lift = (inside - outside.reindex(inside.index).fillna(0.0)).where(inside >= min_share)
             top = lift.dropna().sort_values(ascending=False).head(top_attributes)
             dominant = ", ".join(f"{k} ({inside[k]:.0%})" for k in top.index if top[k] > 0)
-        best = g.sort_values("score", ascending=False)["creative_id"].head(3).tolist()
-        rows.append({"cluster": int(label), "size": len(g),
-                     "mean_score": float(g["score"].mean()) if g["score"].notna().any() else np.nan,
+            distinctive = [k for k in top.index if top[k] >= min_lift]
+        scores = g["score"].dropna()
+        rows.append({"cluster": int(label),
+                     "cluster_name": "unclustered" if int(label) == -1 else (
+                         ", ".join(indicator_phrase(k) for k in distinctive) or f"mixed (cluster {int(label)})"),
+                     "size": len(g),
+                     "spend_share": float(g["spend"].sum() / total_spend) if total_spend and total_spend > 0 else np.nan,
+                     "mean_score": float(scores.mean()) if len(scores) else np.nan,
+                     "median_score": float(scores.median()) if len(scores) else np.nan,
                      "share_fatigued": float(g["fatigued"].mean()) if g["fatigued"].notna().any() else np.nan,
-                     "dominant_attributes": dominant, "example_ids": best,
+                     "dominant_attributes": dominant,
+                     "example_ids": g.sort_values("score", ascending=False)["creative_id"].head(3).tolist(),
                      "x": float(g["x"].mean()), "y": float(g["y"].mean())})
-    return pd.DataFrame(rows, columns=["cluster", "size", "mean_score", "share_fatigued", "dominant_attributes",
-                                       "example_ids", "x", "y"])
+    out = pd.DataFrame(rows, columns=["cluster", "cluster_name", "size", "spend_share", "mean_score", "median_score",
+                                      "share_fatigued", "dominant_attributes", "example_ids", "x", "y"])
+    dup = out["cluster_name"].duplicated(keep=False) & (out["cluster"] >= 0)
+    out.loc[dup, "cluster_name"] = out.loc[dup].apply(lambda r: f"{r['cluster_name']} (cluster {r['cluster']})", axis=1)
+    return out
+
+
+def indicator_phrase(indicator: str) -> str:
+    """An attribute_indicators column in words: 'tag_cat=true' -> 'cat', 'has_face=true' -> 'face',
+    'brightness=high' -> 'high brightness', 'dominant_hue_family=warm' -> 'warm dominant hue family'."""
+    name, _, level = indicator.partition("=")
+    words = name.replace("_", " ")
+    if level == "true":
+        if name.startswith("tag_"):
+            return name[4:].replace("_", " ")
+        return words.removeprefix("has ")
+    if level == "high":
+        return f"high {words}"
+    if name in ("top_tag", "format", "placement", "platform"):
+        return level.replace("_", " ")
+    return f"{level.replace('_', ' ')} {words}"
 
 
 def plot_landscape(landscape: pd.DataFrame, path: str | Path, title: str = "Creative landscape",

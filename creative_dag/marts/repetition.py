@@ -1,15 +1,25 @@
-"""Creative repetition: similarity density, near-duplicate clusters, the "tired or repetitive" view.
+"""Creative repetition: similarity density, creative families (near-duplicates), the "tired or repetitive" view.
 
 - similarity_density: how many OTHER creatives of the same account, launched in the trailing
   `window_days` up to and including this creative's launch date, have fused similarity >= tau.
   High density = the account keeps launching the same idea.
-- near-duplicate clusters: connected components of the graph "S >= dup_threshold" inside an
-  account (stricter than tau); singletons get no cluster id.
-- is_repetitive: in a near-duplicate cluster, or similarity_density >= density_threshold.
+- families: connected components (single linkage, union of pair edges) inside an account of
+  the graph whose edges are variant pairs. A pair is a variant pair when
+  (a) its fused similarity is >= dup_threshold (copies, re-encodes: every block agrees), or
+  (b) with at least `min_evidence_blocks` blocks, the mean per-block evidence is >= min_evidence.
+  Per-block evidence = -log10 of the share of UNRELATED pairs (creatives of different accounts,
+  which cannot be variants of each other) that are at least as similar in that block, capped at
+  `evidence_cap`. It puts every block (and encoder) on one scale without tuning per block, and a
+  block that disagrees only adds zero: a variant changes one thing (headline, CTA label, colour,
+  crop, aspect ratio), so the other blocks still carry the pair, where a fused cosine is dragged
+  below any fixed threshold by the one block that changed.
+  Singletons get no family id.
+- is_repetitive: in a family, or similarity_density >= density_threshold.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -18,30 +28,105 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from creative_dag.blocks import DEFAULT_WEIGHTS
 from creative_dag.marts.similarity import BlockVectors
+
+REPETITION_COLUMNS = [
+    "creative_id", "account_id", "launch_date", "similarity_density", "max_similarity", "most_similar_id",
+    "family_id", "near_duplicate_cluster", "cluster_size", "closest_variant_id", "variant_evidence",
+    "blocks_agree", "blocks_differ", "block_similarity", "is_repetitive", "vector_status",
+]
 
 
 @dataclass(frozen=True)
 class RepetitionParams:
-    """tau: similarity for density; dup_threshold: similarity for near-duplicate edges (stricter);
-    window_days: trailing launch window for density; density_threshold: density that flags
-    repetition on its own; weights: block weights of the fused similarity (None = defaults)."""
+    """tau: similarity for density; dup_threshold: fused similarity that makes a pair variants on its
+    own (stricter); window_days: trailing launch window for density; density_threshold: density that
+    flags repetition on its own; weights: block weights of the fused similarity (None = defaults; a
+    block with weight 0 gives no evidence either).
+    min_evidence: mean per-block evidence (-log10 share of unrelated pairs as similar) of a variant
+    pair, 2.0 = on average as similar as the top 1 % of unrelated pairs; evidence_cap: most evidence
+    one block can give (so two blocks must agree); min_evidence_blocks: fewest blocks for the evidence
+    rule (3: one may differ while the others still outvote it); agree_evidence: evidence at which a
+    block is listed as agreeing; null_pairs: unrelated pairs sampled per block; seed: that sample;
+    mutual_neighbours: evidence edges only between creatives within each other's top k (0 = off)."""
 
     tau: float = 0.85
     dup_threshold: float = 0.92
     window_days: int = 28
     density_threshold: int = 3
     weights: Mapping[str, float] | None = None
+    min_evidence: float = 2.0
+    evidence_cap: float = 4.0
+    min_evidence_blocks: int = 3
+    agree_evidence: float = 2.0
+    null_pairs: int = 200_000
+    seed: int = 0
+    mutual_neighbours: int = 3
+
+
+class BlockEvidence:
+    """Per-block null distributions (similarities of unrelated pairs) and the evidence they give.
+
+    nulls: block -> sorted (m,) float64 similarities. Built with `fit`; `evidence(block, s)` maps
+    similarities (any shape) to -log10 of the share of null pairs at least as similar, capped.
+    """
+
+    _MIN_NULL = 50  # fewer unrelated pairs than this cannot calibrate a block
+
+    def __init__(self, nulls: Mapping[str, np.ndarray], cap: float, source: Mapping[str, str]):
+        self.nulls = dict(nulls)
+        self.cap = cap
+        self.source = dict(source)
+
+    @classmethod
+    def fit(cls, vectors: BlockVectors, accounts: np.ndarray, blocks: list[str], p: RepetitionParams) -> BlockEvidence:
+        """accounts: (n,) account of each of vectors.ids. Unrelated pairs = different accounts; with a
+        single account (no such pairs) the account's own pairs stand in, whose upper tail holds the
+        families, which lowers the evidence (fewer families found, never more)."""
+        rng = np.random.default_rng(p.seed)
+        nulls, source = {}, {}
+        for block in blocks:
+            idx = np.flatnonzero(vectors.present[block])
+            m = len(idx)
+            if m < 2:
+                continue
+            if m * (m - 1) // 2 <= p.null_pairs:
+                i, j = np.triu_indices(m, 1)
+            else:
+                i, j = rng.integers(0, m, p.null_pairs), rng.integers(0, m, p.null_pairs)
+                keep = i != j
+                i, j = i[keep], j[keep]
+            acc = accounts[idx]
+            cross = acc[i] != acc[j]
+            if cross.sum() >= cls._MIN_NULL:
+                i, j, source[block] = i[cross], j[cross], "other accounts"
+            else:
+                source[block] = "same account"
+            if len(i) < cls._MIN_NULL:
+                continue
+            mat = vectors.blocks[block][idx]
+            sims = np.concatenate([np.einsum("ij,ij->i", mat[i[k:k + 20_000]], mat[j[k:k + 20_000]])
+                                   for k in range(0, len(i), 20_000)])
+            nulls[block] = np.sort(sims.astype(np.float64))
+        return cls(nulls, p.evidence_cap, source)
+
+    def evidence(self, block: str, sims: np.ndarray) -> np.ndarray:
+        null = self.nulls[block]
+        at_least = len(null) - np.searchsorted(null, sims - 1e-9, side="left")
+        return np.minimum(self.cap, -np.log10((at_least + 1.0) / (len(null) + 1.0)))
 
 
 def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
                         params: RepetitionParams | None = None) -> pd.DataFrame:
-    """One row per creative: similarity_density, max_similarity, most_similar_id, near_duplicate_cluster,
-    cluster_size, is_repetitive, vector_status.
+    """One row per creative: similarity_density, max_similarity, most_similar_id, family_id (=
+    near_duplicate_cluster, kept for existing readers), cluster_size, the evidence against its closest
+    family member (closest_variant_id, variant_evidence, blocks_agree, blocks_differ, block_similarity
+    as JSON {block: cosine}), is_repetitive, vector_status.
 
-    creatives: creative_id, account_id, launch_date. vectors: fused-similarity inputs for (a
-    superset of) those creatives. Creatives without any vector get vector_status 'no vectors',
-    density NA and no cluster (not silently counted as unique).
+    creatives: creative_id, account_id, launch_date. vectors: per-block inputs for (a superset of)
+    those creatives. Creatives without any vector get vector_status 'no vectors', density NA and no
+    family (not silently counted as unique).
     """
     p = params or RepetitionParams()
     if p.dup_threshold < p.tau:
@@ -50,58 +135,120 @@ def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
     info["creative_id"] = info["creative_id"].astype(str)
     info["launch_date"] = pd.to_datetime(info["launch_date"])
     has_vec = dict(zip(vectors.ids, vectors.has_any()))
+    # A numpy mask: an empty Python list would select no *columns* on an empty export.
+    mask = np.array([has_vec.get(c, False) for c in info["creative_id"]], dtype=bool)
+    info_vec = info.loc[mask].drop_duplicates("creative_id")
+    weights = dict(DEFAULT_WEIGHTS if p.weights is None else p.weights)
+    blocks = [b for b in vectors.blocks if weights.get(b, 0.0) > 0]
+    evidence = None
+    if len(info_vec):
+        scope = vectors.subset(info_vec["creative_id"].tolist())
+        evidence = BlockEvidence.fit(scope, info_vec["account_id"].astype(str).to_numpy(), blocks, p)
     rows = []
-    for acc, g in info.groupby("account_id", sort=True):
-        g = g[[has_vec.get(c, False) for c in g["creative_id"]]].reset_index(drop=True)
-        if g.empty:
-            continue
-        sub = vectors.subset(g["creative_id"].tolist())
-        sim = sub.similarity_matrix(p.weights)
-        np.fill_diagonal(sim, np.nan)
-        s = np.nan_to_num(sim, nan=-np.inf)
-        launch = g["launch_date"].to_numpy("datetime64[D]")
-        lag = (launch[:, None] - launch[None, :]).astype("int64")  # row launched lag days after column
-        in_window = (lag >= 0) & (lag <= p.window_days)
-        density = ((s >= p.tau) & in_window).sum(axis=1)
-        best = np.argmax(s, axis=1) if len(g) > 1 else np.zeros(len(g), dtype=int)
-        max_sim = s[np.arange(len(g)), best] if len(g) > 1 else np.full(len(g), np.nan)
-        adj = csr_matrix(s >= p.dup_threshold)
-        n_comp, labels = connected_components(adj, directed=False)
-        sizes = np.bincount(labels, minlength=n_comp)
-        # Stable, readable cluster ids: numbered by each cluster's earliest member.
-        order = {}
-        for k in np.lexsort((np.arange(len(g)), launch.astype("int64"))):
-            lab = labels[k]
-            if sizes[lab] > 1 and lab not in order:
-                order[lab] = len(order) + 1
-        for k, rec in g.iterrows():
-            lab = labels[k]
-            rows.append({
-                "creative_id": rec["creative_id"], "account_id": acc,
-                "similarity_density": int(density[k]),
-                "max_similarity": float(max_sim[k]) if np.isfinite(max_sim[k]) else np.nan,
-                "most_similar_id": g["creative_id"].iloc[best[k]] if len(g) > 1 and np.isfinite(max_sim[k]) else None,
-                "near_duplicate_cluster": f"{acc}-dup{order[lab]:03d}" if sizes[lab] > 1 else None,
-                "cluster_size": int(sizes[lab]),
-                "vector_status": "ok",
-            })
-    out = pd.DataFrame(rows, columns=["creative_id", "account_id", "similarity_density", "max_similarity",
-                                      "most_similar_id", "near_duplicate_cluster", "cluster_size", "vector_status"])
+    for acc, g in info_vec.groupby("account_id", sort=True):
+        g = g.reset_index(drop=True)
+        rows.extend(_account_rows(acc, g, vectors.subset(g["creative_id"].tolist()), blocks, evidence, p))
+    out = pd.DataFrame(rows, columns=[c for c in REPETITION_COLUMNS if c not in ("launch_date", "is_repetitive")])
     missing = info[~info["creative_id"].isin(out["creative_id"])]
     if len(missing):
         extra = pd.DataFrame({"creative_id": missing["creative_id"], "account_id": missing["account_id"],
                               "similarity_density": pd.NA, "max_similarity": np.nan, "most_similar_id": None,
-                              "near_duplicate_cluster": None, "cluster_size": 1,
-                              "vector_status": "no vectors"})
+                              "family_id": None, "near_duplicate_cluster": None, "cluster_size": 1,
+                              "closest_variant_id": None, "variant_evidence": np.nan, "blocks_agree": None,
+                              "blocks_differ": None, "block_similarity": None, "vector_status": "no vectors"})
         out = pd.concat([out, extra], ignore_index=True) if len(out) else extra
     out["similarity_density"] = out["similarity_density"].astype("Int64")
-    out["is_repetitive"] = out["near_duplicate_cluster"].notna() | (
+    out["cluster_size"] = out["cluster_size"].astype("int64")
+    out["variant_evidence"] = out["variant_evidence"].astype("float64")
+    out["max_similarity"] = out["max_similarity"].astype("float64")
+    out["is_repetitive"] = out["family_id"].notna() | (
         out["similarity_density"].fillna(0).astype("int64") >= p.density_threshold)
-    return out.merge(info[["creative_id", "launch_date"]], on="creative_id", how="left").assign(
-        launch_date=lambda f: f["launch_date"].dt.date)[
-        ["creative_id", "account_id", "launch_date", "similarity_density", "max_similarity", "most_similar_id",
-         "near_duplicate_cluster", "cluster_size", "is_repetitive", "vector_status"]
-    ].sort_values(["account_id", "creative_id"]).reset_index(drop=True)
+    return out.merge(info[["creative_id", "launch_date"]].drop_duplicates("creative_id"), on="creative_id",
+                     how="left").assign(launch_date=lambda f: f["launch_date"].dt.date)[REPETITION_COLUMNS].sort_values(
+        ["account_id", "creative_id"]).reset_index(drop=True)
+
+
+def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str], evidence: BlockEvidence | None,
+                  p: RepetitionParams) -> list[dict]:
+    n = len(g)
+    weights = dict(DEFAULT_WEIGHTS if p.weights is None else p.weights)
+    # Per-block cosine for every pair (NaN where a creative lacks the block); the fused similarity
+    # (design §4, as BlockVectors.similarity_matrix) is their weighted mean over shared blocks.
+    cos = {}
+    num, den = np.zeros((n, n)), np.zeros((n, n))
+    for b in blocks:
+        present = sub.present[b]
+        both = np.outer(present, present)
+        mat = sub.blocks[b].astype(np.float64)
+        cos[b] = np.where(both, mat @ mat.T, np.nan)
+        num += weights[b] * np.nan_to_num(cos[b])
+        den += weights[b] * both
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    np.fill_diagonal(sim, np.nan)
+    s = np.nan_to_num(sim, nan=-np.inf)
+    launch = g["launch_date"].to_numpy("datetime64[D]")
+    lag = (launch[:, None] - launch[None, :]).astype("int64")  # row launched lag days after column
+    in_window = (lag >= 0) & (lag <= p.window_days)
+    density = ((s >= p.tau) & in_window).sum(axis=1)
+    best = np.argmax(s, axis=1) if n > 1 else np.zeros(n, dtype=int)
+    max_sim = s[np.arange(n), best] if n > 1 else np.full(n, np.nan)
+
+    ev = {b: np.where(np.isfinite(cos[b]), evidence.evidence(b, np.nan_to_num(cos[b])), np.nan)
+          for b in blocks if evidence is not None and b in evidence.nulls}
+    if ev:
+        stack = np.stack(list(ev.values()))
+        n_blocks = np.isfinite(stack).sum(axis=0)
+        mean_ev = np.where(n_blocks > 0, np.nansum(stack, axis=0) / np.maximum(n_blocks, 1), np.nan)
+    else:
+        n_blocks, mean_ev = np.zeros((n, n), int), np.full((n, n), np.nan)
+    strong = (n_blocks >= p.min_evidence_blocks) & (np.nan_to_num(mean_ev, nan=-1) >= p.min_evidence)
+    if p.mutual_neighbours and n > p.mutual_neighbours:
+        # Evidence edges only between mutual near neighbours (each among the other's top k by
+        # evidence): a look-alike that scrapes past min_evidence with many creatives would otherwise
+        # chain whole families together (single linkage).
+        score = np.where(np.isfinite(mean_ev), mean_ev, -np.inf)
+        np.fill_diagonal(score, -np.inf)
+        kth = -np.sort(-score, axis=1)[:, p.mutual_neighbours - 1]
+        near = score >= kth[:, None]
+        strong &= near & near.T
+    edges = (s >= p.dup_threshold) | strong
+    np.fill_diagonal(edges, False)
+    n_comp, labels = connected_components(csr_matrix(edges), directed=False)
+    sizes = np.bincount(labels, minlength=n_comp)
+    # Stable, readable family ids: numbered by each family's earliest member.
+    order: dict[int, int] = {}
+    for k in np.lexsort((np.arange(n), launch.astype("int64"))):
+        lab = labels[k]
+        if sizes[lab] > 1 and lab not in order:
+            order[lab] = len(order) + 1
+    # Each member's closest relative inside its family: most evidence, then fused similarity.
+    rank = np.where(np.isfinite(mean_ev), mean_ev, -np.inf) * 1e3 + np.where(np.isfinite(sim), sim, -1.0)
+    rows = []
+    for k, rec in g.iterrows():
+        lab = labels[k]
+        family = f"{acc}-fam{order[lab]:03d}" if sizes[lab] > 1 else None
+        row = {
+            "creative_id": rec["creative_id"], "account_id": acc,
+            "similarity_density": int(density[k]),
+            "max_similarity": float(max_sim[k]) if np.isfinite(max_sim[k]) else np.nan,
+            "most_similar_id": g["creative_id"].iloc[best[k]] if n > 1 and np.isfinite(max_sim[k]) else None,
+            "family_id": family, "near_duplicate_cluster": family, "cluster_size": int(sizes[lab]),
+            "closest_variant_id": None, "variant_evidence": np.nan, "blocks_agree": None, "blocks_differ": None,
+            "block_similarity": None, "vector_status": "ok",
+        }
+        if family is not None:
+            mates = np.flatnonzero((labels == lab) & (np.arange(n) != k))
+            j = int(mates[np.argmax(rank[k, mates])])
+            agree = [b for b in ev if np.isfinite(ev[b][k, j]) and ev[b][k, j] >= p.agree_evidence]
+            differ = [b for b in ev if np.isfinite(ev[b][k, j]) and ev[b][k, j] < p.agree_evidence]
+            row.update(closest_variant_id=g["creative_id"].iloc[j],
+                       variant_evidence=float(mean_ev[k, j]) if np.isfinite(mean_ev[k, j]) else np.nan,
+                       blocks_agree=", ".join(agree), blocks_differ=", ".join(differ),
+                       block_similarity=json.dumps({b: round(float(cos[b][k, j]), 4) for b in blocks
+                                                    if np.isfinite(cos[b][k, j])}))
+        rows.append(row)
+    return rows
 
 
 def tired_or_repetitive(repetition: pd.DataFrame, fatigue: pd.DataFrame | None) -> pd.DataFrame:

@@ -18,7 +18,7 @@ Defaults (all offline-capable except CLIP, see design §4):
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,6 @@ class EncoderSettings:
             return None
         root = self.cache_dir or str(resolve_locations().cache / "embeddings")
         return EmbeddingCache(root)
-
-    def with_overrides(self, **changes: Any) -> EncoderSettings:
-        return replace(self, **changes)
 
 
 def load_block(block: str, settings: EncoderSettings):

@@ -22,8 +22,6 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from creative_dag.settings import resolve_locations
-
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -33,11 +31,6 @@ def split_table_name(name: str) -> tuple[str, str]:
     if len(parts) != 2 or not all(_IDENT.match(p) for p in parts):
         raise ValueError(f"table name must be 'schema.table' of identifiers, got {name!r}")
     return parts[0], parts[1]
-
-
-def asset_key_for(name: str) -> dg.AssetKey:
-    """The Dagster asset key of a warehouse table."""
-    return dg.AssetKey(list(split_table_name(name)))
 
 
 class WarehouseLockedError(RuntimeError):
@@ -224,10 +217,6 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database: str
     lock_timeout_s: float = 60.0
-
-    @classmethod
-    def from_home(cls, home: str | os.PathLike | None = None) -> WarehouseResource:
-        return cls(database=str(resolve_locations(home).database))
 
     def get(self) -> DuckDBWarehouse:
         return DuckDBWarehouse(self.database, lock_timeout_s=self.lock_timeout_s)

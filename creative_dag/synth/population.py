@@ -170,7 +170,7 @@ def _draw_context(rng: np.random.Generator, s: dict[str, Any]) -> dict[str, Any]
 
 
 def _edit_params(rng: np.random.Generator, s: dict[str, Any], edit: str, base: dict[str, Any],
-                 category: str) -> dict[str, Any]:
+                 category: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
     fam = s["families"]
     if edit == "crop":
         total = rng.uniform(*fam["crop_fraction"])
@@ -185,7 +185,41 @@ def _edit_params(rng: np.random.Generator, s: dict[str, Any], edit: str, base: d
     if edit == "headline":
         pool = [h for h in vocab.HEADLINES_BY_CATEGORY[category] + vocab.GENERIC_HEADLINES if h != base["headline"]]
         return {"headline": pool[int(rng.integers(len(pool)))]}
+    if edit == "cta_text":
+        pool = [t for t in vocab.CTA_TEXTS if t != base["cta_text"]]
+        return {"cta_text": pool[int(rng.integers(len(pool)))]}
+    if edit == "reframe":
+        # Zoom out by a crop-sized amount and pan: the inverse of a crop (the design moves
+        # inside the frame, the canvas edge is extended).
+        scale = 1.0 - rng.uniform(*fam["crop_fraction"])
+        return {"reframe": [float(scale), float(rng.random()), float(rng.random())]}
+    if edit == "aspect_ratio":
+        return _resized_context(s, context or {})
     return {}
+
+
+def _draw_edit(rng: np.random.Generator, edits: dict[str, float], base: dict[str, Any]) -> str:
+    """One variant edit by weight; a CTA-label edit of a creative without a CTA button would
+    leave the image unchanged, so it is drawn again among the other kinds (headline if none).
+    The redraw happens only when cta_text is in the mix, so default populations are unchanged."""
+    edit = _choice(rng, edits)
+    if edit == "cta_text" and not base["has_cta"]:
+        rest = {k: v for k, v in edits.items() if k != "cta_text" and v > 0}
+        edit = _choice(rng, rest) if rest else "headline"
+    return edit
+
+
+def _resized_context(s: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """The same design for the other aspect ratio (square <-> portrait), moved to the platform's
+    first placement of that shape where it has one (resized variants are made for a placement)."""
+    ctx = s["context"]
+    portrait = context.get("orientation") != "portrait"
+    placement = context.get("placement")
+    for name in ctx["placements"].get(context.get("platform"), {}):
+        if (name in ctx["portrait_placements"]) == portrait:
+            placement = name
+            break
+    return {"orientation": "portrait" if portrait else "square", "placement": placement}
 
 
 def _multiplier(effects: list[dict[str, Any]], attrs: dict[str, Any], account_id: str,
@@ -232,15 +266,17 @@ def draw_population(s: dict[str, Any], n_creatives: int, n_days: int, start: dt.
             context = _draw_context(rng, s)
             category = vocab.PRODUCTS[base["product"]][1]
             offsets = [0] + sorted(int(o) for o in rng.integers(1, fam_cfg["window_days"] + 1, size=size - 1))
-            edits = ["base"] + [_choice(rng, fam_cfg["edits"]) for _ in range(size - 1)]
+            edits = ["base"] + [_draw_edit(rng, fam_cfg["edits"], base) for _ in range(size - 1)]
             rho = s["quality"]["correlation"]
             e = rng.standard_normal(2)
             z = (e[0], rho * e[0] + np.sqrt(1 - rho * rho) * e[1])  # correlated log-quality pair
             for member, (offset, edit) in enumerate(zip(offsets, edits)):
                 attrs = dict(base)
-                params = _edit_params(rng, s, edit, base, category)
-                if edit == "headline":
-                    attrs["headline"] = params["headline"]
+                params = _edit_params(rng, s, edit, base, category, context)
+                if edit in ("headline", "cta_text"):
+                    attrs[edit] = params[edit]
+                elif edit == "aspect_ratio":
+                    attrs.update(params)  # orientation and placement (after **context below)
                 jitter = rng.normal(0, s["quality"]["family_member_sigma"], 2) if member else np.zeros(2)
                 rows.append({
                     "account_idx": account.index, "account_id": account.account_id,

@@ -367,10 +367,21 @@ def _shift_box(box: Box | None, x0: float, y0: float, sx: float, sy: float, w: i
 
 def apply_edit(img: Image.Image, meta: dict[str, Any], edit: str | None,
                params: Mapping[str, Any]) -> tuple[Image.Image, dict[str, Any]]:
-    """A family variant's pixel edit: crop-and-resize or hue rotation (headline changes
-    are rendered, re-encodes happen at save time)."""
+    """A family variant's pixel edit: crop-and-resize, reframe (zoom out and pan, the canvas
+    edge extended) or hue rotation. Headline, CTA-label and aspect-ratio variants are
+    rendered from their spec; re-encodes happen at save time."""
     w, h = img.size
-    if edit == "crop":
+    if edit == "reframe":
+        scale, fx, fy = params["reframe"]
+        ox, oy = fx * (1 - scale) * w, fy * (1 - scale) * h
+        warp = np.float32([[scale, 0, ox], [0, scale, oy]])
+        img = Image.fromarray(cv2.warpAffine(np.asarray(img), warp, (w, h), flags=cv2.INTER_AREA,
+                                             borderMode=cv2.BORDER_REPLICATE))
+        # new = old * scale + offset, i.e. _shift_box with origin -offset / scale.
+        for key in ("face_box", "headline_box", "product_box", "cta_box"):
+            meta[key] = _shift_box(meta[key], -ox / scale, -oy / scale, scale, scale, w, h)
+        meta["text_boxes"] = [_shift_box(b, -ox / scale, -oy / scale, scale, scale, w, h) for b in meta["text_boxes"]]
+    elif edit == "crop":
         left, top, right, bottom = params["crop"]
         x0, y0, x1, y1 = left * w, top * h, w - right * w, h - bottom * h
         img = img.crop((round(x0), round(y0), round(x1), round(y1))).resize((w, h), Image.BICUBIC)

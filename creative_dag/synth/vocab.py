@@ -114,4 +114,8 @@ ELEMENT_ATTRIBUTE_DOMAINS: dict[str, tuple] = {
     "orientation": ("square", "portrait"),
     "file_format": ("jpeg", "png"),
 }
-FAMILY_EDITS = ("crop", "hue_shift", "headline", "reencode")
+# Kinds of family variant (one edit per variant). The default scenario mixes only the first four,
+# so existing seeds keep their populations; cta_text, reframe and aspect_ratio are opt-in through
+# `families.edits` (what people call variants: new headline or CTA label, colour shift, crop or
+# reframe, the same design resized to another aspect ratio).
+FAMILY_EDITS = ("crop", "hue_shift", "headline", "reencode", "cta_text", "reframe", "aspect_ratio")
