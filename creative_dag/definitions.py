@@ -34,11 +34,13 @@ def stage_modules() -> list:
     from creative_dag.assets import cbr as cbr_assets
     from creative_dag.assets import encoders as encoder_assets
     from creative_dag.assets import features as feature_assets
+    from creative_dag.assets import forecast as forecast_assets
     from creative_dag.assets import ingest as ingest_assets
     from creative_dag.assets import marts as marts_assets
     from creative_dag.checks import cbr as cbr_checks
     from creative_dag.checks import encoders as encoder_checks
     from creative_dag.checks import features as feature_checks
+    from creative_dag.checks import forecast as forecast_checks
     from creative_dag.checks import ingest as ingest_checks
     from creative_dag.checks import marts as marts_checks
 
@@ -48,6 +50,7 @@ def stage_modules() -> list:
         encoder_assets, encoder_checks,
         cbr_assets, cbr_checks,
         marts_assets, marts_checks,
+        forecast_assets, forecast_checks,
     ]
 
 

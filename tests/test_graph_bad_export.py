@@ -156,6 +156,7 @@ def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
     for table in ["cbr.case_base", "cbr.neighbors", *(t for t in MART_TABLES if t != "marts.recommendations")]:
         assert len(warehouse.read_table(table)) > 0, f"{table} is empty"
     assert warehouse.exists("marts.recommendations")
+    assert warehouse.exists("marts.predictions") and warehouse.exists("marts.performance_model")
     assert warehouse.exists("cbr.backtest")  # too little history here for a backtest: empty, with a status
     assert (home / "serving" / "creative.duckdb").exists()
 

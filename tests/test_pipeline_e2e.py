@@ -25,6 +25,7 @@ DESIGN_TABLES = {
     "embeddings.model_status", "cbr.case_base", "cbr.neighbors", "cbr.backtest",
     "marts.creative_ranking", "marts.creative_fatigue", "marts.creative_repetition",
     "marts.recommendations", "marts.account_health", "marts.creative_landscape",
+    "marts.performance_model", "marts.predictions",
 }
 DECISION_TABLES = ["features.prelaunch", "features.early", "embeddings.cnn", "embeddings.visual",
                    "embeddings.layout", "embeddings.text", "cbr.case_base"]
@@ -131,3 +132,19 @@ def test_mislabelled_leaky_column_blocks_the_graph_and_fails_the_command(deploym
     assert result.exit_code != 0
     assert "leakage" in result.output
     assert "cbr/case_base" in result.output  # named as not materialised
+
+
+def test_validate_attribution_reports_a_growing_uplift(deployment):
+    from creative_dag.assets.marts import attribute_frame_of
+
+    _, home, _ = deployment
+    attrs = attribute_frame_of(DuckDBWarehouse(home / "creative.duckdb"))
+    # The most balanced detected yes/no attribute of this small export.
+    shares = {c: attrs[c].astype("boolean").mean() for c in attrs.columns
+              if c != "creative_id" and attrs[c].dropna().isin([True, False]).all() and attrs[c].notna().any()}
+    column = min(shares, key=lambda c: abs(shares[c] - 0.5))
+    result = CliRunner().invoke(main, ["validate-attribution", "--attribute", column, "--home", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "grows with the factor" in result.output, result.output
+    bad = CliRunner().invoke(main, ["validate-attribution", "--attribute", "no_such_column", "--home", str(home)])
+    assert bad.exit_code != 0 and "not in the attribute frame" in bad.output

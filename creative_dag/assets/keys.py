@@ -30,6 +30,8 @@ MARTS_RECOMMENDATIONS = dg.AssetKey(["marts", "recommendations"])
 MARTS_ACCOUNT_HEALTH = dg.AssetKey(["marts", "account_health"])
 MARTS_CREATIVE_LANDSCAPE = dg.AssetKey(["marts", "creative_landscape"])
 MARTS_LANDSCAPE_CLUSTERS = dg.AssetKey(["marts", "landscape_clusters"])
+MARTS_PERFORMANCE_MODEL = dg.AssetKey(["marts", "performance_model"])
+MARTS_PREDICTIONS = dg.AssetKey(["marts", "predictions"])
 
 
 def embedding_key(block: str) -> dg.AssetKey:

@@ -182,18 +182,8 @@ def _run_backtest(case_base: pd.DataFrame, memory: CaseMemory | None, config: Ba
     memory = memory or CaseMemory(case_base)
     cb = memory.case_base
     launch = np.asarray(to_days(cb["launch_date"]), dtype=np.int64)
-    first_day = int(launch.min())
     actual = cb["outcome_score"].to_numpy(dtype=float)
-    mature = cb["outcome_is_mature"].to_numpy(dtype=bool) if "outcome_is_mature" in cb.columns else np.ones(len(cb), bool)
-    query_rows = np.flatnonzero((launch >= first_day + config.warmup_days) & np.isfinite(actual) & mature)
-    if len(query_rows) < 10:
-        raise ValueError(f"backtest: only {len(query_rows)} matured creatives launched after the {config.warmup_days}-day "
-                         f"warm-up (of {len(cb)}); lower warmup_days or add history")
-    query_rows = query_rows[np.argsort(launch[query_rows], kind="stable")]
-    days = np.unique(launch[query_rows])
-    n_val_days = int(round(len(days) * config.validation_share))
-    val_days = set(days[:n_val_days].tolist())
-    window = np.array(["validation" if launch[r] in val_days else "test" for r in query_rows])
+    query_rows, window = query_windows(cb, config.warmup_days, config.validation_share)
     labels = AsOfLabels(cb, config.prior_strength)
     base_weights = {b: float((config.weights or DEFAULT_WEIGHTS).get(b, DEFAULT_WEIGHTS.get(b, 0.0))) for b in memory.layout.blocks}
     labelled = labels.has_label  # neighbours without delivery carry no outcome: keep them out of the K
@@ -265,6 +255,30 @@ def _run_backtest(case_base: pd.DataFrame, memory: CaseMemory | None, config: Ba
             "blocks": list(memory.layout.blocks), "default_weights": base_weights}
     return BacktestResult(metrics=metrics_frame, predictions=predictions, learned_weights=learned,
                           weight_trace=trace, info=info)
+
+
+def query_windows(cb: pd.DataFrame, warmup_days: int, validation_share: float,
+                  min_queries: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """The evaluated creatives and their window, shared by every forecast evaluated against this backtest.
+
+    Rows (sorted by launch) = matured creatives with a finite outcome_score launched at least
+    `warmup_days` after the first launch; window = "validation" for the first `validation_share`
+    of their launch days, "test" for the rest. Raises ValueError when fewer than `min_queries`.
+    """
+    launch = np.asarray(to_days(cb["launch_date"]), dtype=np.int64)
+    first_day = int(launch.min())
+    actual = cb["outcome_score"].to_numpy(dtype=float)
+    mature = cb["outcome_is_mature"].to_numpy(dtype=bool) if "outcome_is_mature" in cb.columns else np.ones(len(cb), bool)
+    query_rows = np.flatnonzero((launch >= first_day + warmup_days) & np.isfinite(actual) & mature)
+    if len(query_rows) < min_queries:
+        raise ValueError(f"backtest: only {len(query_rows)} matured creatives launched after the {warmup_days}-day "
+                         f"warm-up (of {len(cb)}); lower warmup_days or add history")
+    query_rows = query_rows[np.argsort(launch[query_rows], kind="stable")]
+    days = np.unique(launch[query_rows])
+    n_val_days = int(round(len(days) * validation_share))
+    val_days = set(days[:n_val_days].tolist())
+    window = np.array(["validation" if launch[r] in val_days else "test" for r in query_rows])
+    return query_rows, window
 
 
 def _knn_predict(memory: CaseMemory, rows: np.ndarray, weights: Mapping[str, float], labels: AsOfLabels,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -168,6 +169,16 @@ def _py(value: Any) -> Any:
     return value
 
 
+def _observable_expectation(row: dict[str, Any], account: Any) -> dict[str, float | None]:
+    """What a perfect model of observable things expects: the account's base rates x context x planted
+    elements, without the unobservable quality draw. expected_outcome is on the scale of the case
+    base's composite `outcome_score` (log CTR + log CVR)."""
+    ctr = min(account.base_ctr * row["element_ctr_multiplier"] * row["context_ctr_multiplier"], 0.5)
+    cvr = min(account.base_cvr * row["element_cvr_multiplier"] * row["context_cvr_multiplier"], 0.9)
+    return {"observable_ctr": _r(ctr, 8), "observable_cvr": _r(cvr, 8),
+            "expected_outcome": _r(math.log(ctr) + math.log(cvr), 6)}
+
+
 def _ground_truth(pop: Population, sim: SimulationResult, life: pd.DataFrame, metas: list[dict[str, Any]] | None,
                   s: dict[str, Any], run: dict[str, Any], start: dt.date) -> dict[str, Any]:
     f = pop.creatives
@@ -195,6 +206,7 @@ def _ground_truth(pop: Population, sim: SimulationResult, life: pd.DataFrame, me
             "expected_ctr": _r(row["expected_ctr"], 8),
             "expected_cvr": _r(row["expected_cvr"], 8),
             "expected_thumb_stop": _r(row["thumb_stop"]),
+            **_observable_expectation(row, pop.accounts[int(row["account_idx"])]),
             "fatigues": bool(row["fatigues"]),
             "planted_fatigue_onset_date": iso_day(start, onset) if onset >= 0 else None,
             "fatigue_onset_date": iso_day(start, onset) if observed else None,

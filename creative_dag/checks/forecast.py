@@ -1,0 +1,42 @@
+"""Asset checks on the forecast marts: what a BI user relies on when reading a forecast.
+
+Non-blocking, like the other marts checks: the forecast is a leaf of the graph.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from creative_dag.assets.keys import MARTS_PREDICTIONS
+
+
+def problems_predictions(frame: pd.DataFrame) -> list[str]:
+    """One row per creative and KPI; lower <= forecast <= upper; rates never negative; every model trained
+    only on days before the creative's launch."""
+    out = []
+    if frame.empty:
+        return out
+    dup = frame[frame.duplicated(["creative_id", "kpi"])]
+    if len(dup):
+        out.append(f"marts.predictions: creative {dup['creative_id'].iloc[0]} has {dup['kpi'].iloc[0]} twice")
+    has = frame.dropna(subset=["forecast", "lower", "upper"])
+    bad = has[(has["lower"] > has["forecast"] + 1e-9) | (has["forecast"] > has["upper"] + 1e-9)]
+    if len(bad):
+        out.append(f"marts.predictions: {len(bad)} forecasts outside their interval, e.g. {bad['creative_id'].iloc[0]}")
+    rates = frame[(frame["kpi"] != "score") & (frame["forecast"] < 0)]
+    if len(rates):
+        out.append(f"marts.predictions: {len(rates)} negative rate forecasts, e.g. {rates['creative_id'].iloc[0]}")
+    trained = frame.dropna(subset=["model_trained_through"])
+    future = trained[pd.to_datetime(trained["model_trained_through"]) >= pd.to_datetime(trained["launch_date"])]
+    if len(future):
+        out.append(f"marts.predictions: {len(future)} forecasts from a model trained on or after the creative's "
+                   f"launch, e.g. {future['creative_id'].iloc[0]}")
+    return out
+
+
+@dg.asset_check(asset=MARTS_PREDICTIONS, name="predictions_invariants", blocking=False,
+                required_resource_keys={"warehouse"}, description=problems_predictions.__doc__)
+def predictions_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    frame = context.resources.warehouse.read_table("marts.predictions")
+    problems = problems_predictions(frame)
+    return dg.AssetCheckResult(passed=not problems, metadata={
+        "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})

@@ -1,0 +1,606 @@
+"""The prelaunch forecast: gradient boosting on decision-time inputs, refitted as of each launch week.
+
+For each KPI and input set, `rolling_forecast` walks the launch days in blocks of `refit_days`:
+on the first day r of a block it fits a model on the cases available before r (launched and
+matured, `available_date < r`) and predicts every creative launched in [r, r + refit_days). So
+a creative's forecast only ever sees what was known on its launch day (tests/test_forecast.py
+checks this by changing the future and comparing).
+
+The booster is LightGBM (bench/forecast.py compares it with scikit-learn's
+HistGradientBoosting): at the same settings it ranks as well on small accounts, fits in a few
+milliseconds, treats category codes natively, and saves a model as readable text
+(`Booster.save_model`), which the product keeps instead of a pickle. Small, regularised trees
+(`ForecastConfig`) because an account has hundreds of creatives, not the paper's tens of
+thousands.
+
+Intervals are split-conformal: the 80 % quantile of |residual| in the model's target space over
+the validation window, added around every forecast and inverted bound by bound (`conformal_q`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creative_dag.cbr.backtest import (
+    AsOfLabels,
+    BacktestConfig,
+    evaluate_ranking,
+    query_windows,
+)
+from creative_dag.cbr.index import to_days
+from creative_dag.cbr.query import CaseMemory
+from creative_dag.forecast.features import ForecastInputs, build_inputs, reduce_blocks
+from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec, realised
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """kpis: forecast KPIs; warmup_days / validation_share: the backtest's windows (same queries);
+    refit_days: refit cadence; min_train: fewest labelled cases to fit a model; pca_dims: components
+    kept per block; k: neighbours for the CBR features; target: see TargetSpec (its `normalise` is set per
+    model); target_mode: fit the served models on "both" targets, or only "normalised" / "raw";
+    interval / conformal_window: coverage and the recent residuals it is calibrated on; booster
+    settings; evaluate / evaluate_kpis: also fit the comparison input sets of `marts.performance_model`
+    for these KPIs; learner: see `fit_predict`; stack_folds: out-of-fold splits of the stack."""
+
+    kpis: tuple[str, ...] = KPIS
+    warmup_days: int = 21
+    validation_share: float = 0.3
+    refit_days: int = 7
+    min_train: int = 20
+    pca_dims: int = 24
+    k: int = 20
+    target: TargetSpec = field(default_factory=TargetSpec)
+    interval: float = 0.8
+    conformal_window: int = 100
+    n_estimators: int = 100
+    learning_rate: float = 0.06
+    num_leaves: int = 15
+    min_child_fraction: float = 0.02
+    feature_fraction: float = 0.7
+    seed: int = 0
+    evaluate: bool = True
+    evaluate_kpis: tuple[str, ...] = ("score", "ctr")
+    target_mode: str = "both"
+    learner: str = "stacked"
+    stack_folds: int = 3
+
+
+# The served forecast averages models on these input sets (and the CBR forecast); the rest are comparisons.
+PRIMARY_SET = "all+cbr"
+CANDIDATE_SETS = (PRIMARY_SET, "all_blocks")
+PERFORMANCE_COLUMNS = ("input_set", "kpi", "window", "target", "served", "rmse", "mae", "r2", "spearman",
+                       "spearman_within_cohort", "interval_coverage", "n", "n_without_forecast")
+
+
+@dataclass
+class FittedModel:
+    """The last refit of one KPI's primary model: what `save` writes beside the warehouse."""
+
+    kpi: str
+    booster: dict[str, Any]  # learner name -> fitted model (LightGBM Booster, LinearModel)
+    features: list[str]
+    categorical: list[str]
+    pca: dict[str, dict]
+    trained_through: str
+    n_train: int
+    target: TargetSpec
+    conformal_q: float
+    input_set: str = PRIMARY_SET
+
+
+@dataclass
+class RollingResult:
+    """Per target row: prediction in KPI units, lower/upper (when intervals were computed), the
+    model-space prediction, and which refit produced it (its day and training size)."""
+
+    rows: np.ndarray
+    pred: np.ndarray
+    z_pred: np.ndarray
+    refit_day: np.ndarray
+    n_train: np.ndarray
+    last_model: FittedModel | None = None
+
+
+@dataclass
+class ForecastResult:
+    predictions: pd.DataFrame
+    performance: pd.DataFrame
+    models: dict[str, FittedModel]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def value(self, input_set: str, kpi: str, metric: str = "spearman", window: str = "test") -> float:
+        p = self.performance
+        sel = p[(p["input_set"] == input_set) & (p["kpi"] == kpi) & (p["window"] == window)]
+        return float(sel[metric].iloc[0]) if len(sel) else float("nan")
+
+    def served(self, kpi: str, metric: str = "spearman", window: str = "test") -> float:
+        p = self.performance
+        sel = p[p["served"] & (p["kpi"] == kpi) & (p["window"] == window)]
+        return float(sel[metric].iloc[0]) if len(sel) else float("nan")
+
+    def table_markdown(self, window: str = "test") -> str:
+        p = self.performance[self.performance["window"] == window]
+        cols = ["input_set", "kpi", "target", "served", "rmse", "mae", "r2", "spearman", "spearman_within_cohort",
+                "interval_coverage", "n"]
+        return p[cols].round(3).to_markdown(index=False) if len(p) else "_no evaluation rows_"
+
+    def headline(self) -> dict[str, Any]:
+        """Key figures for the asset metadata: the served forecast per KPI on the test window."""
+        out: dict[str, Any] = {}
+        for kpi in self.info.get("served", {}):
+            out[f"{kpi}: test Spearman (served: {self.info['served'][kpi]})"] = self.served(kpi)
+            out[f"{kpi}: test interval coverage"] = self.served(kpi, "interval_coverage")
+        return out
+
+
+def empty_performance() -> pd.DataFrame:
+    """`marts.performance_model` with no rows, with its columns and types."""
+    types = {"target": str, "served": bool, "input_set": str, "kpi": str, "window": str, "n": "int64",
+             "n_without_forecast": "int64"}
+    return pd.DataFrame({c: pd.Series(dtype=types.get(c, float)) for c in PERFORMANCE_COLUMNS})
+
+
+def empty_predictions() -> pd.DataFrame:
+    """`marts.predictions` with no rows, with its columns and types."""
+    cols = {"creative_id": str, "account_id": str, "launch_date": "datetime64[ns]", "kpi": str, "window": str,
+            "forecast": float, "lower": float, "upper": float, "realised": float, "account_level": float,
+            "model_trained_through": str, "n_train": "int64", "input_set": str, "evidence_ids": object,
+            "evidence_top_similarity": float}
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+
+
+def input_sets(inputs: ForecastInputs) -> dict[str, tuple[list[str], list[str]]]:
+    """Input set name -> (static columns, blocks) for the evaluation table."""
+    ctx, attrs, cbr = inputs.groups["context"], inputs.groups["attributes"], inputs.groups["cbr"]
+    blocks = list(inputs.blocks)
+    sets: dict[str, tuple[list[str], list[str]]] = {"context": (ctx, [])}
+    if attrs:
+        sets["attributes"] = (attrs, [])
+    for b in blocks:
+        sets[f"block:{b}"] = ([], [b])
+    sets["all_blocks"] = (ctx + attrs, blocks)
+    sets[PRIMARY_SET] = (ctx + attrs + cbr, blocks)
+    return sets
+
+
+def _booster(config: ForecastConfig, n_train: int):
+    import lightgbm as lgb
+
+    return lgb.LGBMRegressor(
+        n_estimators=config.n_estimators, learning_rate=config.learning_rate, num_leaves=config.num_leaves,
+        min_child_samples=max(5, int(config.min_child_fraction * n_train)), subsample=0.8, subsample_freq=1,
+        colsample_bytree=config.feature_fraction, reg_lambda=1.0, random_state=config.seed, n_jobs=1,
+        # LightGBM's category defaults (100 rows per category group) suit millions of rows; an account
+        # has hundreds, and its account and placement codes must still be usable.
+        min_data_per_group=5, max_cat_to_onehot=16, cat_smooth=5.0,
+        deterministic=True, force_col_wise=True, verbose=-1)
+
+
+def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Sequence[str], blocks: Sequence[str],
+                     rows: np.ndarray, config: ForecastConfig, keep_last: bool = False) -> RollingResult:
+    """As-of forecasts of `target` for case `rows` (see module doc); NaN where no model could be fitted."""
+    launch = target.launch
+    pred = np.full(len(rows), np.nan)
+    z_pred = np.full(len(rows), np.nan)
+    refit_of = np.full(len(rows), -1, dtype=np.int64)
+    n_of = np.zeros(len(rows), dtype=np.int64)
+    last: FittedModel | None = None
+    if not len(rows):
+        return RollingResult(rows, pred, z_pred, refit_of, n_of)
+    cats = [c for c in static_cols if c in set(inputs.categorical)]
+    all_rows = np.arange(len(launch))
+    start, end = int(launch[rows].min()), int(launch[rows].max())
+    for refit in range(start, end + 1, config.refit_days):
+        at = np.flatnonzero((launch[rows] >= refit) & (launch[rows] < refit + config.refit_days))
+        if not len(at):
+            continue
+        y = target.to_model(target.labels_at(refit), all_rows, training=True)
+        train = np.flatnonzero(np.isfinite(y))
+        if len(train) < config.min_train:
+            continue
+        reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims, config.seed)
+        x = design_matrix(inputs.static, static_cols, reduced)
+        if x.shape[1] == 0:
+            continue
+        q_rows = rows[at]
+        z, model = fit_predict(config.learner, x, y, train, q_rows, [c for c in cats if c in x.columns], config)
+        z_pred[at] = z
+        pred[at] = target.from_model(z, q_rows)
+        refit_of[at] = refit
+        n_of[at] = len(train)
+        if keep_last:
+            last = FittedModel(kpi=target.kpi, booster=model, features=list(x.columns), categorical=cats,
+                               pca=pca, trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
+                               n_train=len(train), target=target.spec, conformal_q=float("nan"))
+    # Before any model could be fitted (too little history), the forecast is the account's trailing level,
+    # as the backtest's baselines fall back to the account mean; n_train = 0 marks it.
+    none = ~np.isfinite(pred) & np.isfinite(target.level[rows])
+    z_pred[none] = target.to_model(target.level[rows[none]], rows[none])
+    pred[none] = target.level[rows[none]]
+    return RollingResult(rows, pred, z_pred, refit_of, n_of, last)
+
+
+@dataclass
+class LinearModel:
+    """Ridge regression on one-hot categories and standardised numbers (missing -> 0 plus an indicator):
+    the stable learner for the first weeks of an account, when there are tens of labelled cases."""
+
+    numeric: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    levels: dict[str, list[float]]
+    coef: np.ndarray
+    intercept: float
+    alpha: float
+
+    @classmethod
+    def fit(cls, x: pd.DataFrame, y: np.ndarray, categorical: Sequence[str]) -> LinearModel:
+        from sklearn.linear_model import RidgeCV
+
+        cats = set(categorical)
+        numeric = [c for c in x.columns if c not in cats]
+        values = x[numeric].to_numpy(dtype=float)
+        seen = np.isfinite(values).any(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(seen, np.nanmean(np.where(seen, values, 0.0), axis=0), 0.0)
+            scale = np.where(seen, np.nanstd(np.where(seen, values, 0.0), axis=0), 1.0)
+        scale = np.where(scale > 0, scale, 1.0)
+        levels = {c: sorted(float(v) for v in pd.unique(x[c].dropna())) for c in x.columns if c in cats}
+        model = cls(numeric, mean, scale, levels, np.zeros(0), 0.0, 0.0)
+        ridge = RidgeCV(alphas=np.logspace(-1, 3, 9)).fit(model.matrix(x), y)
+        model.coef, model.intercept, model.alpha = ridge.coef_, float(ridge.intercept_), float(ridge.alpha_)
+        return model
+
+    def matrix(self, x: pd.DataFrame) -> np.ndarray:
+        z = (x[self.numeric].to_numpy(dtype=float) - self.mean) / self.scale
+        missing = ~np.isfinite(z)
+        parts = [np.where(missing, 0.0, z), missing.astype(float)]
+        for c, lv in self.levels.items():
+            v = x[c].to_numpy(dtype=float)
+            parts.append((v[:, None] == np.asarray(lv)[None, :]).astype(float))
+        return np.hstack(parts)
+
+    def predict(self, x: pd.DataFrame) -> np.ndarray:
+        return self.matrix(x) @ self.coef + self.intercept
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"numeric": self.numeric, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "levels": self.levels, "coef": self.coef.tolist(), "intercept": self.intercept, "alpha": self.alpha,
+                "design": "numeric: (x - mean) / scale with NaN -> 0, then one 0/1 missing indicator per numeric "
+                          "column, then one 0/1 column per categorical level"}
+
+
+def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarray,
+                categorical: list[str], config: ForecastConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    """Fit `learner` on the train rows and predict the query rows; returns (predictions, {name: fitted model}).
+
+    "lightgbm" and "linear" are single models; "stacked" fits one ridge per input group (context,
+    attributes, each block, CBR evidence) plus LightGBM on everything, and combines them with
+    non-negative weights fitted on their out-of-fold predictions — so a group that only adds noise gets
+    weight 0 instead of diluting the others, which one model over a few hundred columns cannot avoid
+    with a few hundred training cases.
+    """
+    if learner not in LEARNERS:
+        raise ValueError(f"unknown learner {learner!r}; choose one of {', '.join(LEARNERS)}")
+    if learner == "lightgbm":
+        booster = _fit_booster(x.iloc[train], y[train], categorical, config)
+        return booster.predict(x.iloc[query]), {"lightgbm": booster.booster_}
+    if learner == "linear":
+        linear = LinearModel.fit(x.iloc[train], y[train], categorical)
+        return linear.predict(x.iloc[query]), {"linear": linear}
+    if learner == "blend":
+        booster = _fit_booster(x.iloc[train], y[train], categorical, config)
+        linear = LinearModel.fit(x.iloc[train], y[train], categorical)
+        pred = 0.5 * booster.predict(x.iloc[query]) + 0.5 * linear.predict(x.iloc[query])
+        return pred, {"lightgbm": booster.booster_, "linear": linear,
+                      "stack": {"members": ["lightgbm", "linear"], "weights": [0.5, 0.5], "intercept": 0.0}}
+    return _stacked(x, y, train, query, categorical, config)
+
+
+def _fit_booster(x: pd.DataFrame, y: np.ndarray, categorical: list[str], config: ForecastConfig):
+    booster = _booster(config, len(x))
+    booster.fit(x, y, categorical_feature=[c for c in categorical if c in x.columns] or "auto")
+    return booster
+
+
+def column_groups(columns: Sequence[str]) -> dict[str, list[str]]:
+    """Input group of each design column, from its prefix (ctx_, attr_, cbr_, <block>_pcN)."""
+    groups: dict[str, list[str]] = {}
+    for c in columns:
+        name = ("context" if c.startswith("ctx_") else "attributes" if c.startswith("attr_")
+                else "cbr" if c.startswith("cbr_") else f"block:{c.rsplit('_pc', 1)[0]}")
+        groups.setdefault(name, []).append(c)
+    return groups
+
+
+def _stacked(x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarray, categorical: list[str],
+             config: ForecastConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    from scipy.optimize import nnls
+
+    groups = column_groups(x.columns)
+    members = [(f"linear:{g}", cols) for g, cols in groups.items()] + [("lightgbm", list(x.columns))]
+
+    def fit(name: str, cols: list[str], rows: np.ndarray):
+        if name == "lightgbm":
+            return _fit_booster(x.iloc[rows][cols], y[rows], categorical, config)
+        return LinearModel.fit(x.iloc[rows][cols], y[rows], categorical)
+
+    folds = min(config.stack_folds, len(train))
+    order = np.random.default_rng(config.seed).permutation(len(train))
+    oof = np.zeros((len(train), len(members)))
+    for f in range(folds):
+        held = order[f::folds]
+        rest = np.setdiff1d(np.arange(len(train)), held)
+        for j, (name, cols) in enumerate(members):
+            oof[held, j] = fit(name, cols, train[rest]).predict(x.iloc[train[held]][cols])
+    y_train = y[train]
+    centre_p, centre_y = oof.mean(axis=0), y_train.mean()
+    weights, _ = nnls(oof - centre_p, y_train - centre_y)
+    intercept = float(centre_y - centre_p @ weights)
+    fitted: dict[str, Any] = {"stack": {"members": [m for m, _ in members], "weights": weights.tolist(),
+                                        "intercept": intercept}}
+    pred = np.full(len(query), intercept)
+    for (name, cols), w in zip(members, weights):
+        if w <= 0:
+            continue
+        model = fit(name, cols, train)
+        pred += w * model.predict(x.iloc[query][cols])
+        fitted[name] = model.booster_ if name == "lightgbm" else model
+    return pred, fitted
+
+
+LEARNERS = ("stacked", "blend", "lightgbm", "linear")
+TARGET_MODES = ("both", "normalised", "raw")
+
+
+def design_matrix(static: pd.DataFrame, cols: Sequence[str], reduced: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """The model's input columns: the chosen static columns plus each reduced block as `<block>_pcN`."""
+    parts = [static[list(cols)]] if cols else []
+    for b, scores in reduced.items():
+        parts.append(pd.DataFrame(scores, index=static.index, columns=[f"{b}_pc{i + 1}" for i in range(scores.shape[1])]))
+    return pd.concat(parts, axis=1) if parts else pd.DataFrame(index=static.index)
+
+
+def conformal_q(z_pred: np.ndarray, z_actual: np.ndarray, coverage: float) -> float:
+    """Split-conformal half-width: the ⌈(n+1)·coverage⌉-th smallest |residual| (NaN with < 10 residuals)."""
+    resid = np.abs(np.asarray(z_actual, float) - np.asarray(z_pred, float))
+    resid = np.sort(resid[np.isfinite(resid)])
+    if len(resid) < 10:
+        return float("nan")
+    rank = min(int(np.ceil((len(resid) + 1) * coverage)), len(resid))
+    return float(resid[rank - 1])
+
+
+def reporting_scale(value: np.ndarray, kpi: str) -> np.ndarray:
+    """The scale forecasts are averaged, intervals built and errors measured on: the score as is, rates
+    cube-rooted (skewed, and a cube root keeps them positive when inverted)."""
+    value = np.asarray(value, dtype=float)
+    return value if kpi == "score" else np.cbrt(value)
+
+
+def from_reporting_scale(value: np.ndarray, kpi: str) -> np.ndarray:
+    value = np.asarray(value, dtype=float)
+    return value if kpi == "score" else np.clip(value, 0.0, None) ** 3
+
+
+def _cbr_forecast(inputs: ForecastInputs, target: KpiTarget, rows: np.ndarray) -> RollingResult:
+    """The case memory's own forecast: the account's level moved by the similarity-weighted residual of the
+    as-of neighbours (no fitting; the backtest's `cbr` on the normalised target). No neighbours -> the level."""
+    neutral = 0.0 if target.kpi == "score" else 1.0  # the normalised target of a creative at its account's level
+    z = np.nan_to_num(inputs.static[f"cbr_residual_{target.kpi}"].to_numpy(dtype=float)[rows], nan=neutral)
+    pred = target.from_model(z, rows)
+    n = np.where(np.isfinite(target.level[rows]), 1, 0)
+    return RollingResult(rows, pred, z, np.full(len(rows), -1), n)
+
+
+def _average(runs: Mapping[tuple[str, bool], RollingResult], members: Sequence[tuple[str, bool]],
+             kpi: str) -> RollingResult:
+    first = runs[members[0]]
+    scaled = np.vstack([reporting_scale(runs[m].pred, kpi) for m in members])
+    with np.errstate(invalid="ignore"):
+        z = np.nanmean(np.where(np.isfinite(scaled), scaled, np.nan), axis=0) if len(members) > 1 else scaled[0]
+    n_train = np.max(np.vstack([runs[m].n_train for m in members]), axis=0)
+    return RollingResult(first.rows, from_reporting_scale(z, kpi), z, first.refit_day, n_train)
+
+
+def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.ndarray, available: np.ndarray,
+                      launch: np.ndarray, coverage: float, window: int) -> np.ndarray:
+    """As-of split-conformal half-width per row: `conformal_q` over the `window` most recent calibration rows
+    whose outcome was known before the row's launch (available < launch). Recent residuals, because the
+    models improve as the memory grows and the first weeks' errors would make every later interval too wide.
+    NaN while fewer than 10 residuals are known."""
+    half = np.full(len(z_pred), np.nan)
+    cal = np.flatnonzero(calibrate & np.isfinite(z_pred) & np.isfinite(z_actual))
+    cal = cal[np.argsort(available[cal], kind="stable")]
+    for day in np.unique(launch):
+        known = cal[available[cal] < day][-window:]
+        if len(known) >= 10:
+            half[launch == day] = conformal_q(z_pred[known], z_actual[known], coverage)
+    return half
+
+
+def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attributes: pd.DataFrame | None = None,
+                 config: ForecastConfig | None = None, oracle: Mapping[str, Mapping[str, float]] | None = None,
+                 weights: Mapping[str, float] | None = None) -> ForecastResult:
+    """Forecast every creative of the case base for every KPI and evaluate against the backtest's windows.
+
+    oracle: optional KPI -> {creative_id: expected value} (a generated scenario's observable
+    truth) evaluated as one more row of the table. Raises ValueError (from the backtest's window
+    split) when too few matured creatives follow the warm-up.
+    """
+    config = config or ForecastConfig()
+    memory = memory or CaseMemory(case_base)
+    cb = memory.case_base
+    launch = np.asarray(to_days(cb["launch_date"]), dtype=np.int64)
+    query_rows, window = query_windows(cb, config.warmup_days, config.validation_share)
+    window_of = pd.Series(window, index=query_rows)
+    first = int(launch.min())
+    target_rows = np.flatnonzero(launch >= first + config.warmup_days)
+    labels = AsOfLabels(cb, config.target.prior_strength)
+    kpis = [k for k in config.kpis if k in KPIS]
+    if config.target_mode not in TARGET_MODES:
+        raise ValueError(f"unknown target_mode {config.target_mode!r}; choose one of {', '.join(TARGET_MODES)}")
+    targets = {norm: {k: KpiTarget(cb, k, TargetSpec(**{**asdict(config.target), "normalise": norm}), labels)
+                      for k in kpis} for norm in (True, False)}
+    chosen = targets[True]  # CBR evidence is read relative to each neighbour's account level either way
+    inputs = build_inputs(memory, attributes, chosen, k=config.k, weights=weights)
+    sets = input_sets(inputs)
+    cohorts = (cb["account_id"].astype(str).to_numpy() + "|"
+               + pd.to_datetime(cb["launch_date"]).dt.strftime("%G-W%V").to_numpy())
+    bt = BacktestConfig(warmup_days=config.warmup_days, validation_share=config.validation_share, seed=config.seed)
+
+    perf_rows: list[dict[str, Any]] = []
+    pred_frames: list[pd.DataFrame] = []
+    models: dict[str, FittedModel] = {}
+    served: dict[str, str] = {}
+    modes = {"both": (True, False), "normalised": (True,), "raw": (False,)}[config.target_mode]
+    for kpi in kpis:
+        actual = realised(cb, kpi)
+        runs = {(name, norm): rolling_forecast(inputs, targets[norm][kpi], *sets[name], target_rows, config,
+                                               keep_last=True)
+                for name in CANDIDATE_SETS if name in sets for norm in modes}
+        # The served forecast averages the candidate models (with and without CBR evidence, normalised and raw
+        # target) on the reporting scale: choosing one on a validation window of a few dozen creatives picked
+        # noise, and the average was never worse than the worse of its members on the scenarios we measured.
+        if f"cbr_residual_{kpi}" in inputs.static.columns:
+            runs[("cbr", True)] = _cbr_forecast(inputs, targets[True][kpi], target_rows)
+        members = [key for key in runs if runs[key].n_train.any()] or list(runs)
+        primary = _average(runs, members, kpi)
+        served[kpi] = "mean of " + ", ".join(f"{n} ({'normalised' if m else 'raw'})" for n, m in members)
+        target = targets[members[0][1]][kpi]
+        z_actual = reporting_scale(actual[target_rows], kpi)
+        # Fallback forecasts (no model yet) are not what the interval is for: leave them out of the calibration.
+        calibrate = np.isin(target_rows, query_rows) & (primary.n_train > 0)
+        half = rolling_conformal(primary.z_pred, z_actual, calibrate, target.available[target_rows],
+                                 target.launch[target_rows], config.interval, config.conformal_window)
+        lower = from_reporting_scale(primary.z_pred - half, kpi)
+        upper = from_reporting_scale(primary.z_pred + half, kpi)
+        later = np.isfinite(half)
+        q_last = float(half[later][-1]) if later.any() else float("nan")
+        for key in members:
+            model = runs[key].last_model
+            if model is not None:
+                model.conformal_q, model.input_set = q_last, key[0]
+                models[f"{kpi}.{key[0].replace('+', '_')}.{'normalised' if key[1] else 'raw'}"] = model
+        best = ("served", None)
+        runs[best] = primary
+        if config.evaluate and kpi in config.evaluate_kpis:
+            # The comparison sets on the normalised target: "a block alone" then means the block on top of the
+            # account's own level, as in the paper (a raw-target block alone cannot even see the account).
+            runs.update({(other, True): rolling_forecast(inputs, targets[True][kpi], *sets[other], target_rows,
+                                                         config)
+                         for other in sets if (other, True) not in runs})
+        for (set_name, set_norm), res in runs.items():
+            perf_rows += _evaluate(set_name, kpi, res, actual, window_of, cohorts, bt,
+                                   interval=(lower, upper) if (set_name, set_norm) == best else None,
+                                   target=None if set_norm is None else targets[set_norm][kpi].spec,
+                                   served=(set_name, set_norm) == best)
+        if oracle and kpi in oracle:
+            expected = cb["creative_id"].map(oracle[kpi]).to_numpy(dtype=float)
+            res = RollingResult(target_rows, expected[target_rows], expected[target_rows],
+                                np.full(len(target_rows), -1), np.zeros(len(target_rows), np.int64))
+            perf_rows += _evaluate("observable oracle", kpi, res, actual, window_of, cohorts, bt, None, None)
+        pred_frames.append(_prediction_rows(cb, kpi, target_rows, primary, lower, upper, actual, window_of,
+                                            inputs, target, "ensemble"))
+    performance = pd.DataFrame(perf_rows) if perf_rows else empty_performance()
+    predictions = pd.concat(pred_frames, ignore_index=True) if pred_frames else empty_predictions()
+    info = {"n_creatives": len(cb), "n_forecast": len(target_rows), "n_validation": int((window == "validation").sum()),
+            "n_test": int((window == "test").sum()), "input_sets": list(sets), "notes": inputs.notes,
+            "blocks": list(inputs.blocks), "served": served}
+    return ForecastResult(predictions=predictions, performance=performance, models=models, info=info)
+
+
+def _evaluate(name: str, kpi: str, res: RollingResult, actual: np.ndarray, window_of: pd.Series, cohorts: np.ndarray,
+              bt: BacktestConfig, interval: tuple[np.ndarray, np.ndarray] | None,
+              target: TargetSpec | None, served: bool = False) -> list[dict[str, Any]]:
+    rows_out = []
+    pos = {r: i for i, r in enumerate(res.rows)}
+    for win in ("validation", "test"):
+        q_rows = window_of.index[window_of.to_numpy() == win].to_numpy()
+        idx = np.array([pos[r] for r in q_rows if r in pos], dtype=np.int64)
+        if not len(idx):
+            continue
+        rows = res.rows[idx]
+        p, a = res.pred[idx], actual[rows]
+        ok = np.isfinite(p) & np.isfinite(a)
+        if ok.sum() < 3:
+            continue
+        p, a, rows_ok = p[ok], a[ok], rows[ok]
+        err = reporting_scale(p, kpi) - reporting_scale(a, kpi)
+        ranking = evaluate_ranking(p, a, cohorts[rows_ok], bt, np.random.default_rng(bt.seed + 1))
+        coverage = float("nan")
+        if interval is not None:
+            lo, hi = interval[0][idx][ok], interval[1][idx][ok]
+            has = np.isfinite(lo) & np.isfinite(hi)  # the first days have too few known residuals for an interval
+            coverage = float(np.mean((a[has] >= lo[has]) & (a[has] <= hi[has]))) if has.sum() >= 3 else float("nan")
+        ss_tot = float(np.sum((reporting_scale(a, kpi) - reporting_scale(a, kpi).mean()) ** 2))
+        rows_out.append({
+            "input_set": name, "kpi": kpi, "window": win,
+            "target": "" if target is None else ("normalised" if target.normalise else "raw"), "served": served,
+            "rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
+            "r2": 1.0 - float(np.sum(err ** 2)) / ss_tot if ss_tot > 0 else float("nan"),
+            "spearman": ranking["spearman"], "spearman_within_cohort": ranking["spearman_within_cohort"],
+            "interval_coverage": coverage, "n": int(ok.sum()),
+            "n_without_forecast": int((~np.isfinite(res.pred[idx])).sum()),
+        })
+    return rows_out
+
+
+def _prediction_rows(cb: pd.DataFrame, kpi: str, rows: np.ndarray, res: RollingResult, lower: np.ndarray,
+                     upper: np.ndarray, actual: np.ndarray, window_of: pd.Series, inputs: ForecastInputs,
+                     target: KpiTarget, input_set: str) -> pd.DataFrame:
+    nb = inputs.neighbors[rows][:, :3]
+    ids = cb["creative_id"].to_numpy()
+    evidence = [[str(ids[j]) for j in r if j >= 0] for r in nb]
+    mature = cb["outcome_is_mature"].to_numpy(dtype=bool) if "outcome_is_mature" in cb.columns else np.ones(len(cb), bool)
+    window = np.array([window_of.get(r, "live" if not mature[r] else "unevaluated") for r in rows], dtype=object)
+    refit = np.where(res.refit_day >= 0, res.refit_day, np.nan)
+    return pd.DataFrame({
+        "creative_id": ids[rows], "account_id": cb["account_id"].to_numpy()[rows],
+        "launch_date": pd.to_datetime(cb["launch_date"].to_numpy()[rows]).date, "kpi": kpi, "window": window,
+        "forecast": res.pred, "lower": lower, "upper": upper,
+        "realised": np.where(mature[rows], actual[rows], np.nan),
+        "account_level": target.level[rows],
+        "model_trained_through": [None if not np.isfinite(d) else str(pd.Timestamp(int(d) - 1, unit="D").date())
+                                  for d in refit],
+        "n_train": res.n_train, "input_set": np.where(res.n_train > 0, input_set, "account level (too little history)"),
+        "evidence_ids": evidence,
+        "evidence_top_similarity": inputs.static["cbr_top_similarity"].to_numpy()[rows],
+    })
+
+
+def save_models(models: Mapping[str, FittedModel], folder: str | Path) -> list[Path]:
+    """The last refit of each served member (key `<kpi>.<input set>.<target>`): LightGBM as text
+    (`<key>.lightgbm.txt`) and `<key>.json` with the feature list, categorical features, block PCAs, the
+    ridge members' coefficients, the stack weights, training window, target transform and interval width."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kpi, m in models.items():
+        meta = {"kpi": m.kpi, "member": kpi, "input_set": m.input_set, "features": m.features,
+                "categorical": m.categorical, "pca": m.pca,
+                "trained_through": m.trained_through, "n_train": m.n_train, "target": asdict(m.target),
+                "conformal_q": m.conformal_q, "learners": sorted(m.booster),
+                "prediction": "stack: intercept + sum of weight x member prediction, in the target space",
+                "served_as": "one member of the mean (score as is, rates cube-rooted) that marts.predictions serves; "
+                             "the other member is the CBR forecast, which needs no fitted model"}
+        for name, model in m.booster.items():
+            if name == "lightgbm":
+                model_path = folder / f"{kpi}.lightgbm.txt"
+                model.save_model(str(model_path))
+                written.append(model_path)
+            elif name == "stack":
+                meta["stack"] = model
+            else:
+                meta[name] = model.to_dict()
+        (folder / f"{kpi}.json").write_text(json.dumps(meta, indent=1))
+        written.append(folder / f"{kpi}.json")
+    return written
