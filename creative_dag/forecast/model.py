@@ -1,20 +1,22 @@
-"""The prelaunch forecast: gradient boosting on decision-time inputs, refitted as of each launch week.
+"""The prelaunch forecast: models on decision-time inputs, refitted as of each launch week.
 
 For each KPI and input set, `rolling_forecast` walks the launch days in blocks of `refit_days`:
 on the first day r of a block it fits a model on the cases available before r (launched and
 matured, `available_date < r`) and predicts every creative launched in [r, r + refit_days). So
 a creative's forecast only ever sees what was known on its launch day (tests/test_forecast.py
-checks this by changing the future and comparing).
+checks this by changing the future and comparing). Before `min_train` labelled cases exist, the
+forecast is the account's trailing level.
 
-The booster is LightGBM (bench/forecast.py compares it with scikit-learn's
-HistGradientBoosting): at the same settings it ranks as well on small accounts, fits in a few
-milliseconds, treats category codes natively, and saves a model as readable text
-(`Booster.save_model`), which the product keeps instead of a pickle. Small, regularised trees
-(`ForecastConfig`) because an account has hundreds of creatives, not the paper's tens of
-thousands.
+The learner (`fit_predict`, default "stacked") is one ridge regression per input group plus
+LightGBM on all columns, combined with non-negative weights fitted on out-of-fold predictions.
+LightGBM rather than scikit-learn's HistGradientBoosting: the same family of model, but it handles
+category codes natively at small sizes, fits these tables in milliseconds on one thread, and saves
+a model as readable text (`Booster.save_model`), which the product keeps instead of a pickle.
 
-Intervals are split-conformal: the 80 % quantile of |residual| in the model's target space over
-the validation window, added around every forecast and inverted bound by bound (`conformal_q`).
+The served forecast (`run_forecast`) is the mean, on the reporting scale (score as is, rates
+cube-rooted), of the candidate models on both target variants plus the case memory's own forecast.
+Intervals are split-conformal on that scale: the 80 % quantile of |residual| over the most recent
+creatives whose outcome was known before the launch (`rolling_conformal`).
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ class FittedModel:
     """The last refit of one KPI's primary model: what `save` writes beside the warehouse."""
 
     kpi: str
-    booster: dict[str, Any]  # learner name -> fitted model (LightGBM Booster, LinearModel)
+    members: dict[str, Any]  # learner name -> fitted model (LightGBM Booster, LinearModel) or the stack weights
     features: list[str]
     categorical: list[str]
     pca: dict[str, dict]
@@ -186,7 +188,8 @@ def _booster(config: ForecastConfig, n_train: int):
 
 def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Sequence[str], blocks: Sequence[str],
                      rows: np.ndarray, config: ForecastConfig, keep_last: bool = False) -> RollingResult:
-    """As-of forecasts of `target` for case `rows` (see module doc); NaN where no model could be fitted."""
+    """As-of forecasts of `target` for case `rows` (see module doc); the account's level where no model could be
+    fitted yet (n_train = 0), NaN only where not even that is known."""
     launch = target.launch
     pred = np.full(len(rows), np.nan)
     z_pred = np.full(len(rows), np.nan)
@@ -217,7 +220,7 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
         refit_of[at] = refit
         n_of[at] = len(train)
         if keep_last:
-            last = FittedModel(kpi=target.kpi, booster=model, features=list(x.columns), categorical=cats,
+            last = FittedModel(kpi=target.kpi, members=model, features=list(x.columns), categorical=cats,
                                pca=pca, trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
                                n_train=len(train), target=target.spec, conformal_q=float("nan"))
     # Before any model could be fitted (too little history), the forecast is the account's trailing level,
@@ -282,7 +285,8 @@ def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray,
                 categorical: list[str], config: ForecastConfig) -> tuple[np.ndarray, dict[str, Any]]:
     """Fit `learner` on the train rows and predict the query rows; returns (predictions, {name: fitted model}).
 
-    "lightgbm" and "linear" are single models; "stacked" fits one ridge per input group (context,
+    "lightgbm", "hist_gbm" (scikit-learn, for comparison) and "linear" are single models; "blend" is the
+    plain mean of LightGBM and the ridge; "stacked" fits one ridge per input group (context,
     attributes, each block, CBR evidence) plus LightGBM on everything, and combines them with
     non-negative weights fitted on their out-of-fold predictions — so a group that only adds noise gets
     weight 0 instead of diluting the others, which one model over a few hundred columns cannot avoid
@@ -296,6 +300,17 @@ def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray,
     if learner == "linear":
         linear = LinearModel.fit(x.iloc[train], y[train], categorical)
         return linear.predict(x.iloc[query]), {"linear": linear}
+    if learner == "hist_gbm":  # scikit-learn's booster, kept for the comparison in bench/forecast.py
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        # Its binning fails on a column with no value in the training rows (LightGBM just ignores one).
+        cols = [c for c in x.columns if x[c].iloc[train].notna().any()]
+        hgb = HistGradientBoostingRegressor(
+            max_iter=config.n_estimators, learning_rate=config.learning_rate, max_leaf_nodes=config.num_leaves,
+            min_samples_leaf=max(5, int(config.min_child_fraction * len(train))), l2_regularization=1.0,
+            categorical_features=[c in set(categorical) for c in cols], random_state=config.seed)
+        hgb.fit(x[cols].iloc[train], y[train])
+        return hgb.predict(x[cols].iloc[query]), {"hist_gbm": hgb}
     if learner == "blend":
         booster = _fit_booster(x.iloc[train], y[train], categorical, config)
         linear = LinearModel.fit(x.iloc[train], y[train], categorical)
@@ -357,7 +372,7 @@ def _stacked(x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarra
     return pred, fitted
 
 
-LEARNERS = ("stacked", "blend", "lightgbm", "linear")
+LEARNERS = ("stacked", "blend", "lightgbm", "hist_gbm", "linear")
 TARGET_MODES = ("both", "normalised", "raw")
 
 
@@ -588,17 +603,19 @@ def save_models(models: Mapping[str, FittedModel], folder: str | Path) -> list[P
         meta = {"kpi": m.kpi, "member": kpi, "input_set": m.input_set, "features": m.features,
                 "categorical": m.categorical, "pca": m.pca,
                 "trained_through": m.trained_through, "n_train": m.n_train, "target": asdict(m.target),
-                "conformal_q": m.conformal_q, "learners": sorted(m.booster),
+                "conformal_q": m.conformal_q, "learners": sorted(m.members),
                 "prediction": "stack: intercept + sum of weight x member prediction, in the target space",
                 "served_as": "one member of the mean (score as is, rates cube-rooted) that marts.predictions serves; "
                              "the other member is the CBR forecast, which needs no fitted model"}
-        for name, model in m.booster.items():
+        for name, model in m.members.items():
             if name == "lightgbm":
                 model_path = folder / f"{kpi}.lightgbm.txt"
                 model.save_model(str(model_path))
                 written.append(model_path)
             elif name == "stack":
                 meta["stack"] = model
+            elif name == "hist_gbm":  # scikit-learn has no format of its own but pickle: say so, save nothing
+                meta["hist_gbm"] = "not saved: scikit-learn models have no portable format; use learner=stacked"
             else:
                 meta[name] = model.to_dict()
         (folder / f"{kpi}.json").write_text(json.dumps(meta, indent=1))
