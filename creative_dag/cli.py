@@ -84,19 +84,38 @@ LOG_LEVEL_OPTION = click.option(
                    "Default: the whole graph.")
 @click.option("--launch-dates", default=None, metavar="START:END",
               help="Restrict per-creative (launch-date partitioned) assets to this range of launch dates.")
+@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of asset settings: asset key (marts/element_attribution) or op name -> its config "
+                   "fields, e.g. `marts/element_attribution: {sample_size: 20}` (docs/operations.md).")
 @FORCE_OPTION
 @LOG_LEVEL_OPTION
 @location_options
-def materialize(select: tuple[str, ...], launch_dates: str | None, force: bool, log_level: str,
-                locations: Locations) -> None:
+def materialize(select: tuple[str, ...], launch_dates: str | None, config_file: str | None, force: bool,
+                log_level: str, locations: Locations) -> None:
     """Materialise the asset graph (or a selection) on the landing folder into the warehouse."""
-    summary = _materialize(locations, select, launch_dates, log_level, force)
+    summary = _materialize(locations, select, launch_dates, log_level, force, _asset_config(config_file))
     if not summary.success:
         sys.exit(1)
 
 
+def _asset_config(path: str | None) -> dict[str, dict]:
+    """The --config file: a mapping of asset key or op name -> mapping of config fields."""
+    if path is None:
+        return {}
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise click.ClickException(f"--config {path}: not valid YAML: {exc}") from exc
+    if not isinstance(loaded, dict) or not all(isinstance(v, dict) for v in loaded.values()):
+        raise click.ClickException(f"--config {path}: expected `asset_key: {{field: value, ...}}` entries, e.g. "
+                                   "`marts/element_attribution: {sample_size: 20}`")
+    return {str(k): v for k, v in loaded.items()}
+
+
 def _materialize(locations: Locations, select: tuple[str, ...] | list[str], launch_dates: str | None,
-                 log_level: str = "INFO", force: bool = False):
+                 log_level: str = "INFO", force: bool = False, asset_config: dict[str, dict] | None = None):
     from creative_dag.definitions import build_definitions
     from creative_dag.instance import get_instance
     from creative_dag.resources.warehouse import DuckDBWarehouse
@@ -119,7 +138,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         raise click.ClickException(str(exc)) from exc
     selection = [k.to_user_string() for k in keys]
     memo = RunMemo(locations.run_memo)
-    fingerprint = run_fingerprint(locations.landing, selection, date_range)
+    fingerprint = run_fingerprint(locations.landing, selection, date_range, asset_config=asset_config)
     previous = memo.last_run(selection, fingerprint)
     if previous and not force and _tables_present(locations, keys):
         click.echo(f"nothing to do: the landing folder, code, settings and selection are those of the last "
@@ -128,8 +147,12 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     instance = get_instance(locations)
     started = time.perf_counter()
     click.echo(f"materialising {len(keys)} assets: landing {locations.landing} -> warehouse {locations.database}")
-    summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
-                                    log_level=log_level, report=lambda line: click.echo(line, err=True))
+    try:
+        summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
+                                        log_level=log_level, report=lambda line: click.echo(line, err=True),
+                                        asset_config=asset_config)
+    except ValueError as exc:  # a --config entry naming no asset
+        raise click.ClickException(str(exc)) from exc
     if summary.success:
         memo.record(selection, fingerprint, summary.run_ids)
     else:

@@ -31,6 +31,7 @@ def build_resources(locations: Locations) -> dict[str, object]:
 
 def stage_modules() -> list:
     """Asset and check modules in pipeline order (the asset graph reads like design §5)."""
+    from creative_dag.assets import attribution as attribution_assets
     from creative_dag.assets import cbr as cbr_assets
     from creative_dag.assets import encoders as encoder_assets
     from creative_dag.assets import features as feature_assets
@@ -51,6 +52,7 @@ def stage_modules() -> list:
         cbr_assets, cbr_checks,
         marts_assets, marts_checks,
         forecast_assets, forecast_checks,
+        attribution_assets,
     ]
 
 

@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import creative_dag
 
@@ -45,7 +46,7 @@ def code_fingerprint() -> str:
 
 
 def run_fingerprint(landing: Path, selection: Sequence[str], launch_date_range: tuple[str, str] | None,
-                    today: dt.date | None = None) -> str:
+                    today: dt.date | None = None, asset_config: Mapping[str, Any] | None = None) -> str:
     """Hash of everything that decides a run's outcome (see the module docstring)."""
     parts = {
         "landing": list(_tree_stats(landing)),
@@ -54,6 +55,7 @@ def run_fingerprint(landing: Path, selection: Sequence[str], launch_date_range: 
         "selection": sorted(selection),
         "launch_dates": list(launch_date_range or ()),
         "today": (today or dt.date.today()).isoformat(),
+        "asset_config": asset_config or {},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
@@ -82,8 +83,13 @@ def register_launch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWarehou
 
 def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: DuckDBWarehouse,
                           keys: Sequence[dg.AssetKey], launch_date_range: tuple[str, str] | None = None,
-                          log_level: str = "INFO", report: Callable[[str], None] | None = None) -> RunSummary:
+                          log_level: str = "INFO", report: Callable[[str], None] | None = None,
+                          asset_config: Mapping[str, Mapping[str, Any]] | None = None) -> RunSummary:
     """Run `keys` (topologically ordered) in at most two runs: ingest, then the rest.
+
+    asset_config: asset key ("marts/element_attribution") or op name ("prelaunch_forecast") -> that
+    asset's config fields (the `ops.<op>.config` of Dagster's run config), applied in the run that
+    materialises it. A name that matches no asset raises ValueError.
 
     log_level: what the console shows (the run's event log keeps everything). At DEBUG
     Dagster prints every event, one line per asset partition and step: thousands on the demo.
@@ -96,13 +102,15 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     for line in reap_dead_runs(instance):
         report(line)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
+    ops_config = op_config_for(list(defs.assets or []), asset_config or {})
     tags = {**process_tags(), INVOCATION_TAG: uuid.uuid4().hex}
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     ingest_keys = [k for k in keys if graph.get(k).group_name == "ingest"]
     other_keys = [k for k in keys if k not in ingest_keys]
     if ingest_keys:
-        _run(assets, defs, instance, ingest_keys, tags, run_config, summary, report)
+        _run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
+             summary, report)
         if not summary.success:
             summary.skipped += [k.to_user_string() for k in other_keys]
             return summary
@@ -122,8 +130,32 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
             else:
                 tags = {**tags, RANGE_START_TAG: launch_date_range[0], RANGE_END_TAG: launch_date_range[1]}
         if other_keys:
-            _run(assets, defs, instance, other_keys, tags, run_config, summary, report)
+            _run(assets, defs, instance, other_keys, tags, _with_ops(run_config, ops_config, assets, other_keys),
+                 summary, report)
     return summary
+
+
+def op_config_for(assets: Sequence[Any], asset_config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
+    """Op name -> config from a mapping keyed by asset key or op name (see materialize_selection)."""
+    names: dict[str, str] = {}
+    for a in assets:
+        if isinstance(a, dg.AssetsDefinition):
+            names[a.node_def.name] = a.node_def.name
+            names.update({k.to_user_string(): a.node_def.name for k in a.keys})
+    unknown = [k for k in asset_config if k not in names]
+    if unknown:
+        raise ValueError(f"asset config for {', '.join(map(repr, unknown))}: no such asset or op "
+                         f"(e.g. {', '.join(sorted(n for n in names if '/' in n)[:3])})")
+    return {names[k]: dict(v) for k, v in asset_config.items()}
+
+
+def _with_ops(run_config: dict, ops_config: Mapping[str, dict], assets: Sequence[Any],
+              keys: Sequence[dg.AssetKey]) -> dict:
+    """run_config plus the config of the ops this run materialises (Dagster rejects config for any other)."""
+    wanted = set(keys)
+    ops = {a.node_def.name for a in assets if isinstance(a, dg.AssetsDefinition) and set(a.keys) & wanted}
+    chosen = {op: {"config": cfg} for op, cfg in ops_config.items() if op in ops}
+    return {**run_config, "ops": chosen} if chosen else run_config
 
 
 def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey],

@@ -57,6 +57,32 @@ def test_console_log_level_hides_per_event_lines_by_default(tmp_path, capfd, lev
     assert ("ASSET_MATERIALIZATION" in console) is event_lines_expected
 
 
+def test_asset_config_file_is_applied_and_mistakes_are_named(tmp_path):
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+    from creative_dag.synth import generate_scenario
+
+    landing = tmp_path / "in"
+    generate_scenario(landing, n_creatives=12, n_days=14, seed=1, image_size=64)
+    base = ["materialize", "--home", str(tmp_path / "h"), "--landing", str(landing)]
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("marts/no_such_table: {sample_size: 3}\n")
+    result = CliRunner().invoke(main, [*base, "--config", str(wrong)])
+    assert result.exit_code != 0 and "marts/no_such_table" in result.output and "no such asset" in result.output
+    wrong.write_text("- just a list\n")
+    result = CliRunner().invoke(main, [*base, "--config", str(wrong)])
+    assert result.exit_code != 0 and "expected `asset_key:" in result.output
+    # A field the asset does not have is Dagster's config error, before anything runs.
+    wrong.write_text("marts/element_attribution: {sample_sise: 3}\n")
+    result = CliRunner().invoke(main, [*base, "--select", "marts/element_attribution", "--config", str(wrong)])
+    assert result.exit_code != 0 and "sample_sise" in str(result.output) + str(result.exception)
+    good = tmp_path / "good.yaml"
+    good.write_text("marts/creative_ranking: {}\n")
+    result = CliRunner().invoke(main, [*base, "--select", "group:ingest", "--config", str(good)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert DuckDBWarehouse(tmp_path / "h" / "creative.duckdb").exists("raw.creatives")
+
+
 def test_unknown_log_level_is_refused(tmp_path):
     result = CliRunner().invoke(main, ["materialize", "--log-level", "LOUD", "--home", str(tmp_path)])
     assert result.exit_code != 0 and "--log-level" in result.output

@@ -123,11 +123,15 @@ def bad_export(tmp_path_factory):
     damaged = _break_images(landing, creatives)
     bad_rows = _append_bad_rows(landing, creatives)
     access = WarehouseAccess()
+    # Every creative into the attribution sample, so damaged images meet the edits; one cheap edit.
+    config = root / "assets.yaml"
+    config.write_text("marts/element_attribution: {sample_size: 30, edits: [brighter], n_models: 5}\n")
     with pytest.MonkeyPatch.context() as patch:
         access.install(patch)
-        first = _materialize(landing, home)
+        first = _materialize(landing, home, "--config", str(config))
     snapshot = _snapshot(DuckDBWarehouse(home / "creative.duckdb"))
-    second = _materialize(landing, home, "--force")  # a real second run, not "nothing changed"
+    # a real second run, not "nothing changed"
+    second = _materialize(landing, home, "--force", "--config", str(config))
     return landing, home, damaged, bad_rows, first, second, snapshot, access
 
 
@@ -157,6 +161,8 @@ def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
         assert len(warehouse.read_table(table)) > 0, f"{table} is empty"
     assert warehouse.exists("marts.recommendations")
     assert warehouse.exists("marts.predictions") and warehouse.exists("marts.performance_model")
+    attribution = warehouse.read_table("marts.element_attribution")
+    assert set(attribution["edit"]) == {"brighter"} and (attribution["n"] > 0).all(), attribution
     assert warehouse.exists("cbr.backtest")  # too little history here for a backtest: empty, with a status
     assert (home / "serving" / "creative.duckdb").exists()
 

@@ -32,6 +32,7 @@ MARTS_CREATIVE_LANDSCAPE = dg.AssetKey(["marts", "creative_landscape"])
 MARTS_LANDSCAPE_CLUSTERS = dg.AssetKey(["marts", "landscape_clusters"])
 MARTS_PERFORMANCE_MODEL = dg.AssetKey(["marts", "performance_model"])
 MARTS_PREDICTIONS = dg.AssetKey(["marts", "predictions"])
+MARTS_ELEMENT_ATTRIBUTION = dg.AssetKey(["marts", "element_attribution"])
 
 
 def embedding_key(block: str) -> dg.AssetKey:

@@ -131,7 +131,8 @@ def _creatives(warehouse) -> pd.DataFrame:
     return frame[[c for c in CREATIVE_COLUMNS if c in frame.columns]]
 
 
-def _embedding_tables(warehouse) -> dict[str, pd.DataFrame]:
+def embedding_tables_of(warehouse) -> dict[str, pd.DataFrame]:
+    """block -> its non-empty embeddings.<block> table."""
     out = {}
     for block in EMBEDDING_BLOCKS:
         frame = _optional(warehouse, f"embeddings.{block}")
@@ -142,11 +143,11 @@ def _embedding_tables(warehouse) -> dict[str, pd.DataFrame]:
 
 def attribute_frame_of(warehouse) -> pd.DataFrame:
     """The interpretable attribute frame of every creative in the warehouse (recommendations, forecast, CLI)."""
-    return attribute_frame(_embedding_tables(warehouse), _creatives(warehouse))
+    return attribute_frame(embedding_tables_of(warehouse), _creatives(warehouse))
 
 
 def _vectors(warehouse, ids: list[str]) -> tuple[BlockVectors | None, str | None]:
-    tables = _embedding_tables(warehouse)
+    tables = embedding_tables_of(warehouse)
     if not tables:
         return None, "no embeddings.* rows (every image block unavailable or not materialised)"
     vectors = BlockVectors.from_tables(ids, tables)
@@ -265,7 +266,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
     warehouse = context.resources.warehouse
     creatives = _creatives(warehouse)
     ranking = warehouse.read_table("marts.creative_ranking")
-    attrs = attribute_frame(_embedding_tables(warehouse), creatives)
+    attrs = attribute_frame(embedding_tables_of(warehouse), creatives)
     perf = ranking.merge(creatives.drop(columns=["account_id", "campaign_id"], errors="ignore"),
                          on="creative_id", how="left")
     repetition = _optional(warehouse, "marts.creative_repetition")
@@ -354,7 +355,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
     coords = coords.merge(creatives[["creative_id", "account_id"]], on="creative_id", how="left")
     if ranking is not None:
         coords = coords.merge(ranking[["creative_id", "score", "tier"]], on="creative_id", how="left")
-    attrs = attribute_frame(_embedding_tables(warehouse), None)
+    attrs = attribute_frame(embedding_tables_of(warehouse), None)
     clusters = cluster_summary(coords, ranking, fatigue, attrs if attrs.shape[1] > 1 else None)
     # Each creative carries its cluster's name, so a BI chart can label points without a join.
     coords = coords.merge(clusters[["cluster", "cluster_name"]], on="cluster", how="left") if len(coords) else \

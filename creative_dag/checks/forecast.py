@@ -6,7 +6,7 @@ Non-blocking, like the other marts checks: the forecast is a leaf of the graph.
 import dagster as dg
 import pandas as pd
 
-from creative_dag.assets.keys import MARTS_PREDICTIONS
+from creative_dag.assets.keys import MARTS_ELEMENT_ATTRIBUTION, MARTS_PREDICTIONS
 
 
 def problems_predictions(frame: pd.DataFrame) -> list[str]:
@@ -38,5 +38,36 @@ def problems_predictions(frame: pd.DataFrame) -> list[str]:
 def predictions_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     frame = context.resources.warehouse.read_table("marts.predictions")
     problems = problems_predictions(frame)
+    return dg.AssetCheckResult(passed=not problems, metadata={
+        "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
+
+
+def problems_element_attribution(frame: pd.DataFrame) -> list[str]:
+    """One row per edit and KPI; ci_low <= effect <= ci_high; an effect called up or down is significant and
+    its interval lies on that side of zero."""
+    out = []
+    if frame.empty:
+        return out
+    dup = frame[frame.duplicated(["edit", "kpi"])]
+    if len(dup):
+        out.append(f"marts.element_attribution: edit {dup['edit'].iloc[0]} has {dup['kpi'].iloc[0]} twice")
+    has = frame.dropna(subset=["effect", "ci_low", "ci_high"])
+    bad = has[(has["ci_low"] > has["effect"] + 1e-12) | (has["effect"] > has["ci_high"] + 1e-12)]
+    if len(bad):
+        out.append(f"marts.element_attribution: {len(bad)} effects outside their interval, e.g. {bad['edit'].iloc[0]}")
+    called = frame[frame["direction"] != "none"]
+    wrong = called[~called["significant"].astype(bool) | ((called["direction"] == "up") & (called["ci_low"] <= 0))
+                   | ((called["direction"] == "down") & (called["ci_high"] >= 0))]
+    if len(wrong):
+        out.append(f"marts.element_attribution: {len(wrong)} directions not backed by their interval, e.g. "
+                   f"{wrong['edit'].iloc[0]} {wrong['kpi'].iloc[0]}")
+    return out
+
+
+@dg.asset_check(asset=MARTS_ELEMENT_ATTRIBUTION, name="element_attribution_invariants", blocking=False,
+                required_resource_keys={"warehouse"}, description=problems_element_attribution.__doc__)
+def element_attribution_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    frame = context.resources.warehouse.read_table("marts.element_attribution")
+    problems = problems_element_attribution(frame)
     return dg.AssetCheckResult(passed=not problems, metadata={
         "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})

@@ -1,0 +1,116 @@
+"""marts.element_attribution: what the forecast says each visual element is worth, by editing images.
+
+A sample of matured creatives is edited with OpenCV (creative_dag.attribution.edits), every edit is
+encoded by the same block encoders as the originals (shared embedding cache, keyed by the edited
+bytes), and the forecast model predicts original and edit alike (creative_dag.attribution.effects).
+"""
+
+
+import dagster as dg
+
+from creative_dag.assets.keys import (
+    CBR_CASE_BASE,
+    EMBEDDING_KEYS,
+    FEATURES_PRELAUNCH,
+    MARTS_ELEMENT_ATTRIBUTION,
+)
+from creative_dag.assets.marts import embedding_tables_of
+from creative_dag.assets.metadata import table_metadata
+from creative_dag.attribution.edits import EDIT_NAMES, EDITS
+from creative_dag.attribution.effects import (
+    AttributionConfig,
+    attribute_edits,
+    empty_effects,
+    sample_creatives,
+)
+from creative_dag.attribution.variants import (
+    encode_variants,
+    image_items,
+    make_variants,
+)
+from creative_dag.blocks import TEXT
+from creative_dag.forecast.model import LEARNERS
+from creative_dag.forecast.targets import KPIS
+
+
+class ElementAttributionConfig(dg.Config):
+    """See creative_dag.attribution.effects.AttributionConfig. Encoding the edits is the cost: about
+    sample_size x applicable edits images through every image block (OCR ~0.4 s per image on CPU)."""
+
+    sample_size: int = 30
+    edits: list[str] = list(EDIT_NAMES)
+    kpis: list[str] = ["ctr", "cvr"]
+    n_models: int = 20
+    confidence: float = 0.95
+    min_effect: float = 0.02
+    learner: str = "linear"
+    seed: int = 0
+
+    def to_attribution_config(self) -> AttributionConfig:
+        bad = ([e for e in self.edits if e not in EDITS] + [k for k in self.kpis if k not in KPIS]
+               + ([self.learner] if self.learner not in LEARNERS else []))
+        if bad:
+            raise ValueError(f"ElementAttributionConfig: unknown {', '.join(map(repr, bad))}; edits are "
+                             f"{', '.join(EDIT_NAMES)}, KPIs {', '.join(KPIS)}, learners {', '.join(LEARNERS)}")
+        return AttributionConfig(sample_size=self.sample_size, edits=tuple(self.edits), kpis=tuple(self.kpis),
+                                 n_models=self.n_models, confidence=self.confidence, min_effect=self.min_effect,
+                                 learner=self.learner, seed=self.seed)
+
+
+def _load_encoders(blocks: list[str], settings, log) -> dict:
+    from creative_dag.encoders.base import ModelUnavailable
+    from creative_dag.resources.models import load_block
+
+    out = {}
+    for block in blocks:
+        try:
+            out[block] = load_block(block, settings)
+        except ModelUnavailable as exc:
+            log(f"element attribution: block {block} cannot encode the edits ({exc.reason}); it is left out of "
+                f"the attribution model")
+    return out
+
+
+@dg.asset(key=MARTS_ELEMENT_ATTRIBUTION, deps=[CBR_CASE_BASE, FEATURES_PRELAUNCH, *EMBEDDING_KEYS],
+          group_name="marts", kinds={"duckdb", "python", "opencv", "lightgbm"},
+          required_resource_keys={"warehouse", "image_store", "encoders"}, pool="warehouse",
+          description="Per visual edit (hue family, text / CTA / face removed, brightness, contrast, crop) and KPI: "
+                      "the forecast's mean relative change when a sample of creatives is edited that way, with a "
+                      "95 % interval over creatives and bootstrap refits of the model, n, the share of edits that "
+                      "reached the detected attribute, and a sentence a marketer can read.")
+def element_attribution(context: dg.AssetExecutionContext, config: ElementAttributionConfig) -> dg.MaterializeResult:
+    warehouse = context.resources.warehouse
+    cfg = config.to_attribution_config()
+    case_base = warehouse.read_table("cbr.case_base")
+    tables = embedding_tables_of(warehouse)
+    image_blocks = [b for b in tables if b != TEXT]
+    status, notes = "", []
+    effects = empty_effects()
+    if case_base.empty or not image_blocks:
+        status = "skipped: " + ("cbr.case_base is empty" if case_base.empty else "no image block has vectors")
+    else:
+        prelaunch = warehouse.read_table("features.prelaunch")
+        ids = sample_creatives(case_base, cfg.sample_size, cfg.seed)
+        variants = make_variants(image_items(prelaunch, ids), context.resources.image_store.locator().read_bytes,
+                                 tables.get("layout"), cfg.edits)
+        for cid, why in variants.skipped.items():
+            context.log.warning(f"element attribution: creative {cid} not edited: {why}")
+        settings = context.resources.encoders.settings()
+        encoders = _load_encoders(image_blocks, settings, context.log.warning)
+        variant_tables = encode_variants(variants, encoders, settings.cache(), batch_size=settings.batch_size,
+                                         log=context.log.info)
+        result = attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, cfg,
+                                 {k: (e.label, e.element) for k, e in EDITS.items()})
+        effects, notes = result.effects, result.notes
+        status = f"{len(ids)} creatives sampled, {len(variants.frame)} edited images" if len(effects) else \
+            "no effect estimated: " + "; ".join(notes)
+    for note in notes:
+        context.log.info(f"element attribution: {note}")
+    warehouse.write_table("marts.element_attribution", effects)
+    claimed = effects[effects["direction"] != "none"]
+    return dg.MaterializeResult(metadata=table_metadata(
+        effects, preview_rows=30, status=status or "ok",
+        findings=dg.MetadataValue.md("\n".join(f"- {s}" for s in claimed["statement"]) or "_no edit moved the "
+                                     "forecast beyond its interval_"),
+        notes="; ".join(notes) or "none"))
+

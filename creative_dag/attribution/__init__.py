@@ -1,0 +1,1 @@
+"""Element attribution: counterfactual image edits (edits.py) and the forecast change they cause (effects.py)."""

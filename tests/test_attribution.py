@@ -1,0 +1,183 @@
+"""Element attribution: counterfactual OpenCV edits and the forecast change they cause.
+
+The edits are checked against the product's own detectors (an edit must move what the visual and
+layout blocks detect); the attribution against a generated scenario's planted effect, with the
+effect's sign flipped on a held-out variant, and against edits of things nothing was planted on.
+"""
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_cbr_scenario import NEUTRAL, PRELAUNCH
+
+from creative_dag.attribution.edits import EDIT_NAMES, EDITS, Detected, apply_edit
+from creative_dag.attribution.effects import (
+    AttributionConfig,
+    attribute_edits,
+    sample_creatives,
+)
+from creative_dag.attribution.variants import (
+    encode_variants,
+    image_items,
+    make_variants,
+)
+from creative_dag.cbr.case_base import build_case_base
+from creative_dag.checks.forecast import problems_element_attribution
+from creative_dag.encoders.cache import EmbeddingCache
+from creative_dag.encoders.colors import ColorNamer
+from creative_dag.encoders.decode import decode_image
+from creative_dag.encoders.pipeline import encode_images
+from creative_dag.features.build import build_outcomes
+from creative_dag.resources.models import EncoderSettings, load_block
+from creative_dag.synth import generate_scenario
+
+EDIT_INFO = {k: (e.label, e.element) for k, e in EDITS.items()}
+LIGHT_EDITS = ("brighter", "darker", "more_contrast", "less_contrast")
+
+
+def _scenario(root, warm_multiplier: float, n: int = 150, seed: int = 5) -> None:
+    """Only the colour temperature matters (CTR x warm_multiplier for warm backgrounds); context neutral."""
+    generate_scenario(root, n_creatives=n, n_days=90, seed=seed, image_size=128, scenario={
+        "context": {
+            "placement_effects": {p: NEUTRAL for p in ("feed", "stories", "reels", "search_display", "discover")},
+            "audience_effects": {a: NEUTRAL for a in ("broad", "interest", "lookalike", "retargeting")},
+            "objective_effects": {o: NEUTRAL for o in ("conversions", "traffic", "awareness")},
+        },
+        "effects": [{"attribute": "hue_family", "value": "warm", "metric": "ctr", "multiplier": warm_multiplier,
+                     "accounts": []}],
+        "quality": {"ctr_sigma": 0.1, "cvr_sigma": 0.1},
+    })
+
+
+def _items(root, creatives: pd.DataFrame) -> pd.DataFrame:
+    items = creatives[["creative_id", "launch_date", "image_path"]].copy()
+    items["sha256"] = [hashlib.sha256((root / p).read_bytes()).hexdigest() for p in items["image_path"]]
+    return items
+
+
+def _attribute(root, tmp_path, blocks=("visual",), sample=40, edits=(*LIGHT_EDITS, "hue_warm", "hue_cool")):
+    creatives = pd.read_csv(root / "creatives.csv")
+    daily = pd.read_csv(root / "daily_metrics.csv")
+    encoders = {b: load_block(b, EncoderSettings(use_cache=False)) for b in blocks}
+    cache = EmbeddingCache(tmp_path / "cache")
+    read = lambda p: (root / p).read_bytes()
+    tables = {b: encode_images(e, _items(root, creatives), read, cache).frame for b, e in encoders.items()}
+    prelaunch = creatives[list(PRELAUNCH)].copy()
+    case_base = build_case_base(prelaunch, build_outcomes(creatives, daily), tables, daily).frame
+    ids = sample_creatives(case_base, sample)
+    variants = make_variants(image_items(prelaunch, ids), read, tables.get("layout"), edits)
+    variant_tables = encode_variants(variants, encoders, cache)
+    return attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, AttributionConfig(),
+                           EDIT_INFO), variants
+
+
+@pytest.mark.parametrize("multiplier", [1.6, 0.6], ids=["warm-helps", "warm-hurts (held-out sign)"])
+def test_attribution_recovers_the_planted_colour_effect_and_claims_nothing_else(tmp_path, multiplier):
+    root = tmp_path / "export"
+    _scenario(root, multiplier)
+    result, _ = _attribute(root, tmp_path)
+    effects = result.effects.set_index(["edit", "kpi"])
+    assert not problems_element_attribution(result.effects)
+    warm = effects.loc[("hue_warm", "ctr")]
+    assert warm["direction"] == ("up" if multiplier > 1 else "down"), warm["statement"]
+    assert warm["reached_share"] >= 0.7  # the edit made the detected colour warm
+    assert warm["n"] >= 10
+    # Nothing was planted on light or contrast, and nothing on CVR.
+    for edit in LIGHT_EDITS:
+        assert effects.loc[(edit, "ctr"), "direction"] == "none", effects.loc[(edit, "ctr"), "statement"]
+    assert (effects.xs("cvr", level="kpi")["direction"] == "none").all(), result.effects.to_string()
+    assert warm["statement"].startswith("Background colour made warm (orange): ")
+    assert "% predicted CTR (95 % CI" in warm["statement"]
+
+
+@pytest.mark.slow
+def test_edits_remove_what_the_detectors_see(tmp_path):
+    """Text, CTA and face removal, hue shifts and light edits, measured by the layout and visual blocks."""
+    root = tmp_path / "export"
+    generate_scenario(root, n_creatives=10, n_days=20, seed=3, image_size=256)
+    creatives = pd.read_csv(root / "creatives.csv")
+    layout, visual = (load_block(b, EncoderSettings(use_cache=False)) for b in ("layout", "visual"))
+    images = [decode_image((root / p).read_bytes()) for p in creatives["image_path"]]
+    before = pd.DataFrame(layout.encode(images).attributes)
+    colours = pd.DataFrame(visual.encode(images).attributes)
+    namer = ColorNamer()
+    outcome = {}
+    for edit in ("remove_text", "remove_cta", "remove_face", "hue_warm", "hue_cool", "brighter"):
+        done = [(i, apply_edit(edit, im, Detected.from_layout_row(before.iloc[i].to_dict()), namer))
+                for i, im in enumerate(images)]
+        done = [(i, out) for i, out in done if out is not None]
+        assert done, f"{edit} applied to no creative"
+        idx = [i for i, _ in done]
+        after_layout = pd.DataFrame(layout.encode([out for _, out in done]).attributes)
+        after_visual = pd.DataFrame(visual.encode([out for _, out in done]).attributes)
+        outcome[edit] = (before.iloc[idx].reset_index(drop=True), after_layout, colours.iloc[idx].reset_index(drop=True),
+                         after_visual)
+    b, a, _, _ = outcome["remove_text"]
+    assert a["text_area_ratio"].mean() < 0.3 * b["text_area_ratio"].mean()
+    b, a, _, _ = outcome["remove_cta"]
+    assert b["cta_detected"].all() and a["cta_detected"].mean() <= 0.2
+    b, a, _, _ = outcome["remove_face"]
+    assert b["face_present"].all() and not a["face_present"].any()
+    for edit, family in (("hue_warm", "warm"), ("hue_cool", "cool")):
+        _, _, cb, ca = outcome[edit]
+        assert (cb["background_hue_family"] != family).mean() >= 0.5  # it applied to other families ...
+        assert (ca["background_hue_family"] == family).mean() >= 0.7  # ... and moved them there
+    _, _, cb, ca = outcome["brighter"]
+    assert (ca["brightness"] > cb["brightness"]).all()
+    # Edits that cannot apply say so instead of returning the image unchanged.
+    assert apply_edit("remove_face", images[0], Detected(), namer) is None
+    assert apply_edit("remove_text", images[0], Detected(), namer) is None
+    with pytest.raises(ValueError, match="unknown edit"):
+        apply_edit("make_it_pop", images[0])
+
+
+def test_unreadable_images_and_a_block_that_cannot_encode_the_edits(tmp_path):
+    root = tmp_path / "export"
+    _scenario(root, 1.6, n=60, seed=2)
+    creatives = pd.read_csv(root / "creatives.csv")
+    bad = creatives["image_path"].iloc[0]
+    (root / bad).write_bytes(b"not an image")
+    prelaunch = creatives[list(PRELAUNCH)].copy()
+    variants = make_variants(image_items(prelaunch, creatives["creative_id"].iloc[:3].tolist()),
+                             lambda p: (root / p).read_bytes(), None, ("brighter", "hue_warm"))
+    first = str(creatives["creative_id"].iloc[0])
+    assert first in variants.skipped and "unreadable" in variants.skipped[first]
+    assert not variants.frame.empty and first not in set(variants.frame["creative_id"])
+    assert set(variants.frame["edit"]) <= {"brighter", "hue_warm"}
+    assert len(variants.images) == len(variants.frame)
+
+    # A block with vectors for the originals but no encoder for the edits (CLIP offline) leaves the model,
+    # with a note, instead of comparing an original with the block against an edit without it.
+    daily = pd.read_csv(root / "daily_metrics.csv")
+    visual = load_block("visual", EncoderSettings(use_cache=False))
+    good = creatives.iloc[1:]
+    tables = {"visual": encode_images(visual, _items(root, good), lambda p: (root / p).read_bytes()).frame}
+    fake_clip = tables["visual"][["creative_id", "sha256", "launch_date", "vector"]].copy()
+    tables["clip"] = fake_clip
+    case_base = build_case_base(prelaunch, build_outcomes(creatives, daily), tables, daily).frame
+    ids = sample_creatives(case_base, 10)
+    variants = make_variants(image_items(prelaunch, ids), lambda p: (root / p).read_bytes(), None, ("brighter",))
+    result = attribute_edits(case_base, tables, prelaunch, variants.frame,
+                             encode_variants(variants, {"visual": visual}), AttributionConfig(n_models=3), EDIT_INFO)
+    assert any("clip" in note and "left out" in note for note in result.notes), result.notes
+    assert (result.effects["blocks"] == "visual").all()
+    assert len(result.effects) == 2 and (result.effects["n"] > 0).all()
+
+    # No edit at all: an empty table with the reason, not an error.
+    empty = attribute_edits(case_base, tables, prelaunch, variants.frame.iloc[:0], {}, AttributionConfig(), EDIT_INFO)
+    assert empty.effects.empty and empty.notes
+
+
+def test_every_edit_is_named_and_described():
+    assert len(EDIT_NAMES) == len(set(EDIT_NAMES)) >= 10
+    for name, edit in EDITS.items():
+        assert edit.label and edit.element, name
+    row = {"text_boxes": json.dumps([{"text": "Sale", "conf": 0.9, "x": 1, "y": 2, "w": 30, "h": 10}]),
+           "cta_box": "", "face_box": pd.NA}
+    detected = Detected.from_layout_row(row)
+    assert detected.text_boxes == [(1.0, 2.0, 30.0, 10.0)] and detected.cta_box is None and detected.face_box is None
+    image = np.full((64, 64, 3), 200, np.uint8)
+    assert apply_edit("remove_text", image, detected) is not None
