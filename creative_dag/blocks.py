@@ -1,4 +1,4 @@
-"""Similarity block names and default weights (design §4). Everything imports them from here."""
+"""Similarity block names and default weights (docs/cbr.md). Everything imports them from here."""
 
 from __future__ import annotations
 

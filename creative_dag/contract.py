@@ -1,4 +1,4 @@
-"""The landing-folder input contract (design §2): file names, required and optional columns."""
+"""The landing-folder input contract (docs/input-contract.md): file names, required and optional columns."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def build_resources(locations: Locations) -> dict[str, object]:
 
 
 def stage_modules() -> list:
-    """Asset and check modules in pipeline order (the asset graph reads like design §5)."""
+    """Asset and check modules in pipeline order (the asset graph reads like docs/operations.md)."""
     from creative_dag.assets import attribution as attribution_assets
     from creative_dag.assets import cbr as cbr_assets
     from creative_dag.assets import encoders as encoder_assets

@@ -1,4 +1,4 @@
-"""Metric definitions (design §6): the one place where KPI formulas live."""
+"""Metric definitions (docs/marts.md): the one place where KPI formulas live."""
 
 from __future__ import annotations
 

@@ -36,13 +36,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from landing_fixtures import small_landing_tables, write_landing
 from PIL import Image
 from png_bytes import png_header_only
 
 from creative_dag.contract import REGISTRY_FILE
 from creative_dag.features.registry import RegistryError, load_registry
 from creative_dag.landing import LandingFileError, ingest_landing_folder
-from creative_dag.landing.fixtures import small_landing_tables, write_landing
 from creative_dag.landing.quarantine import REASONS
 
 TODAY = dt.date(2026, 4, 1)

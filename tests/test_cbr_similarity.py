@@ -1,4 +1,4 @@
-"""Fused weighted similarity (design §4): the one-inner-product form equals the formula."""
+"""Fused weighted similarity (docs/cbr.md): the one-inner-product form equals the formula."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ import time
 
 import numpy as np
 import pytest
+from landing_fixtures import small_landing_tables, write_landing
 from PIL import Image
 from png_bytes import png_header_only
 
 from creative_dag.landing import ingest_landing_folder, probe_image_bytes
-from creative_dag.landing.fixtures import small_landing_tables, write_landing
 from creative_dag.resources.image_store import ImageLocator
 
 TODAY = dt.date(2026, 4, 1)

@@ -11,9 +11,9 @@ import json
 
 import pandas as pd
 import pytest
+from landing_fixtures import small_landing_tables, write_landing
 
 from creative_dag.landing import LandingFileError, ingest_landing_folder
-from creative_dag.landing.fixtures import small_landing_tables, write_landing
 from creative_dag.landing.quarantine import REASONS
 
 TODAY = dt.date(2026, 4, 1)

@@ -1,4 +1,4 @@
-"""CBR assets (design §4–5): cbr.case_base, cbr.neighbors, cbr.backtest.
+"""CBR assets (docs/cbr.md): cbr.case_base, cbr.neighbors, cbr.backtest.
 
 Thin wrappers over creative_dag.cbr: read the warehouse, call the compute, write through the
 warehouse resource. The FAISS case index is persisted beside the warehouse file

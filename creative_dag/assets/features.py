@@ -1,4 +1,4 @@
-"""Feature assets (design §3): features.registry, features.prelaunch, features.early, features.outcomes.
+"""Feature assets (docs/features.md): features.registry, features.prelaunch, features.early, features.outcomes.
 
 Thin wrappers: read raw tables, call creative_dag.features, write through the warehouse resource.
 Blocking checks guarding them live in creative_dag/checks/features.py.

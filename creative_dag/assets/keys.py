@@ -1,4 +1,4 @@
-"""Asset keys of every warehouse table (design §5), in one place: `[schema, table]` = DuckDB `schema.table`."""
+"""Asset keys of every warehouse table (docs/operations.md), in one place: `[schema, table]` = DuckDB `schema.table`."""
 
 import dagster as dg
 

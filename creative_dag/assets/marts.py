@@ -1,4 +1,4 @@
-"""Decision marts (design §5-6): ranking, fatigue, repetition, recommendations, account health, landscape.
+"""Decision marts (docs/marts.md): ranking, fatigue, repetition, recommendations, account health, landscape.
 
 Thin wrappers: read warehouse tables, call creative_dag.marts, write through the warehouse
 resource, return metadata with the stage's key figures. An optional input that is missing
@@ -296,6 +296,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
     return dg.MaterializeResult(metadata=table_metadata(
         table, n_do=int(counts["DO"]), n_dont=int(counts["DON'T"]), n_test=int(counts["TEST"]),
         n_shown=int(table["shown"].sum()), n_tests_run=n_tests, n_attribute_columns=int(attrs.shape[1] - 1),
+        fdr=float(config.fdr),
         rows_per_scope=counts_markdown(table["scope"].value_counts(), "scope", "rows"),
         attribute_sources=counts_markdown(pd.Series(attrs.attrs.get("sources", {})).value_counts(), "block",
                                           "attributes"),

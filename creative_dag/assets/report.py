@@ -1,4 +1,4 @@
-"""Report stage: publish the serving copy that BI tools read (design §5)."""
+"""Report stage: publish the serving copy that BI tools read (docs/operations.md)."""
 
 
 from collections.abc import Sequence

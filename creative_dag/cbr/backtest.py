@@ -1,4 +1,4 @@
-"""As-of backtest of case-based prediction against baselines (design §3–4).
+"""As-of backtest of case-based prediction against baselines (docs/cbr.md).
 
 For every creative launched after a warm-up, predict its outcome (the composite
 `outcome_score`) from what was known on its launch day t, and compare methods:

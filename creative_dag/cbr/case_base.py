@@ -1,4 +1,4 @@
-"""The case base (design §4–5): one row per creative with its block vectors, context and outcome.
+"""The case base (docs/cbr.md): one row per creative with its block vectors, context and outcome.
 
 Columns of `cbr.case_base`:
 
@@ -71,7 +71,7 @@ def outcome_score(impressions: Any, clicks: Any, conversions: Any, prior_ctr: An
     """Composite outcome = log(shrunk CTR) + log(shrunk CVR), float64; NaN with no impressions.
 
     Shrunk CTR = (clicks + A·prior_ctr) / (impressions + A), A = CTR_PRIOR_IMPRESSIONS; shrunk
-    CVR = (conversions + B·prior_cvr) / (clicks + B), B = CVR_PRIOR_CLICKS (design §6: rates
+    CVR = (conversions + B·prior_cvr) / (clicks + B), B = CVR_PRIOR_CLICKS (docs/marts.md: rates
     are shrunk toward a prior so small samples cannot top the ranking by luck).
     """
     imp = np.asarray(impressions, dtype=float)

@@ -1,4 +1,4 @@
-"""The `context` block: prelaunch tabular context as one L2-normalised vector (design §4).
+"""The `context` block: prelaunch tabular context as one L2-normalised vector (docs/cbr.md).
 
 Each categorical column (platform, placement, format, objective, audience, country,
 product_category) becomes a one-hot group; each numeric column is z-scored and clipped.

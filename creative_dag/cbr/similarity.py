@@ -1,4 +1,4 @@
-"""Fused weighted similarity over blocks (design §4) and its exact per-block breakdown.
+"""Fused weighted similarity over blocks (docs/cbr.md) and its exact per-block breakdown.
 
 Similarity of a query q and a case c:
 

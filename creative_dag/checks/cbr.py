@@ -1,4 +1,4 @@
-"""Checks beside the CBR assets (design §3–5).
+"""Checks beside the CBR assets (docs/features.md, docs/cbr.md).
 
 * cbr.case_base `decision_time_columns` (blocking): GX column-set suite from
   creative_dag.checks.leakage — only id/prelaunch registry columns, the block vectors, the as-of

@@ -1,4 +1,4 @@
-"""Blocking asset checks on the feature tables (design §3).
+"""Blocking asset checks on the feature tables (docs/features.md).
 
 features.prelaunch and features.early each get:
 * a Great Expectations suite (exact allowed column set from the registry, unique non-null

@@ -33,15 +33,6 @@ def problems_predictions(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-@dg.asset_check(asset=MARTS_PREDICTIONS, name="predictions_invariants", blocking=False,
-                required_resource_keys={"warehouse"}, description=problems_predictions.__doc__)
-def predictions_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    frame = context.resources.warehouse.read_table("marts.predictions")
-    problems = problems_predictions(frame)
-    return dg.AssetCheckResult(passed=not problems, metadata={
-        "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
-
-
 def problems_element_attribution(frame: pd.DataFrame) -> list[str]:
     """One row per edit and KPI; ci_low <= effect <= ci_high; an effect called up or down is significant and
     its interval lies on that side of zero."""
@@ -64,10 +55,21 @@ def problems_element_attribution(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-@dg.asset_check(asset=MARTS_ELEMENT_ATTRIBUTION, name="element_attribution_invariants", blocking=False,
-                required_resource_keys={"warehouse"}, description=problems_element_attribution.__doc__)
-def element_attribution_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    frame = context.resources.warehouse.read_table("marts.element_attribution")
-    problems = problems_element_attribution(frame)
-    return dg.AssetCheckResult(passed=not problems, metadata={
-        "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
+def _table_check(asset_key: dg.AssetKey, table: str, validator, name: str) -> dg.AssetChecksDefinition:
+    """A non-blocking check that reads `table` and reports `validator`'s problems."""
+
+    @dg.asset_check(asset=asset_key, name=name, blocking=False, required_resource_keys={"warehouse"},
+                    description=validator.__doc__)
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        frame = context.resources.warehouse.read_table(table)
+        problems = validator(frame)
+        return dg.AssetCheckResult(passed=not problems, metadata={
+            "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
+
+    return _check
+
+
+predictions_invariants = _table_check(MARTS_PREDICTIONS, "marts.predictions", problems_predictions,
+                                      "predictions_invariants")
+element_attribution_invariants = _table_check(MARTS_ELEMENT_ATTRIBUTION, "marts.element_attribution",
+                                              problems_element_attribution, "element_attribution_invariants")

@@ -1,4 +1,4 @@
-"""A reusable blocking decision-time column check for any stage's asset (design §3).
+"""A reusable blocking decision-time column check for any stage's asset (docs/features.md).
 
 Every decision-time table (features.prelaunch / .early, embeddings.*, cbr.case_base, candidate
 assessments) may carry only columns known at decision time. `decision_time_check` builds a
@@ -38,7 +38,7 @@ from creative_dag.features.registry import (
 )
 from creative_dag.resources.warehouse import split_table_name
 
-# Non-registry columns every embeddings.<block> table carries (design §5 / preamble).
+# Non-registry columns every embeddings.<block> table carries (docs/operations.md).
 EMBEDDING_COLUMNS: tuple[str, ...] = ("creative_id", "sha256", "launch_date", "model_id", "model_version", "vector")
 
 AllowedColumns = Callable[[FeatureRegistry], Iterable[str]] | Iterable[str] | None

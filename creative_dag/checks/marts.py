@@ -20,6 +20,7 @@ from creative_dag.assets.keys import (
 )
 from creative_dag.marts.fatigue import STATUSES
 from creative_dag.marts.ranking import TIERS
+from creative_dag.marts.recommendations import RecommendationParams
 
 _CHECK = dict(blocking=False, required_resource_keys={"warehouse"})
 
@@ -168,8 +169,17 @@ creative_ranking_invariants = _make_check(MARTS_CREATIVE_RANKING, "marts.creativ
 creative_fatigue_invariants = _make_check(MARTS_CREATIVE_FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
 creative_repetition_invariants = _make_check(MARTS_CREATIVE_REPETITION, "marts.creative_repetition", problems_repetition,
                                              "repetition_invariants")
-recommendations_invariants = _make_check(MARTS_RECOMMENDATIONS, "marts.recommendations", problems_recommendations,
-                                         "recommendations_invariants")
+
+
+@dg.asset_check(asset=MARTS_RECOMMENDATIONS, name="recommendations_invariants",
+                description=problems_recommendations.__doc__, **_CHECK)
+def recommendations_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    frame = context.resources.warehouse.read_table("marts.recommendations")
+    # The FDR level the asset ran with (its config), recorded in its materialisation's metadata.
+    event = context.instance.get_latest_materialization_event(MARTS_RECOMMENDATIONS)
+    recorded = event.asset_materialization.metadata.get("fdr") if event and event.asset_materialization else None
+    fdr = float(recorded.value) if recorded is not None else RecommendationParams().fdr
+    return _result(problems_recommendations(frame, fdr), len(frame))
 account_health_invariants = _make_check(MARTS_ACCOUNT_HEALTH, "marts.account_health", problems_health, "account_health_invariants")
 creative_landscape_invariants = _make_check(MARTS_CREATIVE_LANDSCAPE, "marts.creative_landscape", problems_landscape,
                                             "landscape_invariants")

@@ -1,4 +1,4 @@
-"""Feature layer (design §3): the registry of column stages, stage-filtered feature tables,
+"""Feature layer (docs/features.md): the registry of column stages, stage-filtered feature tables,
 lifecycle labels, early-window verification and suspected-leakage sniffing. Plain pandas, no I/O
 beyond reading registry files."""
 

@@ -1,4 +1,4 @@
-"""The feature registry (design §3): which stage every column belongs to.
+"""The feature registry (docs/features.md): which stage every column belongs to.
 
 The shipped registry (`feature_registry.json` beside this module) is extended or overridden,
 entry by entry, by an optional `feature_registry.json` in the landing folder. A column with no

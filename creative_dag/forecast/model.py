@@ -61,7 +61,7 @@ class ForecastConfig:
     k: int = 20
     target: TargetSpec = field(default_factory=TargetSpec)
     interval: float = 0.8
-    conformal_window: int = 100
+    conformal_window: int = 50
     n_estimators: int = 100
     learning_rate: float = 0.06
     num_leaves: int = 15

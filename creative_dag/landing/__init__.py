@@ -1,4 +1,4 @@
-"""Read and validate the landing folder (design §2): files, row validation, image probing, quarantine.
+"""Read and validate the landing folder (docs/input-contract.md): files, row validation, image probing, quarantine.
 
 Plain Python on DataFrames; `creative_dag.assets.ingest` wraps it as the raw.* assets.
 """

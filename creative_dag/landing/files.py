@@ -1,4 +1,4 @@
-"""Find and read the landing folder's input files (design §2), as landed.
+"""Find and read the landing folder's input files (docs/input-contract.md), as landed.
 
 `creatives` and `daily_metrics` each come as `.csv` or `.parquet`. Every CSV cell is read as
 text (ids keep their leading zeros, nothing is guessed); the validators coerce types with

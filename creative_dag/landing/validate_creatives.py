@@ -1,4 +1,4 @@
-"""Validate landed creatives: types, required values, dates, unique ids (design §2).
+"""Validate landed creatives: types, required values, dates, unique ids (docs/input-contract.md).
 
 `validate_creatives(frame, file_name, today)` -> `CreativesValidation(valid, quarantine)`.
 Checks, in order (a row is quarantined for the first one it fails):

@@ -1,4 +1,4 @@
-"""Validate landed daily metrics against the contract and the valid creatives (design §2).
+"""Validate landed daily metrics against the contract and the valid creatives (docs/input-contract.md).
 
 `validate_metrics(frame, file_name, creatives, today, quarantined_ids)` ->
 `MetricsValidation(valid, quarantine)`. Checks, in order (first failing check wins):

@@ -1,4 +1,4 @@
-"""Decision marts (design §5-6): plain-Python compute on DataFrames, wrapped by creative_dag/assets/marts.py.
+"""Decision marts (docs/marts.md): plain-Python compute on DataFrames, wrapped by creative_dag/assets/marts.py.
 
 - ranking.py          empirical-Bayes shrunk KPIs, composite score, tiers, confidence, winners
 - fatigue.py          creative-day table, change-point fatigue onset, status, account fatigue rate
@@ -7,7 +7,7 @@
 - health.py           account x week velocity, freshness, fatigue share, thumb-stop, diversity
 - landscape.py        2-D map (UMAP / PCA), named clusters, cluster summary, PNG plot
 - attributes.py       the interpretable attribute frame from embeddings + context
-- similarity.py       exact all-pairs fused block similarity (design §4 formula)
+- similarity.py       exact all-pairs fused block similarity (docs/cbr.md, Similarity)
 """
 
 from creative_dag.marts.fatigue import (

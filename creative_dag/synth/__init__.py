@@ -1,7 +1,7 @@
 """Synthetic scenario generator: a landing folder with known ground truth.
 
 `generate_scenario(out_dir, ...)` writes `creatives.csv`, `daily_metrics.csv` and
-`images/` exactly per the input contract (design §2), plus `ground_truth.json`,
+`images/` exactly per the input contract (docs/input-contract.md), plus `ground_truth.json`,
 which the pipeline never reads and tests use to measure what it recovers.
 
 Simulation model (parameters in `default_scenario.yaml`, overridable):
