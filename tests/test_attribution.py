@@ -179,5 +179,7 @@ def test_every_edit_is_named_and_described():
            "cta_box": "", "face_box": pd.NA}
     detected = Detected.from_layout_row(row)
     assert detected.text_boxes == [(1.0, 2.0, 30.0, 10.0)] and detected.cta_box is None and detected.face_box is None
+    # Damaged layout cells (not JSON, wrong shape) mean "nothing detected", never an error.
+    assert Detected.from_layout_row({"text_boxes": "{oops", "cta_box": "[1, 2]", "face_box": '{"x": 1}'}) == Detected()
     image = np.full((64, 64, 3), 200, np.uint8)
     assert apply_edit("remove_text", image, detected) is not None

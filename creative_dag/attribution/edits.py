@@ -51,8 +51,10 @@ class Detected:
         """From an `embeddings.layout` row (text_boxes JSON records, cta_box / face_box JSON [x, y, w, h])."""
         if row is None:
             return cls()
+        records = _json(row.get("text_boxes"))
+        records = records if isinstance(records, list) else []
         return cls(text_boxes=[(float(b["x"]), float(b["y"]), float(b["w"]), float(b["h"]))
-                               for b in _json(row.get("text_boxes")) or [] if isinstance(b, dict)],
+                               for b in records if isinstance(b, dict) and {"x", "y", "w", "h"} <= set(b)],
                    cta_box=_box(row.get("cta_box")), face_box=_box(row.get("face_box")))
 
 
@@ -71,7 +73,7 @@ def _json(value: Any) -> Any:
 
 def _box(value: Any) -> Box | None:
     parsed = _json(value)
-    if parsed is None or len(parsed) != 4:
+    if not isinstance(parsed, (list, tuple)) or len(parsed) != 4:
         return None
     x, y, w, h = (float(v) for v in parsed)
     return (x, y, w, h) if w > 0 and h > 0 else None
