@@ -116,6 +116,8 @@ def _asset_config(path: str | None) -> dict[str, dict]:
 
 def _materialize(locations: Locations, select: tuple[str, ...] | list[str], launch_dates: str | None,
                  log_level: str = "INFO", force: bool = False, asset_config: dict[str, dict] | None = None):
+    from dagster import DagsterInvalidConfigError
+
     from creative_dag.definitions import build_definitions
     from creative_dag.instance import get_instance
     from creative_dag.resources.warehouse import DuckDBWarehouse
@@ -153,6 +155,8 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
                                         asset_config=asset_config)
     except ValueError as exc:  # a --config entry naming no asset
         raise click.ClickException(str(exc)) from exc
+    except DagsterInvalidConfigError as exc:  # a --config field the asset does not have, or of the wrong type
+        raise click.ClickException(f"--config: {exc}") from exc
     if summary.success:
         memo.record(selection, fingerprint, summary.run_ids)
     else:
