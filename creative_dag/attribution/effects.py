@@ -66,7 +66,6 @@ class AttributionConfig:
 @dataclass
 class AttributionResult:
     effects: pd.DataFrame  # EFFECT_COLUMNS, one row per edit x KPI
-    per_creative: pd.DataFrame  # variant_id, creative_id, edit, kpi, forecast, edited_forecast, change
     notes: list[str] = field(default_factory=list)
 
 
@@ -109,7 +108,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         notes.append(f"{len(missing)} edited image(s) not encoded by every block, left out")
     variants = variants[variants["variant_id"].isin(encoded)].reset_index(drop=True)
     if variants.empty:
-        return AttributionResult(empty_effects(), empty_per_creative(), [*notes, "no edited image to attribute"])
+        return AttributionResult(empty_effects(), [*notes, "no edited image to attribute"])
 
     aug = _augmented_case_base(cb, variants, variant_tables, blocks)
     attrs = attribute_frame(_augmented_tables(tables, variants, variant_tables, blocks),
@@ -131,12 +130,12 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     available = np.asarray(to_days(cb["available_date"]), dtype=np.int64)
     matured = available[available < NO_LIMIT_DAY]
     if not len(matured):
-        return AttributionResult(empty_effects(), empty_per_creative(), [*notes, "no matured creative to learn from"])
+        return AttributionResult(empty_effects(), [*notes, "no matured creative to learn from"])
     as_of = int(matured.max()) + 1
     fc = ForecastConfig(learner=config.learner, pca_dims=config.pca_dims, seed=config.seed)
     rng = np.random.default_rng(config.seed)
     reached = _reached(attrs, variants)
-    effect_rows, per_rows = [], []
+    effect_rows = []
     for kpi in config.kpis:
         target = KpiTarget(cb, kpi, TargetSpec(normalise=True), labels)
         y_cb = target.to_model(target.labels_at(as_of), np.arange(n_cases), training=True)
@@ -150,29 +149,19 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         cats = [c for c in categorical if c in x.columns]
         diffs = np.full((len(variants), config.n_models), np.nan)
         bases = np.full((len(variants), config.n_models), np.nan)
-        first_base = first_edit = None
         for m in range(config.n_models):
             rows = train if m == 0 else rng.choice(train, size=len(train), replace=True)
             z, _ = fit_predict(config.learner, x, y, rows, query, cats, fc)
             z_base, z_edit = z[: len(base_rows)][base_pos.loc[orig_rows].to_numpy()], z[len(base_rows):]
             bases[:, m], diffs[:, m] = _relative_kpi(target.spec, kpi, z_base, z_edit)
-            if m == 0:
-                first_base, first_edit = target.from_model(z_base, orig_rows), target.from_model(z_edit, orig_rows)
-        per_rows.append(pd.DataFrame({"variant_id": variants["variant_id"], "creative_id": variants["creative_id"],
-                                      "edit": variants["edit"], "kpi": kpi, "forecast": first_base,
-                                      "edited_forecast": first_edit,
-                                      "change": diffs.mean(axis=1) / np.where(bases.mean(axis=1) > 0,
-                                                                              bases.mean(axis=1), np.nan)}))
         for edit, at in variants.groupby("edit").indices.items():
             label, element = (edit_info or {}).get(edit, (edit, ""))
-            effect_rows.append(_summarise(edit, label, element, kpi, bases[at], diffs[at], config, reached.get(edit)))
-    effects = pd.DataFrame(effect_rows, columns=[c for c in EFFECT_COLUMNS if c not in
-                                                 ("model_rows", "blocks", "trained_through")])
-    effects["model_rows"] = int(np.isfinite(y_cb).sum()) if effect_rows else 0
+            effect_rows.append({**_summarise(edit, label, element, kpi, bases[at], diffs[at], config,
+                                             reached.get(edit)), "model_rows": len(train)})
+    effects = pd.DataFrame(effect_rows, columns=[c for c in EFFECT_COLUMNS if c not in ("blocks", "trained_through")])
     effects["blocks"] = ", ".join(b for b in blocks if b in mats) or "none"
     effects["trained_through"] = str(pd.Timestamp(as_of - 1, unit="D").date())
-    per_creative = pd.concat(per_rows, ignore_index=True) if per_rows else empty_per_creative()
-    return AttributionResult(effects[list(EFFECT_COLUMNS)], per_creative, notes)
+    return AttributionResult(effects[list(EFFECT_COLUMNS)], notes)
 
 
 def _relative_kpi(spec: TargetSpec, kpi: str, z_base: np.ndarray, z_edit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -260,11 +249,19 @@ def _reached(attrs: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def _rows_for_variants(frame: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFrame:
+    """Each edit's copy of its original's row of `frame` (the last row per creative), keyed by the variant id."""
+    latest = frame.drop_duplicates("creative_id", keep="last")
+    rows = latest.set_index(latest["creative_id"].astype(str)).reindex(
+        variants["creative_id"].astype(str)).reset_index(drop=True)
+    rows["creative_id"] = variants["variant_id"].to_numpy()
+    return rows
+
+
 def _augmented_case_base(cb: pd.DataFrame, variants: pd.DataFrame, variant_tables: Mapping[str, pd.DataFrame],
                          blocks: Sequence[str]) -> pd.DataFrame:
     """The case base plus one row per edit: the original's row with the edit's block vectors and no outcome."""
-    rows = cb.set_index(cb["creative_id"].astype(str)).loc[variants["creative_id"].astype(str)].reset_index(drop=True)
-    rows["creative_id"] = variants["variant_id"].to_numpy()
+    rows = _rows_for_variants(cb, variants)
     for b, table in variant_tables.items():
         if b in blocks and b in rows.columns:
             vec = table.drop_duplicates("creative_id", keep="last").set_index("creative_id")["vector"]
@@ -277,26 +274,16 @@ def _augmented_case_base(cb: pd.DataFrame, variants: pd.DataFrame, variant_table
 
 def _augmented_tables(tables: Mapping[str, pd.DataFrame], variants: pd.DataFrame,
                       variant_tables: Mapping[str, pd.DataFrame], blocks: Sequence[str]) -> dict[str, pd.DataFrame]:
-    out = {}
-    for b in blocks:
-        original = tables[b]
-        if b in variant_tables:
-            extra = variant_tables[b]
-        else:  # not re-encoded (the ad copy): the edit keeps the original's row
-            extra = original.set_index(original["creative_id"].astype(str)).reindex(
-                variants["creative_id"].astype(str)).reset_index(drop=True)
-            extra["creative_id"] = variants["variant_id"].to_numpy()
-        out[b] = pd.concat([original, extra], ignore_index=True)
-    return out
+    """Each block's table plus the edits' rows: their own encoding, or (a block not re-encoded: the ad copy)
+    the original's row."""
+    return {b: pd.concat([tables[b], variant_tables[b] if b in variant_tables else _rows_for_variants(tables[b], variants)],
+                         ignore_index=True) for b in blocks}
 
 
 def _augmented_prelaunch(prelaunch: pd.DataFrame | None, variants: pd.DataFrame) -> pd.DataFrame | None:
     if prelaunch is None or prelaunch.empty:
         return prelaunch
-    extra = prelaunch.set_index(prelaunch["creative_id"].astype(str)).reindex(
-        variants["creative_id"].astype(str)).reset_index(drop=True)
-    extra["creative_id"] = variants["variant_id"].to_numpy()
-    return pd.concat([prelaunch, extra], ignore_index=True)
+    return pd.concat([prelaunch, _rows_for_variants(prelaunch, variants)], ignore_index=True)
 
 
 def empty_effects() -> pd.DataFrame:
@@ -307,10 +294,3 @@ def empty_effects() -> pd.DataFrame:
     frame["n"] = frame["n"].astype("int64")
     frame["model_rows"] = frame["model_rows"].astype("int64")
     return frame
-
-
-def empty_per_creative() -> pd.DataFrame:
-    return pd.DataFrame({"variant_id": pd.Series(dtype="object"), "creative_id": pd.Series(dtype="object"),
-                         "edit": pd.Series(dtype="object"), "kpi": pd.Series(dtype="object"),
-                         "forecast": pd.Series(dtype=float), "edited_forecast": pd.Series(dtype=float),
-                         "change": pd.Series(dtype=float)})

@@ -3,10 +3,10 @@
 Non-blocking, like the other marts checks: the forecast is a leaf of the graph.
 """
 
-import dagster as dg
 import pandas as pd
 
 from creative_dag.assets.keys import MARTS_ELEMENT_ATTRIBUTION, MARTS_PREDICTIONS
+from creative_dag.checks.marts import table_check
 
 
 def problems_predictions(frame: pd.DataFrame) -> list[str]:
@@ -15,13 +15,8 @@ def problems_predictions(frame: pd.DataFrame) -> list[str]:
     out = []
     if frame.empty:
         return out
-    dup = frame[frame.duplicated(["creative_id", "kpi"])]
-    if len(dup):
-        out.append(f"marts.predictions: creative {dup['creative_id'].iloc[0]} has {dup['kpi'].iloc[0]} twice")
-    has = frame.dropna(subset=["forecast", "lower", "upper"])
-    bad = has[(has["lower"] > has["forecast"] + 1e-9) | (has["forecast"] > has["upper"] + 1e-9)]
-    if len(bad):
-        out.append(f"marts.predictions: {len(bad)} forecasts outside their interval, e.g. {bad['creative_id'].iloc[0]}")
+    out += _per_kpi_rows_within_intervals(frame, "marts.predictions", ("creative_id", "creative"),
+                                          ("forecast", "forecasts"), "lower", "upper", tolerance=1e-9)
     rates = frame[(frame["kpi"] != "score") & (frame["forecast"] < 0)]
     if len(rates):
         out.append(f"marts.predictions: {len(rates)} negative rate forecasts, e.g. {rates['creative_id'].iloc[0]}")
@@ -39,13 +34,8 @@ def problems_element_attribution(frame: pd.DataFrame) -> list[str]:
     out = []
     if frame.empty:
         return out
-    dup = frame[frame.duplicated(["edit", "kpi"])]
-    if len(dup):
-        out.append(f"marts.element_attribution: edit {dup['edit'].iloc[0]} has {dup['kpi'].iloc[0]} twice")
-    has = frame.dropna(subset=["effect", "ci_low", "ci_high"])
-    bad = has[(has["ci_low"] > has["effect"] + 1e-12) | (has["effect"] > has["ci_high"] + 1e-12)]
-    if len(bad):
-        out.append(f"marts.element_attribution: {len(bad)} effects outside their interval, e.g. {bad['edit'].iloc[0]}")
+    out += _per_kpi_rows_within_intervals(frame, "marts.element_attribution", ("edit", "edit"),
+                                          ("effect", "effects"), "ci_low", "ci_high", tolerance=1e-12)
     called = frame[frame["direction"] != "none"]
     wrong = called[~called["significant"].astype(bool) | ((called["direction"] == "up") & (called["ci_low"] <= 0))
                    | ((called["direction"] == "down") & (called["ci_high"] >= 0))]
@@ -55,21 +45,23 @@ def problems_element_attribution(frame: pd.DataFrame) -> list[str]:
     return out
 
 
-def _table_check(asset_key: dg.AssetKey, table: str, validator, name: str) -> dg.AssetChecksDefinition:
-    """A non-blocking check that reads `table` and reports `validator`'s problems."""
+def _per_kpi_rows_within_intervals(frame: pd.DataFrame, table: str, key: tuple[str, str], value: tuple[str, str],
+                                   low: str, high: str, tolerance: float) -> list[str]:
+    """One row per (key column, kpi) and low <= value <= high where all three are known. key / value: (column,
+    what a message calls it)."""
+    out = []
+    (key_col, key_name), (value_col, value_name) = key, value
+    dup = frame[frame.duplicated([key_col, "kpi"])]
+    if len(dup):
+        out.append(f"{table}: {key_name} {dup[key_col].iloc[0]} has {dup['kpi'].iloc[0]} twice")
+    has = frame.dropna(subset=[value_col, low, high])
+    bad = has[(has[low] > has[value_col] + tolerance) | (has[value_col] > has[high] + tolerance)]
+    if len(bad):
+        out.append(f"{table}: {len(bad)} {value_name} outside their interval, e.g. {bad[key_col].iloc[0]}")
+    return out
 
-    @dg.asset_check(asset=asset_key, name=name, blocking=False, required_resource_keys={"warehouse"},
-                    description=validator.__doc__)
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        frame = context.resources.warehouse.read_table(table)
-        problems = validator(frame)
-        return dg.AssetCheckResult(passed=not problems, metadata={
-            "rows": len(frame), "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
 
-    return _check
-
-
-predictions_invariants = _table_check(MARTS_PREDICTIONS, "marts.predictions", problems_predictions,
+predictions_invariants = table_check(MARTS_PREDICTIONS, "marts.predictions", problems_predictions,
                                       "predictions_invariants")
-element_attribution_invariants = _table_check(MARTS_ELEMENT_ATTRIBUTION, "marts.element_attribution",
+element_attribution_invariants = table_check(MARTS_ELEMENT_ATTRIBUTION, "marts.element_attribution",
                                               problems_element_attribution, "element_attribution_invariants")

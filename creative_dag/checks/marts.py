@@ -156,7 +156,9 @@ def _result(problems: list[str], rows: int) -> dg.AssetCheckResult:
         "rows": rows, "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "_none_")})
 
 
-def _make_check(asset_key: dg.AssetKey, table: str, validator, name: str):
+def table_check(asset_key: dg.AssetKey, table: str, validator, name: str) -> dg.AssetChecksDefinition:
+    """A non-blocking check that reads `table` and reports `validator(frame)`'s problems (marts and forecast)."""
+
     @dg.asset_check(asset=asset_key, name=name, description=validator.__doc__, **_CHECK)
     def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
         frame = context.resources.warehouse.read_table(table)
@@ -165,9 +167,9 @@ def _make_check(asset_key: dg.AssetKey, table: str, validator, name: str):
     return _check
 
 
-creative_ranking_invariants = _make_check(MARTS_CREATIVE_RANKING, "marts.creative_ranking", problems_ranking, "ranking_invariants")
-creative_fatigue_invariants = _make_check(MARTS_CREATIVE_FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
-creative_repetition_invariants = _make_check(MARTS_CREATIVE_REPETITION, "marts.creative_repetition", problems_repetition,
+creative_ranking_invariants = table_check(MARTS_CREATIVE_RANKING, "marts.creative_ranking", problems_ranking, "ranking_invariants")
+creative_fatigue_invariants = table_check(MARTS_CREATIVE_FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
+creative_repetition_invariants = table_check(MARTS_CREATIVE_REPETITION, "marts.creative_repetition", problems_repetition,
                                              "repetition_invariants")
 
 
@@ -180,6 +182,6 @@ def recommendations_invariants(context: dg.AssetCheckExecutionContext) -> dg.Ass
     recorded = event.asset_materialization.metadata.get("fdr") if event and event.asset_materialization else None
     fdr = float(recorded.value) if recorded is not None else RecommendationParams().fdr
     return _result(problems_recommendations(frame, fdr), len(frame))
-account_health_invariants = _make_check(MARTS_ACCOUNT_HEALTH, "marts.account_health", problems_health, "account_health_invariants")
-creative_landscape_invariants = _make_check(MARTS_CREATIVE_LANDSCAPE, "marts.creative_landscape", problems_landscape,
+account_health_invariants = table_check(MARTS_ACCOUNT_HEALTH, "marts.account_health", problems_health, "account_health_invariants")
+creative_landscape_invariants = table_check(MARTS_CREATIVE_LANDSCAPE, "marts.creative_landscape", problems_landscape,
                                             "landscape_invariants")
