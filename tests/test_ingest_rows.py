@@ -254,12 +254,17 @@ def test_clicks_exceed_impressions(tmp_path, tables):
     assert "clicks 5000 > impressions 1020" in row["detail"]
 
 
-def test_conversions_exceed_clicks(tmp_path, tables):
+def test_conversions_exceed_clicks_is_accepted(tmp_path, tables):
+    """View-through and multi-purchase attribution give more conversions than clicks: real data."""
     creatives, metrics = tables
     metrics.loc[6, "conversions"] = "50"
+    metrics.loc[7, ["clicks", "conversions"]] = ["0", "3"]
     result = ingest(write_landing(tmp_path, creatives, metrics))
-    row = only_quarantine_row(result, "daily_metrics")
-    assert (row["reason"], row["key"]) == ("conversions_exceed_clicks", "cr_003|2026-03-03")
+    assert result.quarantine.empty
+    assert len(result.daily_metrics) == 9
+    landed = result.daily_metrics.set_index(["creative_id", result.daily_metrics["date"].astype(str)])
+    assert landed.loc[("cr_003", "2026-03-03"), "conversions"] == 50
+    assert landed.loc[("cr_003", "2026-03-04"), ["clicks", "conversions"]].tolist() == [0, 3]
 
 
 @pytest.mark.parametrize("value", ["1,200", "n/a", "inf", "12 EUR"])

@@ -64,6 +64,14 @@ _SPECS = [
 def ingest_raw_tables(context: AssetExecutionContext, landing: LandingResource,
                       image_store: ImageStoreResource, warehouse: WarehouseResource
                       ) -> Iterator[dg.MaterializeResult]:
+    from creative_dag.imports.convert import ImportFileError
+
+    try:
+        summary = landing.run_import()
+    except ImportFileError as err:
+        raise dg.Failure(description=str(err), allow_retries=False) from err
+    if summary is not None:
+        context.log.info("\n".join(summary.lines()))
     try:
         result = ingest_landing_folder(landing.folder(), image_store.locator(), today=landing.as_of(),
                                        max_image_pixels=landing.max_image_pixels,

@@ -178,8 +178,8 @@ def outcomes_suite_result(table: pd.DataFrame) -> dg.AssetCheckResult:
         list(table.columns),
         not_null_columns=("account_id", "launch_date", "mature_date", "impressions", "clicks", "spend",
                           "conversions", "revenue", "days_active"),
-        unit_interval_columns=("ctr", "cvr"),
-        non_negative_columns=("impressions", "clicks", "spend", "conversions", "revenue", "roas", "cpa",
+        unit_interval_columns=("ctr",),  # CVR may exceed 1 (view-through conversions): non-negative only
+        non_negative_columns=("impressions", "clicks", "spend", "conversions", "revenue", "cvr", "roas", "cpa",
                               "days_active"),
     )
     result = gx_suites.run_suite(table, suite, "features_outcomes")

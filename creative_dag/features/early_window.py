@@ -28,8 +28,9 @@ EARLY_KPI_COLUMNS: tuple[str, ...] = (
 )
 EARLY_COUNT_COLUMNS = ("early_impressions", "early_clicks", "early_conversions")
 EARLY_MONEY_COLUMNS = ("early_spend", "early_revenue")
-EARLY_UNIT_RATE_COLUMNS = ("early_ctr", "early_cvr")  # in [0, 1]
-EARLY_POSITIVE_RATE_COLUMNS = ("early_cpa", "early_roas")  # >= 0, unbounded
+EARLY_UNIT_RATE_COLUMNS = ("early_ctr",)  # in [0, 1]: clicks never exceed impressions
+# >= 0, unbounded: CVR too, as view-through and multi-purchase attribution give more conversions than clicks
+EARLY_POSITIVE_RATE_COLUMNS = ("early_cvr", "early_cpa", "early_roas")
 DEFAULT_EARLY_DAYS = 3
 
 # Window comparison tolerance: stored and recomputed values come from the same formulas, so

@@ -45,7 +45,6 @@ REASONS: dict[str, str] = {
     "non_integer_count": "counts (impressions, clicks, conversions, reach, views, likes) must be whole numbers",
     "negative_value": "metrics cannot be negative; correct the value in the export",
     "clicks_exceed_impressions": "clicks cannot exceed impressions on a day; check the column order or the export",
-    "conversions_exceed_clicks": "conversions cannot exceed clicks here (click-through attribution); export click-through conversions",
     "unknown_creative": "add the creative to creatives.* or remove its metric rows",
     "creative_quarantined": "the creative's own row was quarantined; fix that row and its metrics load too",
     "duplicate_metric_row": "one row per creative per day; the first usable row was kept",

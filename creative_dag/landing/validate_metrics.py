@@ -13,10 +13,12 @@
 8. `negative_value`            — any metric below zero
 9. `future_date`               — date after `today`
 10. `clicks_exceed_impressions` — clicks > impressions
-11. `conversions_exceed_clicks` — conversions > clicks
-12. `creative_quarantined` / `unknown_creative` — the creative has no valid row
-13. `metric_before_launch`     — date before the creative's launch_date
-14. `duplicate_metric_row`     — a later copy of (creative_id, date) whose first usable row is kept
+11. `creative_quarantined` / `unknown_creative` — the creative has no valid row
+12. `metric_before_launch`     — date before the creative's launch_date
+13. `duplicate_metric_row`     — a later copy of (creative_id, date) whose first usable row is kept
+
+Conversions above clicks are accepted: platforms count view-through conversions and several
+purchases per click, so that is real data, not a broken export.
 """
 
 from __future__ import annotations
@@ -136,12 +138,9 @@ def validate_metrics(frame: pd.DataFrame, file_name: str, creatives: pd.DataFram
     rejections.reject(dates > pd.Timestamp(today), "future_date",
                       lambda i: f"{label(i)}: date is after today ({today.isoformat()})")
 
-    impressions, clicks, conversions = (numbers[c].to_numpy() for c in ("impressions", "clicks", "conversions"))
+    impressions, clicks = (numbers[c].to_numpy() for c in ("impressions", "clicks"))
     rejections.reject(clicks > impressions, "clicks_exceed_impressions", lambda i: (
         f"{label(i)}: clicks {clicks[i]:.0f} > impressions {impressions[i]:.0f}"
-    ))
-    rejections.reject(conversions > clicks, "conversions_exceed_clicks", lambda i: (
-        f"{label(i)}: conversions {conversions[i]:.0f} > clicks {clicks[i]:.0f}"
     ))
 
     # Launch date of each row's creative (NaT when the creative has no valid row), by position.
