@@ -14,6 +14,8 @@
 - `automation_condition_sensor` (on by default): evaluates the conditions below every 30 s and
   launches the runs; more than one launch date at once becomes one backfill, which the encoders'
   single-run backfill policy turns into one run (models loaded once).
+- `candidates_sensor` (on by default): a new or changed folder `<landing>/candidates/<batch>/` becomes a
+  `candidate_batch` partition and an `assess_candidates` run (docs/candidates.md).
 - `stale_runs_sensor` (on by default): marks runs whose process was killed as failed and frees
   the warehouse pool slot they held, so a `kill -9` never blocks later runs (run_health.py).
 
@@ -22,6 +24,7 @@ Conditions (assigned here by `with_automation`, so the asset modules stay free o
 | assets | condition |
 |---|---|
 | `ingest` group | none: `landing_sensor` starts them |
+| `candidates` group (partitioned by `candidate_batch`) | none: `candidates_sensor` starts them per batch folder |
 | `features` group | `features_condition`: eager (any dependency updated), once upstream blocking checks pass |
 | launch-date-partitioned encoders | `new_launch_dates_condition`: only partitions never materialised (new launch dates), once the unpartitioned inputs are built, checked and not being rebuilt |
 | everything else (`embeddings/model_status`, `cbr`, `marts`, `report`) | `whole_history_condition`: once per cron tick (default `0 5 * * *`, `CREATIVE_DAG_REFRESH_CRON`) if any dependency changed since the table last ran, after upstream work settles |
@@ -33,6 +36,7 @@ whole-history table, now instead of at the next cron tick).
 
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -40,13 +44,18 @@ from pathlib import Path
 import dagster as dg
 
 from creative_dag.assets.keys import FEATURES_PRELAUNCH
+from creative_dag.candidates.batch import (
+    CANDIDATES_DIR,
+    batch_folders,
+    valid_batch_name,
+)
 from creative_dag.contract import (
     CREATIVES_FILE,
     DAILY_METRICS_FILE,
     INPUT_SUFFIXES,
     REGISTRY_FILE,
 )
-from creative_dag.partitions import launch_date_partitions
+from creative_dag.partitions import candidate_batch_partitions, launch_date_partitions
 from creative_dag.resources.landing import LandingResource
 from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from creative_dag.run_health import reap_dead_runs
@@ -55,6 +64,7 @@ INGEST_JOB = "ingest_landing"
 EMBED_JOB = "embed_launch_dates"
 REFRESH_JOB = "refresh_memory"
 AUTOMATION_SENSOR = "automation_condition_sensor"
+CANDIDATES_JOB = "assess_candidates"
 
 REFRESH_CRON_ENV = "CREATIVE_DAG_REFRESH_CRON"
 REFRESH_TIMEZONE_ENV = "CREATIVE_DAG_REFRESH_TIMEZONE"
@@ -66,6 +76,7 @@ LAUNCH_DATE_SENSOR_INTERVAL_S = 30
 
 INGEST_GROUP = "ingest"
 FEATURES_GROUP = "features"
+CANDIDATES_GROUP = "candidates"
 
 AC = dg.AutomationCondition
 
@@ -196,6 +207,7 @@ def with_automation(assets: Sequence[dg.AssetsDefinition], refresh_cron: str | N
     whole_history = dg.AssetSelection.assets(*[s.key for s in specs if _role(s) == "whole_history"])
     conditions = {
         "ingest": None,
+        "candidates": None,
         "features": features_condition(),
         "partitioned": new_launch_dates_condition(partitioned),
         "whole_history": whole_history_condition(whole_history, partitioned, cron, timezone),
@@ -220,6 +232,8 @@ def _spec_deps(spec: dg.AssetSpec) -> set[dg.AssetKey]:
 def _role(spec: dg.AssetSpec) -> str:
     if spec.group_name == INGEST_GROUP:
         return "ingest"
+    if spec.group_name == CANDIDATES_GROUP:
+        return "candidates"
     if spec.group_name == FEATURES_GROUP:
         return "features"
     if spec.partitions_def is not None:
@@ -229,7 +243,8 @@ def _role(spec: dg.AssetSpec) -> str:
 
 def keys_by_role(assets: Iterable[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:
     """Asset keys of each role: ingest, features, partitioned (encoders), whole_history."""
-    roles: dict[str, list[dg.AssetKey]] = {"ingest": [], "features": [], "partitioned": [], "whole_history": []}
+    roles: dict[str, list[dg.AssetKey]] = {"ingest": [], "features": [], "partitioned": [], "whole_history": [],
+                                           "candidates": []}
     for asset in assets:
         for spec in asset.specs:
             roles[_role(spec)].append(spec.key)
@@ -271,6 +286,43 @@ def register_launch_dates_hook(context: dg.HookContext) -> None:
 
 
 # ----------------------------------------------------------------------------- sensors and jobs
+def batch_fingerprint(folder: Path) -> str:
+    """A hash of a candidate batch folder's file names, sizes and mtimes."""
+    parts = sorted(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in folder.iterdir() if p.is_file())
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def candidate_batch_requests(context: dg.SensorEvaluationContext, landing: Path,
+                             warehouse: DuckDBWarehouse) -> dg.SensorResult | dg.SkipReason:
+    """New partitions and runs for batch folders that are new or changed since the cursor (JSON: batch ->
+    fingerprint). Waits while the memory has no forecast to compare candidates with."""
+    folders = batch_folders(landing)
+    if not folders:
+        return dg.SkipReason(f"no candidate batch folder under {landing / CANDIDATES_DIR}")
+    if not warehouse.exists("marts.predictions"):
+        return dg.SkipReason("marts.predictions is not materialised yet: candidates wait for the memory")
+    seen = json.loads(context.cursor) if context.cursor else {}
+    known = set(context.instance.get_dynamic_partitions(candidate_batch_partitions.name))
+    new_partitions, requests = [], []
+    for folder in folders:
+        if not valid_batch_name(folder.name):
+            context.log.warning(f"candidate folder {folder} skipped: name it with letters, digits, '-', '_' or '.'")
+            continue
+        fingerprint = batch_fingerprint(folder)
+        if seen.get(folder.name) == fingerprint:
+            continue
+        if folder.name not in known:
+            new_partitions.append(folder.name)
+        requests.append(dg.RunRequest(partition_key=folder.name, run_key=f"{folder.name}:{fingerprint}"))
+        seen[folder.name] = fingerprint
+    if not requests:
+        return dg.SkipReason("every candidate batch is assessed and unchanged")
+    return dg.SensorResult(
+        run_requests=requests, cursor=json.dumps(seen, sort_keys=True),
+        dynamic_partitions_requests=[candidate_batch_partitions.build_add_request(new_partitions)]
+        if new_partitions else [])
+
+
 def landing_fingerprint(landing: Path) -> str | None:
     """A hash of the input files' names, sizes and mtimes; None when no input file is there."""
     parts = []
@@ -352,6 +404,22 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
             )
 
         sensors.append(launch_date_sensor)
+
+    if graph_keys.get("candidates"):
+        candidates_job = dg.define_asset_job(
+            CANDIDATES_JOB, selection=graph_keys["candidates"], partitions_def=candidate_batch_partitions,
+            description="Assess one batch of new candidate creatives (<landing>/candidates/<batch>/); the "
+                        "candidates sensor starts it for every new or changed batch folder.")
+        jobs.append(candidates_job)
+
+        @dg.sensor(job=candidates_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+                   description="Adds a candidate_batch partition for every folder <landing>/candidates/<batch>/ and "
+                               "assesses it when its files are new or changed.")
+        def candidates_sensor(context: dg.SensorEvaluationContext, landing: LandingResource,
+                              warehouse: WarehouseResource) -> dg.SensorResult | dg.SkipReason:
+            return candidate_batch_requests(context, Path(landing.root), warehouse.get())
+
+        sensors.append(candidates_sensor)
 
     automated = [k for role in ("features", "partitioned", "whole_history") for k in graph_keys[role]]
     if automated:

@@ -20,6 +20,7 @@ DEMO_CREATIVES = 300
 DEMO_DAYS = 120
 DEMO_SEED = 7
 DEMO_IMAGE_SIZE = 1080
+DEMO_BATCH = "sample"  # the demo's batch of new candidates, generated with ground truth
 
 
 def location_options(fn: Callable) -> Callable:
@@ -180,6 +181,8 @@ def _tables_present(locations: Locations, keys) -> bool:
 
     present = set(DuckDBWarehouse(locations.database).tables())
     for key in keys:
+        if key.path[-1].startswith("candidate_"):  # written per batch; a landing without batches has none
+            continue
         if key.path[0] == "report":
             if not (locations.serving / "creative.duckdb").exists():
                 return False
@@ -198,8 +201,10 @@ def _tables_present(locations: Locations, keys) -> bool:
 @location_options
 def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool, log_level: str,
          locations: Locations) -> None:
-    """Generate the demo scenario into the landing folder (once) and materialise every asset."""
+    """Generate the demo scenario (and a sample batch of new candidates) into the landing folder (once) and
+    materialise every asset."""
     from creative_dag.synth import generate_scenario
+    from creative_dag.synth.candidates import write_candidate_batch
 
     params = {"creatives": n_creatives, "days": n_days, "seed": seed, "image_size": image_size}
     marker = locations.landing / ".demo-params.json"
@@ -211,6 +216,8 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool,
         generate_scenario(locations.landing, n_creatives=n_creatives, n_days=n_days, seed=seed,
                           image_size=image_size)
         marker.write_text(json.dumps(params))
+    if not (locations.landing / "candidates" / DEMO_BATCH).is_dir():
+        write_candidate_batch(locations.landing, batch=DEMO_BATCH, seed=seed + 1000, image_size=image_size)
         click.echo(f"generated in {time.perf_counter() - started:.0f}s")
     summary = _materialize(locations, (), None, log_level, force)
     click.echo("")
@@ -218,6 +225,8 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool,
     click.echo(f"warehouse      : {locations.database}")
     click.echo(f"serving copy   : {locations.serving} (BI tools open serving/creative.duckdb or its Parquet files)")
     click.echo(f"run history    : {locations.dagster_home} (make dev opens the Dagster UI on it)")
+    click.echo(f"candidates     : {locations.landing / 'candidates' / DEMO_BATCH} -> marts.candidate_assessment, "
+               f"marts.candidate_pairs (or: creative-dag assess {locations.landing / 'candidates' / DEMO_BATCH})")
     _print_tables(locations)
     if not summary.success:
         sys.exit(1)
@@ -245,6 +254,69 @@ def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, lo
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(format_neighbors(neighbors))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(), metavar="IMAGE_OR_DIR...")
+@click.option("--account", default=None, help="Account the candidates would run in (default: from candidates.csv).")
+@click.option("--context", "context_pairs", multiple=True, metavar="KEY=VALUE",
+              help="Prelaunch context of every candidate, e.g. --context placement=feed --context platform=meta.")
+@click.option("--copy", "copy_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Ad copy: first line the headline, the rest the primary text.")
+@click.option("--as-of", "as_of", default=None, metavar="DATE",
+              help="Launch date to assess for; only what was known before it is used (default: the day after the "
+                   "last metric date).")
+@click.option("--batch", "batch_name", default="cli", show_default=True, help="Label of this batch in the output.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (candidates, pairs, similar cases, rules).")
+@location_options
+def assess(paths: tuple[str, ...], account: str | None, context_pairs: tuple[str, ...], copy_file: str | None,
+           as_of: str | None, batch_name: str, as_json: bool, locations: Locations) -> None:
+    """Assess new candidate images: forecast with interval, similar past creatives, repetition risk, DO/DON'T
+    rules, pairwise verdicts with reasons and a final order. Reads the warehouse; writes nothing."""
+    import datetime as dt
+
+    from creative_dag.candidates.assess import History
+    from creative_dag.candidates.batch import (
+        CANDIDATES_FILE,
+        parse_context,
+        read_batch_folder,
+        read_candidates,
+        read_copy,
+    )
+    from creative_dag.candidates.run import assess_batch, format_report, to_json
+    from creative_dag.resources.models import EncoderResource
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    try:
+        defaults = parse_context(context_pairs)
+        if account:
+            defaults["account_id"] = account
+        if copy_file:
+            defaults.update(read_copy(copy_file))
+        when = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if len(paths) == 1 and Path(paths[0]).is_dir() and (Path(paths[0]) / CANDIDATES_FILE).exists():
+        batch = read_batch_folder(paths[0], defaults, batch=batch_name)
+    else:
+        batch = read_candidates(batch_name, paths, defaults)
+    if batch.items.empty:
+        for p in batch.problems.itertuples(index=False):
+            click.echo(f"not assessed: {p.candidate}: {p.reason} ({p.detail})", err=True)
+        raise click.ClickException("no readable candidate image among the paths given")
+    if not locations.database.exists():
+        raise click.ClickException(f"no warehouse at {locations.database}; run `creative-dag demo` or "
+                                   "`creative-dag materialize` first (or pass --home)")
+    try:
+        history = History.from_warehouse(DuckDBWarehouse(locations.database, read_only=True))
+        settings = EncoderResource.from_locations(locations).settings()
+        result = assess_batch(history, batch, settings, when, log=lambda m: click.echo(m, err=True))
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(to_json(result), indent=1, default=str))
+    else:
+        click.echo(format_report(result))
 
 
 @main.command("validate-attribution")
@@ -374,6 +446,15 @@ def dev(port: int, locations: Locations) -> None:
     click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
     raise SystemExit(subprocess.call(command))
 
+
+def _register_commands() -> None:
+    """Commands that live beside what they run (imported lazily: the CLI starts without pandas)."""
+    from creative_dag.imports.command import import_export
+
+    main.add_command(import_export)
+
+
+_register_commands()
 
 if __name__ == "__main__":
     main()

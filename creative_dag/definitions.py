@@ -32,13 +32,16 @@ def build_resources(locations: Locations) -> dict[str, object]:
 def stage_modules() -> list:
     """Asset and check modules in pipeline order (the asset graph reads like docs/operations.md)."""
     from creative_dag.assets import attribution as attribution_assets
+    from creative_dag.assets import candidates as candidate_assets
     from creative_dag.assets import cbr as cbr_assets
+    from creative_dag.assets import decisions as decision_assets
     from creative_dag.assets import encoders as encoder_assets
     from creative_dag.assets import features as feature_assets
     from creative_dag.assets import forecast as forecast_assets
     from creative_dag.assets import ingest as ingest_assets
     from creative_dag.assets import marts as marts_assets
     from creative_dag.checks import cbr as cbr_checks
+    from creative_dag.checks import decisions as decision_checks
     from creative_dag.checks import encoders as encoder_checks
     from creative_dag.checks import features as feature_checks
     from creative_dag.checks import forecast as forecast_checks
@@ -52,7 +55,9 @@ def stage_modules() -> list:
         cbr_assets, cbr_checks,
         marts_assets, marts_checks,
         forecast_assets, forecast_checks,
+        decision_assets, decision_checks,
         attribution_assets,
+        candidate_assets,
     ]
 
 
@@ -62,13 +67,21 @@ def build_definitions(home: str | os.PathLike | None = None,
     """refresh_cron: when the whole-history tables refresh (default $CREATIVE_DAG_REFRESH_CRON, else
     "0 5 * * *"); see creative_dag/automation.py for what runs when."""
     from creative_dag.assets.report import build_serving_copy_asset
-    from creative_dag.automation import build_automation, keys_by_role, with_automation
+    from creative_dag.automation import (
+        CANDIDATES_GROUP,
+        build_automation,
+        keys_by_role,
+        with_automation,
+    )
 
     locations = resolve_locations(home, landing)
     modules = stage_modules()
     assets = list(dg.load_assets_from_modules(modules))
     checks = dg.load_asset_checks_from_modules(modules)
-    table_keys = [key for a in assets for key in a.keys]
+    # Candidate batches are assessed on demand, per partition: the serving copy publishes their tables
+    # whenever it runs but does not wait for (or depend on) a batch.
+    table_keys = [key for a in assets for spec in a.specs if spec.group_name != CANDIDATES_GROUP
+                  for key in [spec.key]]
     assets.append(build_serving_copy_asset(table_keys))
     assets = with_automation(assets, refresh_cron=refresh_cron)
     jobs, sensors = build_automation(keys_by_role(assets))

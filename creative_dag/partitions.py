@@ -26,3 +26,8 @@ def unregistered_launch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWar
     """Launch dates in the warehouse that are not yet `launch_date` partitions of this instance."""
     existing = set(instance.get_dynamic_partitions(launch_date_partitions.name))
     return [d for d in launch_dates_in_warehouse(warehouse) if d not in existing]
+
+
+# One partition per folder `<landing>/candidates/<batch>/` of new creatives to assess; the candidates
+# sensor (and `creative-dag materialize`) adds them as batches land.
+candidate_batch_partitions = dg.DynamicPartitionsDefinition(name="candidate_batch")

@@ -13,11 +13,21 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from creative_dag.partitions import launch_date_partitions, unregistered_launch_dates
+from creative_dag.candidates.batch import (
+    CANDIDATES_DIR,
+    batch_folders,
+    valid_batch_name,
+)
+from creative_dag.partitions import (
+    candidate_batch_partitions,
+    launch_date_partitions,
+    unregistered_launch_dates,
+)
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.run_health import (
     INVOCATION_TAG,
@@ -107,7 +117,8 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     ingest_keys = [k for k in keys if graph.get(k).group_name == "ingest"]
-    other_keys = [k for k in keys if k not in ingest_keys]
+    candidate_keys = [k for k in keys if graph.get(k).partitions_def == candidate_batch_partitions]
+    other_keys = [k for k in keys if k not in ingest_keys and k not in candidate_keys]
     if ingest_keys:
         _run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
              summary, report)
@@ -132,7 +143,29 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
         if other_keys:
             _run(assets, defs, instance, other_keys, tags, _with_ops(run_config, ops_config, assets, other_keys),
                  summary, report)
+    if candidate_keys and summary.success:
+        _run_candidate_batches(assets, defs, instance, candidate_keys, tags,
+                               _with_ops(run_config, ops_config, assets, candidate_keys), summary, report)
     return summary
+
+
+def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance,
+                           keys: Sequence[dg.AssetKey], tags: dict[str, str], run_config: dict, summary: RunSummary,
+                           report: Callable[[str], None]) -> None:
+    """One run per candidate batch folder of the landing folder (each its own `candidate_batch` partition)."""
+    landing = Path(defs.resources["landing"].root)
+    folders = [f for f in batch_folders(landing) if valid_batch_name(f.name)]
+    if not folders:
+        report(f"no candidate batch under {landing / CANDIDATES_DIR}: {len(keys)} candidate asset(s) not run")
+        return
+    known = set(instance.get_dynamic_partitions(candidate_batch_partitions.name))
+    new = [f.name for f in folders if f.name not in known]
+    if new:
+        instance.add_dynamic_partitions(candidate_batch_partitions.name, new)
+    # A run targets one partition: the launch-date range tags of the run before must not come along.
+    tags = {k: v for k, v in tags.items() if k not in (RANGE_START_TAG, RANGE_END_TAG)}
+    for folder in folders:
+        _run(assets, defs, instance, keys, tags, run_config, summary, report, partition_key=folder.name)
 
 
 def op_config_for(assets: Sequence[Any], asset_config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
@@ -159,7 +192,8 @@ def _with_ops(run_config: dict, ops_config: Mapping[str, dict], assets: Sequence
 
 
 def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey],
-         tags: dict[str, str], run_config: dict, summary: RunSummary, report: Callable[[str], None]) -> None:
+         tags: dict[str, str], run_config: dict, summary: RunSummary, report: Callable[[str], None],
+         partition_key: str | None = None) -> None:
     done_event = threading.Event()
     watcher = threading.Thread(target=PoolWaitReporter(instance, tags[INVOCATION_TAG], report).run_until,
                                args=(done_event.is_set,), daemon=True, name="pool-wait-reporter")
@@ -172,6 +206,7 @@ def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys:
             selection=list(keys),
             tags=tags,
             run_config=run_config,
+            partition_key=partition_key,
             raise_on_error=False,
         )
     finally:

@@ -41,6 +41,7 @@ from creative_dag.assets.keys import (
 )
 from creative_dag.automation import (
     AUTOMATION_SENSOR,
+    CANDIDATES_JOB,
     EMBED_JOB,
     INGEST_JOB,
     REFRESH_JOB,
@@ -340,7 +341,11 @@ def test_ingest_has_no_condition_and_the_automation_sensor_runs_by_default(defs,
     assert sensors["launch_date_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
     assert sensors["landing_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
     assert not list(defs.schedules or []), "the whole-history refresh is a condition, not a schedule"
-    assert {j.name for j in defs.jobs} == {INGEST_JOB, EMBED_JOB, REFRESH_JOB}
+    assert {j.name for j in defs.jobs} == {INGEST_JOB, EMBED_JOB, REFRESH_JOB, CANDIDATES_JOB}
+    # candidate batches run on demand (their sensor), never by a condition or the refresh
+    assert sensors["candidates_sensor"].default_status == dg.DefaultSensorStatus.RUNNING
+    assert roles["candidates"] and all(graph.get(k).automation_condition is None for k in roles["candidates"])
+    assert not targeted & set(roles["candidates"])
 
 
 def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_run(tmp_path):

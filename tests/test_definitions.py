@@ -63,6 +63,7 @@ def test_the_daily_path_is_automated_without_a_schedule():
     """What `dagster dev` runs by itself (creative_dag/automation.py; tests/test_daily_path.py runs it)."""
     from creative_dag.automation import (
         AUTOMATION_SENSOR,
+        CANDIDATES_JOB,
         EMBED_JOB,
         INGEST_JOB,
         REFRESH_JOB,
@@ -76,6 +77,8 @@ def test_the_daily_path_is_automated_without_a_schedule():
         group = graph.get(key).group_name
         if group == "ingest":
             assert condition is None, f"{key.to_user_string()}: the landing sensor starts ingest"
+        elif group == "candidates":
+            assert condition is None, f"{key.to_user_string()}: the candidates sensor starts each batch"
         else:
             assert condition is not None, f"{key.to_user_string()} has no automation condition"
     sensors = {s.name: s.default_status for s in defs.sensors}
@@ -84,6 +87,7 @@ def test_the_daily_path_is_automated_without_a_schedule():
         "stale_runs_sensor": dg.DefaultSensorStatus.RUNNING,
         "launch_date_sensor": dg.DefaultSensorStatus.RUNNING,
         AUTOMATION_SENSOR: dg.DefaultSensorStatus.RUNNING,
+        "candidates_sensor": dg.DefaultSensorStatus.RUNNING,
     }
     assert not list(defs.schedules or [])
-    assert {j.name for j in defs.jobs} == {INGEST_JOB, EMBED_JOB, REFRESH_JOB}
+    assert {j.name for j in defs.jobs} == {INGEST_JOB, EMBED_JOB, REFRESH_JOB, CANDIDATES_JOB}

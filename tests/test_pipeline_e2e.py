@@ -5,16 +5,22 @@ Real models (EfficientNet-Lite0, MiniLM, EasyOCR) run on a small scenario; CLIP 
 downloaded here, so its block must come out `unavailable`, never faked.
 """
 
+import dataclasses
+import datetime as dt
 import json
+import shutil
 
 import duckdb
+import pandas as pd
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from creative_dag.cli import main
 from creative_dag.contract import KNOWN_LEAKY_EXPORT_COLUMNS
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.synth import generate_scenario
+from creative_dag.synth.candidates import write_candidate_batch
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +31,8 @@ DESIGN_TABLES = {
     "embeddings.model_status", "cbr.case_base", "cbr.neighbors", "cbr.backtest",
     "marts.creative_ranking", "marts.creative_fatigue", "marts.creative_repetition",
     "marts.recommendations", "marts.account_health", "marts.creative_landscape",
-    "marts.performance_model", "marts.predictions", "marts.element_attribution",
+    "marts.performance_model", "marts.predictions", "marts.element_attribution", "marts.pairwise_backtest",
+    "marts.candidate_assessment", "marts.candidate_pairs",
 }
 DECISION_TABLES = ["features.prelaunch", "features.early", "embeddings.cnn", "embeddings.visual",
                    "embeddings.layout", "embeddings.text", "cbr.case_base"]
@@ -36,6 +43,11 @@ def deployment(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     landing, home = root / "export", root / "home"
     generate_scenario(landing, n_creatives=48, n_days=45, seed=11, image_size=320)
+    # A batch of new candidates with ground truth, plus what a real batch folder also holds.
+    batch = write_candidate_batch(landing, batch="week_16", n=4, seed=12, image_size=320)
+    (batch / "truncated.jpg").write_bytes(next(batch.glob("*.jpg")).read_bytes()[:300])
+    Image.new("RGB", (1, 1)).save(batch / "pixel.png")
+    shutil.copyfile(next(batch.glob("candidate_01.*")), batch / "same_again.jpg")
     config = root / "assets.yaml"  # a small attribution sample: each edit is OCR'd like a creative
     config.write_text("marts/element_attribution:\n  sample_size: 6\n  n_models: 5\n")
     result = CliRunner().invoke(
@@ -160,3 +172,82 @@ def test_element_attribution_follows_the_config_file(deployment):
     assert attribution["n"].max() <= 6  # sample_size from --config, not the default 30
     assert (attribution["ci_low"] <= attribution["effect"]).all() and (attribution["effect"] <= attribution["ci_high"]).all()
     assert "element_attribution_invariants" not in result.output  # the check passed (failures are printed)
+
+
+def test_a_candidate_batch_folder_is_assessed_with_the_graph(deployment):
+    _, home, _ = deployment
+    warehouse = DuckDBWarehouse(home / "creative.duckdb")
+    assessed = warehouse.read_table("marts.candidate_assessment")
+    assert set(assessed["batch"]) == {"week_16"}
+    ok = assessed[assessed["status"] == "assessed"]
+    assert sorted(ok["name"]) == ["candidate_01", "candidate_02", "candidate_03", "candidate_04"]
+    assert sorted(ok["rank"]) == [1, 2, 3, 4] and ok["forecast_score"].notna().all()
+    has = ok["lower_score"].notna()
+    assert (ok.loc[has, "lower_score"] <= ok.loc[has, "forecast_score"]).all()
+    assert (ok.loc[has, "forecast_score"] <= ok.loc[has, "upper_score"]).all()
+    assert ok["similar_ids"].map(len).min() > 0  # as-of evidence for every candidate
+    rejected = assessed[assessed["status"] != "assessed"].set_index("name")["status"].to_dict()
+    assert rejected["pixel"] == "degenerate_image_size"
+    assert rejected["truncated"] in ("truncated_image", "unreadable_image")
+    assert rejected["same_again"] == "duplicate_in_batch"
+    pairs = warehouse.read_table("marts.candidate_pairs")
+    assert len(pairs) == 6
+    decided = pairs[~pairs["abstain"]]
+    assert (decided["winner"].eq(decided["candidate_a"]) | decided["winner"].eq(decided["candidate_b"])).all()
+    assert pairs["verdict"].str.len().min() > 20
+    backtest = warehouse.read_table("marts.pairwise_backtest")
+    assert {"served forecast", "context only", "random (expected)"} <= set(backtest["method"])
+
+
+def test_assess_cli_on_one_odd_candidate(deployment, tmp_path):
+    landing, home, _ = deployment
+    past = min((landing / "images").iterdir())
+    odd = tmp_path / "odd.jpg"
+    shutil.copyfile(past, odd)
+    result = CliRunner().invoke(main, ["assess", str(odd), "--account", "acc_99", "--context", "placement=hologram",
+                                       "--json", "--home", str(home), "--landing", str(landing)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    (candidate,) = report["candidates"]
+    assert candidate["identical_to"] and candidate["repetition_risk"] == "identical"
+    assert "acc_99 has no history" in candidate["candidate_notes"]
+    assert "placement=hologram never seen" in candidate["candidate_notes"]
+    assert candidate["forecast_score"] is not None and report["pairs"] == []
+    missing = CliRunner().invoke(main, ["assess", str(tmp_path / "nope.png"), "--home", str(home)])
+    assert missing.exit_code != 0 and "no readable candidate image" in missing.output
+
+
+def test_candidate_verdicts_use_nothing_after_the_as_of_date(deployment):
+    from creative_dag.candidates.assess import History, assess
+    from creative_dag.candidates.batch import read_candidates
+    from creative_dag.candidates.pairwise import pair_table
+
+    landing, home, _ = deployment
+    history = History.from_warehouse(DuckDBWarehouse(home / "creative.duckdb"))
+    as_of = dt.date(2026, 3, 29)
+    # Three late creatives re-submitted as candidates, with the vectors their images already have.
+    late = history.prelaunch.sort_values("launch_date")["creative_id"].astype(str).tail(3).tolist()
+    images = [landing / p for p in history.prelaunch.set_index("creative_id").loc[late, "image_path"]]
+    batch = read_candidates("asof", images, {"account_id": "acc_01"})
+    ids = dict(zip(batch.items["name"], batch.items["candidate_id"], strict=True))
+    names = {cid: p.stem for cid, p in zip(late, images, strict=True)}
+    tables = {b: t[t["creative_id"].isin(late)].assign(creative_id=lambda f: f["creative_id"].map(
+        lambda c: ids[names[c]])) for b, t in history.tables.items()}
+
+    def verdicts(h):
+        a = assess(h, batch, tables, as_of)
+        return a.candidates.set_index("candidate_id")["forecast_score"], pair_table(a)
+
+    before_scores, before_pairs = verdicts(history)
+    # Rewrite the future: every metric dated on or after the as-of date, and the forecasts made after it.
+    future = pd.to_datetime(history.daily_metrics["date"]).dt.date >= as_of
+    changed = dataclasses.replace(history)
+    changed.daily_metrics = history.daily_metrics.copy()
+    changed.daily_metrics.loc[future, ["clicks", "conversions"]] *= 3
+    changed.predictions = history.predictions.assign(forecast=history.predictions["forecast"] + 5.0 * (
+        pd.to_datetime(history.predictions["launch_date"]).dt.date >= as_of))
+    after_scores, after_pairs = verdicts(changed)
+    assert future.any()
+    assert before_scores.round(9).equals(after_scores.round(9))
+    assert before_pairs[["winner", "abstain", "p_a_better"]].round(9).equals(
+        after_pairs[["winner", "abstain", "p_a_better"]].round(9))

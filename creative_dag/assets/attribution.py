@@ -31,6 +31,7 @@ from creative_dag.attribution.variants import (
 from creative_dag.blocks import TEXT
 from creative_dag.forecast.model import LEARNERS
 from creative_dag.forecast.targets import KPIS
+from creative_dag.resources.models import load_blocks
 
 
 class ElementAttributionConfig(dg.Config):
@@ -55,20 +56,6 @@ class ElementAttributionConfig(dg.Config):
         return AttributionConfig(sample_size=self.sample_size, edits=tuple(self.edits), kpis=tuple(self.kpis),
                                  n_models=self.n_models, confidence=self.confidence, min_effect=self.min_effect,
                                  learner=self.learner, seed=self.seed)
-
-
-def _load_encoders(blocks: list[str], settings, log) -> dict:
-    from creative_dag.encoders.base import ModelUnavailable
-    from creative_dag.resources.models import load_block
-
-    out = {}
-    for block in blocks:
-        try:
-            out[block] = load_block(block, settings)
-        except ModelUnavailable as exc:
-            log(f"element attribution: block {block} cannot encode the edits ({exc.reason}); it is left out of "
-                f"the attribution model")
-    return out
 
 
 @dg.asset(key=MARTS_ELEMENT_ATTRIBUTION, deps=[CBR_CASE_BASE, FEATURES_PRELAUNCH, *EMBEDDING_KEYS],
@@ -96,7 +83,8 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         for cid, why in variants.skipped.items():
             context.log.warning(f"element attribution: creative {cid} not edited: {why}")
         settings = context.resources.encoders.settings()
-        encoders = _load_encoders(image_blocks, settings, context.log.warning)
+        encoders = load_blocks(image_blocks, settings,
+                               lambda m: context.log.warning(f"element attribution: {m} of the attribution model"))
         variant_tables = encode_variants(variants, encoders, settings.cache(), batch_size=settings.batch_size,
                                          log=context.log.info)
         result = attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, cfg,

@@ -33,6 +33,10 @@ MARTS_LANDSCAPE_CLUSTERS = dg.AssetKey(["marts", "landscape_clusters"])
 MARTS_PERFORMANCE_MODEL = dg.AssetKey(["marts", "performance_model"])
 MARTS_PREDICTIONS = dg.AssetKey(["marts", "predictions"])
 MARTS_ELEMENT_ATTRIBUTION = dg.AssetKey(["marts", "element_attribution"])
+MARTS_PAIRWISE_BACKTEST = dg.AssetKey(["marts", "pairwise_backtest"])
+MARTS_CANDIDATE_ASSESSMENT = dg.AssetKey(["marts", "candidate_assessment"])
+MARTS_CANDIDATE_PAIRS = dg.AssetKey(["marts", "candidate_pairs"])
+MARTS_EARLY_DECISIONS = dg.AssetKey(["marts", "early_decisions"])
 
 
 def embedding_key(block: str) -> dg.AssetKey:

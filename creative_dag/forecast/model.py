@@ -155,7 +155,7 @@ def empty_predictions() -> pd.DataFrame:
     cols = {"creative_id": str, "account_id": str, "launch_date": "datetime64[ns]", "kpi": str, "window": str,
             "forecast": float, "lower": float, "upper": float, "realised": float, "account_level": float,
             "model_trained_through": str, "n_train": "int64", "input_set": str, "evidence_ids": object,
-            "evidence_top_similarity": float}
+            "evidence_top_similarity": float, "context_forecast": float}
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
 
 
@@ -442,6 +442,27 @@ def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.nd
     return half
 
 
+def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
+                    sets: Mapping[str, tuple[list[str], list[str]]], rows: np.ndarray, config: ForecastConfig,
+                    keep_last: bool = False) -> tuple[dict[tuple[str, bool], RollingResult], list[tuple[str, bool]],
+                                                      RollingResult]:
+    """The served forecast of one KPI for case `rows`: (every member's run, the members averaged, the average).
+
+    targets: normalise flag -> the KPI's target. The served forecast averages the candidate models (with and
+    without CBR evidence, normalised and raw target, as `config.target_mode` says) and the CBR forecast on the
+    reporting scale: choosing one on a validation window of a few dozen creatives picked noise, and the
+    average was never worse than the worse of its members on the scenarios we measured.
+    """
+    modes = {"both": (True, False), "normalised": (True,), "raw": (False,)}[config.target_mode]
+    kpi = targets[True].kpi
+    runs = {(name, norm): rolling_forecast(inputs, targets[norm], *sets[name], rows, config, keep_last=keep_last)
+            for name in CANDIDATE_SETS if name in sets for norm in modes}
+    if f"cbr_residual_{kpi}" in inputs.static.columns:
+        runs[("cbr", True)] = _cbr_forecast(inputs, targets[True], rows)
+    members = [key for key in runs if runs[key].n_train.any()] or list(runs)
+    return runs, members, _average(runs, members, kpi)
+
+
 def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attributes: pd.DataFrame | None = None,
                  config: ForecastConfig | None = None, oracle: Mapping[str, Mapping[str, float]] | None = None,
                  weights: Mapping[str, float] | None = None) -> ForecastResult:
@@ -476,19 +497,10 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     pred_frames: list[pd.DataFrame] = []
     models: dict[str, FittedModel] = {}
     served: dict[str, str] = {}
-    modes = {"both": (True, False), "normalised": (True,), "raw": (False,)}[config.target_mode]
     for kpi in kpis:
         actual = realised(cb, kpi)
-        runs = {(name, norm): rolling_forecast(inputs, targets[norm][kpi], *sets[name], target_rows, config,
-                                               keep_last=True)
-                for name in CANDIDATE_SETS if name in sets for norm in modes}
-        # The served forecast averages the candidate models (with and without CBR evidence, normalised and raw
-        # target) on the reporting scale: choosing one on a validation window of a few dozen creatives picked
-        # noise, and the average was never worse than the worse of its members on the scenarios we measured.
-        if f"cbr_residual_{kpi}" in inputs.static.columns:
-            runs[("cbr", True)] = _cbr_forecast(inputs, targets[True][kpi], target_rows)
-        members = [key for key in runs if runs[key].n_train.any()] or list(runs)
-        primary = _average(runs, members, kpi)
+        runs, members, primary = served_forecast(inputs, {norm: targets[norm][kpi] for norm in (True, False)},
+                                                 sets, target_rows, config, keep_last=True)
         served[kpi] = "mean of " + ", ".join(f"{n} ({'normalised' if m else 'raw'})" for n, m in members)
         target = targets[members[0][1]][kpi]
         z_actual = reporting_scale(actual[target_rows], kpi)
@@ -523,8 +535,10 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
             res = RollingResult(target_rows, expected[target_rows], expected[target_rows],
                                 np.full(len(target_rows), -1), np.zeros(len(target_rows), np.int64))
             perf_rows += _evaluate("observable oracle", kpi, res, actual, window_of, cohorts, bt, None, None)
+        context_only = runs.get(("context", True))
         pred_frames.append(_prediction_rows(cb, kpi, target_rows, primary, lower, upper, actual, window_of,
-                                            inputs, target, "ensemble"))
+                                            inputs, target, "ensemble",
+                                            None if context_only is None else context_only.pred))
     performance = pd.DataFrame(perf_rows) if perf_rows else empty_performance()
     predictions = pd.concat(pred_frames, ignore_index=True) if pred_frames else empty_predictions()
     info = {"n_creatives": len(cb), "n_forecast": len(target_rows), "n_validation": int((window == "validation").sum()),
@@ -571,7 +585,9 @@ def _evaluate(name: str, kpi: str, res: RollingResult, actual: np.ndarray, windo
 
 def _prediction_rows(cb: pd.DataFrame, kpi: str, rows: np.ndarray, res: RollingResult, lower: np.ndarray,
                      upper: np.ndarray, actual: np.ndarray, window_of: pd.Series, inputs: ForecastInputs,
-                     target: KpiTarget, input_set: str) -> pd.DataFrame:
+                     target: KpiTarget, input_set: str, context_only: np.ndarray | None = None) -> pd.DataFrame:
+    """context_forecast: the context-only model's as-of forecast (a baseline for the pairwise evaluation;
+    NaN for KPIs the comparison sets were not fitted for)."""
     nb = inputs.neighbors[rows][:, :3]
     ids = cb["creative_id"].to_numpy()
     evidence = [[str(ids[j]) for j in r if j >= 0] for r in nb]
@@ -589,6 +605,7 @@ def _prediction_rows(cb: pd.DataFrame, kpi: str, rows: np.ndarray, res: RollingR
         "n_train": res.n_train, "input_set": np.where(res.n_train > 0, input_set, "account level (too little history)"),
         "evidence_ids": evidence,
         "evidence_top_similarity": inputs.static["cbr_top_similarity"].to_numpy()[rows],
+        "context_forecast": np.full(len(rows), np.nan) if context_only is None else context_only,
     })
 
 

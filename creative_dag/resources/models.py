@@ -18,6 +18,7 @@ Defaults (all offline-capable except CLIP, see docs/cbr.md):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,22 @@ def load_block(block: str, settings: EncoderSettings):
 
         return VisualBlockEncoder(working_size=settings.visual_working_size)
     raise ModelUnavailable(f"unknown block {block!r}; blocks with encoders: {', '.join(EMBEDDING_BLOCKS)}")
+
+
+def load_blocks(blocks: Sequence[str], settings: EncoderSettings,
+                log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """block -> loaded encoder for each of `blocks` that can load now; a block whose model is unavailable
+    here (CLIP offline) is logged with the reason and left out, so callers compare on the blocks they have."""
+    from creative_dag.encoders.base import ModelUnavailable
+
+    out = {}
+    for block in blocks:
+        try:
+            out[block] = load_block(block, settings)
+        except ModelUnavailable as exc:
+            if log:
+                log(f"block {block} cannot encode now ({exc.reason}); it is left out")
+    return out
 
 
 # Run-time knobs that change neither whether a model loads nor what it outputs.

@@ -1,0 +1,192 @@
+"""New candidates without a warehouse: reading a batch (bad files included), the pairwise verdict's symmetry,
+its evaluation on history, and the sensor's cursor. The whole path on a materialised warehouse (forecast,
+CLI, Dagster partition, as-of correctness) is in tests/test_pipeline_e2e.py."""
+
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from creative_dag.candidates.assess import Assessment, historical_pairs, indicator_holds
+from creative_dag.candidates.batch import (
+    parse_context,
+    read_batch_folder,
+    read_candidates,
+    read_copy,
+    valid_batch_name,
+)
+from creative_dag.candidates.pairwise import (
+    PairConfig,
+    evaluate_pairs,
+    final_order,
+    pair_table,
+    pair_verdict,
+)
+
+
+def _png(path, size=(64, 64), color=(200, 30, 30)):
+    Image.new("RGB", size, color).save(path)
+    return path
+
+
+def test_a_batch_keeps_the_good_images_and_names_every_bad_one(tmp_path):
+    folder = tmp_path / "spring"
+    folder.mkdir()
+    _png(folder / "good.png")
+    _png(folder / "other.png", color=(10, 200, 10))
+    _png(folder / "good_again.png")  # same bytes as good.png (sorted after it)
+    _png(folder / "pixel.png", size=(1, 1))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "candidates.csv").write_text("image,account_id,placement,headline\n"
+                                           "good.png,acc_01,feed,Fresh roast\n"
+                                           "missing.png,acc_01,feed,Gone\n")
+    batch = read_batch_folder(folder, defaults={"account_id": "acc_02"})
+    assert sorted(batch.items["name"]) == ["good", "other"]
+    good = batch.items.set_index("name").loc["good"]
+    assert good["candidate_id"] == "cand:spring/good"
+    assert (good["account_id"], good["placement"], good["headline"]) == ("acc_01", "feed", "Fresh roast")
+    assert batch.items.set_index("name").loc["other", "account_id"] == "acc_02"  # the default fills the gap
+    reasons = dict(zip(batch.problems["candidate"], batch.problems["reason"], strict=True))
+    assert reasons["good_again"] == "duplicate_in_batch"
+    assert reasons["pixel"] == "degenerate_image_size"
+    assert reasons["broken"] in ("unreadable_image", "truncated_image")
+    assert reasons["empty"] == "empty_image_file"
+    assert reasons["missing.png"] == "missing_image_file"
+    assert batch.read_bytes("cand:spring/good") == (folder / "good.png").read_bytes()
+
+
+def test_paths_that_do_not_exist_and_a_batch_of_one(tmp_path):
+    one = _png(tmp_path / "only.png")
+    batch = read_candidates("b", [one, tmp_path / "nope.png"])
+    assert batch.items["name"].tolist() == ["only"]
+    assert batch.problems["reason"].tolist() == ["missing_image_file"]
+
+
+def test_context_options_and_copy_file(tmp_path):
+    assert parse_context(["placement=feed", "platform = meta"]) == {"placement": "feed", "platform": "meta"}
+    with pytest.raises(ValueError, match="not a context column"):
+        parse_context(["colour=red"])
+    with pytest.raises(ValueError, match="key=value"):
+        parse_context(["placement"])
+    copy = tmp_path / "copy.txt"
+    copy.write_text("\ufeffSpring sale\n\nUp to 50 % off\nthis week only\n")
+    assert read_copy(copy) == {"headline": "Spring sale", "primary_text": "Up to 50 % off\nthis week only"}
+    assert valid_batch_name("2026-05_new") and not valid_batch_name("../etc") and not valid_batch_name("a b")
+
+
+def test_the_verdict_for_b_a_mirrors_a_b():
+    rng = np.random.default_rng(3)
+    config = PairConfig()
+    for _ in range(200):
+        a = {"candidate_id": "a", "name": "A", "forecast_score": rng.normal(-8, 0.5)}
+        b = {"candidate_id": "b", "name": "B", "forecast_score": rng.normal(-8, 0.5)}
+        sigma = float(rng.uniform(0.05, 1.0))
+        ab, ba = pair_verdict(a, b, sigma, [], config), pair_verdict(b, a, sigma, [], config)
+        assert ab["winner"] == ba["winner"] and ab["abstain"] == ba["abstain"]
+        assert ab["predicted_better"] == ba["predicted_better"]
+        assert ab["margin"] == pytest.approx(-ba["margin"])
+        assert ab["p_a_better"] == pytest.approx(1 - ba["p_a_better"])
+        if not ab["abstain"]:
+            better = "a" if a["forecast_score"] > b["forecast_score"] else "b"
+            assert ab["winner"] == better and ab["confidence"] >= config.min_confidence
+
+
+def test_pair_table_abstains_on_close_calls_and_orders_the_batch():
+    cands = pd.DataFrame({"candidate_id": ["c1", "c2", "c3"], "name": ["one", "two", "three"],
+                          "account_id": "acc", "forecast_score": [-7.0, -7.01, -9.0]})
+    assessment = Assessment(dt.date(2026, 5, 1), cands, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                            pd.DataFrame(), calibration={"pair_sigma": 0.5})
+    pairs = pair_table(assessment)
+    assert len(pairs) == 3
+    close = pairs[(pairs["candidate_a"] == "c1") & (pairs["candidate_b"] == "c2")].iloc[0]
+    assert close["abstain"] and pd.isna(close["winner"]) and "too close to call" in close["verdict"]
+    far = pairs[(pairs["candidate_a"] == "c1") & (pairs["candidate_b"] == "c3")].iloc[0]
+    assert far["winner"] == "c1" and not far["abstain"]
+    order = final_order(cands, pairs)
+    assert order["name"].tolist() == ["one", "two", "three"]
+    assert order.set_index("name").loc["three", "losses"] == 2
+    # Without any calibration (no history of forecasts) every pair abstains rather than pretend.
+    blind = pair_table(Assessment(dt.date(2026, 5, 1), cands, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(),
+                                  pd.DataFrame(), calibration={}))
+    assert blind["abstain"].all()
+
+
+def test_indicators_hold_as_the_recommendations_define_them():
+    attrs = pd.DataFrame({"face_present": [True, False, None], "brightness": [0.9, 0.1, 0.5],
+                          "background_hue_family": ["warm", "cool", "warm"]})
+    assert indicator_holds(attrs, "face_present", "true", {}).tolist()[:2] == [1.0, 0.0]
+    assert np.isnan(indicator_holds(attrs, "face_present", "true", {}).iloc[2])
+    assert indicator_holds(attrs, "brightness", "high", {"brightness": 0.5}).tolist() == [1.0, 0.0, 0.0]
+    assert indicator_holds(attrs, "background_hue_family", "warm", {}).tolist() == [1.0, 0.0, 1.0]
+    assert indicator_holds(attrs, "not_there", "true", {}).isna().all()
+
+
+def _history(n_weeks=12, per_week=6, noise=0.3, seed=0):
+    """Predictions of the score for two accounts: realised = truth + noise, forecast = truth + noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for w in range(n_weeks):
+        for acc in ("a1", "a2"):
+            for i in range(per_week):
+                truth = rng.normal(-8, 0.6)
+                rows.append({"creative_id": f"{acc}_{w}_{i}", "account_id": acc, "kpi": "score",
+                             "launch_date": dt.date(2026, 1, 5) + dt.timedelta(weeks=w, days=i % 5),
+                             "window": "validation" if w < n_weeks // 2 else "test", "truth": truth,
+                             "realised": truth + rng.normal(0, noise), "forecast": truth + rng.normal(0, noise),
+                             "context_forecast": -8 + rng.normal(0, 0.01)})
+    return pd.DataFrame(rows)
+
+
+def test_evaluation_on_history_separates_a_forecast_from_chance():
+    p = _history()
+    oracle = dict(zip(p["creative_id"], p["truth"], strict=True))
+    table = evaluate_pairs(p, oracle, PairConfig(margin=0.1)).set_index(["method", "window"])
+    served, context = table.loc[("served forecast", "test")], table.loc[("context only", "test")]
+    truth = table.loc[("oracle (ground truth)", "test")]
+    assert served["n_pairs"] > 50
+    assert truth["accuracy_decided"] > served["accuracy_decided"] > 0.7
+    assert context["accuracy"] == pytest.approx(0.5, abs=0.15)  # a constant-ish forecast is a coin flip
+    assert served["abstain_rate"] < context["abstain_rate"]
+    assert table.loc[("random (expected)", "test"), "accuracy"] == 0.5
+    # Pairs are within one account and one ISO week, and differ by more than the margin.
+    pairs = historical_pairs(p[p["window"] == "test"], margin=0.1)
+    assert (pairs["account_id"].notna()).all()
+    assert ((pairs["realised_a"] - pairs["realised_b"]).abs() > 0.1).all()
+    weeks = p.set_index("creative_id")["launch_date"].map(lambda d: d.isocalendar()[:2])
+    assert (pairs["a"].map(weeks) == pairs["b"].map(weeks)).all()
+
+
+def test_candidates_sensor_requests_new_and_changed_batches_once(tmp_path):
+    import dagster as dg
+
+    from creative_dag.automation import candidate_batch_requests
+    from creative_dag.partitions import candidate_batch_partitions
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    landing = tmp_path / "landing"
+    (landing / "candidates" / "week_23").mkdir(parents=True)
+    (landing / "candidates" / "bad name").mkdir()
+    _png(landing / "candidates" / "week_23" / "a.png")
+    _png(landing / "candidates" / "bad name" / "a.png")
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    instance = dg.DagsterInstance.ephemeral()
+    context = dg.build_sensor_context(instance=instance)
+    assert isinstance(candidate_batch_requests(context, landing, warehouse), dg.SkipReason)  # no memory yet
+    warehouse.write_table("marts.predictions", pd.DataFrame({"creative_id": ["x"]}))
+    result = candidate_batch_requests(context, landing, warehouse)
+    assert [r.partition_key for r in result.run_requests] == ["week_23"]
+    assert result.dynamic_partitions_requests[0].partition_keys == ["week_23"]
+    instance.add_dynamic_partitions(candidate_batch_partitions.name, ["week_23"])
+    again = candidate_batch_requests(dg.build_sensor_context(instance=instance, cursor=result.cursor), landing,
+                                     warehouse)
+    assert isinstance(again, dg.SkipReason)
+    _png(landing / "candidates" / "week_23" / "b.png", color=(0, 0, 255))  # a changed batch is assessed again
+    changed = candidate_batch_requests(dg.build_sensor_context(instance=instance, cursor=result.cursor), landing,
+                                       warehouse)
+    assert [r.partition_key for r in changed.run_requests] == ["week_23"]
+    assert not changed.dynamic_partitions_requests
+    assert json.loads(changed.cursor).keys() == {"week_23"}
