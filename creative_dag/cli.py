@@ -216,9 +216,11 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool,
         generate_scenario(locations.landing, n_creatives=n_creatives, n_days=n_days, seed=seed,
                           image_size=image_size)
         marker.write_text(json.dumps(params))
-    if not (locations.landing / "candidates" / DEMO_BATCH).is_dir():
-        write_candidate_batch(locations.landing, batch=DEMO_BATCH, seed=seed + 1000, image_size=image_size)
         click.echo(f"generated in {time.perf_counter() - started:.0f}s")
+    batch = locations.landing / "candidates" / DEMO_BATCH
+    if not batch.is_dir():
+        write_candidate_batch(locations.landing, batch=DEMO_BATCH, seed=seed + 1000, image_size=image_size)
+        click.echo(f"wrote a sample batch of new candidates (with ground truth) into {batch}")
     summary = _materialize(locations, (), None, log_level, force)
     click.echo("")
     click.echo(f"landing folder : {locations.landing}")

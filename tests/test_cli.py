@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from creative_dag.cli import main
 
-COMMANDS = ["generate", "materialize", "demo", "tables", "assets", "dev", "similar"]
+COMMANDS = ["generate", "materialize", "demo", "tables", "assets", "dev", "similar", "assess", "import"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -109,3 +109,24 @@ def test_a_run_with_nothing_changed_is_skipped_until_the_landing_changes(tmp_pat
 
     DuckDBWarehouse(tmp_path / "h" / "creative.duckdb").execute("DROP TABLE raw.quarantine")
     assert "materialised 4 assets" in CliRunner().invoke(main, args).output
+
+
+def test_demo_writes_the_scenario_and_a_candidate_batch_once(tmp_path, monkeypatch):
+    """The demo's own steps around the materialisation (that is tested end to end elsewhere), on a
+    first run and on a second one with the landing folder already there."""
+    import creative_dag.cli as cli
+    from creative_dag.runner import RunSummary
+
+    runs = []
+    monkeypatch.setattr(cli, "_materialize", lambda *a, **k: runs.append(a) or RunSummary())
+    monkeypatch.setattr(cli, "_print_tables", lambda locations: None)
+    args = ["demo", "--creatives", "10", "--days", "14", "--image-size", "64",
+            "--home", str(tmp_path / "home"), "--landing", str(tmp_path / "landing")]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    batch = tmp_path / "landing" / "candidates" / "sample"
+    assert (batch / "candidates.csv").exists() and (batch / "ground_truth.json").exists()
+    assert "sample batch of new candidates" in first.output
+    second = CliRunner().invoke(main, args)
+    assert second.exit_code == 0, second.output
+    assert "up to date" in second.output and len(runs) == 2
