@@ -183,7 +183,10 @@ def _tables_present(locations: Locations, keys) -> bool:
     for key in keys:
         if key.path[-1].startswith("candidate_"):  # written per batch; a landing without batches has none
             continue
-        if key.path[0] == "report":
+        if key.path == ["report", "html"]:
+            if not (locations.home / "reports" / "creative_memory.html").exists():
+                return False
+        elif key.path[0] == "report":
             if not (locations.serving / "creative.duckdb").exists():
                 return False
         elif ".".join(key.path) not in present:
@@ -226,6 +229,8 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool,
     click.echo(f"landing folder : {locations.landing}")
     click.echo(f"warehouse      : {locations.database}")
     click.echo(f"serving copy   : {locations.serving} (BI tools open serving/creative.duckdb or its Parquet files)")
+    click.echo(f"report         : {locations.home / 'reports' / 'creative_memory.html'} (open it in a browser; "
+               "one file, works offline)")
     click.echo(f"run history    : {locations.dagster_home} (make dev opens the Dagster UI on it)")
     click.echo(f"candidates     : {locations.landing / 'candidates' / DEMO_BATCH} -> marts.candidate_assessment, "
                f"marts.candidate_pairs (or: creative-dag assess {locations.landing / 'candidates' / DEMO_BATCH})")

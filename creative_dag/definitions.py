@@ -38,6 +38,7 @@ def stage_modules() -> list:
     from creative_dag.assets import encoders as encoder_assets
     from creative_dag.assets import features as feature_assets
     from creative_dag.assets import forecast as forecast_assets
+    from creative_dag.assets import html_report as html_report_assets
     from creative_dag.assets import ingest as ingest_assets
     from creative_dag.assets import marts as marts_assets
     from creative_dag.checks import cbr as cbr_checks
@@ -58,6 +59,7 @@ def stage_modules() -> list:
         decision_assets, decision_checks,
         attribution_assets,
         candidate_assets,
+        html_report_assets,
     ]
 
 
@@ -79,8 +81,9 @@ def build_definitions(home: str | os.PathLike | None = None,
     assets = list(dg.load_assets_from_modules(modules))
     checks = dg.load_asset_checks_from_modules(modules)
     # Candidate batches are assessed on demand, per partition: the serving copy publishes their tables
-    # whenever it runs but does not wait for (or depend on) a batch.
-    table_keys = [key for a in assets for spec in a.specs if spec.group_name != CANDIDATES_GROUP
+    # whenever it runs but does not wait for (or depend on) a batch. Report assets (the HTML report)
+    # write no table, so the serving copy does not wait for them either.
+    table_keys = [key for a in assets for spec in a.specs if spec.group_name not in (CANDIDATES_GROUP, "report")
                   for key in [spec.key]]
     assets.append(build_serving_copy_asset(table_keys))
     assets = with_automation(assets, refresh_cron=refresh_cron)

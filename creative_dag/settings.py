@@ -55,7 +55,7 @@ class HomeLayout:
 
     @property
     def reports(self) -> Path:
-        """Files made for people: the landscape PNG."""
+        """Files made for people: the HTML report (creative_memory.html) and the landscape PNG."""
         return self.home / "reports"
 
     @property
