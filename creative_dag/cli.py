@@ -404,7 +404,8 @@ def assets(locations: Locations) -> None:
     graph = build_definitions(locations.home, locations.landing).resolve_asset_graph()
     for key in graph.toposorted_asset_keys:
         node = graph.get(key)
-        partitioned = " (partitioned by launch_date)" if node.partitions_def is not None else ""
+        name = getattr(node.partitions_def, "name", None)
+        partitioned = f" (partitioned by {name})" if name else ""
         click.echo(f"{node.group_name:<10} {key.to_user_string()}{partitioned}")
 
 

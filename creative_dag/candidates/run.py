@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from creative_dag.candidates.assess import (
     AssessConfig,
@@ -75,8 +76,14 @@ def assessment_rows(result: BatchResult) -> pd.DataFrame:
         if c not in out.columns:
             out[c] = None
     out = out[list(ASSESSMENT_COLUMNS)].copy()
+    # Typed even when every value is empty or NULL, so BI tools that remember column types see the same
+    # schema for every batch (DuckDB would type an all-NULL column "NULL").
     for c in ("similar_ids", "rules_met", "rules_broken"):
-        out[c] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[c]]
+        out[c] = pd.Series([[str(x) for x in v] if isinstance(v, (list, tuple, np.ndarray)) else [] for v in out[c]],
+                           dtype=pd.ArrowDtype(pa.list_(pa.string())), index=out.index)
+    for c in ("batch", "candidate_id", "name", "status", "account_id", "repetition_risk", "repetition_of",
+              "identical_to", "candidate_notes", "blocks", "sha256"):
+        out[c] = out[c].astype("string")
     out["as_of"] = pd.to_datetime(out["as_of"]).dt.date
     out["rank"] = pd.to_numeric(out["rank"], errors="coerce").astype("Int64")
     for c in ("wins", "losses", "n_train"):
@@ -87,7 +94,10 @@ def assessment_rows(result: BatchResult) -> pd.DataFrame:
 def pair_rows(result: BatchResult) -> pd.DataFrame:
     out = result.pairs.copy()
     out.insert(0, "batch", result.batch.batch)
-    out["reasons"] = [list(v) for v in out["reasons"]] if len(out) else pd.Series(dtype=object)
+    out["reasons"] = pd.Series([[str(x) for x in v] for v in out["reasons"]],
+                               dtype=pd.ArrowDtype(pa.list_(pa.string())), index=out.index)
+    for c in ("winner", "predicted_better"):
+        out[c] = out[c].astype("string")
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,6 +23,11 @@ import numpy as np
 import pandas as pd
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# The serving copy's DuckDB file is written in this storage format: DuckDB 1.0 and later read it (the
+# duckdb-cli on PyPI and the DuckDB bundled in BI drivers lag the Python package; 2.x writes a format
+# 1.x cannot open by default).
+SERVING_STORAGE_VERSION = "v1.0.0"
 
 
 def split_table_name(name: str) -> tuple[str, str]:
@@ -179,35 +184,47 @@ class DuckDBWarehouse:
 
     # -- serving copy ------------------------------------------------------------------
     def publish(self, serving_dir: str | os.PathLike) -> dict[str, int]:
-        """Write every table to Parquet plus a DuckDB file of views, then swap the folder in atomically.
+        """Write every table to Parquet plus a DuckDB file of the same tables, then move each file
+        into `serving_dir` with one rename.
 
-        BI tools open `serving_dir/creative.duckdb` (or the Parquet files), never the live file.
-        Returns row counts per table.
+        BI tools open `serving_dir/creative.duckdb` (or the Parquet files), never the live file. A
+        reader opening a path under `serving_dir` always finds a whole file, of the previous copy or
+        of this one; one that has a file open keeps reading it. The DuckDB file is written in the
+        storage format of `SERVING_STORAGE_VERSION`, so that BI drivers bundling an older DuckDB
+        open it too. Returns row counts per table.
         """
         serving = Path(serving_dir)
         serving.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".serving-", dir=serving.parent))
-        counts: dict[str, int] = {}
-        tables = self.tables()
-        with self.connect() as con:
-            for table in tables:
-                schema, name = split_table_name(table)
-                target = staging / schema / f"{name}.parquet"
-                target.parent.mkdir(parents=True, exist_ok=True)
-                con.execute(f"COPY {schema}.{name} TO '{_sql_path(target)}' (FORMAT PARQUET)")
-                counts[table] = int(con.execute(f"SELECT count(*) FROM {schema}.{name}").fetchone()[0])
-        serving_db = duckdb.connect(str(staging / "creative.duckdb"))
+        # mkdir, not mkdtemp: folders get the umask's permissions (a BI server runs as its own user).
+        staging = serving.parent / f".{serving.name}-{os.getpid()}-{time.time_ns()}"
+        staging.mkdir()
         try:
-            for table in counts:
-                schema, name = split_table_name(table)
-                serving_db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                # Tables, not views over relative paths: the copy must stay valid after the swap.
-                serving_db.execute(
-                    f"CREATE TABLE {schema}.{name} AS SELECT * FROM read_parquet('{_sql_path(staging / schema / (name + '.parquet'))}')"
-                )
+            counts: dict[str, int] = {}
+            tables = self.tables()
+            with self.connect() as con:
+                for table in tables:
+                    schema, name = split_table_name(table)
+                    target = staging / schema / f"{name}.parquet"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    con.execute(f"COPY {schema}.{name} TO '{_sql_path(target)}' (FORMAT PARQUET)")
+                    counts[table] = int(con.execute(f"SELECT count(*) FROM {schema}.{name}").fetchone()[0])
+            serving_db = duckdb.connect(":memory:")
+            try:
+                serving_db.execute(f"ATTACH '{_sql_path(staging / 'creative.duckdb')}' AS serving "
+                                   f"(STORAGE_VERSION '{SERVING_STORAGE_VERSION}')")
+                for table in counts:
+                    schema, name = split_table_name(table)
+                    serving_db.execute(f"CREATE SCHEMA IF NOT EXISTS serving.{schema}")
+                    # Tables, not views over relative paths: the copy must stay valid after the move.
+                    serving_db.execute(
+                        f"CREATE TABLE serving.{schema}.{name} AS SELECT * FROM "
+                        f"read_parquet('{_sql_path(staging / schema / (name + '.parquet'))}')")
+                serving_db.execute("DETACH serving")
+            finally:
+                serving_db.close()
+            _move_files_into(staging, serving)
         finally:
-            serving_db.close()
-        _atomic_swap(staging, serving)
+            shutil.rmtree(staging, ignore_errors=True)
         return counts
 
 
@@ -261,12 +278,18 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def _atomic_swap(staging: Path, serving: Path) -> None:
-    """Replace `serving` with `staging` by renames, so readers never see a half-written copy."""
-    if serving.exists():
-        old = serving.with_name(f".{serving.name}.old-{time.time_ns()}")
-        os.replace(serving, old)
-        os.replace(staging, serving)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, serving)
+def _move_files_into(staging: Path, serving: Path) -> None:
+    """Move every file of `staging` to the same place under `serving`, each with one rename (atomic
+    for readers), then remove the Parquet files of tables that are gone. `serving` takes the
+    permissions of `staging` (copies published before were 0700)."""
+    serving.mkdir(exist_ok=True)
+    os.chmod(serving, stat.S_IMODE(staging.stat().st_mode))
+    published = {path.relative_to(staging) for path in staging.rglob("*") if path.is_file()}
+    for relative in published:
+        (serving / relative).parent.mkdir(exist_ok=True)
+        os.replace(staging / relative, serving / relative)
+    for stale in serving.glob("*/*.parquet"):
+        if stale.relative_to(serving) not in published:
+            stale.unlink(missing_ok=True)
+            if not any(stale.parent.iterdir()):  # a schema with no table left
+                stale.parent.rmdir()
