@@ -385,3 +385,52 @@ def test_landing_resource_imports_the_export_before_the_ingest_asset_runs(tmp_pa
                                                       import_exports=[str(META_USD)]))
     failed = dg.materialize(dg.load_assets_from_modules([ingest_assets]), resources=broken, raise_on_error=False)
     assert not failed.success
+
+
+@pytest.mark.slow
+def test_one_export_of_each_platform_goes_through_import_and_the_whole_graph(tmp_path, meta_images):
+    """What an advertiser on three platforms does: import each platform's report into one landing folder
+    (--append), then materialise everything. Real-data rows land; only the impossible one is quarantined."""
+    from click.testing import CliRunner
+
+    from creative_dag.cli import main
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    landing, home = tmp_path / "landing", tmp_path / "home"
+    google_images = write_images(tmp_path / "google_img", "700000000001.png", "700000000002.PNG")
+    tiktok_images = write_images(tmp_path / "tiktok_img", "TT Dance Clip.jpg", "1790000000000000002.png")
+    runner = CliRunner()
+    for args in (["--from", "meta", str(META_USD), str(META_EUR), "--images", str(meta_images)],
+                 ["--from", "google", str(GOOGLE), "--images", str(google_images), "--append"],
+                 ["--from", "tiktok", str(write_tiktok_xlsx(tmp_path / "tiktok.xlsx")), "--images",
+                  str(tiktok_images), "--account", "7000111", "--currency", "EUR", "--append"]):
+        result = runner.invoke(main, ["import", *args, "--out", str(landing)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+    run = runner.invoke(main, ["materialize", "--landing", str(landing), "--home", str(home)],
+                        catch_exceptions=False)
+    assert run.exit_code == 0, run.output
+    warehouse = DuckDBWarehouse(home / "creative.duckdb")
+    creatives = warehouse.read_table("raw.creatives")
+    assert len(creatives) == 5 + 2 + 2
+    assert set(creatives["platform"]) == {"meta", "google", "tiktok"}
+    assert set(creatives["currency"]) == {"USD", "EUR", "GBP"}
+    assert warehouse.read_table("raw.quarantine")["reason"].tolist() == ["clicks_exceed_impressions"]
+    for table in ("features.outcomes", "embeddings.cnn", "cbr.case_base", "marts.creative_ranking",
+                  "marts.early_decisions"):
+        assert len(warehouse.read_table(table)) == 9, table
+    assert (home / "reports" / "creative_memory.html").exists()
+
+
+def test_append_keeps_the_other_platform_and_replaces_a_reimported_ad(tmp_path, meta_images):
+    landing = tmp_path / "landing"
+    write_landing(convert_exports([META_USD], "meta", meta_images), landing)
+    before = pd.read_csv(landing / "daily_metrics.csv", dtype=str)
+    google_images = write_images(tmp_path / "g", "700000000001.png", "700000000002.png")
+    write_landing(convert_exports([GOOGLE], "google", google_images), landing, append=True)
+    write_landing(convert_exports([META_USD], "meta", meta_images), landing, append=True)  # the same again
+    after = pd.read_csv(landing / "daily_metrics.csv", dtype=str)
+    meta_rows = after[after["creative_id"].isin(set(before["creative_id"]))]
+    assert len(meta_rows) == len(before)  # re-imported, not doubled
+    assert {"700000000001", "700000000002"} <= set(after["creative_id"])
+    creatives = pd.read_csv(landing / "creatives.csv", dtype=str)
+    assert creatives["creative_id"].is_unique and len(creatives) == before["creative_id"].nunique() + 2

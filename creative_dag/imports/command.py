@@ -19,8 +19,10 @@ from creative_dag.imports.platforms import PLATFORMS
               help="Landing folder to write creatives.csv, daily_metrics.csv and images/ into.")
 @click.option("--account", default=None, help="Account id for exports without an account column.")
 @click.option("--currency", default=None, help="Currency code (e.g. EUR) for exports that do not name one.")
+@click.option("--append", is_flag=True,
+              help="Keep what LANDING already holds (another platform's import) and add these ads to it.")
 def import_export(platform: str, export_files: tuple[str, ...], images_dir: str | None, out: str,
-                  account: str | None, currency: str | None) -> None:
+                  account: str | None, currency: str | None, append: bool) -> None:
     """Convert Meta, Google Ads or TikTok report exports (CSV or XLSX) into a landing folder.
 
     Several files of one platform are read together (an ad-day in two files is kept once). Ads
@@ -36,7 +38,7 @@ def import_export(platform: str, export_files: tuple[str, ...], images_dir: str 
     try:
         result = convert_exports(list(export_files), platform, Path(images_dir) if images_dir else out_dir / "images",
                                  account=account, currency=currency)
-        write_landing(result, out_dir)
+        write_landing(result, out_dir, append=append)
     except ImportFileError as err:
         raise click.ClickException(str(err)) from err
     for line in result.summary.lines():

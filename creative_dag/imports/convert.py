@@ -943,10 +943,12 @@ def _metrics_frame(days: Sequence[AdDay], image_of: Mapping[str, str], optional:
 
 # -- writing -----------------------------------------------------------------------------------------------
 
-def write_landing(result: ImportResult, out: str | os.PathLike) -> Path:
+def write_landing(result: ImportResult, out: str | os.PathLike, append: bool = False) -> Path:
     """Write creatives.csv, daily_metrics.csv, import_summary.json and the images into `out`.
 
-    Existing CSVs of an earlier import are replaced (each file is written whole, then renamed).
+    Existing CSVs of an earlier import are replaced (each file is written whole, then renamed), or with
+    `append` kept and merged: an advertiser on several platforms imports each platform's export into one
+    landing folder (an ad already there is replaced by this import's rows for it).
     ImportFileError when `out` holds a Parquet twin, which the ingest would refuse next to a CSV.
     """
     out = Path(out)
@@ -962,10 +964,25 @@ def write_landing(result: ImportResult, out: str | os.PathLike) -> Path:
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
-    _write_atomic(out / f"{CREATIVES_FILE}.csv", result.creatives.to_csv(index=False, lineterminator="\n"))
-    _write_atomic(out / f"{DAILY_METRICS_FILE}.csv", result.daily_metrics.to_csv(index=False, lineterminator="\n"))
+    creatives, daily = result.creatives, result.daily_metrics
+    if append:
+        imported = set(result.creatives["creative_id"])
+        creatives = _merged(out / f"{CREATIVES_FILE}.csv", creatives, imported)
+        daily = _merged(out / f"{DAILY_METRICS_FILE}.csv", daily, imported)
+    _write_atomic(out / f"{CREATIVES_FILE}.csv", creatives.to_csv(index=False, lineterminator="\n"))
+    _write_atomic(out / f"{DAILY_METRICS_FILE}.csv", daily.to_csv(index=False, lineterminator="\n"))
     _write_atomic(out / SUMMARY_FILE, json.dumps(result.summary.as_dict(), indent=2, ensure_ascii=False) + "\n")
     return out
+
+
+def _merged(existing: Path, new: pd.DataFrame, replaced_ids: set[str]) -> pd.DataFrame:
+    """The rows of an existing landing CSV (as text, so ids keep their zeros) whose creative is not in
+    `replaced_ids`, followed by `new`; columns are the union of both."""
+    if not existing.exists():
+        return new
+    old = pd.read_csv(existing, dtype=str, keep_default_na=False)
+    old = old[~old["creative_id"].isin(replaced_ids)]
+    return pd.concat([old, new.astype(object)], ignore_index=True).fillna("")
 
 
 def _write_atomic(path: Path, text: str) -> None:
