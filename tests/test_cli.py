@@ -114,7 +114,7 @@ def test_a_run_with_nothing_changed_is_skipped_until_the_landing_changes(tmp_pat
 def test_demo_writes_the_scenario_and_a_candidate_batch_once(tmp_path, monkeypatch):
     """The demo's own steps around the materialisation (that is tested end to end elsewhere), on a
     first run and on a second one with the landing folder already there."""
-    import creative_dag.cli as cli
+    from creative_dag import cli
     from creative_dag.runner import RunSummary
 
     runs = []

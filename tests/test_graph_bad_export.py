@@ -125,7 +125,10 @@ def bad_export(tmp_path_factory):
     access = WarehouseAccess()
     # Every creative into the attribution sample, so damaged images meet the edits; one cheap edit.
     config = root / "assets.yaml"
-    config.write_text("marts/element_attribution: {sample_size: 30, edits: [brighter], n_models: 5}\n")
+    # The forecast's comparison models and stack are tested in tests/test_forecast.py: here (two whole-graph
+    # runs) the served forecast alone, with the cheaper blend learner.
+    config.write_text("marts/element_attribution: {sample_size: 30, edits: [brighter], n_models: 5}\n"
+                      "prelaunch_forecast: {learner: blend, evaluate: false}\n")
     with pytest.MonkeyPatch.context() as patch:
         access.install(patch)
         first = _materialize(landing, home, "--config", str(config))

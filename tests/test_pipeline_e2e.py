@@ -49,7 +49,9 @@ def deployment(tmp_path_factory):
     Image.new("RGB", (1, 1)).save(batch / "pixel.png")
     shutil.copyfile(next(batch.glob("candidate_01.*")), batch / "same_again.jpg")
     config = root / "assets.yaml"  # a small attribution sample: each edit is OCR'd like a creative
-    config.write_text("marts/element_attribution:\n  sample_size: 6\n  n_models: 5\n")
+    # (the stacked learner is measured in tests/test_forecast.py; the cheaper blend serves here)
+    config.write_text("marts/element_attribution:\n  sample_size: 6\n  n_models: 5\n"
+                      "prelaunch_forecast:\n  learner: blend\n")
     result = CliRunner().invoke(
         main, ["materialize", "--landing", str(landing), "--home", str(home), "--config", str(config)],
         catch_exceptions=False,
