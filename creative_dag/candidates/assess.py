@@ -225,9 +225,9 @@ def assess(history: History, batch: CandidateBatch, candidate_tables: Mapping[st
     out = items[["candidate_id", "name", "account_id", "sha256", "width", "height"]].copy()
     out["as_of"] = as_of
     out["candidate_notes"] = [_candidate_notes(r, past) for r in items.to_dict("records")]
-    forecasts, calibration = _forecast(cb, rows, attributes, past, as_of, config, notes)
+    memory = CaseMemory(cb)  # one index for the forecast's CBR features and the similar cases
+    forecasts, calibration = _forecast(memory, rows, attributes, past, as_of, config, notes)
     out = pd.concat([out.reset_index(drop=True), forecasts.reset_index(drop=True)], axis=1)
-    memory = CaseMemory(cb)
     similar = _similar(memory, ids, config.k_similar)
     out = out.merge(_similar_summary(similar), on="candidate_id", how="left")
     out = out.merge(_repetition(cb, ids, tables, past, as_of, config), on="candidate_id", how="left")
@@ -281,10 +281,10 @@ def _candidate_notes(item: Mapping[str, Any], past: History) -> str:
 
 
 # -- forecast ----------------------------------------------------------------------------------
-def _forecast(cb: pd.DataFrame, rows: np.ndarray, attributes: pd.DataFrame, past: History, as_of: dt.date,
+def _forecast(memory: CaseMemory, rows: np.ndarray, attributes: pd.DataFrame, past: History, as_of: dt.date,
               config: AssessConfig, notes: list[str]) -> tuple[pd.DataFrame, dict[str, float]]:
     fc = config.forecast_config()
-    memory = CaseMemory(cb)
+    cb = memory.case_base
     labels = AsOfLabels(cb, fc.target.prior_strength)
     kpis = [k for k in config.kpis if k in KPIS]
     targets = {norm: {k: KpiTarget(cb, k, TargetSpec(**{**asdict(fc.target), "normalise": norm}), labels)
