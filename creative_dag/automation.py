@@ -43,11 +43,14 @@ from pathlib import Path
 
 import dagster as dg
 
-from creative_dag.assets.keys import FEATURES_PRELAUNCH
 from creative_dag.candidates.batch import (
     CANDIDATES_DIR,
     batch_folders,
     valid_batch_name,
+)
+from creative_dag.catalog import (
+    FEATURES_PRELAUNCH,
+    MARTS_PREDICTIONS,
 )
 from creative_dag.contract import (
     CREATIVES_FILE,
@@ -222,7 +225,7 @@ def with_automation(assets: Sequence[dg.AssetsDefinition], refresh_cron: str | N
         return spec.replace_attributes(automation_condition=condition)
 
     automated = [asset.map_asset_specs(lambda spec, asset=asset: assign(asset, spec)) for asset in assets]
-    return [a.with_hooks({register_launch_dates_hook}) if FEATURES_PRELAUNCH in a.keys else a for a in automated]
+    return [a.with_hooks({register_launch_dates_hook}) if FEATURES_PRELAUNCH.key in a.keys else a for a in automated]
 
 
 def _spec_deps(spec: dg.AssetSpec) -> set[dg.AssetKey]:
@@ -254,7 +257,7 @@ def keys_by_role(assets: Iterable[dg.AssetsDefinition]) -> dict[str, list[dg.Ass
 # ----------------------------------------------------------------------------- launch dates
 def prelaunch_launch_dates(warehouse: DuckDBWarehouse) -> list[str]:
     """ISO launch dates of the creatives in features.prelaunch, sorted; empty before it is built."""
-    if not warehouse.exists("features.prelaunch"):
+    if not warehouse.exists(FEATURES_PRELAUNCH):
         return []
     frame = warehouse.query(
         "SELECT DISTINCT CAST(CAST(launch_date AS DATE) AS VARCHAR) AS d FROM features.prelaunch "
@@ -299,7 +302,7 @@ def candidate_batch_requests(context: dg.SensorEvaluationContext, landing: Path,
     folders = batch_folders(landing)
     if not folders:
         return dg.SkipReason(f"no candidate batch folder under {landing / CANDIDATES_DIR}")
-    if not warehouse.exists("marts.predictions"):
+    if not warehouse.exists(MARTS_PREDICTIONS):
         return dg.SkipReason("marts.predictions is not materialised yet: candidates wait for the memory")
     seen = json.loads(context.cursor) if context.cursor else {}
     known = set(context.instance.get_dynamic_partitions(candidate_batch_partitions.name))
@@ -388,7 +391,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
             # A plain sensor with its own cursor, not @asset_sensor: Dagster 1.13's asset sensor drops a
             # returned SensorResult (it passes on only RunRequest / SkipReason), so partitions requested
             # that way are never added.
-            latest = context.instance.fetch_materializations(FEATURES_PRELAUNCH, limit=1, ascending=False).records
+            latest = context.instance.fetch_materializations(FEATURES_PRELAUNCH.key, limit=1, ascending=False).records
             if not latest:
                 return dg.SkipReason("features/prelaunch has not been materialised yet")
             storage_id = latest[0].storage_id

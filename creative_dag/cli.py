@@ -13,6 +13,9 @@ from pathlib import Path
 
 import click
 
+from creative_dag.catalog import (
+    CBR_CASE_BASE,
+)
 from creative_dag.settings import HOME_ENV, LANDING_ENV, Locations, resolve_locations
 
 # 300 creatives keep `make demo` near 8 minutes on 2 CPU cores: OCR (~1 s per image) is most of it.
@@ -351,9 +354,9 @@ def validate_attribution(attribute: str, factors: str, kpi: str, similar: str | 
     except ValueError as exc:
         raise click.BadParameter(f"--factors must be numbers separated by commas, got {factors!r}") from exc
     warehouse = DuckDBWarehouse(locations.database)
-    if not warehouse.exists("cbr.case_base"):
+    if not warehouse.exists(CBR_CASE_BASE):
         raise click.ClickException(f"no cbr.case_base in {locations.database}: run `creative-dag materialize` first")
-    case_base = warehouse.read_table("cbr.case_base")
+    case_base = warehouse.read_table(CBR_CASE_BASE)
     memory = CaseMemory.open(case_base, index_dir_for(locations.database))
     try:
         table = boosting_validation(case_base, attribute_frame_of(warehouse), attribute, factor_values, kpi=kpi,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
+from creative_dag.catalog import (
+    RAW_CREATIVES,
+)
 from creative_dag.resources.warehouse import DuckDBWarehouse
 
 # Dynamic rather than daily-from-a-fixed-start: an account's history can begin any day, and
@@ -14,7 +17,7 @@ launch_date_partitions = dg.DynamicPartitionsDefinition(name="launch_date")
 
 def launch_dates_in_warehouse(warehouse: DuckDBWarehouse) -> list[str]:
     """ISO launch dates present in raw.creatives, sorted; empty before the first ingest."""
-    if not warehouse.exists("raw.creatives"):
+    if not warehouse.exists(RAW_CREATIVES):
         return []
     frame = warehouse.query(
         "SELECT DISTINCT CAST(launch_date AS VARCHAR) AS d FROM raw.creatives WHERE launch_date IS NOT NULL ORDER BY 1"

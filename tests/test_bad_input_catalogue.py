@@ -683,7 +683,7 @@ def test_leakage_sniff_memory_is_bounded_by_long_text(tmp_path):
     """A 20 MB headline used to be copied per fold and target (100 MB -> 23 GB); now once."""
     import resource
 
-    from creative_dag.features.leakage import sniff_leakage
+    from creative_dag.features.leakage_sniff import sniff_leakage
     from creative_dag.features.registry import load_shipped_registry
 
     n = 120

@@ -15,9 +15,10 @@ import pytest
 
 from creative_dag.assets import features as feature_assets
 from creative_dag.assets.ingest import ingest_raw_tables
+from creative_dag.catalog import FEATURES_EARLY, FEATURES_PRELAUNCH, FEATURES_REGISTRY
 from creative_dag.checks import features as feature_checks
 from creative_dag.checks import gx_suites
-from creative_dag.checks.leakage import EMBEDDING_COLUMNS, decision_time_check
+from creative_dag.checks.decision_time import EMBEDDING_COLUMNS, decision_time_check
 from creative_dag.contract import KNOWN_LEAKY_EXPORT_COLUMNS, REGISTRY_FILE
 from creative_dag.features import build as build_module
 from creative_dag.features import load_shipped_registry
@@ -33,12 +34,12 @@ FEATURE_CHECKS = [feature_checks.prelaunch_suite, feature_checks.prelaunch_leaka
                   feature_checks.early_leakage_sniff, feature_checks.outcomes_suite]
 
 
-@dg.asset(key=["test", "uses_prelaunch"], deps=[feature_assets.FEATURES_PRELAUNCH])
+@dg.asset(key=["test", "uses_prelaunch"], deps=[FEATURES_PRELAUNCH.key])
 def uses_prelaunch() -> None:
     """Stands in for every decision-time consumer of features.prelaunch."""
 
 
-@dg.asset(key=["test", "uses_early"], deps=[feature_assets.FEATURES_EARLY])
+@dg.asset(key=["test", "uses_early"], deps=[FEATURES_EARLY.key])
 def uses_early() -> None:
     """Stands in for every consumer of features.early."""
 
@@ -100,7 +101,7 @@ def test_clean_scenario_passes_every_check_and_downstream_runs(landing, tmp_path
     row = registry[registry["column"] == "winner_flag"].iloc[0]
     assert (row["stage"], row["source"]) == ("lifecycle", "default-deny")
     events = [e.materialization for e in result.get_asset_materialization_events()
-              if e.asset_key == feature_assets.FEATURES_REGISTRY]
+              if e.asset_key == FEATURES_REGISTRY.key]
     assert events[0].metadata["unregistered_raw_columns"].value == ["winner_flag"]
     assert (pd.to_datetime(outcomes["mature_date"]) - pd.to_datetime(outcomes["launch_date"])).dt.days.eq(14).all()
 
@@ -169,7 +170,7 @@ def test_decision_time_check_factory_guards_another_stages_table(landing, tmp_pa
     """How encoders / CBR use it: named derived columns pass, anything else is denied and blocks."""
     key = dg.AssetKey(["embeddings", "visual"])
 
-    @dg.asset(key=key, deps=[feature_assets.FEATURES_PRELAUNCH], required_resource_keys={"warehouse"})
+    @dg.asset(key=key, deps=[FEATURES_PRELAUNCH.key], required_resource_keys={"warehouse"})
     def visual(context):
         prelaunch = context.resources.warehouse.read_table("features.prelaunch")
         frame = prelaunch[["creative_id", "launch_date"]].assign(
@@ -194,7 +195,7 @@ def test_decision_time_check_factory_guards_another_stages_table(landing, tmp_pa
 def test_loading_feature_definitions_does_not_import_great_expectations():
     code = ("import sys, dagster as dg\n"
             "from creative_dag.assets import features as a\n"
-            "from creative_dag.checks import features as c, leakage as l\n"
+            "from creative_dag.checks import features as c, decision_time as l\n"
             "from creative_dag.resources.landing import LandingResource\n"
             "from creative_dag.resources.warehouse import WarehouseResource\n"
             "check = l.decision_time_check(['embeddings', 'clip'], 'embeddings.clip', extra_allowed=l.EMBEDDING_COLUMNS)\n"

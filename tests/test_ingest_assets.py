@@ -6,13 +6,12 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from creative_dag.assets.ingest import (
+from creative_dag.assets.ingest import ingest_raw_tables, launch_dates
+from creative_dag.catalog import (
     RAW_CREATIVES,
     RAW_DAILY_METRICS,
     RAW_IMAGES,
     RAW_QUARANTINE,
-    ingest_raw_tables,
-    launch_dates,
 )
 from creative_dag.checks.ingest import (
     creative_id_unique_and_present,
@@ -57,7 +56,7 @@ def materialize(tmp_path, landing, raise_on_error=True, **landing_config):
 
 
 def metadata_of(result, key):
-    [event] = [m for m in result.get_asset_materialization_events() if m.asset_key == key]
+    [event] = [m for m in result.get_asset_materialization_events() if m.asset_key == key.key]
     return event.materialization.metadata
 
 

@@ -13,7 +13,7 @@ from PIL import Image
 from png_bytes import png_header_only
 
 from creative_dag.landing import ingest_landing_folder, probe_image_bytes
-from creative_dag.resources.image_store import ImageLocator
+from creative_dag.landing.locator import ImageLocator
 
 TODAY = dt.date(2026, 4, 1)
 

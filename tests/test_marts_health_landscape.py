@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from creative_dag.marts.attributes import attribute_frame
+from creative_dag.marts.block_vectors import BlockVectors
 from creative_dag.marts.health import account_health
 from creative_dag.marts.landscape import (
     LandscapeParams,
@@ -15,7 +16,6 @@ from creative_dag.marts.landscape import (
     landscape_coordinates,
     plot_landscape,
 )
-from creative_dag.marts.similarity import BlockVectors
 
 
 def _toy():

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from creative_dag.marts.block_vectors import BlockVectors
 from creative_dag.marts.repetition import (
     RepetitionParams,
     creative_repetition,
     tired_or_repetitive,
 )
-from creative_dag.marts.similarity import BlockVectors
 
 
 def pairwise_f1(predicted: dict[str, str | None], truth: dict[str, str | None]) -> float:

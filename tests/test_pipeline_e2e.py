@@ -253,3 +253,22 @@ def test_candidate_verdicts_use_nothing_after_the_as_of_date(deployment):
     assert before_scores.round(9).equals(after_scores.round(9))
     assert before_pairs[["winner", "abstain", "p_a_better"]].round(9).equals(
         after_pairs[["winner", "abstain", "p_a_better"]].round(9))
+
+
+def test_every_column_of_every_table_is_described_in_the_warehouse_and_the_ui(deployment):
+    landing, home, _ = deployment
+    import dagster as dg
+
+    from creative_dag.catalog import MARTS_CREATIVE_RANKING, table_named
+    from creative_dag.instance import get_instance
+    from creative_dag.settings import resolve_locations
+
+    warehouse = DuckDBWarehouse(home / "creative.duckdb", read_only=True)
+    columns = warehouse.query("SELECT table_schema || '.' || table_name AS t, column_name AS c "
+                              "FROM information_schema.columns")
+    undescribed = {t: table_named(t).undescribed(list(group["c"])) for t, group in columns.groupby("t")}
+    assert not {t: cols for t, cols in undescribed.items() if cols}, "add them to creative_dag/catalog/columns.py"
+    instance = get_instance(resolve_locations(home, landing))
+    event = instance.get_latest_materialization_event(MARTS_CREATIVE_RANKING.key)
+    schema = event.asset_materialization.metadata["dagster/column_schema"].value
+    assert isinstance(schema, dg.TableSchema) and all(c.description for c in schema.columns)

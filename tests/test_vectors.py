@@ -7,7 +7,7 @@ import pandas as pd
 
 from creative_dag import metrics
 from creative_dag.cbr.case_base import case_arrays
-from creative_dag.marts.similarity import BlockVectors
+from creative_dag.marts.block_vectors import BlockVectors
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.vectors import as_vector, is_missing_vector, vector_length
 

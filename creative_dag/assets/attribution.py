@@ -8,12 +8,6 @@ bytes), and the forecast model predicts original and edit alike (creative_dag.at
 
 import dagster as dg
 
-from creative_dag.assets.keys import (
-    CBR_CASE_BASE,
-    EMBEDDING_KEYS,
-    FEATURES_PRELAUNCH,
-    MARTS_ELEMENT_ATTRIBUTION,
-)
 from creative_dag.assets.marts import embedding_tables_of
 from creative_dag.assets.metadata import table_metadata
 from creative_dag.attribution.edits import EDIT_NAMES, EDITS
@@ -29,23 +23,22 @@ from creative_dag.attribution.variants import (
     make_variants,
 )
 from creative_dag.blocks import TEXT
+from creative_dag.catalog import (
+    CBR_CASE_BASE,
+    EMBEDDING_KEYS,
+    FEATURES_PRELAUNCH,
+    MARTS_ELEMENT_ATTRIBUTION,
+)
+from creative_dag.dagster_config import config_from
 from creative_dag.forecast.model import LEARNERS
 from creative_dag.forecast.targets import KPIS
 from creative_dag.resources.models import load_blocks
 
 
-class ElementAttributionConfig(dg.Config):
-    """See creative_dag.attribution.effects.AttributionConfig. Encoding the edits is the cost: about
+class ElementAttributionConfig(config_from(AttributionConfig, "sample_size", "edits", "kpis", "n_models", "confidence",
+                                            "min_effect", "learner", "seed")):
+    """creative_dag.attribution.effects.AttributionConfig. Encoding the edits is the cost: about
     sample_size x applicable edits images through every image block (OCR ~0.4 s per image on CPU)."""
-
-    sample_size: int = 30
-    edits: list[str] = list(EDIT_NAMES)
-    kpis: list[str] = ["ctr", "cvr"]
-    n_models: int = 20
-    confidence: float = 0.95
-    min_effect: float = 0.02
-    learner: str = "linear"
-    seed: int = 0
 
     def to_attribution_config(self) -> AttributionConfig:
         bad = ([e for e in self.edits if e not in EDITS] + [k for k in self.kpis if k not in KPIS]
@@ -53,12 +46,10 @@ class ElementAttributionConfig(dg.Config):
         if bad:
             raise ValueError(f"ElementAttributionConfig: unknown {', '.join(map(repr, bad))}; edits are "
                              f"{', '.join(EDIT_NAMES)}, KPIs {', '.join(KPIS)}, learners {', '.join(LEARNERS)}")
-        return AttributionConfig(sample_size=self.sample_size, edits=tuple(self.edits), kpis=tuple(self.kpis),
-                                 n_models=self.n_models, confidence=self.confidence, min_effect=self.min_effect,
-                                 learner=self.learner, seed=self.seed)
+        return self.to_params()
 
 
-@dg.asset(key=MARTS_ELEMENT_ATTRIBUTION, deps=[CBR_CASE_BASE, FEATURES_PRELAUNCH, *EMBEDDING_KEYS],
+@dg.asset(key=MARTS_ELEMENT_ATTRIBUTION.key, deps=[CBR_CASE_BASE.key, FEATURES_PRELAUNCH.key, *EMBEDDING_KEYS],
           group_name="marts", kinds={"duckdb", "python", "opencv", "lightgbm"},
           required_resource_keys={"warehouse", "image_store", "encoders"}, pool="warehouse",
           description="Per visual edit (hue family, text / CTA / face removed, brightness, contrast, crop) and KPI: "
@@ -68,7 +59,7 @@ class ElementAttributionConfig(dg.Config):
 def element_attribution(context: dg.AssetExecutionContext, config: ElementAttributionConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
     cfg = config.to_attribution_config()
-    case_base = warehouse.read_table("cbr.case_base")
+    case_base = warehouse.read_table(CBR_CASE_BASE)
     tables = embedding_tables_of(warehouse)
     image_blocks = [b for b in tables if b != TEXT]
     status, notes = "", []
@@ -76,7 +67,7 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
     if case_base.empty or not image_blocks:
         status = "skipped: " + ("cbr.case_base is empty" if case_base.empty else "no image block has vectors")
     else:
-        prelaunch = warehouse.read_table("features.prelaunch")
+        prelaunch = warehouse.read_table(FEATURES_PRELAUNCH)
         ids = sample_creatives(case_base, cfg.sample_size, cfg.seed)
         variants = make_variants(image_items(prelaunch, ids), context.resources.image_store.locator().read_bytes,
                                  tables.get("layout"), cfg.edits)
@@ -94,10 +85,10 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
             "no effect estimated: " + "; ".join(notes)
     for note in notes:
         context.log.info(f"element attribution: {note}")
-    warehouse.write_table("marts.element_attribution", effects)
+    warehouse.write_table(MARTS_ELEMENT_ATTRIBUTION, effects)
     claimed = effects[effects["direction"] != "none"]
     return dg.MaterializeResult(metadata=table_metadata(
-        effects, preview_rows=30, status=status or "ok",
+        MARTS_ELEMENT_ATTRIBUTION, effects, preview_rows=30, status=status or "ok",
         findings=dg.MetadataValue.md("\n".join(f"- {s}" for s in claimed["statement"]) or "_no edit moved the "
                                      "forecast beyond its interval_"),
         notes="; ".join(notes) or "none"))

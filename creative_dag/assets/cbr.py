@@ -11,7 +11,9 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from creative_dag.assets.keys import (
+from creative_dag.assets.metadata import table_metadata
+from creative_dag.blocks import BLOCKS, EMBEDDING_BLOCKS, parse_weights
+from creative_dag.catalog import (
     CBR_BACKTEST,
     CBR_CASE_BASE,
     CBR_NEIGHBORS,
@@ -20,12 +22,11 @@ from creative_dag.assets.keys import (
     FEATURES_PRELAUNCH,
     RAW_DAILY_METRICS,
 )
-from creative_dag.assets.metadata import table_metadata
-from creative_dag.blocks import BLOCKS, EMBEDDING_BLOCKS, parse_weights
 from creative_dag.cbr.backtest import METRICS, BacktestConfig, run_backtest
 from creative_dag.cbr.case_base import build_case_base
 from creative_dag.cbr.index import to_days
 from creative_dag.cbr.query import CaseMemory, empty_neighbors, index_dir_for
+from creative_dag.dagster_config import config_from
 
 _COMMON = dict(group_name="cbr", kinds={"duckdb", "python"}, pool="warehouse",
                required_resource_keys={"warehouse"})
@@ -50,20 +51,14 @@ class NeighborsConfig(dg.Config):
     weights: str = ""
 
 
-class BacktestAssetConfig(dg.Config):
-    """See creative_dag.cbr.backtest.BacktestConfig."""
-
-    k: int = 20
-    warmup_days: int = 21
-    validation_share: float = 0.3
-    learn_weights: bool = True
-    ablations: bool = True
-    gbm_refit_days: int = 7
+class BacktestAssetConfig(config_from(BacktestConfig, "k", "warmup_days", "validation_share", "learn_weights",
+                                      "ablations", "gbm_refit_days")):
+    """creative_dag.cbr.backtest.BacktestConfig."""
 
 
 def _memory(warehouse) -> tuple[pd.DataFrame, CaseMemory | None]:
     """The case base and its memory; None when there is no case (no creative landed)."""
-    case_base = warehouse.read_table("cbr.case_base")
+    case_base = warehouse.read_table(CBR_CASE_BASE)
     if case_base.empty:
         return case_base, None
     return case_base, CaseMemory.open(case_base, index_dir_for(warehouse.database))
@@ -72,7 +67,7 @@ def _memory(warehouse) -> tuple[pd.DataFrame, CaseMemory | None]:
 NO_CREATIVES = "no creatives: cbr.case_base is empty (raw.creatives has no usable row; see raw.quarantine)"
 
 
-@dg.asset(key=CBR_CASE_BASE, deps=[*EMBEDDING_KEYS, FEATURES_PRELAUNCH, FEATURES_OUTCOMES, RAW_DAILY_METRICS], **_COMMON,
+@dg.asset(key=CBR_CASE_BASE.key, deps=[*EMBEDDING_KEYS, FEATURES_PRELAUNCH.key, FEATURES_OUTCOMES.key, RAW_DAILY_METRICS.key], **_COMMON,
           description="One row per creative: L2-normalised block vectors (null = block missing), prelaunch "
                       "context, mature/available dates, and the outcome_* label group (maturity-window outcomes, "
                       "evaluation only). Also builds and persists the FAISS case index.")
@@ -80,9 +75,9 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
     warehouse = context.resources.warehouse
     tables = {b: warehouse.read_table(f"embeddings.{b}") if warehouse.exists(f"embeddings.{b}") else None
               for b in EMBEDDING_BLOCKS}
-    prelaunch = warehouse.read_table("features.prelaunch")
-    outcomes = warehouse.read_table("features.outcomes")
-    daily = warehouse.read_table("raw.daily_metrics") if warehouse.exists("raw.daily_metrics") else None
+    prelaunch = warehouse.read_table(FEATURES_PRELAUNCH)
+    outcomes = warehouse.read_table(FEATURES_OUTCOMES)
+    daily = warehouse.read_table(RAW_DAILY_METRICS) if warehouse.exists(RAW_DAILY_METRICS) else None
     unknown = [b for b in config.pca_dims if b not in BLOCKS]
     if unknown:
         raise ValueError(f"CaseBaseConfig.pca_dims has unknown blocks {unknown}; blocks are {', '.join(BLOCKS)}")
@@ -93,7 +88,7 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
     build = build_case_base(prelaunch, outcomes, tables, daily, pca_dims=config.pca_dims or None,
                             pca_fit_before=pca_fit_before)
     frame = build.frame
-    warehouse.write_table("cbr.case_base", frame)
+    warehouse.write_table(CBR_CASE_BASE, frame)
     index_summary: dict = {"status": "no block vectors: index not built"}
     if build.layout is not None:
         memory = CaseMemory(frame, approximate_above=config.approximate_above, approximate=config.approximate,
@@ -107,7 +102,7 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
         for b, r in build.report["blocks"].items()])
     context.log.info(f"cbr.case_base: {len(frame)} cases, blocks {available}; index {index_summary}")
     return dg.MaterializeResult(metadata=table_metadata(
-        frame,
+        CBR_CASE_BASE, frame,
         blocks_available=", ".join(available) or "(none)",
         blocks=block_rows,
         outcome_window=build.report["outcome_window"],
@@ -116,7 +111,7 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
     ))
 
 
-@dg.asset(key=CBR_NEIGHBORS, deps=[CBR_CASE_BASE], **_COMMON,
+@dg.asset(key=CBR_NEIGHBORS.key, deps=[CBR_CASE_BASE.key], **_COMMON,
           description="Top-K as-of neighbours of every creative (cases launched and matured before its launch) "
                       "with overall and per-block similarity (sim_<block>) and the neighbours' outcomes.")
 def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.MaterializeResult:
@@ -124,17 +119,17 @@ def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.
     case_base_frame, memory = _memory(warehouse)
     if memory is None:
         table = empty_neighbors()
-        warehouse.write_table("cbr.neighbors", table)
+        warehouse.write_table(CBR_NEIGHBORS, table)
         context.log.warning(f"cbr.neighbors: {NO_CREATIVES}")
-        return dg.MaterializeResult(metadata=table_metadata(table, status=NO_CREATIVES))
+        return dg.MaterializeResult(metadata=table_metadata(CBR_NEIGHBORS, table, status=NO_CREATIVES))
     weights = parse_weights(config.weights) if config.weights else None
     table = memory.neighbors(k=config.k, weights=weights)
-    warehouse.write_table("cbr.neighbors", table)
+    warehouse.write_table(CBR_NEIGHBORS, table)
     violations = as_of_violations(table)
     with_neighbors = table["creative_id"].nunique() if len(table) else 0
     top1 = table.loc[table["neighbor_rank"] == 1, "similarity"] if len(table) else pd.Series(dtype=float)
     return dg.MaterializeResult(metadata=table_metadata(
-        table,
+        CBR_NEIGHBORS, table,
         creatives_with_neighbors=int(with_neighbors),
         creatives_without_history=int(len(case_base_frame) - with_neighbors),
         mean_top1_similarity=float(top1.mean()) if len(top1) else float("nan"),
@@ -143,16 +138,14 @@ def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.
     ))
 
 
-@dg.asset(key=CBR_BACKTEST, deps=[CBR_CASE_BASE], **_COMMON,
+@dg.asset(key=CBR_BACKTEST.key, deps=[CBR_CASE_BASE.key], **_COMMON,
           description="As-of backtest: CBR outcome-rank prediction vs account mean, context kNN, prelaunch GBM and "
                       "block ablations. Rows = method × metric × window (Spearman, within-cohort Spearman, "
                       "NDCG@10 in account-week cohorts, top-decile precision).")
 def backtest(context: dg.AssetExecutionContext, config: BacktestAssetConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
     case_base_frame, memory = _memory(warehouse)
-    bt_config = BacktestConfig(k=config.k, warmup_days=config.warmup_days, validation_share=config.validation_share,
-                               learn_weights=config.learn_weights, ablations=config.ablations,
-                               gbm_refit_days=config.gbm_refit_days)
+    bt_config = config.to_params()
     try:
         if memory is None:
             raise ValueError(NO_CREATIVES)
@@ -163,9 +156,9 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestAssetConfig) -> 
                               "window": pd.Series(dtype=str), "value": pd.Series(dtype=float),
                               "n_queries": pd.Series(dtype="int64"), "n_cohorts": pd.Series(dtype="int64"),
                               "description": pd.Series(dtype=str)})
-        warehouse.write_table("cbr.backtest", empty)
-        return dg.MaterializeResult(metadata=table_metadata(empty, status=f"skipped: {exc}"))
-    warehouse.write_table("cbr.backtest", result.metrics)
+        warehouse.write_table(CBR_BACKTEST, empty)
+        return dg.MaterializeResult(metadata=table_metadata(CBR_BACKTEST, empty, status=f"skipped: {exc}"))
+    warehouse.write_table(CBR_BACKTEST, result.metrics)
     figures = {
         "CBR Spearman": result.value("cbr", "spearman"),
         "account_mean Spearman": result.value("account_mean", "spearman"),
@@ -178,7 +171,7 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestAssetConfig) -> 
     if result.learned_weights is not None:
         figures["learned_weights"] = result.learned_weights
         figures["CBR (learned weights) Spearman"] = result.value("cbr_learned", "spearman")
-    return dg.MaterializeResult(metadata=table_metadata(result.metrics, preview_rows=len(METRICS) * 4, **figures))
+    return dg.MaterializeResult(metadata=table_metadata(CBR_BACKTEST, result.metrics, preview_rows=len(METRICS) * 4, **figures))
 
 
 def as_of_violations(neighbors_table: pd.DataFrame) -> int:

@@ -17,7 +17,8 @@ stops the graph before any decision is written.
 import dagster as dg
 import pandas as pd
 
-from creative_dag.assets.keys import (
+from creative_dag.assets.metadata import counts_markdown, table_metadata
+from creative_dag.catalog import (
     FEATURES_EARLY,
     FEATURES_OUTCOMES,
     MARTS_EARLY_DECISIONS,
@@ -25,7 +26,7 @@ from creative_dag.assets.keys import (
     RAW_CREATIVES,
     RAW_DAILY_METRICS,
 )
-from creative_dag.assets.metadata import counts_markdown, table_metadata
+from creative_dag.dagster_config import config_from, field_names
 from creative_dag.features.build import DEFAULT_MATURITY_DAYS, build_outcomes
 from creative_dag.marts.early_decisions import (
     DECISIONS,
@@ -42,34 +43,8 @@ from creative_dag.marts.early_decisions import (
 CREATIVE_KEY_COLUMNS = ["creative_id", "account_id", "launch_date"]
 
 
-class EarlyDecisionsConfig(dg.Config):
-    """The policy; see creative_dag.marts.early_decisions.EarlyDecisionParams.
-
-    window_days: days of delivery before the first call (2 = "48 hours"); max_window_days: how long a
-    creative below min_impressions is waited for; bottom_share / top_share: what "bottom" and "top"
-    of the account mean (0.8 / 0.2: "cut the bottom 80 %, double down on the top 20 %");
-    kill_threshold / scale_threshold: the probability a call needs; min_peers: matured creatives an
-    account needs before its bottom / top is defined; min_history: matured creatives (all accounts)
-    the early -> outcome calibration needs; use_forecast: use marts.predictions when present.
-    """
-
-    window_days: int = 2
-    max_window_days: int = 7
-    min_impressions: int = 1000
-    bottom_share: float = 0.8
-    top_share: float = 0.2
-    kill_threshold: float = 0.8
-    scale_threshold: float = 0.8
-    min_peers: int = 10
-    min_history: int = 30
-    use_forecast: bool = True
-
-    def to_params(self) -> EarlyDecisionParams:
-        return EarlyDecisionParams(
-            window_days=self.window_days, max_window_days=self.max_window_days,
-            min_impressions=self.min_impressions, bottom_share=self.bottom_share, top_share=self.top_share,
-            kill_threshold=self.kill_threshold, scale_threshold=self.scale_threshold, min_peers=self.min_peers,
-            min_history=self.min_history, use_forecast=self.use_forecast)
+class EarlyDecisionsConfig(config_from(EarlyDecisionParams, *field_names(EarlyDecisionParams))):
+    """The policy (creative_dag.marts.early_decisions.EarlyDecisionParams): every field can be set."""
 
 
 def _wait_reasons(table: pd.DataFrame) -> dict[str, int]:
@@ -77,8 +52,8 @@ def _wait_reasons(table: pd.DataFrame) -> dict[str, int]:
     return table.loc[table["decision"] == "WAIT", "reason"].map(wait_kind).value_counts().to_dict()
 
 
-@dg.asset(key=MARTS_EARLY_DECISIONS, deps=[RAW_CREATIVES, RAW_DAILY_METRICS, FEATURES_EARLY, FEATURES_OUTCOMES,
-                                           MARTS_PREDICTIONS],
+@dg.asset(key=MARTS_EARLY_DECISIONS.key, deps=[RAW_CREATIVES.key, RAW_DAILY_METRICS.key, FEATURES_EARLY.key, FEATURES_OUTCOMES.key,
+                                           MARTS_PREDICTIONS.key],
           required_resource_keys={"warehouse"}, group_name="marts", kinds={"duckdb", "python"}, pool="warehouse",
           description="Per creative, after its early window (default 2 days, at least 1,000 impressions): KILL / KEEP "
                       "/ SCALE / WAIT with the posterior probability that it ends in its account's bottom 80 % or "
@@ -87,16 +62,16 @@ def _wait_reasons(table: pd.DataFrame) -> dict[str, int]:
 def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsConfig) -> dg.MaterializeResult:
     params = config.to_params()
     warehouse = context.resources.warehouse
-    creatives = warehouse.read_table("raw.creatives", columns=CREATIVE_KEY_COLUMNS)
-    daily = warehouse.read_table("raw.daily_metrics")
+    creatives = warehouse.read_table(RAW_CREATIVES, columns=CREATIVE_KEY_COLUMNS)
+    daily = warehouse.read_table(RAW_DAILY_METRICS)
     degraded = []
-    if warehouse.exists("features.outcomes"):
-        outcomes = warehouse.read_table("features.outcomes")
+    if warehouse.exists(FEATURES_OUTCOMES):
+        outcomes = warehouse.read_table(FEATURES_OUTCOMES)
     else:
         outcomes = build_outcomes(creatives, daily, DEFAULT_MATURITY_DAYS)
         degraded.append(f"features.outcomes missing: maturity dates recomputed from raw.daily_metrics with the "
                         f"default {DEFAULT_MATURITY_DAYS}-day maturity window")
-    predictions = warehouse.read_table("marts.predictions") if warehouse.exists("marts.predictions") else None
+    predictions = warehouse.read_table(MARTS_PREDICTIONS) if warehouse.exists(MARTS_PREDICTIONS) else None
     if not params.use_forecast:
         degraded.append("prelaunch forecast switched off (use_forecast = false): account history only")
     elif predictions is None or predictions.empty:
@@ -105,7 +80,7 @@ def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsCon
     if creatives.empty:
         degraded.append("no creatives (raw.creatives is empty)")
     table = decide(creatives, daily, outcomes, predictions, params)
-    warehouse.write_table("marts.early_decisions", table)
+    warehouse.write_table(MARTS_EARLY_DECISIONS, table)
     evaluation = evaluate(table, params)
     counts = {d: int((table["decision"] == d).sum()) for d in DECISIONS}
     figures = {}
@@ -117,7 +92,7 @@ def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsCon
         figures["n_evaluated"] = int(by_policy.loc[POLICY, "n_evaluated"])
     with_forecast = int((table["prior_source"] == PRIOR_WITH_FORECAST).sum())
     return dg.MaterializeResult(metadata=table_metadata(
-        table, **{f"n_{d.lower()}": n for d, n in counts.items()}, **figures,
+        MARTS_EARLY_DECISIONS, table, **{f"n_{d.lower()}": n for d, n in counts.items()}, **figures,
         evaluation=dg.MetadataValue.md(evaluation_markdown(evaluation)),
         wait_reasons=dg.MetadataValue.md(counts_markdown(_wait_reasons(table), "reason", "creatives")),
         decided_with_forecast=with_forecast,

@@ -25,15 +25,16 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from creative_dag.assets.keys import (
+from creative_dag.assets.metadata import counts_markdown, table_metadata
+from creative_dag.blocks import BLOCK_SPECS, EMBEDDING_BLOCKS, LAYOUT, TEXT_INPUT
+from creative_dag.catalog import (
     EMBEDDING_KEYS,
     EMBEDDINGS_MODEL_STATUS,
     FEATURES_PRELAUNCH,
     RAW_IMAGES,
-    embedding_key,
+    RAW_QUARANTINE,
+    embedding_table,
 )
-from creative_dag.assets.metadata import counts_markdown, table_metadata
-from creative_dag.blocks import CLIP, CNN, EMBEDDING_BLOCKS, LAYOUT, TEXT, VISUAL
 from creative_dag.encoders.store import EmbeddingStore
 from creative_dag.partitions import launch_date_partitions
 from creative_dag.resources.embedding_store import EmbeddingStoreResource
@@ -52,21 +53,6 @@ from creative_dag.resources.warehouse import WarehouseResource
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "encoders"
-QUARANTINE_TABLE = "raw.quarantine"
-STATUS_TABLE = "embeddings.model_status"
-_BLOCK_KINDS = {CLIP: {"pytorch", "duckdb"}, CNN: {"pytorch", "duckdb"}, TEXT: {"pytorch", "duckdb"},
-                LAYOUT: {"pytorch", "opencv", "duckdb"}, VISUAL: {"opencv", "duckdb"}}
-_BLOCK_DESCRIPTIONS = {
-    CLIP: "CLIP image embeddings (image semantics) + zero-shot concept tags, one row per creative.",
-    CNN: "EfficientNet-Lite0 (or ResNet50) pooled ImageNet features (visual structure) + top-5 object tags.",
-    VISUAL: "Interpretable colour / composition / texture features; vector = fixed-scale standardised features.",
-    LAYOUT: "OCR text and boxes, CTA button, faces and their positions; vector = fixed-scale layout features.",
-    TEXT: "all-MiniLM-L6-v2 embedding of headline + primary text + OCR text.",
-}
-
-
-def table_name(block: str) -> str:
-    return f"embeddings.{block}"
 
 
 def partition_dates(keys: Sequence[str]) -> list[dt.date]:
@@ -106,9 +92,9 @@ def load_text_items(warehouse: WarehouseResource, dates: Sequence[dt.date]) -> p
     prelaunch_cols = set(warehouse.query("SELECT * FROM features.prelaunch LIMIT 0").columns)
     headline = "p.headline" if "headline" in prelaunch_cols else "NULL"
     primary = "p.primary_text" if "primary_text" in prelaunch_cols else "NULL"
-    has_images = warehouse.exists("raw.images")
+    has_images = warehouse.exists(RAW_IMAGES)
     # an unavailable layout block leaves a bare table without OCR columns: then there is no OCR text
-    has_layout = "ocr_text" in existing_types(warehouse, table_name(LAYOUT))
+    has_layout = "ocr_text" in existing_types(warehouse, embedding_table(LAYOUT))
     frame = warehouse.query(
         f"""
         SELECT p.creative_id, CAST(p.launch_date AS DATE) AS launch_date,
@@ -117,7 +103,7 @@ def load_text_items(warehouse: WarehouseResource, dates: Sequence[dt.date]) -> p
                {"l.ocr_text" if has_layout else "NULL"} AS ocr_text
         FROM features.prelaunch p
         {"LEFT JOIN raw.images i ON i.creative_id = p.creative_id" if has_images else ""}
-        {"LEFT JOIN embeddings.layout l ON l.creative_id = p.creative_id" if has_layout else ""}
+        {f"LEFT JOIN {embedding_table(LAYOUT)} l ON l.creative_id = p.creative_id" if has_layout else ""}
         WHERE CAST(p.launch_date AS DATE) IN (SELECT UNNEST(CAST(? AS DATE[])))
         ORDER BY p.launch_date, p.creative_id
         """,
@@ -145,7 +131,7 @@ def write_block_rows(warehouse: WarehouseResource, block: str, frame: pd.DataFra
     """Replace the rows of `dates` in embeddings.<block> with `frame` (typed so the schema is stable)."""
     from creative_dag.encoders.pipeline import stabilise_types
 
-    table = table_name(block)
+    table = embedding_table(block)
     types = existing_types(warehouse, table)
     frame = stabilise_types(frame, types, numeric_columns)
     if types:
@@ -193,10 +179,10 @@ def write_quarantine(warehouse: WarehouseResource, block: str, quarantine: pd.Da
     """Replace this block's quarantine rows for `creative_ids` (keys 'embeddings.<block>:<id>')."""
     from creative_dag.encoders.pipeline import quarantine_key
 
-    if quarantine.empty and not warehouse.exists(QUARANTINE_TABLE):
+    if quarantine.empty and not warehouse.exists(RAW_QUARANTINE):
         return 0
     keys = [quarantine_key(block, c) for c in creative_ids]
-    return warehouse.replace_rows(QUARANTINE_TABLE, quarantine, "key", keys)
+    return warehouse.replace_rows(RAW_QUARANTINE, quarantine, "key", keys)
 
 
 # ----------------------------------------------------------------------------- compute (no pool)
@@ -258,13 +244,14 @@ def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: Warehou
     )
 
     started = time.perf_counter()
-    items = load_text_items(warehouse, dates) if block == TEXT else load_image_items(warehouse, dates)
-    if block == TEXT:
+    spec = BLOCK_SPECS[block]
+    reads_text = spec.reads == TEXT_INPUT
+    items = load_text_items(warehouse, dates) if reads_text else load_image_items(warehouse, dates)
+    if reads_text:
         from creative_dag.encoders.base import text_sha256
 
         items["text_sha256"] = [text_sha256(str(t or "")) for t in items["text"]]
-    fingerprints = input_fingerprints(items, "text_sha256" if block == TEXT else "sha256",
-                                      block_fingerprint(block, settings))
+    fingerprints = input_fingerprints(items, spec.key_column, block_fingerprint(block, settings))
     fingerprints.update({d: "no-creatives" for d in dates if d not in fingerprints})
     todo = [d for d in dates if store.read_inputs(block, d) != fingerprints[d]]
     manifest: dict[str, Any] = {"block": block, "run_id": run_id, "dates": [d.isoformat() for d in dates],
@@ -295,7 +282,7 @@ def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: Warehou
         return manifest
     log(f"embeddings.{block}: {len(todo_items)} creatives over {len(todo)} changed launch date(s) "
         f"({len(dates) - len(todo)} unchanged); model {encoder.model_id} {encoder.model_version} on {encoder.device}")
-    if block == TEXT:
+    if reads_text:
         run = encode_texts(encoder, todo_items.drop(columns="text_sha256"), settings.cache(), log=log)
         manifest["creatives_without_text"] = int(len(todo_items) - len(run.frame))
     else:
@@ -352,8 +339,8 @@ def run_manifest(store: EmbeddingStore, block: str, run: dg.DagsterRun) -> dict[
     return store.read_run(block, run.run_id)  # raises, naming this run
 
 
-def _block_metadata(frame: pd.DataFrame, manifest: dict[str, Any], dates: Sequence[dt.date]) -> dict[str, Any]:
-    meta = table_metadata(frame, block_available=bool(manifest["available"]), model_id=manifest["model_id"],
+def _block_metadata(block: str, frame: pd.DataFrame, manifest: dict[str, Any], dates: Sequence[dt.date]) -> dict[str, Any]:
+    meta = table_metadata(embedding_table(block), frame, block_available=bool(manifest["available"]), model_id=manifest["model_id"],
                           launch_dates=len(dates), rows_this_run=len(frame))
     # each launch date carries its own row count (added per partition by the publish step)
     meta.pop("dagster/row_count")
@@ -416,17 +403,16 @@ def _publish_op(block: str) -> dg.OpDefinition:
         frame, per_date = publish_launch_dates(block, dates, warehouse, store, manifest)
         for key, day in zip(context.partition_keys, dates):
             context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(per_date[day])}, partition_key=key)
-        context.add_output_metadata(_block_metadata(frame, manifest, dates))
+        context.add_output_metadata(_block_metadata(block, frame, manifest, dates))
 
     return _publish
 
 
 def _block_asset(block: str) -> dg.AssetsDefinition:
     """embeddings.<block>: two steps, the heavy encode outside the warehouse pool and a short publish in it."""
-    upstream = {"raw_images": RAW_IMAGES, "prelaunch": FEATURES_PRELAUNCH}
-    if block == TEXT:
-        # the text block embeds headline + primary text + the OCR text that embeddings.layout read
-        upstream["layout"] = embedding_key(LAYOUT)
+    spec = BLOCK_SPECS[block]
+    upstream = {"raw_images": RAW_IMAGES.key, "prelaunch": FEATURES_PRELAUNCH.key}
+    upstream.update({other: embedding_table(other).key for other in spec.reads_blocks})
     encode, publish = _encode_op(block, list(upstream)), _publish_op(block)
 
     def compose(**deps):
@@ -436,21 +422,18 @@ def _block_asset(block: str) -> dg.AssetsDefinition:
         [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in upstream])
     compose.__name__ = block
     return dg.graph_asset(
-        key=embedding_key(block),
+        key=embedding_table(block).key,
         ins={name: dg.AssetIn(key=key, dagster_type=dg.Nothing) for name, key in upstream.items()},
         partitions_def=launch_date_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP,
-        kinds=_BLOCK_KINDS[block],
-        description=_BLOCK_DESCRIPTIONS[block],
+        kinds=set(spec.kinds),
+        description=spec.description,
     )(compose)
 
 
-embeddings_clip = _block_asset(CLIP)
-embeddings_cnn = _block_asset(CNN)
-embeddings_visual = _block_asset(VISUAL)
-embeddings_layout = _block_asset(LAYOUT)
-embeddings_text = _block_asset(TEXT)
+# embeddings/<block> for every entry of the registry (creative_dag/blocks.py, BLOCK_SPECS)
+BLOCK_ASSETS: dict[str, dg.AssetsDefinition] = {block: _block_asset(block) for block in BLOCK_SPECS}
 
 
 # ----------------------------------------------------------------------------- model status
@@ -475,7 +458,7 @@ def block_statuses(settings: EncoderSettings, store: EmbeddingStore,
 
 
 @dg.asset(
-    key=EMBEDDINGS_MODEL_STATUS,
+    key=EMBEDDINGS_MODEL_STATUS.key,
     deps=EMBEDDING_KEYS,
     group_name=GROUP,
     kinds={"pytorch", "duckdb"},
@@ -493,24 +476,23 @@ def embeddings_model_status(context: dg.AssetExecutionContext, warehouse: Wareho
     frame = status_frame(statuses)
     frame["rows"] = pd.array([_rows_for(warehouse, s.block, s.model_version) for s in statuses], dtype="Int64")
     frame["checked_at"] = [pd.Timestamp(at).tz_convert("UTC").tz_localize(None) for _, at in found]
-    warehouse.write_table(STATUS_TABLE, frame)
+    warehouse.write_table(EMBEDDINGS_MODEL_STATUS, frame)
     for status in statuses:
         if not status.available:
             context.log.warning(f"block {status.block} unavailable: {status.reason}")
     available = [s.block for s in statuses if s.available]
     return dg.MaterializeResult(metadata=table_metadata(
-        frame, blocks_available=len(available), available_blocks=", ".join(available) or "none",
+        EMBEDDINGS_MODEL_STATUS, frame, blocks_available=len(available), available_blocks=", ".join(available) or "none",
         unavailable_blocks=", ".join(s.block for s in statuses if not s.available) or "none"))
 
 
 def _rows_for(warehouse: WarehouseResource, block: str, model_version: str | None) -> int:
     """Rows of embeddings.<block> made by `model_version` (0 when unavailable or not built)."""
-    table = table_name(block)
+    table = embedding_table(block)
     if model_version is None or not warehouse.exists(table):
         return 0
     found = warehouse.query(f"SELECT count(*) AS n FROM {table} WHERE model_version = ?", [model_version])
     return int(found["n"].iloc[0])
 
 
-ENCODER_ASSETS = [embeddings_clip, embeddings_cnn, embeddings_visual, embeddings_layout, embeddings_text,
-                  embeddings_model_status]
+ENCODER_ASSETS = [*BLOCK_ASSETS.values(), embeddings_model_status]

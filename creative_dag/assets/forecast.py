@@ -11,16 +11,17 @@ from pathlib import Path
 
 import dagster as dg
 
-from creative_dag.assets.keys import (
+from creative_dag.assets.marts import attribute_frame_of
+from creative_dag.assets.metadata import table_metadata
+from creative_dag.catalog import (
     CBR_CASE_BASE,
     EMBEDDING_KEYS,
     FEATURES_PRELAUNCH,
     MARTS_PERFORMANCE_MODEL,
     MARTS_PREDICTIONS,
 )
-from creative_dag.assets.marts import attribute_frame_of
-from creative_dag.assets.metadata import table_metadata
 from creative_dag.cbr.query import CaseMemory, index_dir_for
+from creative_dag.dagster_config import config_from
 from creative_dag.forecast.model import (
     LEARNERS,
     TARGET_MODES,
@@ -34,19 +35,12 @@ from creative_dag.forecast.targets import KPIS, TargetSpec
 from creative_dag.settings import HomeLayout
 
 
-class ForecastAssetConfig(dg.Config):
-    """See creative_dag.forecast.model.ForecastConfig (windows match cbr.backtest's defaults)."""
+class ForecastAssetConfig(config_from(ForecastConfig, "kpis", "warmup_days", "validation_share", "refit_days",
+                                      "pca_dims", "learner", "target_mode", "interval", "evaluate")):
+    """creative_dag.forecast.model.ForecastConfig (windows match cbr.backtest's defaults). baseline_days:
+    the trailing account window the normalised target divides by (TargetSpec.window_days)."""
 
-    kpis: list[str] = list(KPIS)
-    warmup_days: int = 21
-    validation_share: float = 0.3
-    refit_days: int = 7
-    pca_dims: int = 24
-    learner: str = "stacked"
-    target_mode: str = "both"
-    baseline_days: int = 365
-    interval: float = 0.8
-    evaluate: bool = True
+    baseline_days: int = TargetSpec().window_days
 
     def to_forecast_config(self) -> ForecastConfig:
         unknown = [k for k in self.kpis if k not in KPIS]
@@ -54,11 +48,7 @@ class ForecastAssetConfig(dg.Config):
             raise ValueError(f"ForecastAssetConfig: unknown KPIs {unknown} (KPIs are {', '.join(KPIS)}), learner "
                              f"{self.learner!r} ({', '.join(LEARNERS)}) or target_mode {self.target_mode!r} "
                              f"({', '.join(TARGET_MODES)})")
-        return ForecastConfig(kpis=tuple(self.kpis), warmup_days=self.warmup_days,
-                              validation_share=self.validation_share, refit_days=self.refit_days,
-                              pca_dims=self.pca_dims, learner=self.learner, interval=self.interval,
-                              evaluate=self.evaluate, target_mode=self.target_mode,
-                              target=TargetSpec(window_days=self.baseline_days))
+        return self.to_params(target=TargetSpec(window_days=self.baseline_days))
 
 
 def observable_oracle(landing_folder: Path) -> dict[str, dict[str, float]] | None:
@@ -73,13 +63,13 @@ def observable_oracle(landing_folder: Path) -> dict[str, dict[str, float]] | Non
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(MARTS_PERFORMANCE_MODEL, deps=[CBR_CASE_BASE, FEATURES_PRELAUNCH, *EMBEDDING_KEYS],
+    specs=[dg.AssetSpec(MARTS_PERFORMANCE_MODEL.key, deps=[CBR_CASE_BASE.key, FEATURES_PRELAUNCH.key, *EMBEDDING_KEYS],
                         group_name="marts", kinds={"duckdb", "python", "lightgbm"},
                         description="Table I of the prelaunch forecast: per input set (context, attributes, each "
                                     "block, all blocks, all + CBR evidence, the other target variant, the observable "
                                     "oracle when ground truth exists), KPI and window: RMSE, MAE, R², Spearman, "
                                     "within-cohort Spearman, interval coverage, n."),
-           dg.AssetSpec(MARTS_PREDICTIONS, deps=[CBR_CASE_BASE, FEATURES_PRELAUNCH, *EMBEDDING_KEYS],
+           dg.AssetSpec(MARTS_PREDICTIONS.key, deps=[CBR_CASE_BASE.key, FEATURES_PRELAUNCH.key, *EMBEDDING_KEYS],
                         group_name="marts", kinds={"duckdb", "python", "lightgbm"},
                         description="Per creative and KPI: the as-of prelaunch forecast with an 80 % conformal "
                                     "interval, the realised value once matured, the account's trailing level and "
@@ -88,7 +78,7 @@ def observable_oracle(landing_folder: Path) -> dict[str, dict[str, float]] | Non
 )
 def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetConfig):
     warehouse = context.resources.warehouse
-    case_base = warehouse.read_table("cbr.case_base")
+    case_base = warehouse.read_table(CBR_CASE_BASE)
     fc_config = config.to_forecast_config()
     oracle = observable_oracle(context.resources.landing.folder())
     status = ""
@@ -105,26 +95,26 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
     if result is None:
         context.log.warning(f"prelaunch forecast {status}")
         performance, predictions = empty_performance(), empty_predictions()
-        warehouse.write_table("marts.performance_model", performance)
-        warehouse.write_table("marts.predictions", predictions)
-        yield dg.MaterializeResult(asset_key=MARTS_PERFORMANCE_MODEL, metadata=table_metadata(performance, status=status))
-        yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS, metadata=table_metadata(predictions, status=status))
+        warehouse.write_table(MARTS_PERFORMANCE_MODEL, performance)
+        warehouse.write_table(MARTS_PREDICTIONS, predictions)
+        yield dg.MaterializeResult(asset_key=MARTS_PERFORMANCE_MODEL.key, metadata=table_metadata(MARTS_PERFORMANCE_MODEL, performance, status=status))
+        yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(MARTS_PREDICTIONS, predictions, status=status))
         return
     performance, predictions = result.performance, result.predictions
-    warehouse.write_table("marts.performance_model", performance)
-    warehouse.write_table("marts.predictions", predictions)
+    warehouse.write_table(MARTS_PERFORMANCE_MODEL, performance)
+    warehouse.write_table(MARTS_PREDICTIONS, predictions)
     model_dir = HomeLayout.of_database(warehouse.database).models / "forecast"
     saved = save_models(result.models, model_dir)
     for note in result.info["notes"]:
         context.log.info(f"prelaunch forecast: {note}")
     figures = result.headline()
-    yield dg.MaterializeResult(asset_key=MARTS_PERFORMANCE_MODEL, metadata=table_metadata(
-        performance, preview_rows=40, **figures,
+    yield dg.MaterializeResult(asset_key=MARTS_PERFORMANCE_MODEL.key, metadata=table_metadata(
+        MARTS_PERFORMANCE_MODEL, performance, preview_rows=40, **figures,
         test_table=dg.MetadataValue.md(result.table_markdown("test")),
         models=dg.MetadataValue.md("\n".join(f"- `{p}`" for p in saved) or "_none_"),
         oracle="observable oracle from ground_truth.json" if oracle else "no ground truth (not a generated scenario)",
         notes="; ".join(result.info["notes"]) or "none"))
-    yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS, metadata=table_metadata(
-        predictions, creatives_forecast=int(predictions.loc[predictions["forecast"].notna(), "creative_id"].nunique()),
+    yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(
+        MARTS_PREDICTIONS, predictions, creatives_forecast=int(predictions.loc[predictions["forecast"].notna(), "creative_id"].nunique()),
         live_creatives=int(predictions.loc[predictions["window"] == "live", "creative_id"].nunique()),
         kpis=", ".join(fc_config.kpis)))

@@ -15,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from creative_dag.assets.keys import (
+from creative_dag.assets.metadata import counts_markdown
+from creative_dag.candidates.batch import CANDIDATES_DIR
+from creative_dag.catalog import (
     MARTS_ACCOUNT_HEALTH,
     MARTS_CREATIVE_FATIGUE,
     MARTS_CREATIVE_FATIGUE_DAILY,
@@ -24,8 +26,6 @@ from creative_dag.assets.keys import (
     MARTS_LANDSCAPE_CLUSTERS,
     MARTS_RECOMMENDATIONS,
 )
-from creative_dag.assets.metadata import counts_markdown
-from creative_dag.candidates.batch import CANDIDATES_DIR
 from creative_dag.report.html import TABLE_NAMES, ReportTables, build_report
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.settings import HomeLayout
@@ -37,8 +37,8 @@ REPORT_FILE_NAME = "creative_memory.html"
 # raw.creatives (image paths) is read but not a dependency: the marts follow every ingest anyway, and a
 # dependency outside the refreshed set would let the refresh cron rebuild the page from stale marts while
 # the features after an ingest are still running (tests/test_daily_path.py).
-REPORT_DEPS = [MARTS_CREATIVE_RANKING, MARTS_CREATIVE_LANDSCAPE, MARTS_LANDSCAPE_CLUSTERS,
-               MARTS_CREATIVE_FATIGUE, MARTS_CREATIVE_FATIGUE_DAILY, MARTS_RECOMMENDATIONS, MARTS_ACCOUNT_HEALTH]
+REPORT_DEPS = [MARTS_CREATIVE_RANKING.key, MARTS_CREATIVE_LANDSCAPE.key, MARTS_LANDSCAPE_CLUSTERS.key,
+               MARTS_CREATIVE_FATIGUE.key, MARTS_CREATIVE_FATIGUE_DAILY.key, MARTS_RECOMMENDATIONS.key, MARTS_ACCOUNT_HEALTH.key]
 # Only what the page shows: the daily fatigue rows are the one large table (creatives x days).
 _COLUMNS = {
     "creatives": ["creative_id", "image_path"],

@@ -13,13 +13,13 @@ import dagster as dg
 import pandas as pd
 from dagster import AssetExecutionContext
 
-from creative_dag.assets.keys import (
+from creative_dag.assets.metadata import counts_markdown, table_metadata
+from creative_dag.catalog import (
     RAW_CREATIVES,
     RAW_DAILY_METRICS,
     RAW_IMAGES,
     RAW_QUARANTINE,
 )
-from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.landing.files import LandingFileError
 from creative_dag.landing.ingest import LandingIngest, ingest_landing_folder
 from creative_dag.landing.quarantine import (
@@ -32,24 +32,18 @@ from creative_dag.resources.image_store import ImageStoreResource
 from creative_dag.resources.landing import LandingResource
 from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
 
-CREATIVES = "raw.creatives"
-DAILY_METRICS = "raw.daily_metrics"
-IMAGES = "raw.images"
-QUARANTINE = "raw.quarantine"
-
-
 _KINDS = {"duckdb", "python"}
 _SPECS = [
-    dg.AssetSpec(RAW_CREATIVES, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_CREATIVES.key, group_name="ingest", kinds=_KINDS, description=(
         "One row per valid creative, every landed column (ids as text, launch_date DATE). A creative "
         "whose image is bad stays here; the image problem is in raw.images and raw.quarantine.")),
-    dg.AssetSpec(RAW_DAILY_METRICS, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_DAILY_METRICS.key, group_name="ingest", kinds=_KINDS, description=(
         "One row per creative per day for valid creatives: counts int64, money float64, optional "
         "reach/frequency/video_3s_views/likes float64 (NULL when not reported).")),
-    dg.AssetSpec(RAW_IMAGES, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_IMAGES.key, group_name="ingest", kinds=_KINDS, description=(
         "One row per image of a valid creative: sha256, displayed width/height (after EXIF orientation), "
         "format, mode, byte_size, exif_orientation, decode_status ('ok' or the quarantine reason).")),
-    dg.AssetSpec(RAW_QUARANTINE, group_name="ingest", kinds=_KINDS, description=(
+    dg.AssetSpec(RAW_QUARANTINE.key, group_name="ingest", kinds=_KINDS, description=(
         "Rejected rows and images: source, key, reason (stable code), detail (file, row, what to do), "
         "raw_value (the row as landed, JSON). See docs/input-contract.md for every reason.")),
 ]
@@ -80,10 +74,10 @@ def ingest_raw_tables(context: AssetExecutionContext, landing: LandingResource,
         # The one case that stops the run: the file itself is unusable, so nothing is written.
         raise dg.Failure(description=str(err), allow_retries=False) from err
 
-    warehouse.write_table(CREATIVES, result.creatives)
-    warehouse.write_table(DAILY_METRICS, result.daily_metrics)
-    warehouse.write_table(IMAGES, result.images)
-    warehouse.write_table(QUARANTINE, result.quarantine)
+    warehouse.write_table(RAW_CREATIVES, result.creatives)
+    warehouse.write_table(RAW_DAILY_METRICS, result.daily_metrics)
+    warehouse.write_table(RAW_IMAGES, result.images)
+    warehouse.write_table(RAW_QUARANTINE, result.quarantine)
     if len(result.quarantine):
         context.log.warning(f"quarantined {len(result.quarantine)} rows: {result.quarantined_by_reason()}")
     for key, metadata in ingest_metadata(result).items():
@@ -108,20 +102,20 @@ def ingest_metadata(result: LandingIngest) -> dict[dg.AssetKey, dict]:
     by_source = (result.quarantine.groupby(["source", "reason"]).size().rename("rows").reset_index()
                  if len(result.quarantine) else pd.DataFrame())
     return {
-        RAW_CREATIVES: table_metadata(
-            result.creatives, **common, **quarantined(SOURCE_CREATIVES),
+        RAW_CREATIVES.key: table_metadata(
+            RAW_CREATIVES, result.creatives, **common, **quarantined(SOURCE_CREATIVES),
             launch_date_min=_iso(launch.min()), launch_date_max=_iso(launch.max()),
             launch_dates=int(launch.nunique()), accounts=int(result.creatives["account_id"].nunique())
             if len(result.creatives) else 0),
-        RAW_DAILY_METRICS: table_metadata(
-            result.daily_metrics, **common, **quarantined(SOURCE_METRICS),
+        RAW_DAILY_METRICS.key: table_metadata(
+            RAW_DAILY_METRICS, result.daily_metrics, **common, **quarantined(SOURCE_METRICS),
             date_min=_iso(dates.min()), date_max=_iso(dates.max())),
-        RAW_IMAGES: table_metadata(
-            result.images, **common, **quarantined(SOURCE_IMAGES), images_ok=images_ok,
+        RAW_IMAGES.key: table_metadata(
+            RAW_IMAGES, result.images, **common, **quarantined(SOURCE_IMAGES), images_ok=images_ok,
             images_failed=int(len(result.images) - images_ok),
             formats={str(k): int(v) for k, v in result.images["format"].value_counts().items()}),
-        RAW_QUARANTINE: table_metadata(
-            result.quarantine, **common, **quarantined(None),
+        RAW_QUARANTINE.key: table_metadata(
+            RAW_QUARANTINE, result.quarantine, **common, **quarantined(None),
             quarantined_by_source_and_reason=dg.MetadataValue.md(
                 by_source.to_markdown(index=False) if len(by_source) else "_none_")),
     }

@@ -8,17 +8,19 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from creative_dag.catalog import Table
+
 PREVIEW_ROWS = 10
 _MAX_CELL = 60
 
 
-def table_metadata(frame: pd.DataFrame, preview_rows: int = PREVIEW_ROWS, **key_figures: Any) -> dict[str, Any]:
-    """Standard metadata for a table asset plus `key_figures` (plain values or MetadataValue)."""
+def table_metadata(table: Table, frame: pd.DataFrame, preview_rows: int = PREVIEW_ROWS,
+                   **key_figures: Any) -> dict[str, Any]:
+    """Standard metadata for a table asset plus `key_figures` (plain values or MetadataValue); the
+    column schema carries the catalog's column descriptions (the Dagster UI's column table)."""
     meta: dict[str, Any] = {
         "dagster/row_count": dg.MetadataValue.int(len(frame)),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
-        ),
+        "dagster/column_schema": table.column_schema(frame),
         "preview": dg.MetadataValue.md(markdown_preview(frame, preview_rows)),
     }
     for name, value in key_figures.items():

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from creative_dag.attribution.edits import EDIT_NAMES
 from creative_dag.blocks import CONTEXT, TEXT
 from creative_dag.cbr.backtest import AsOfLabels
 from creative_dag.cbr.index import NO_LIMIT_DAY, to_days
@@ -53,7 +54,7 @@ class AttributionConfig:
     an effect is reported but its direction is "none"); learner / pca_dims: as the forecast's."""
 
     sample_size: int = 30
-    edits: tuple[str, ...] = ()
+    edits: tuple[str, ...] = EDIT_NAMES
     kpis: tuple[str, ...] = ("ctr", "cvr")
     n_models: int = 20
     confidence: float = 0.95

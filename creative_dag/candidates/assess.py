@@ -29,6 +29,15 @@ import pandas as pd
 
 from creative_dag.blocks import DEFAULT_WEIGHTS, EMBEDDING_BLOCKS, TEXT
 from creative_dag.candidates.batch import CandidateBatch
+from creative_dag.catalog import (
+    FEATURES_OUTCOMES,
+    FEATURES_PRELAUNCH,
+    MARTS_CREATIVE_FATIGUE,
+    MARTS_PREDICTIONS,
+    MARTS_RECOMMENDATIONS,
+    RAW_DAILY_METRICS,
+    RAW_IMAGES,
+)
 from creative_dag.cbr.backtest import AsOfLabels
 from creative_dag.cbr.case_base import build_case_base
 from creative_dag.cbr.context import CONTEXT_COLUMNS
@@ -44,7 +53,7 @@ from creative_dag.forecast.model import (
 )
 from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec
 from creative_dag.marts.attributes import attribute_frame
-from creative_dag.marts.similarity import BlockVectors
+from creative_dag.marts.block_vectors import BlockVectors
 
 IMAGE_WEIGHTS = {b: w for b, w in DEFAULT_WEIGHTS.items() if b in EMBEDDING_BLOCKS and b != TEXT}
 RISK_LEVELS = ("identical", "near_duplicate", "similar", "low", "unknown")
@@ -94,7 +103,7 @@ class History:
         def table(name: str) -> pd.DataFrame | None:
             return warehouse.read_table(name) if warehouse.exists(name) else None
 
-        missing = [t for t in ("features.prelaunch", "features.outcomes") if not warehouse.exists(t)]
+        missing = [t for t in (FEATURES_PRELAUNCH, FEATURES_OUTCOMES) if not warehouse.exists(t)]
         if missing:
             raise LookupError(f"{', '.join(missing)} missing from the warehouse; materialise the pipeline first "
                               "(creative-dag materialize)")
@@ -103,14 +112,14 @@ class History:
             frame = table(f"embeddings.{block}")
             if frame is not None and len(frame):
                 tables[block] = frame
-        return cls(prelaunch=table("features.prelaunch"), outcomes=table("features.outcomes"),
-                   daily_metrics=table("raw.daily_metrics") if warehouse.exists("raw.daily_metrics") else
+        return cls(prelaunch=table(FEATURES_PRELAUNCH), outcomes=table(FEATURES_OUTCOMES),
+                   daily_metrics=table(RAW_DAILY_METRICS) if warehouse.exists(RAW_DAILY_METRICS) else
                    pd.DataFrame(columns=["creative_id", "date", "impressions", "clicks", "spend", "conversions",
                                          "revenue"]),
-                   tables=tables, images=table("raw.images") if warehouse.exists("raw.images") else
+                   tables=tables, images=table(RAW_IMAGES) if warehouse.exists(RAW_IMAGES) else
                    pd.DataFrame(columns=["creative_id", "sha256"]),
-                   predictions=table("marts.predictions"), recommendations=table("marts.recommendations"),
-                   fatigue=table("marts.creative_fatigue"))
+                   predictions=table(MARTS_PREDICTIONS), recommendations=table(MARTS_RECOMMENDATIONS),
+                   fatigue=table(MARTS_CREATIVE_FATIGUE))
 
     @property
     def horizon(self) -> dt.date | None:

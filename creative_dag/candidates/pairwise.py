@@ -176,7 +176,7 @@ def _block_reason(a: Mapping, b: Mapping, block_tables: Mapping[str, pd.DataFram
     """Where the two look different and where alike: per-block cosine of the pair."""
     if not block_tables:
         return None
-    from creative_dag.marts.similarity import BlockVectors
+    from creative_dag.marts.block_vectors import BlockVectors
 
     vectors = BlockVectors.from_tables([a["candidate_id"], b["candidate_id"]], block_tables)
     sims = {}

@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.blocks import BLOCKS, CONTEXT, parse_weights
+from creative_dag.catalog import (
+    CBR_CASE_BASE,
+)
 from creative_dag.cbr.case_base import CaseArrays, case_arrays
 from creative_dag.cbr.context import CONTEXT_COLUMNS, ContextEncoder
 from creative_dag.cbr.index import CaseIndex, SearchResult, case_fingerprint, to_days
@@ -257,10 +260,10 @@ def similar_for_creative(warehouse: Any, creative_id: str, k: int = 10,
     have known); pass a later date to see cases matured since. The persisted index under
     <home>/index/cbr is used when it matches the case base, else rebuilt and saved.
     """
-    if not warehouse.exists("cbr.case_base"):
+    if not warehouse.exists(CBR_CASE_BASE):
         raise LookupError(f"cbr.case_base is not in {warehouse.path}; materialise it first "
                           "(creative-dag materialize --select cbr/case_base)")
-    case_base = warehouse.read_table("cbr.case_base")
+    case_base = warehouse.read_table(CBR_CASE_BASE)
     memory = CaseMemory.open(case_base, index_dir_for(warehouse.path))
     if isinstance(as_of, str):
         as_of = dt.date.fromisoformat(as_of)

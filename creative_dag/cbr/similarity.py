@@ -204,8 +204,9 @@ def exact_similarity(layout: BlockLayout, query: np.ndarray, query_presence: np.
                      weights: np.ndarray) -> np.ndarray:
     """Reference implementation of the formula, block by block: (m, D) x (n, D) -> (m, n) float64.
 
-    Slow and memory-hungry (it materialises every block's cosine matrix); used by tests and as
-    the benchmark's "naive per-block loop". NaN where q and c share no weighted block.
+    It materialises every block's cosine matrix: the marts' all-pairs matrices inside an account
+    (creative_dag.marts.block_vectors), tests and the benchmark's "naive per-block loop" use it; top-K
+    retrieval uses `fused_scores` on the index. NaN where q and c share no weighted block.
     """
     q = np.atleast_2d(query).astype(np.float64)
     c = np.atleast_2d(cases).astype(np.float64)

@@ -1,7 +1,7 @@
 """Checks beside the CBR assets (docs/features.md, docs/cbr.md).
 
 * cbr.case_base `decision_time_columns` (blocking): GX column-set suite from
-  creative_dag.checks.leakage — only id/prelaunch registry columns, the block vectors, the as-of
+  creative_dag.checks.decision_time — only id/prelaunch registry columns, the block vectors, the as-of
   dates and the `outcome_*` label group may be present. The outcome group is allowed by an explicit
   exception: it is what retrieval returns for *past* cases, released only after their
   available_date (as-of), measured over the maturity window, and never an input of a decision
@@ -19,27 +19,31 @@ import dagster as dg
 import numpy as np
 
 from creative_dag.assets.cbr import as_of_violations
-from creative_dag.assets.keys import CBR_BACKTEST, CBR_CASE_BASE, CBR_NEIGHBORS
 from creative_dag.blocks import BLOCKS
+from creative_dag.catalog import (
+    CBR_BACKTEST,
+    CBR_CASE_BASE,
+    CBR_NEIGHBORS,
+)
 from creative_dag.cbr.case_base import OUTCOME_COLUMNS
 from creative_dag.cbr.index import to_days
-from creative_dag.checks.leakage import decision_time_check
+from creative_dag.checks.decision_time import decision_time_check
 from creative_dag.vectors import is_missing_vector
 
 CASE_BASE_DERIVED_COLUMNS: tuple[str, ...] = (*BLOCKS, "blocks_present", "mature_date", "available_date", *OUTCOME_COLUMNS)
 NORM_TOLERANCE = 1e-3
 
 case_base_decision_time_columns = decision_time_check(
-    CBR_CASE_BASE, "cbr.case_base", extra_allowed=CASE_BASE_DERIVED_COLUMNS)
+    CBR_CASE_BASE.key, CBR_CASE_BASE, extra_allowed=CASE_BASE_DERIVED_COLUMNS)
 
 
-@dg.asset_check(asset=CBR_CASE_BASE, name="vectors_and_dates", blocking=True, required_resource_keys={"warehouse"},
+@dg.asset_check(asset=CBR_CASE_BASE.key, name="vectors_and_dates", blocking=True, required_resource_keys={"warehouse"},
                 pool="warehouse",
                 description="Every block vector in cbr.case_base is L2-normalised; available_date is on or after "
                             "launch_date and mature_date (as-of retrieval relies on it).")
 def case_base_vectors_and_dates(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     warehouse = context.resources.warehouse
-    frame = warehouse.read_table("cbr.case_base")
+    frame = warehouse.read_table(CBR_CASE_BASE)
     bad_norms: dict[str, list[str]] = {}
     for block in BLOCKS:
         if block not in frame.columns:
@@ -65,11 +69,11 @@ def case_base_vectors_and_dates(context: dg.AssetCheckExecutionContext) -> dg.As
     )
 
 
-@dg.asset_check(asset=CBR_NEIGHBORS, name="as_of_neighbors", blocking=True, required_resource_keys={"warehouse"},
+@dg.asset_check(asset=CBR_NEIGHBORS.key, name="as_of_neighbors", blocking=True, required_resource_keys={"warehouse"},
                 pool="warehouse",
                 description="No neighbour in cbr.neighbors was launched or matured on/after its query's launch date.")
 def neighbors_as_of(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    table = context.resources.warehouse.read_table("cbr.neighbors")
+    table = context.resources.warehouse.read_table(CBR_NEIGHBORS)
     violations = as_of_violations(table)
     return dg.AssetCheckResult(
         passed=violations == 0, severity=dg.AssetCheckSeverity.ERROR,
@@ -79,11 +83,11 @@ def neighbors_as_of(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResu
     )
 
 
-@dg.asset_check(asset=CBR_BACKTEST, name="cbr_beats_account_mean", required_resource_keys={"warehouse"},
+@dg.asset_check(asset=CBR_BACKTEST.key, name="cbr_beats_account_mean", required_resource_keys={"warehouse"},
                 pool="warehouse",
                 description="Warning when CBR ranks creatives no better than the account's as-of mean (test window).")
 def backtest_cbr_beats_account_mean(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    table = context.resources.warehouse.read_table("cbr.backtest")
+    table = context.resources.warehouse.read_table(CBR_BACKTEST)
     test = table[(table["window"] == "test") & (table["metric"] == "spearman")].set_index("method")["value"]
     if "cbr" not in test.index or "account_mean" not in test.index:
         return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,

@@ -1,5 +1,5 @@
 """Checks on the encoder stage: every embeddings.<block> table is decision-time only (blocking
-leakage check from checks/leakage.py) and holds well-formed vectors (blocking): one row per
+leakage check from checks/decision_time.py) and holds well-formed vectors (blocking): one row per
 creative, finite, L2-normalised, one length per model version. `embedded_every_creative` (warning)
 makes an empty result visible: a block that is unavailable, or creatives never embedded."""
 
@@ -8,31 +8,25 @@ from __future__ import annotations
 import dagster as dg
 import numpy as np
 
-from creative_dag.blocks import CLIP, CNN, EMBEDDING_BLOCKS, LAYOUT, TEXT, VISUAL
-from creative_dag.checks.leakage import EMBEDDING_COLUMNS, decision_time_check
+from creative_dag.blocks import BLOCK_SPECS, IMAGE_INPUT
+from creative_dag.catalog import (
+    FEATURES_PRELAUNCH,
+    RAW_IMAGES,
+    RAW_QUARANTINE,
+    embedding_table,
+)
+from creative_dag.checks.decision_time import EMBEDDING_COLUMNS, decision_time_check
 from creative_dag.resources.warehouse import WarehouseResource
 from creative_dag.vectors import vectors_to_matrix
 
 NORM_TOLERANCE = 1e-3
-TAG_COLUMNS = ("top_tag", "tags", "tag_scores")
-TEXT_COLUMNS = ("text", "text_sha256", "n_tokens")
 
 
 def _attribute_columns(block: str) -> tuple[str, ...]:
-    """Columns a block derives itself from the image or the ad copy (all decision-time)."""
-    if block in (CLIP, CNN):
-        return TAG_COLUMNS
-    if block == TEXT:
-        return TEXT_COLUMNS
-    if block == VISUAL:
-        from creative_dag.encoders.visual import VisualFeatureExtractor
-
-        return tuple(VisualFeatureExtractor.output_columns())
-    if block == LAYOUT:
-        from creative_dag.encoders.layout import LayoutExtractor
-
-        return tuple(LayoutExtractor.output_columns())
-    return ()
+    """Columns a block derives itself from the image or the ad copy (all decision-time): its
+    registry entry's derived_columns (creative_dag/blocks.py)."""
+    spec = BLOCK_SPECS.get(block)
+    return tuple(spec.derived_columns()) if spec else ()
 
 
 def vector_problems(frame, dim_by_version: dict | None = None) -> dict[str, int]:
@@ -57,10 +51,10 @@ def vector_problems(frame, dim_by_version: dict | None = None) -> dict[str, int]
 
 
 def _vectors_check(block: str) -> dg.AssetChecksDefinition:
-    table = f"embeddings.{block}"
+    table = embedding_table(block)
 
     @dg.asset_check(
-        asset=dg.AssetKey(["embeddings", block]),
+        asset=table.key,
         name="vectors_valid",
         blocking=True,
         description=f"{table}: one row per creative; vectors finite, L2-normalised, one length per model version.",
@@ -87,12 +81,12 @@ def missing_embeddings(warehouse: WarehouseResource, block: str) -> tuple[int, l
     """(creatives expected to have a `block` vector, ids of those without one and without a
     quarantine row saying why, quarantined count). Image blocks expect every creative in
     features.prelaunch whose image decoded at ingest; the text block expects every creative."""
-    table = f"embeddings.{block}"
-    if not warehouse.exists("features.prelaunch"):
+    table = embedding_table(block)
+    if not warehouse.exists(FEATURES_PRELAUNCH):
         return 0, [], 0
     expected_sql = "SELECT creative_id FROM features.prelaunch"
-    if block != TEXT:
-        if not warehouse.exists("raw.images"):
+    if BLOCK_SPECS[block].reads == IMAGE_INPUT:
+        if not warehouse.exists(RAW_IMAGES):
             return 0, [], 0
         expected_sql = ("SELECT p.creative_id FROM features.prelaunch p JOIN raw.images i USING (creative_id) "
                         "WHERE i.decode_status = 'ok' AND i.sha256 IS NOT NULL")
@@ -100,7 +94,7 @@ def missing_embeddings(warehouse: WarehouseResource, block: str) -> tuple[int, l
     embedded = set(warehouse.query(f"SELECT creative_id FROM {table} WHERE vector IS NOT NULL")["creative_id"]
                    .astype(str)) if warehouse.exists(table) else set()
     quarantined: set[str] = set()
-    if warehouse.exists("raw.quarantine"):
+    if warehouse.exists(RAW_QUARANTINE):
         keys = warehouse.query("SELECT key FROM raw.quarantine WHERE key LIKE ?", [f"{table}:%"])["key"]
         quarantined = {str(k).split(":", 1)[1] for k in keys}
     missing = sorted(expected - embedded - quarantined)
@@ -108,10 +102,10 @@ def missing_embeddings(warehouse: WarehouseResource, block: str) -> tuple[int, l
 
 
 def _coverage_check(block: str) -> dg.AssetChecksDefinition:
-    table = f"embeddings.{block}"
+    table = embedding_table(block)
 
     @dg.asset_check(
-        asset=dg.AssetKey(["embeddings", block]),
+        asset=table.key,
         name="embedded_every_creative",
         description=f"Warns when creatives that should have a {block} vector have none and no quarantine reason "
                     "(block unavailable, or launch dates not embedded yet).",
@@ -135,9 +129,10 @@ def _coverage_check(block: str) -> dg.AssetChecksDefinition:
 
 
 def _leakage_check(block: str) -> dg.AssetChecksDefinition:
-    return decision_time_check(["embeddings", block], f"embeddings.{block}",
+    table = embedding_table(block)
+    return decision_time_check(table.key, table,
                                extra_allowed=EMBEDDING_COLUMNS + _attribute_columns(block))
 
 
-ENCODER_CHECKS = ([_vectors_check(b) for b in EMBEDDING_BLOCKS] + [_leakage_check(b) for b in EMBEDDING_BLOCKS]
-                  + [_coverage_check(b) for b in EMBEDDING_BLOCKS])
+ENCODER_CHECKS = ([_vectors_check(b) for b in BLOCK_SPECS] + [_leakage_check(b) for b in BLOCK_SPECS]
+                  + [_coverage_check(b) for b in BLOCK_SPECS])

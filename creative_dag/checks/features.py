@@ -3,7 +3,7 @@
 features.prelaunch and features.early each get:
 * a Great Expectations suite (exact allowed column set from the registry, unique non-null
   creative_id, non-null required columns, rates in [0, 1], non-negative counts and money);
-* suspected-leakage sniffing against the lifecycle outcome (creative_dag.features.leakage);
+* suspected-leakage sniffing against the lifecycle outcome (creative_dag.features.leakage_sniff);
 and features.early additionally gets verification by recomputation of its early window.
 features.outcomes gets a GX suite too (the CBR engine's as-of retrieval relies on mature_date).
 
@@ -16,19 +16,21 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
-from pydantic import Field
 
 from creative_dag.assets.features import (
     EARLY_WINDOW_DAYS_KEY,
+    MATURITY_DAYS_KEY,
+)
+from creative_dag.assets.metadata import markdown_preview
+from creative_dag.catalog import (
     FEATURES_EARLY,
     FEATURES_OUTCOMES,
     FEATURES_PRELAUNCH,
-    MATURITY_DAYS_KEY,
     RAW_CREATIVES,
     RAW_DAILY_METRICS,
 )
-from creative_dag.assets.metadata import markdown_preview
-from creative_dag.checks.leakage import explain_denied, registry_from_context
+from creative_dag.checks.decision_time import explain_denied, registry_from_context
+from creative_dag.dagster_config import config_from
 from creative_dag.features import build
 from creative_dag.features.early_window import (
     DEFAULT_EARLY_DAYS,
@@ -39,7 +41,11 @@ from creative_dag.features.early_window import (
     early_kpis,
     verify_early_window,
 )
-from creative_dag.features.leakage import LeakageSniffConfig, sniff_leakage, suspected
+from creative_dag.features.leakage_sniff import (
+    LeakageSniffConfig,
+    sniff_leakage,
+    suspected,
+)
 from creative_dag.features.registry import FeatureRegistry, RegistryError
 
 _CHECK = {"blocking": True, "required_resource_keys": {"warehouse", "landing"}, "pool": "warehouse"}
@@ -47,23 +53,12 @@ REQUIRED_NOT_NULL = ("account_id", "launch_date")
 MAX_LISTED = 25
 
 
-class LeakageCheckConfig(dg.Config):
-    """Thresholds of suspected-leakage sniffing (see creative_dag.features.leakage)."""
-
-    numeric_threshold: float = LeakageSniffConfig.numeric_threshold
-    auc_threshold: float = LeakageSniffConfig.auc_threshold
-    early_threshold: float = LeakageSniffConfig.early_threshold
-    early_margin: float = LeakageSniffConfig.early_margin
-    min_support: int = LeakageSniffConfig.min_support
-    targets: list[str] = Field(default_factory=lambda: list(LeakageSniffConfig.targets))
+class LeakageCheckConfig(config_from(LeakageSniffConfig, "numeric_threshold", "auc_threshold", "early_threshold",
+                                     "early_margin", "min_support", "targets")):
+    """Thresholds of suspected-leakage sniffing (creative_dag.features.leakage_sniff.LeakageSniffConfig)."""
 
     def to_sniff_config(self) -> LeakageSniffConfig:
-        return LeakageSniffConfig(
-            targets=tuple(self.targets), numeric_threshold=self.numeric_threshold,
-            auc_threshold=self.auc_threshold,
-            early_threshold=self.early_threshold, early_margin=self.early_margin,
-            min_support=self.min_support,
-        )
+        return self.to_params()
 
 
 # -- compute: plain functions the checks call (testable without Dagster) -----------------------
@@ -75,7 +70,7 @@ def prelaunch_suite_result(table: pd.DataFrame, creative_columns: list[str],
 
     expected = build.prelaunch_stage_columns(creative_columns, registry)
     suite = gx_suites.feature_table_suite(expected, not_null_columns=REQUIRED_NOT_NULL)
-    return _suite_check_result("features.prelaunch", table, expected, registry,
+    return _suite_check_result(FEATURES_PRELAUNCH, table, expected, registry,
                                gx_suites.run_suite(table, suite, "features_prelaunch"))
 
 
@@ -91,7 +86,7 @@ def early_suite_result(table: pd.DataFrame, creative_columns: list[str],
         unit_interval_columns=EARLY_UNIT_RATE_COLUMNS,
         non_negative_columns=(*EARLY_COUNT_COLUMNS, *EARLY_MONEY_COLUMNS, *EARLY_POSITIVE_RATE_COLUMNS),
     )
-    return _suite_check_result("features.early", table, expected, registry,
+    return _suite_check_result(FEATURES_EARLY, table, expected, registry,
                                gx_suites.run_suite(table, suite, "features_early"))
 
 
@@ -258,12 +253,12 @@ def _materialized_int(context: Any, key: dg.AssetKey, name: str, default: int) -
 
 def _outcomes_for_sniffing(warehouse: Any, creatives: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
     """features.outcomes when materialised, else the same labels computed from raw metrics."""
-    if warehouse.exists("features.outcomes"):
-        return warehouse.read_table("features.outcomes")
+    if warehouse.exists(FEATURES_OUTCOMES):
+        return warehouse.read_table(FEATURES_OUTCOMES)
     return build.build_outcomes(creatives, daily)
 
 
-@dg.asset_check(asset=FEATURES_PRELAUNCH, name="prelaunch_suite", **_CHECK,
+@dg.asset_check(asset=FEATURES_PRELAUNCH.key, name="prelaunch_suite", **_CHECK,
                 description="GX: exactly the registry's id+prelaunch columns, unique non-null creative_id, "
                             "non-null account_id and launch_date.")
 def prelaunch_suite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -271,11 +266,11 @@ def prelaunch_suite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResu
     if failure:
         return failure
     warehouse = context.resources.warehouse
-    return prelaunch_suite_result(warehouse.read_table("features.prelaunch"), _creative_columns(warehouse), registry)
+    return prelaunch_suite_result(warehouse.read_table(FEATURES_PRELAUNCH), _creative_columns(warehouse), registry)
 
 
-@dg.asset_check(asset=FEATURES_PRELAUNCH, name="prelaunch_leakage_sniff", **_CHECK,
-                additional_deps=[FEATURES_OUTCOMES, RAW_CREATIVES, RAW_DAILY_METRICS],
+@dg.asset_check(asset=FEATURES_PRELAUNCH.key, name="prelaunch_leakage_sniff", **_CHECK,
+                additional_deps=[FEATURES_OUTCOMES.key, RAW_CREATIVES.key, RAW_DAILY_METRICS.key],
                 description="Suspected leakage: a prelaunch column whose association with the lifecycle "
                             "CTR/ROAS is implausibly strong.")
 def prelaunch_leakage_sniff(context: dg.AssetCheckExecutionContext,
@@ -284,13 +279,13 @@ def prelaunch_leakage_sniff(context: dg.AssetCheckExecutionContext,
     if failure:
         return failure
     warehouse = context.resources.warehouse
-    creatives = warehouse.read_table("raw.creatives")
-    daily = warehouse.read_table("raw.daily_metrics")
-    return leakage_sniff_result("features.prelaunch", warehouse.read_table("features.prelaunch"), registry,
+    creatives = warehouse.read_table(RAW_CREATIVES)
+    daily = warehouse.read_table(RAW_DAILY_METRICS)
+    return leakage_sniff_result(FEATURES_PRELAUNCH, warehouse.read_table(FEATURES_PRELAUNCH), registry,
                                 _outcomes_for_sniffing(warehouse, creatives, daily), config.to_sniff_config())
 
 
-@dg.asset_check(asset=FEATURES_EARLY, name="early_suite", **_CHECK,
+@dg.asset_check(asset=FEATURES_EARLY.key, name="early_suite", **_CHECK,
                 description="GX: exactly the registry's id+prelaunch+early columns plus the early KPIs, "
                             "unique non-null creative_id, rates in [0, 1], non-negative counts and money.")
 def early_suite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
@@ -298,22 +293,22 @@ def early_suite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     if failure:
         return failure
     warehouse = context.resources.warehouse
-    return early_suite_result(warehouse.read_table("features.early"), _creative_columns(warehouse), registry)
+    return early_suite_result(warehouse.read_table(FEATURES_EARLY), _creative_columns(warehouse), registry)
 
 
-@dg.asset_check(asset=FEATURES_EARLY, name="early_window_recomputed", **_CHECK,
-                additional_deps=[RAW_CREATIVES, RAW_DAILY_METRICS],
+@dg.asset_check(asset=FEATURES_EARLY.key, name="early_window_recomputed", **_CHECK,
+                additional_deps=[RAW_CREATIVES.key, RAW_DAILY_METRICS.key],
                 description="No metric row dated on or after launch + N contributed: early KPIs are "
                             "recomputed from raw.daily_metrics over days 0..N-1 and compared.")
 def early_window_recomputed(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     warehouse = context.resources.warehouse
-    n_days = _materialized_int(context, FEATURES_EARLY, EARLY_WINDOW_DAYS_KEY, DEFAULT_EARLY_DAYS)
-    return early_window_result(warehouse.read_table("features.early"), warehouse.read_table("raw.creatives"),
-                               warehouse.read_table("raw.daily_metrics"), n_days)
+    n_days = _materialized_int(context, FEATURES_EARLY.key, EARLY_WINDOW_DAYS_KEY, DEFAULT_EARLY_DAYS)
+    return early_window_result(warehouse.read_table(FEATURES_EARLY), warehouse.read_table(RAW_CREATIVES),
+                               warehouse.read_table(RAW_DAILY_METRICS), n_days)
 
 
-@dg.asset_check(asset=FEATURES_EARLY, name="early_leakage_sniff", **_CHECK,
-                additional_deps=[FEATURES_OUTCOMES, RAW_CREATIVES, RAW_DAILY_METRICS],
+@dg.asset_check(asset=FEATURES_EARLY.key, name="early_leakage_sniff", **_CHECK,
+                additional_deps=[FEATURES_OUTCOMES.key, RAW_CREATIVES.key, RAW_DAILY_METRICS.key],
                 description="Suspected leakage: prelaunch columns vs lifecycle outcome; early columns vs the "
                             "outcome after the early window, relative to honest early KPIs.")
 def early_leakage_sniff(context: dg.AssetCheckExecutionContext,
@@ -322,19 +317,19 @@ def early_leakage_sniff(context: dg.AssetCheckExecutionContext,
     if failure:
         return failure
     warehouse = context.resources.warehouse
-    n_days = _materialized_int(context, FEATURES_EARLY, EARLY_WINDOW_DAYS_KEY, DEFAULT_EARLY_DAYS)
-    creatives = warehouse.read_table("raw.creatives")
-    daily = warehouse.read_table("raw.daily_metrics")
-    return leakage_sniff_result("features.early", warehouse.read_table("features.early"), registry,
+    n_days = _materialized_int(context, FEATURES_EARLY.key, EARLY_WINDOW_DAYS_KEY, DEFAULT_EARLY_DAYS)
+    creatives = warehouse.read_table(RAW_CREATIVES)
+    daily = warehouse.read_table(RAW_DAILY_METRICS)
+    return leakage_sniff_result(FEATURES_EARLY, warehouse.read_table(FEATURES_EARLY), registry,
                                 _outcomes_for_sniffing(warehouse, creatives, daily), config.to_sniff_config(),
                                 creatives=creatives, daily_metrics=daily, n_days=n_days)
 
 
-@dg.asset_check(asset=FEATURES_OUTCOMES, name="outcomes_suite", **_CHECK,
+@dg.asset_check(asset=FEATURES_OUTCOMES.key, name="outcomes_suite", **_CHECK,
                 description="GX: unique creative_id, non-null totals and mature_date, rates in range.")
 def outcomes_suite(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    table = context.resources.warehouse.read_table("features.outcomes")
+    table = context.resources.warehouse.read_table(FEATURES_OUTCOMES)
     result = outcomes_suite_result(table)
-    maturity = _materialized_int(context, FEATURES_OUTCOMES, MATURITY_DAYS_KEY, build.DEFAULT_MATURITY_DAYS)
+    maturity = _materialized_int(context, FEATURES_OUTCOMES.key, MATURITY_DAYS_KEY, build.DEFAULT_MATURITY_DAYS)
     return dg.AssetCheckResult(passed=result.passed, severity=result.severity, description=result.description,
                                metadata={**result.metadata, MATURITY_DAYS_KEY: dg.MetadataValue.int(maturity)})

@@ -5,7 +5,10 @@ Non-blocking, like the other marts checks: the forecast is a leaf of the graph.
 
 import pandas as pd
 
-from creative_dag.assets.keys import MARTS_ELEMENT_ATTRIBUTION, MARTS_PREDICTIONS
+from creative_dag.catalog import (
+    MARTS_ELEMENT_ATTRIBUTION,
+    MARTS_PREDICTIONS,
+)
 from creative_dag.checks.marts import table_check
 
 
@@ -15,7 +18,7 @@ def problems_predictions(frame: pd.DataFrame) -> list[str]:
     out = []
     if frame.empty:
         return out
-    out += _per_kpi_rows_within_intervals(frame, "marts.predictions", ("creative_id", "creative"),
+    out += _per_kpi_rows_within_intervals(frame, MARTS_PREDICTIONS, ("creative_id", "creative"),
                                           ("forecast", "forecasts"), "lower", "upper", tolerance=1e-9)
     rates = frame[(frame["kpi"] != "score") & (frame["forecast"] < 0)]
     if len(rates):
@@ -34,7 +37,7 @@ def problems_element_attribution(frame: pd.DataFrame) -> list[str]:
     out = []
     if frame.empty:
         return out
-    out += _per_kpi_rows_within_intervals(frame, "marts.element_attribution", ("edit", "edit"),
+    out += _per_kpi_rows_within_intervals(frame, MARTS_ELEMENT_ATTRIBUTION, ("edit", "edit"),
                                           ("effect", "effects"), "ci_low", "ci_high", tolerance=1e-12)
     called = frame[frame["direction"] != "none"]
     wrong = called[~called["significant"].astype(bool) | ((called["direction"] == "up") & (called["ci_low"] <= 0))
@@ -61,7 +64,7 @@ def _per_kpi_rows_within_intervals(frame: pd.DataFrame, table: str, key: tuple[s
     return out
 
 
-predictions_invariants = table_check(MARTS_PREDICTIONS, "marts.predictions", problems_predictions,
+predictions_invariants = table_check(MARTS_PREDICTIONS.key, MARTS_PREDICTIONS, problems_predictions,
                                       "predictions_invariants")
-element_attribution_invariants = table_check(MARTS_ELEMENT_ATTRIBUTION, "marts.element_attribution",
+element_attribution_invariants = table_check(MARTS_ELEMENT_ATTRIBUTION.key, MARTS_ELEMENT_ATTRIBUTION,
                                               problems_element_attribution, "element_attribution_invariants")

@@ -9,8 +9,11 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
-from creative_dag.assets.keys import RAW_CREATIVES, RAW_QUARANTINE
 from creative_dag.assets.metadata import counts_markdown
+from creative_dag.catalog import (
+    RAW_CREATIVES,
+    RAW_QUARANTINE,
+)
 from creative_dag.landing.quarantine import REASONS
 from creative_dag.resources.warehouse import WarehouseResource
 
@@ -33,10 +36,10 @@ def creative_key_problems(creatives: pd.DataFrame) -> dict[str, int]:
             "duplicate_creative_id": int(present.duplicated().sum())}
 
 
-@dg.asset_check(asset=RAW_QUARANTINE, name="nothing_quarantined", pool="warehouse",
+@dg.asset_check(asset=RAW_QUARANTINE.key, name="nothing_quarantined", pool="warehouse",
                 description="Warns (does not block) when any row or image was quarantined; counts by reason.")
 def nothing_quarantined(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    quarantine = warehouse.read_table("raw.quarantine", columns=["source", "reason"])
+    quarantine = warehouse.read_table(RAW_QUARANTINE, columns=["source", "reason"])
     summary = quarantine_summary(quarantine)
     counts = {f"{s}/{r}": int(n) for s, r, n in zip(summary["source"], summary["reason"], summary["rows"])}
     return dg.AssetCheckResult(
@@ -52,10 +55,10 @@ def nothing_quarantined(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
-@dg.asset_check(asset=RAW_CREATIVES, name="creative_id_unique_and_present", pool="warehouse", blocking=True,
+@dg.asset_check(asset=RAW_CREATIVES.key, name="creative_id_unique_and_present", pool="warehouse", blocking=True,
                 description="Every raw.creatives row has a creative_id and no id repeats (ERROR, blocks downstream).")
 def creative_id_unique_and_present(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    creatives = warehouse.read_table("raw.creatives", columns=["creative_id"])
+    creatives = warehouse.read_table(RAW_CREATIVES, columns=["creative_id"])
     problems = creative_key_problems(creatives)
     return dg.AssetCheckResult(
         passed=not any(problems.values()),

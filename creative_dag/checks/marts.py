@@ -10,7 +10,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from creative_dag.assets.keys import (
+from creative_dag.catalog import (
     MARTS_ACCOUNT_HEALTH,
     MARTS_CREATIVE_FATIGUE,
     MARTS_CREATIVE_LANDSCAPE,
@@ -43,11 +43,11 @@ def _in_unit_interval(frame: pd.DataFrame, cols: list[str], table: str) -> list[
 
 def problems_ranking(frame: pd.DataFrame) -> list[str]:
     """Unique creatives, known tiers, confidence in [0, 1], ranks 1..n per account, LEARNING has data below threshold."""
-    out = _unique_ids(frame, "marts.creative_ranking")
+    out = _unique_ids(frame, MARTS_CREATIVE_RANKING)
     bad = set(frame["tier"].dropna()) - set(TIERS)
     if bad:
         out.append(f"marts.creative_ranking has unknown tiers {sorted(bad)}; expected {TIERS}")
-    out += _in_unit_interval(frame, ["confidence", "spend_share"], "marts.creative_ranking")
+    out += _in_unit_interval(frame, ["confidence", "spend_share"], MARTS_CREATIVE_RANKING)
     for acc, g in frame.groupby("account_id"):
         if sorted(g["rank_in_account"].tolist()) != list(range(1, len(g) + 1)):
             out.append(f"marts.creative_ranking: ranks in {acc} are not 1..{len(g)}")
@@ -58,7 +58,7 @@ def problems_ranking(frame: pd.DataFrame) -> list[str]:
 
 def problems_fatigue(frame: pd.DataFrame) -> list[str]:
     """Known statuses; an onset lies within the creative's observed dates; days_to_fatigue >= 0."""
-    out = _unique_ids(frame, "marts.creative_fatigue")
+    out = _unique_ids(frame, MARTS_CREATIVE_FATIGUE)
     bad = set(frame["status"].dropna()) - set(STATUSES)
     if bad:
         out.append(f"marts.creative_fatigue has unknown statuses {sorted(bad)}; expected {STATUSES}")
@@ -78,7 +78,7 @@ def problems_fatigue(frame: pd.DataFrame) -> list[str]:
 def problems_repetition(frame: pd.DataFrame) -> list[str]:
     """Families have >= 2 members and one account; density is non-negative; each member's closest
     variant is in its own family."""
-    out = _unique_ids(frame, "marts.creative_repetition")
+    out = _unique_ids(frame, MARTS_CREATIVE_REPETITION)
     clustered = frame.dropna(subset=["near_duplicate_cluster"])
     sizes = clustered.groupby("near_duplicate_cluster").agg(n=("creative_id", "size"), acc=("account_id", "nunique"))
     if (sizes["n"] < 2).any():
@@ -126,14 +126,14 @@ def problems_recommendations(frame: pd.DataFrame, fdr: float = 0.05) -> list[str
         if any(g["shown"].astype(int).diff().gt(0).any() for _, g in ranks):
             out.append("marts.recommendations: a shown row ranks below a hidden one")
     out += _in_unit_interval(frame, [c for c in ("prevalence", "stability", "spend_share") if c in frame.columns],
-                             "marts.recommendations")
+                             MARTS_RECOMMENDATIONS)
     return out
 
 
 def problems_health(frame: pd.DataFrame) -> list[str]:
     """Shares in [0, 1]; one row per account and week; non-negative velocity."""
     out = _in_unit_interval(frame, ["freshness_rate", "fatigued_spend_share", "thumb_stop_ratio",
-                                    "winners_spend_share"], "marts.account_health")
+                                    "winners_spend_share"], MARTS_ACCOUNT_HEALTH)
     if frame.duplicated(["account_id", "week_start"]).any():
         out.append("marts.account_health: duplicate (account_id, week_start) rows")
     if (frame["creative_velocity"] < 0).any():
@@ -143,7 +143,7 @@ def problems_health(frame: pd.DataFrame) -> list[str]:
 
 def problems_landscape(frame: pd.DataFrame) -> list[str]:
     """Unique creatives with finite coordinates, each with its cluster's name."""
-    out = _unique_ids(frame, "marts.creative_landscape") if len(frame) else []
+    out = _unique_ids(frame, MARTS_CREATIVE_LANDSCAPE) if len(frame) else []
     if len(frame) and not np.isfinite(frame[["x", "y"]].to_numpy(float)).all():
         out.append("marts.creative_landscape: non-finite coordinates")
     if len(frame) and "cluster_name" in frame.columns and frame["cluster_name"].isna().any():
@@ -167,21 +167,21 @@ def table_check(asset_key: dg.AssetKey, table: str, validator, name: str) -> dg.
     return _check
 
 
-creative_ranking_invariants = table_check(MARTS_CREATIVE_RANKING, "marts.creative_ranking", problems_ranking, "ranking_invariants")
-creative_fatigue_invariants = table_check(MARTS_CREATIVE_FATIGUE, "marts.creative_fatigue", problems_fatigue, "fatigue_invariants")
-creative_repetition_invariants = table_check(MARTS_CREATIVE_REPETITION, "marts.creative_repetition", problems_repetition,
+creative_ranking_invariants = table_check(MARTS_CREATIVE_RANKING.key, MARTS_CREATIVE_RANKING, problems_ranking, "ranking_invariants")
+creative_fatigue_invariants = table_check(MARTS_CREATIVE_FATIGUE.key, MARTS_CREATIVE_FATIGUE, problems_fatigue, "fatigue_invariants")
+creative_repetition_invariants = table_check(MARTS_CREATIVE_REPETITION.key, MARTS_CREATIVE_REPETITION, problems_repetition,
                                              "repetition_invariants")
 
 
-@dg.asset_check(asset=MARTS_RECOMMENDATIONS, name="recommendations_invariants",
+@dg.asset_check(asset=MARTS_RECOMMENDATIONS.key, name="recommendations_invariants",
                 description=problems_recommendations.__doc__, **_CHECK)
 def recommendations_invariants(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    frame = context.resources.warehouse.read_table("marts.recommendations")
+    frame = context.resources.warehouse.read_table(MARTS_RECOMMENDATIONS)
     # The FDR level the asset ran with (its config), recorded in its materialisation's metadata.
-    event = context.instance.get_latest_materialization_event(MARTS_RECOMMENDATIONS)
+    event = context.instance.get_latest_materialization_event(MARTS_RECOMMENDATIONS.key)
     recorded = event.asset_materialization.metadata.get("fdr") if event and event.asset_materialization else None
     fdr = float(recorded.value) if recorded is not None else RecommendationParams().fdr
     return _result(problems_recommendations(frame, fdr), len(frame))
-account_health_invariants = table_check(MARTS_ACCOUNT_HEALTH, "marts.account_health", problems_health, "account_health_invariants")
-creative_landscape_invariants = table_check(MARTS_CREATIVE_LANDSCAPE, "marts.creative_landscape", problems_landscape,
+account_health_invariants = table_check(MARTS_ACCOUNT_HEALTH.key, MARTS_ACCOUNT_HEALTH, problems_health, "account_health_invariants")
+creative_landscape_invariants = table_check(MARTS_CREATIVE_LANDSCAPE.key, MARTS_CREATIVE_LANDSCAPE, problems_landscape,
                                             "landscape_invariants")

@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from creative_dag.encoders.columns import LAYOUT_COLUMNS
 from creative_dag.encoders.visual import (
     as_rgb_image,
     downscale,
@@ -280,14 +281,7 @@ class LayoutExtractor:
     @staticmethod
     def output_columns() -> list[str]:
         """All columns `transform` returns, in order."""
-        return [
-            "ocr_text", "text_boxes", "word_count", "log_word_count", "text_present", "text_line_count",
-            "text_area_ratio",
-            "text_position", "largest_text_height_ratio", "text_center_x", "text_center_y",
-            "text_coverage_class", "cta_detected", "cta_text", "cta_position", "cta_box",
-            "cta_center_x", "cta_center_y", "face_count", "face_present", "face_area_ratio",
-            "face_position", "face_center_x", "face_center_y", "face_box",
-        ]
+        return list(LAYOUT_COLUMNS)
 
     # -------------------------------------------------------------- private
     def _features(self, rgb: np.ndarray) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from creative_dag.encoders.colors import (
     name_rgb,
     rgb_to_hex,
 )
+from creative_dag.encoders.columns import VISUAL_COLUMNS
 from creative_dag.encoders.saliency import saliency_summary, spectral_residual_saliency
 
 # (center, scale) per vector column: z = clip((x - center) / scale, -4, 4). Centers/scales are
@@ -125,20 +126,7 @@ class VisualFeatureExtractor:
     @staticmethod
     def output_columns() -> list[str]:
         """All columns `transform` returns, in order."""
-        return [
-            "image_width", "image_height", "aspect_ratio", "log_aspect_ratio",
-            "dominant_color_name", "dominant_hue_family", "dominant_color_hex",
-            "dominant_color_r", "dominant_color_g", "dominant_color_b", "dominant_color_share",
-            "dominant_color_lab_l", "dominant_color_lab_a", "dominant_color_lab_b", "palette",
-            "warm_share", "cool_share", "neutral_share", "top_color_names",
-            "brightness", "contrast", "saturation", "colorfulness",
-            "edge_density", "texture_entropy", "sharpness", "symmetry", "negative_space_ratio",
-            "visual_mass_x", "visual_mass_y", "thirds_distance",
-            "salient_area_ratio", "saliency_x", "saliency_y",
-            "background_color_name", "background_hue_family", "background_color_hex",
-            "background_uniformity", "background_warm_share", "background_cool_share",
-            "background_neutral_share", "background_color_lab_l", "background_color_lab_a", "background_color_lab_b",
-        ]
+        return list(VISUAL_COLUMNS)
 
     # ----------------------------------------------------------------- private
     def _features(self, rgb: np.ndarray) -> dict:

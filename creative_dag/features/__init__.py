@@ -19,7 +19,11 @@ from creative_dag.features.early_window import (
     early_kpis,
     verify_early_window,
 )
-from creative_dag.features.leakage import LeakageSniffConfig, sniff_leakage, suspected
+from creative_dag.features.leakage_sniff import (
+    LeakageSniffConfig,
+    sniff_leakage,
+    suspected,
+)
 from creative_dag.features.registry import (
     EARLY,
     ID,

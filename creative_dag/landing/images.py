@@ -27,6 +27,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from creative_dag.contract import IMAGE_FORMATS, MAX_IMAGE_ASPECT, MIN_IMAGE_SIDE
+from creative_dag.landing.locator import ImageLocator, ImagePathError
 from creative_dag.landing.quarantine import (
     REASONS,
     SOURCE_IMAGES,
@@ -34,7 +35,6 @@ from creative_dag.landing.quarantine import (
     raw_json,
     short_repr,
 )
-from creative_dag.resources.image_store import ImageLocator, ImagePathError
 
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 EXIF_ORIENTATION_TAG = 0x0112

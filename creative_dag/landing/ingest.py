@@ -23,10 +23,10 @@ from creative_dag.contract import (
 )
 from creative_dag.landing.files import LandedTable, find_input, read_landed
 from creative_dag.landing.images import DEFAULT_MAX_IMAGE_PIXELS, probe_creative_images
+from creative_dag.landing.locator import ImageLocator
 from creative_dag.landing.quarantine import concat_quarantine, counts_by_reason
 from creative_dag.landing.validate_creatives import validate_creatives
 from creative_dag.landing.validate_metrics import validate_metrics
-from creative_dag.resources.image_store import ImageLocator
 
 
 @dataclass(frozen=True)

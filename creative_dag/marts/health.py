@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag import metrics
-from creative_dag.marts.similarity import BlockVectors
+from creative_dag.marts.block_vectors import BlockVectors
 
 
 def account_health(daily: pd.DataFrame, creatives: pd.DataFrame, fatigue: pd.DataFrame | None = None,

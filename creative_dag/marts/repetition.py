@@ -29,7 +29,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from creative_dag.blocks import DEFAULT_WEIGHTS
-from creative_dag.marts.similarity import BlockVectors
+from creative_dag.marts.block_vectors import BlockVectors
 
 REPETITION_COLUMNS = [
     "creative_id", "account_id", "launch_date", "similarity_density", "max_similarity", "most_similar_id",

@@ -29,20 +29,33 @@ from PIL import Image
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
+from creative_dag.catalog import (
+    MARTS_ACCOUNT_HEALTH,
+    MARTS_CANDIDATE_ASSESSMENT,
+    MARTS_CANDIDATE_PAIRS,
+    MARTS_CREATIVE_FATIGUE,
+    MARTS_CREATIVE_FATIGUE_DAILY,
+    MARTS_CREATIVE_LANDSCAPE,
+    MARTS_CREATIVE_RANKING,
+    MARTS_LANDSCAPE_CLUSTERS,
+    MARTS_RECOMMENDATIONS,
+    RAW_CREATIVES,
+)
+
 ImageReader = Callable[[str], bytes]
 """image_path (as in raw.creatives, relative to the landing folder) -> the file's bytes."""
 
 TABLE_NAMES: dict[str, str] = {
-    "creatives": "raw.creatives",
-    "ranking": "marts.creative_ranking",
-    "landscape": "marts.creative_landscape",
-    "landscape_clusters": "marts.landscape_clusters",
-    "fatigue": "marts.creative_fatigue",
-    "fatigue_daily": "marts.creative_fatigue_daily",
-    "recommendations": "marts.recommendations",
-    "account_health": "marts.account_health",
-    "candidate_assessment": "marts.candidate_assessment",
-    "candidate_pairs": "marts.candidate_pairs",
+    "creatives": RAW_CREATIVES,
+    "ranking": MARTS_CREATIVE_RANKING,
+    "landscape": MARTS_CREATIVE_LANDSCAPE,
+    "landscape_clusters": MARTS_LANDSCAPE_CLUSTERS,
+    "fatigue": MARTS_CREATIVE_FATIGUE,
+    "fatigue_daily": MARTS_CREATIVE_FATIGUE_DAILY,
+    "recommendations": MARTS_RECOMMENDATIONS,
+    "account_health": MARTS_ACCOUNT_HEALTH,
+    "candidate_assessment": MARTS_CANDIDATE_ASSESSMENT,
+    "candidate_pairs": MARTS_CANDIDATE_PAIRS,
 }
 """ReportTables field -> the warehouse table it holds (named in every message about it)."""
 

@@ -9,7 +9,7 @@ is neither is denied (deny by default) and the check fails, which stops the down
 
 Usage in another stage's checks module::
 
-    from creative_dag.checks.leakage import EMBEDDING_COLUMNS, decision_time_check
+    from creative_dag.checks.decision_time import EMBEDDING_COLUMNS, decision_time_check
 
     visual_columns_check = decision_time_check(
         ["embeddings", "visual"], "embeddings.visual",

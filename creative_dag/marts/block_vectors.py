@@ -1,12 +1,9 @@
-"""Fused block similarity for the marts (docs/cbr.md), computed from per-block vectors.
+"""The marts' per-block vectors: `embeddings.<block>` tables aligned to one list of creatives.
 
-S(q, c) = sum_b w_b * cos(q_b, c_b) / sum_b w_b over the blocks present for BOTH creatives.
-
-The marts need all-pairs similarity inside an account (repetition, diversity) and a fused
-vector per creative (landscape). The CBR engine (`creative_dag.cbr`) answers top-K queries
-against an index; this module is the small exact all-pairs form of the same formula, on the
-same inputs (`embeddings.<block>` vectors, L2-normalised), so the marts do not depend on the
-index being built.
+The marts need all-pairs similarity inside an account (repetition, diversity) and a fused vector
+per creative (landscape). The formula S(q, c) = sum_b w_b cos(q_b, c_b) / sum_b w_b over shared
+blocks is the case base's (`creative_dag.cbr.similarity`, docs/cbr.md), computed exactly here on
+all pairs, so the marts do not depend on the case index being built.
 """
 
 from __future__ import annotations
@@ -16,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from creative_dag.blocks import DEFAULT_WEIGHTS
+from creative_dag.blocks import BLOCKS, DEFAULT_WEIGHTS
+from creative_dag.cbr.similarity import BlockLayout, exact_similarity, l2_normalize
 from creative_dag.vectors import as_vector, vector_length
 
 
@@ -56,7 +54,7 @@ class BlockVectors:
                 v = as_vector(cell, dim)
                 if v is None:
                     continue  # a missing or malformed vector makes that block absent for the creative
-                mat[pos[cid]] = _l2(v)
+                mat[pos[cid]] = l2_normalize(v[None, :])[0][0]
                 mask[pos[cid]] = True
             blocks[block], present[block] = mat, mask
         return cls(ids, blocks, present)
@@ -78,20 +76,19 @@ class BlockVectors:
                             {b: m[idx] for b, m in self.present.items()})
 
     def similarity_matrix(self, weights: Mapping[str, float] | None = None) -> np.ndarray:
-        """(n, n) fused similarity in [-1, 1]; NaN where two creatives share no block."""
+        """(n, n) fused similarity in [-1, 1]; NaN where two creatives share no block. The formula is
+        the case base's (`creative_dag.cbr.similarity.exact_similarity`); a block left out of
+        `weights` weighs 0."""
         w = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        blocks = [b for b in BLOCKS if b in self.blocks]
         n = len(self.ids)
-        num = np.zeros((n, n), dtype=np.float64)
-        den = np.zeros((n, n), dtype=np.float64)
-        for block, mat in self.blocks.items():
-            wb = float(w.get(block, 0.0))
-            if wb <= 0:
-                continue
-            m = self.present[block].astype(np.float64)
-            num += wb * (mat.astype(np.float64) @ mat.T.astype(np.float64))
-            den += wb * np.outer(m, m)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        if not blocks:
+            return np.full((n, n), np.nan)
+        layout = BlockLayout(tuple(blocks), tuple(int(self.blocks[b].shape[1]) for b in blocks))
+        rows = np.hstack([self.blocks[b] for b in blocks])
+        present = np.column_stack([self.present[b] for b in blocks])
+        block_weights = np.array([max(float(w.get(b, 0.0)), 0.0) for b in blocks])
+        return exact_similarity(layout, rows, present, rows, present, block_weights)
 
     def fused_vectors(self, weights: Mapping[str, float] | None = None) -> np.ndarray:
         """(n, sum d_b) concatenation with block b scaled by sqrt(w_b), L2-normalised per row.
@@ -105,8 +102,3 @@ class BlockVectors:
         out = np.hstack(parts).astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
-
-
-def _l2(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
