@@ -50,7 +50,7 @@ def deployment(tmp_path_factory):
     shutil.copyfile(next(batch.glob("candidate_01.*")), batch / "same_again.jpg")
     config = root / "assets.yaml"  # a small attribution sample: each edit is OCR'd like a creative
     # (the stacked learner is measured in tests/test_forecast.py; the cheaper blend serves here)
-    config.write_text("marts/element_attribution:\n  sample_size: 6\n  n_models: 5\n"
+    config.write_text("marts/element_attribution:\n  sample_size: 3\n  n_models: 5\n"
                       "prelaunch_forecast:\n  learner: blend\n")
     result = CliRunner().invoke(
         main, ["materialize", "--landing", str(landing), "--home", str(home), "--config", str(config)],
@@ -171,7 +171,7 @@ def test_element_attribution_follows_the_config_file(deployment):
     _, home, result = deployment
     attribution = DuckDBWarehouse(home / "creative.duckdb").read_table("marts.element_attribution")
     assert len(attribution) and set(attribution["kpi"]) == {"ctr", "cvr"}
-    assert attribution["n"].max() <= 6  # sample_size from --config, not the default 30
+    assert attribution["n"].max() <= 3  # sample_size from --config, not the default 30
     assert (attribution["ci_low"] <= attribution["effect"]).all() and (attribution["effect"] <= attribution["ci_high"]).all()
     assert "element_attribution_invariants" not in result.output  # the check passed (failures are printed)
 

@@ -38,7 +38,7 @@ def landscape_coordinates(ids: list[str], vectors: np.ndarray, params: Landscape
 
     vectors: (n, d) float32 fused case vectors (rows L2-normalised), aligned with ids.
     cache_dir: where a map is kept under the hash of its inputs, so an unchanged set of creatives
-    and vectors is not fitted again (a UMAP fit and its numba compilation take tens of seconds).
+    and vectors is not fitted again (UMAP's compiled code is cached too: cache_umap_compilation).
     """
     p = params or LandscapeParams()
     cached = _cache_path(cache_dir, ids, vectors, p) if cache_dir else None
@@ -51,6 +51,36 @@ def landscape_coordinates(ids: list[str], vectors: np.ndarray, params: Landscape
         frame.to_parquet(tmp, index=False)
         tmp.replace(cached)
     return frame
+
+
+# umap-learn / pynndescent modules whose numba functions a fit compiles (none of them asks numba to cache).
+_NUMBA_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse", "umap.spectral",
+                  "pynndescent.pynndescent_", "pynndescent.distances", "pynndescent.sparse", "pynndescent.utils",
+                  "pynndescent.rp_trees", "pynndescent.graph_utils", "pynndescent.sparse_nndescent")
+
+
+def cache_umap_compilation() -> int:
+    """Keep the machine code numba compiles for a UMAP fit on disk (numba's own cache, keyed by source
+    file and signature and refreshed when the library changes; beside the library when its folder is
+    writable, else numba's user cache or $NUMBA_CACHE_DIR), so only the first fit of an installation
+    compiles (~12 s; every later process used to pay it again). Returns how many functions this call
+    switched to caching (0 when already done in this process)."""
+    import importlib
+
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    switched = 0
+    for name in _NUMBA_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # another version's layout: that module's functions just compile
+            continue
+        for obj in vars(module).values():
+            if isinstance(obj, CPUDispatcher) and isinstance(obj._cache, NullCache):
+                obj.enable_caching()
+                switched += 1
+    return switched
 
 
 def _cache_path(cache_dir: str | Path, ids: list[str], vectors: np.ndarray, p: LandscapeParams) -> Path:
@@ -76,6 +106,7 @@ def _fit_landscape(ids: list[str], vectors: np.ndarray, p: LandscapeParams) -> p
     else:
         import umap
 
+        cache_umap_compilation()
         reducer = umap.UMAP(n_components=2, n_neighbors=min(p.n_neighbors, n - 1), min_dist=p.min_dist,
                             metric="cosine", random_state=p.seed, init="spectral" if n > 30 else "random")
         coords, method = reducer.fit_transform(x), "umap"
