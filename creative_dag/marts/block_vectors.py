@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.blocks import BLOCKS, DEFAULT_WEIGHTS
-from creative_dag.cbr.similarity import BlockLayout, exact_similarity, l2_normalize
+from creative_dag.cbr.similarity import BlockLayout, exact_similarity
 from creative_dag.vectors import as_vector, vector_length
 
 
@@ -54,7 +54,7 @@ class BlockVectors:
                 v = as_vector(cell, dim)
                 if v is None:
                     continue  # a missing or malformed vector makes that block absent for the creative
-                mat[pos[cid]] = l2_normalize(v[None, :])[0][0]
+                mat[pos[cid]] = _l2(v)
                 mask[pos[cid]] = True
             blocks[block], present[block] = mat, mask
         return cls(ids, blocks, present)
@@ -102,3 +102,9 @@ class BlockVectors:
         out = np.hstack(parts).astype(np.float32)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms > 0, norms, 1.0)
+
+
+def _l2(v: np.ndarray) -> np.ndarray:
+    # in the vector's own precision: the landscape's UMAP map moves with 1e-7 changes of its input
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
