@@ -4,8 +4,8 @@
 description), what it reads (the creative's image or its ad text, plus other blocks' tables), which
 model it uses (`model_id`, `load`) and which columns it derives itself (`derived_columns`). The
 loader, the asset factory (assets/encoders.py) and the checks (checks/encoders.py) read it, so
-adding a block is adding its entry here. This module stays light: the loaders and column lists
-import their modules (torch, transformers, OpenCV) only when called.
+adding a block is adding its entry here. This module stays light: the loaders import their
+modules (torch, transformers, OpenCV) only when called; the column lists are plain tuples.
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from creative_dag.encoders.columns import (
+    LAYOUT_COLUMNS,
+    TAG_COLUMNS,
+    TEXT_COLUMNS,
+    VISUAL_COLUMNS,
+)
 
 if TYPE_CHECKING:
     from creative_dag.resources.models import EncoderSettings
@@ -74,7 +81,7 @@ class BlockSpec:
     model_id(settings): the configured model id (named even when it cannot load).
     load(settings): the loaded encoder (block, model_id, model_version, dim, device, encode());
         raises creative_dag.encoders.base.ModelUnavailable. Imports its libraries when called.
-    derived_columns(): columns the block derives itself next to its vector (allowed at decision time).
+    derived_columns: columns the block derives itself next to its vector (allowed at decision time).
     reads_blocks: other blocks whose tables it reads (asset dependencies; text reads layout's OCR).
     """
 
@@ -84,37 +91,13 @@ class BlockSpec:
     reads: BlockInput
     model_id: Callable[[EncoderSettings], str]
     load: Callable[[EncoderSettings], Any]
-    derived_columns: Callable[[], tuple[str, ...]]
+    derived_columns: tuple[str, ...]
     reads_blocks: tuple[str, ...] = ()
 
     @property
     def key_column(self) -> str:
         """The column that identifies an input's content (input fingerprints, embedding cache)."""
         return "text_sha256" if self.reads == TEXT_INPUT else "sha256"
-
-
-def _tag_columns() -> tuple[str, ...]:
-    from creative_dag.encoders.columns import TAG_COLUMNS
-
-    return TAG_COLUMNS
-
-
-def _text_columns() -> tuple[str, ...]:
-    from creative_dag.encoders.columns import TEXT_COLUMNS
-
-    return TEXT_COLUMNS
-
-
-def _visual_columns() -> tuple[str, ...]:
-    from creative_dag.encoders.columns import VISUAL_COLUMNS
-
-    return VISUAL_COLUMNS
-
-
-def _layout_columns() -> tuple[str, ...]:
-    from creative_dag.encoders.columns import LAYOUT_COLUMNS
-
-    return LAYOUT_COLUMNS
 
 
 def _clip_model_id(settings: EncoderSettings) -> str:
@@ -181,26 +164,26 @@ BLOCK_SPECS: dict[str, BlockSpec] = {spec.name: spec for spec in (
     BlockSpec(
         name=CLIP, kinds=frozenset({"pytorch", "duckdb"}), reads=IMAGE_INPUT,
         description="CLIP image embeddings (image semantics) + zero-shot concept tags, one row per creative.",
-        model_id=_clip_model_id, load=_load_clip, derived_columns=_tag_columns),
+        model_id=_clip_model_id, load=_load_clip, derived_columns=TAG_COLUMNS),
     BlockSpec(
         name=CNN, kinds=frozenset({"pytorch", "duckdb"}), reads=IMAGE_INPUT,
         description=("EfficientNet-Lite0 (or ResNet50) pooled ImageNet features (visual structure) "
                      "+ top-5 object tags."),
-        model_id=_cnn_model_id, load=_load_cnn, derived_columns=_tag_columns),
+        model_id=_cnn_model_id, load=_load_cnn, derived_columns=TAG_COLUMNS),
     BlockSpec(
         name=VISUAL, kinds=frozenset({"opencv", "duckdb"}), reads=IMAGE_INPUT,
         description=("Interpretable colour / composition / texture features; vector = fixed-scale "
                      "standardised features."),
-        model_id=_visual_model_id, load=_load_visual, derived_columns=_visual_columns),
+        model_id=_visual_model_id, load=_load_visual, derived_columns=VISUAL_COLUMNS),
     BlockSpec(
         name=LAYOUT, kinds=frozenset({"pytorch", "opencv", "duckdb"}), reads=IMAGE_INPUT,
         description=("OCR text and boxes, CTA button, faces and their positions; vector = fixed-scale "
                      "layout features."),
-        model_id=_layout_model_id, load=_load_layout, derived_columns=_layout_columns),
+        model_id=_layout_model_id, load=_load_layout, derived_columns=LAYOUT_COLUMNS),
     BlockSpec(
         name=TEXT, kinds=frozenset({"pytorch", "duckdb"}), reads=TEXT_INPUT,
         description="all-MiniLM-L6-v2 embedding of headline + primary text + OCR text.",
-        model_id=_text_model_id, load=_load_text, derived_columns=_text_columns,
+        model_id=_text_model_id, load=_load_text, derived_columns=TEXT_COLUMNS,
         # it embeds headline + primary text + the OCR text that embeddings.layout read
         reads_blocks=(LAYOUT,)),
 )}

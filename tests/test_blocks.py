@@ -61,7 +61,7 @@ def test_derived_columns_are_what_the_checks_allow():
         LAYOUT: tuple(LayoutExtractor.output_columns()),
     }
     for block, spec in BLOCK_SPECS.items():
-        assert tuple(spec.derived_columns()) == expected[block]
+        assert spec.derived_columns == expected[block]
         assert _attribute_columns(block) == expected[block]
     assert _attribute_columns("context") == ()
 
@@ -77,7 +77,7 @@ def test_an_unknown_block_is_a_clear_error():
 
 def test_the_registry_imports_no_model_libraries():
     code = ("import sys; from creative_dag.blocks import BLOCK_SPECS; "
-            "[s.derived_columns() for s in BLOCK_SPECS.values()]; "
+            "[s.derived_columns for s in BLOCK_SPECS.values()]; "
             "print(sorted(m for m in ('torch', 'transformers', 'cv2', 'easyocr', 'dagster') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -26,7 +26,7 @@ def _attribute_columns(block: str) -> tuple[str, ...]:
     """Columns a block derives itself from the image or the ad copy (all decision-time): its
     registry entry's derived_columns (creative_dag/blocks.py)."""
     spec = BLOCK_SPECS.get(block)
-    return tuple(spec.derived_columns()) if spec else ()
+    return spec.derived_columns if spec else ()
 
 
 def vector_problems(frame, dim_by_version: dict | None = None) -> dict[str, int]:
