@@ -183,3 +183,30 @@ def test_every_edit_is_named_and_described():
     assert Detected.from_layout_row({"text_boxes": "{oops", "cta_box": "[1, 2]", "face_box": '{"x": 1}'}) == Detected()
     image = np.full((64, 64, 3), 200, np.uint8)
     assert apply_edit("remove_text", image, detected) is not None
+
+
+def test_the_sample_stays_when_new_creatives_mature():
+    ids = [f"c{i:03d}" for i in range(300)]
+    case_base = pd.DataFrame({"creative_id": ids, "outcome_score": np.linspace(-1, 1, 300)})
+    before = sample_creatives(case_base, 30)
+    assert len(before) == 30 and before != ids[:30]  # a random draw, not the first ids
+    # One more day: five creatives matured. The old sample keeps at least 25 of its creatives (a new one can
+    # only take the place of one drawn before), so most edited images come from the embedding cache.
+    grown = pd.concat([case_base, pd.DataFrame({"creative_id": [f"n{i}" for i in range(5)], "outcome_score": 0.0})])
+    after = sample_creatives(grown, 30)
+    assert len(after) == 30 and len(set(before) & set(after)) >= 25
+    # Unlabelled creatives are never drawn; another seed draws another sample.
+    unlabelled = case_base.assign(outcome_score=np.where(np.arange(300) % 2 == 0, np.nan, 1.0))
+    assert all(int(c[1:]) % 2 == 1 for c in sample_creatives(unlabelled, 30))
+    assert sample_creatives(case_base, 30, seed=1) != before
+
+
+def test_holm_keeps_a_strong_effect_and_drops_a_borderline_one_among_many():
+    from creative_dag.attribution.effects import holm_significant
+
+    # One clear effect among 26 tested; a p = 0.03 that a per-effect 95 % interval would call is chance here.
+    p = np.array([1e-6, 0.03, *np.linspace(0.2, 0.9, 23), np.nan])
+    called = holm_significant(p, 0.05)
+    assert called.tolist() == [True] + [False] * 25
+    # Alone, the same p = 0.03 is significant.
+    assert holm_significant(np.array([0.03]), 0.05).tolist() == [True]

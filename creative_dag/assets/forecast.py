@@ -22,6 +22,7 @@ from creative_dag.catalog import (
 )
 from creative_dag.cbr.query import CaseMemory, index_dir_for
 from creative_dag.dagster_config import config_from
+from creative_dag.forecast.memo import RefitMemo
 from creative_dag.forecast.model import (
     LEARNERS,
     TARGET_MODES,
@@ -88,8 +89,11 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
     else:
         attributes = attribute_frame_of(warehouse)
         memory = CaseMemory.open(case_base, index_dir_for(warehouse.database))
+        memo = RefitMemo.open(HomeLayout.of_database(warehouse.database).cache / "forecast" / "refits.npz")
+        if memo.note:
+            context.log.warning(f"prelaunch forecast: {memo.note}")
         try:
-            result = run_forecast(case_base, memory, attributes, fc_config, oracle=oracle)
+            result = run_forecast(case_base, memory, attributes, fc_config, oracle=oracle, memo=memo)
         except ValueError as exc:  # too little history is a state of the data: record it and go on
             status = f"skipped: {exc}"
     if result is None:
@@ -105,6 +109,8 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
     warehouse.write_table(MARTS_PREDICTIONS, predictions)
     model_dir = HomeLayout.of_database(warehouse.database).models / "forecast"
     saved = save_models(result.models, model_dir)
+    memo.save()  # after the tables: a failed run keeps the previous memo
+    context.log.info(f"prelaunch forecast: {memo.summary()}")
     for note in result.info["notes"]:
         context.log.info(f"prelaunch forecast: {note}")
     figures = result.headline()
@@ -113,6 +119,7 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
         test_table=dg.MetadataValue.md(result.table_markdown("test")),
         models=dg.MetadataValue.md("\n".join(f"- `{p}`" for p in saved) or "_none_"),
         oracle="observable oracle from ground_truth.json" if oracle else "no ground truth (not a generated scenario)",
+        refits_reused=memo.hits, refits_fitted=memo.fitted,
         notes="; ".join(result.info["notes"]) or "none"))
     yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(
         MARTS_PREDICTIONS, predictions, creatives_forecast=int(predictions.loc[predictions["forecast"].notna(), "creative_id"].nunique()),

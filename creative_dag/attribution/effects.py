@@ -16,11 +16,17 @@ same inputs.
 Uncertainty has two sources, both in the 95 % interval: which creatives were sampled (the spread
 of per-creative effects) and which model was fitted (the spread over `n_models` bootstrap refits
 of the training cases). A tree model can move every prediction the same way for an edit that
-only touched noise; refitting on resampled cases is what exposes that as uncertainty.
+only touched noise; refitting on resampled cases is what exposes that as uncertainty. An effect is
+called up or down only when it stays significant after Holm's correction over all the run's edits
+and KPIs (`_call_directions`).
+
+The sample is drawn by hash (`sample_creatives`), so it barely changes from one day to the next
+and the edited images of a daily run come from the embedding cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -71,11 +77,16 @@ class AttributionResult:
 
 
 def sample_creatives(case_base: pd.DataFrame, size: int, seed: int = 0) -> list[str]:
-    """Up to `size` creatives with a matured outcome, drawn at random (reproducibly)."""
+    """Up to `size` creatives with a matured outcome, drawn at random (reproducibly).
+
+    The draw is the `size` smallest hashes of (seed, creative_id): a creative's chance is random, but it does
+    not depend on which other creatives exist, so a new day of creatives changes the sample only where a new
+    creative outranks one drawn before (about size / n per new creative). The edited images of the creatives
+    that stay are then found in the embedding cache instead of being encoded again every day."""
     labelled = case_base[pd.to_numeric(case_base.get("outcome_score"), errors="coerce").notna()]
     ids = sorted(labelled["creative_id"].astype(str).unique())
-    rng = np.random.default_rng(seed)
-    return sorted(rng.choice(ids, size=min(size, len(ids)), replace=False).tolist()) if ids else []
+    rank = {c: hashlib.blake2b(f"{seed}:{c}".encode(), digest_size=8).digest() for c in ids}
+    return sorted(sorted(ids, key=rank.__getitem__)[:size])
 
 
 def variant_id(creative_id: str, edit: str) -> str:
@@ -159,7 +170,10 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
             label, element = (edit_info or {}).get(edit, (edit, ""))
             effect_rows.append({**_summarise(edit, label, element, kpi, bases[at], diffs[at], config,
                                              reached.get(edit)), "model_rows": len(train)})
-    effects = pd.DataFrame(effect_rows, columns=[c for c in EFFECT_COLUMNS if c not in ("blocks", "trained_through")])
+    effects = pd.DataFrame(effect_rows, columns=[c for c in EFFECT_COLUMNS if c not in
+                                                 ("blocks", "trained_through", "significant", "direction")]
+                           + ["p_value"])
+    effects = _call_directions(effects, config)
     effects["blocks"] = ", ".join(b for b in blocks if b in mats) or "none"
     effects["trained_through"] = str(pd.Timestamp(as_of - 1, unit="D").date())
     return AttributionResult(effects[list(EFFECT_COLUMNS)], notes)
@@ -187,20 +201,49 @@ def _summarise(edit: str, label: str, element: str, kpi: str, bases: np.ndarray,
     d, b = diffs[ok], bases[ok]
     n = len(d)
     if n == 0 or b.sum() <= 0:
-        effect = low = high = float("nan")
+        effect = low = high = se = float("nan")
     else:
         effect = float(d.sum() / b.sum())
         per_creative = d.mean(axis=1) - effect * b.mean(axis=1)
         creative_var = float(per_creative.var(ddof=1)) / n / float(b.mean()) ** 2 if n > 1 else 0.0
         per_model = d.sum(axis=0) / np.where(b.sum(axis=0) > 0, b.sum(axis=0), np.nan)
         model_var = float(np.nanvar(per_model, ddof=1)) if d.shape[1] > 1 else 0.0
-        half = float(norm.ppf(0.5 + config.confidence / 2)) * np.sqrt(creative_var + model_var)
+        se = np.sqrt(creative_var + model_var)
+        half = float(norm.ppf(0.5 + config.confidence / 2)) * se
         low, high = effect - half, effect + half
-    significant = bool(n >= 2 and (low > 0 or high < 0))
-    direction = ("up" if effect > 0 else "down") if significant and abs(effect) >= config.min_effect else "none"
+    p_value = float(2 * norm.sf(abs(effect) / se)) if n >= 2 and np.isfinite(effect) and se > 0 else float("nan")
     return {"edit": edit, "label": label, "element": element, "kpi": kpi, "effect": effect, "ci_low": low,
-            "ci_high": high, "significant": significant, "direction": direction, "n": n,
-            "reached_share": reached, "statement": statement(label, kpi, effect, low, high, n, config.confidence)}
+            "ci_high": high, "n": n, "reached_share": reached, "p_value": p_value,
+            "statement": statement(label, kpi, effect, low, high, n, config.confidence)}
+
+
+def holm_significant(p_values: np.ndarray, alpha: float) -> np.ndarray:
+    """Holm's step-down test over one run's edits x KPIs: which effects stay significant at family-wise
+    level alpha (NaN p-values never do)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.zeros(len(p), dtype=bool)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    for i, row in enumerate(order):
+        if p[row] > alpha / (len(order) - i):
+            break
+        out[row] = True
+    return out
+
+
+def _call_directions(effects: pd.DataFrame, config: AttributionConfig) -> pd.DataFrame:
+    """`significant` and `direction` over the whole table: a run tests every edit on every KPI (~26 effects),
+    and at 95 % per effect one of them would be "significant" by chance in most runs; Holm's correction keeps
+    the chance of any false claim in a run at 5 %. The statement keeps the per-effect 95 % interval and says
+    when the correction is what kept an effect from being called."""
+    out = effects.copy()
+    out["significant"] = holm_significant(out["p_value"].to_numpy(dtype=float), 1 - config.confidence)
+    big = out["effect"].abs() >= config.min_effect
+    out["direction"] = np.where(out["significant"] & big, np.where(out["effect"] > 0, "up", "down"), "none")
+    uncorrected = (out["ci_low"] > 0) | (out["ci_high"] < 0)
+    out.loc[uncorrected & ~out["significant"], "statement"] += (
+        f"; not significant once corrected for the {int(out['p_value'].notna().sum())} effects tested")
+    return out.drop(columns="p_value")
 
 
 def statement(label: str, kpi: str, effect: float, low: float, high: float, n: int, confidence: float) -> str:

@@ -592,7 +592,8 @@ COLUMNS: dict[str, dict[str, str]] = {
                    "creatives (score: mean difference)."),
         "ci_low": "Lower bound of the 95 % interval (spread over creatives plus over bootstrap refits of the model).",
         "ci_high": "Upper bound of the 95 % interval (spread over creatives plus over bootstrap refits of the model).",
-        "significant": "The 95 % interval excludes 0.",
+        "significant": ("Significant at 5 % family-wise over the run's edits x KPIs (Holm's correction); the statement's "
+                        "95 % interval is per effect."),
         "direction": "up / down when significant and |effect| ≥ 2 %, else none.",
         "n": "Edited creatives the effect is averaged over.",
         "reached_share": ("Share of the edits that moved the detected attribute the intended way (e.g. face_present "

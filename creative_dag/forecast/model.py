@@ -39,6 +39,7 @@ from creative_dag.cbr.backtest import (
 from creative_dag.cbr.index import to_days
 from creative_dag.cbr.query import CaseMemory
 from creative_dag.forecast.features import ForecastInputs, build_inputs, reduce_blocks
+from creative_dag.forecast.memo import RefitMemo, row_digests
 from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec, realised
 
 
@@ -186,10 +187,19 @@ def _booster(config: ForecastConfig, n_train: int):
         deterministic=True, force_col_wise=True, verbose=-1)
 
 
+# The settings a refit's predictions depend on besides its input rows (part of its memo key).
+FIT_SETTINGS = ("learner", "pca_dims", "seed", "n_estimators", "learning_rate", "num_leaves", "min_child_fraction",
+                "feature_fraction", "stack_folds")
+
+
 def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Sequence[str], blocks: Sequence[str],
-                     rows: np.ndarray, config: ForecastConfig, keep_last: bool = False) -> RollingResult:
+                     rows: np.ndarray, config: ForecastConfig, keep_last: bool = False,
+                     memo: RefitMemo | None = None) -> RollingResult:
     """As-of forecasts of `target` for case `rows` (see module doc); the account's level where no model could be
-    fitted yet (n_train = 0), NaN only where not even that is known."""
+    fitted yet (n_train = 0), NaN only where not even that is known.
+
+    memo: reuse the predictions of refits whose inputs are unchanged since an earlier run (`RefitMemo`); with
+    keep_last the last refit is fitted anyway, for its model."""
     launch = target.launch
     pred = np.full(len(rows), np.nan)
     z_pred = np.full(len(rows), np.nan)
@@ -201,28 +211,39 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
     cats = [c for c in static_cols if c in set(inputs.categorical)]
     all_rows = np.arange(len(launch))
     start, end = int(launch[rows].min()), int(launch[rows].max())
-    for refit in range(start, end + 1, config.refit_days):
-        at = np.flatnonzero((launch[rows] >= refit) & (launch[rows] < refit + config.refit_days))
-        if not len(at):
-            continue
+    digests = None
+    if memo is not None:
+        digests = row_digests(inputs.static, static_cols, [inputs.blocks[b] for b in blocks])
+        setting = "|".join([",".join(static_cols), ",".join(blocks), ",".join(cats),
+                            *(f"{name}={getattr(config, name)!r}" for name in FIT_SETTINGS)])
+    blocks_of = {refit: np.flatnonzero((launch[rows] >= refit) & (launch[rows] < refit + config.refit_days))
+                 for refit in range(start, end + 1, config.refit_days)}
+    blocks_of = {refit: at for refit, at in blocks_of.items() if len(at)}
+    last_refit = max(blocks_of)
+    for refit, at in blocks_of.items():
         y = target.to_model(target.labels_at(refit), all_rows, training=True)
         train = np.flatnonzero(np.isfinite(y))
         if len(train) < config.min_train:
             continue
-        reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims, config.seed)
-        x = design_matrix(inputs.static, static_cols, reduced)
-        if x.shape[1] == 0:
-            continue
         q_rows = rows[at]
-        z, model = fit_predict(config.learner, x, y, train, q_rows, [c for c in cats if c in x.columns], config)
+        key = None if memo is None else memo.key(setting, digests[train], y[train], digests[q_rows])
+        z = None if memo is None or (keep_last and refit == last_refit) else memo.get(key)
+        if z is None:
+            reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims, config.seed)
+            x = design_matrix(inputs.static, static_cols, reduced)
+            if x.shape[1] == 0:
+                continue
+            z, model = fit_predict(config.learner, x, y, train, q_rows, [c for c in cats if c in x.columns], config)
+            if memo is not None:
+                memo.put(key, z)
+            if keep_last:
+                last = FittedModel(kpi=target.kpi, members=model, features=list(x.columns), categorical=cats,
+                                   pca=pca, trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
+                                   n_train=len(train), target=target.spec, conformal_q=float("nan"))
         z_pred[at] = z
         pred[at] = target.from_model(z, q_rows)
         refit_of[at] = refit
         n_of[at] = len(train)
-        if keep_last:
-            last = FittedModel(kpi=target.kpi, members=model, features=list(x.columns), categorical=cats,
-                               pca=pca, trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
-                               n_train=len(train), target=target.spec, conformal_q=float("nan"))
     # Before any model could be fitted (too little history), the forecast is the account's trailing level,
     # as the backtest's baselines fall back to the account mean; n_train = 0 marks it.
     none = ~np.isfinite(pred) & np.isfinite(target.level[rows])
@@ -444,8 +465,8 @@ def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.nd
 
 def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
                     sets: Mapping[str, tuple[list[str], list[str]]], rows: np.ndarray, config: ForecastConfig,
-                    keep_last: bool = False) -> tuple[dict[tuple[str, bool], RollingResult], list[tuple[str, bool]],
-                                                      RollingResult]:
+                    keep_last: bool = False, memo: RefitMemo | None = None
+                    ) -> tuple[dict[tuple[str, bool], RollingResult], list[tuple[str, bool]], RollingResult]:
     """The served forecast of one KPI for case `rows`: (every member's run, the members averaged, the average).
 
     targets: normalise flag -> the KPI's target. The served forecast averages the candidate models (with and
@@ -455,7 +476,8 @@ def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
     """
     modes = {"both": (True, False), "normalised": (True,), "raw": (False,)}[config.target_mode]
     kpi = targets[True].kpi
-    runs = {(name, norm): rolling_forecast(inputs, targets[norm], *sets[name], rows, config, keep_last=keep_last)
+    runs = {(name, norm): rolling_forecast(inputs, targets[norm], *sets[name], rows, config, keep_last=keep_last,
+                                                   memo=memo)
             for name in CANDIDATE_SETS if name in sets for norm in modes}
     if f"cbr_residual_{kpi}" in inputs.static.columns:
         runs[("cbr", True)] = _cbr_forecast(inputs, targets[True], rows)
@@ -465,8 +487,10 @@ def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
 
 def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attributes: pd.DataFrame | None = None,
                  config: ForecastConfig | None = None, oracle: Mapping[str, Mapping[str, float]] | None = None,
-                 weights: Mapping[str, float] | None = None) -> ForecastResult:
+                 weights: Mapping[str, float] | None = None, memo: RefitMemo | None = None) -> ForecastResult:
     """Forecast every creative of the case base for every KPI and evaluate against the backtest's windows.
+
+    memo: the refits of an earlier run to reuse where their inputs are unchanged (the caller saves it).
 
     oracle: optional KPI -> {creative_id: expected value} (a generated scenario's observable
     truth) evaluated as one more row of the table. Raises ValueError (from the backtest's window
@@ -500,7 +524,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     for kpi in kpis:
         actual = realised(cb, kpi)
         runs, members, primary = served_forecast(inputs, {norm: targets[norm][kpi] for norm in (True, False)},
-                                                 sets, target_rows, config, keep_last=True)
+                                                 sets, target_rows, config, keep_last=True, memo=memo)
         served[kpi] = "mean of " + ", ".join(f"{n} ({'normalised' if m else 'raw'})" for n, m in members)
         target = targets[members[0][1]][kpi]
         z_actual = reporting_scale(actual[target_rows], kpi)
@@ -523,7 +547,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
             # The comparison sets on the normalised target: "a block alone" then means the block on top of the
             # account's own level, as in the paper (a raw-target block alone cannot even see the account).
             runs.update({(other, True): rolling_forecast(inputs, targets[True][kpi], *sets[other], target_rows,
-                                                         config)
+                                                         config, memo=memo)
                          for other in sets if (other, True) not in runs})
         for (set_name, set_norm), res in runs.items():
             perf_rows += _evaluate(set_name, kpi, res, actual, window_of, cohorts, bt,
