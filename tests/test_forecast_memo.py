@@ -108,3 +108,17 @@ def test_an_unreadable_memo_starts_empty_with_a_note(tmp_path):
     path.write_bytes(b"not a zip file")
     memo = RefitMemo.open(path)
     assert memo.stored == {} and "unreadable" in memo.note and str(path) in memo.note
+
+
+def test_a_tag_only_later_creatives_have_never_reaches_an_earlier_refit():
+    from creative_dag.forecast.model import _binary_columns, learnable_columns
+
+    static = pd.DataFrame({"attr_brightness": np.linspace(0, 1, 40), "attr_tag_rule": [0.0] * 34 + [1.0] * 6,
+                           "attr_tag_face": [0.0, 1.0] * 20, "ctx_placement": [0.0, 1.0, 2.0, 3.0] * 10})
+    cols = list(static.columns)
+    binary = _binary_columns(static, cols)
+    assert binary == ["attr_tag_rule", "attr_tag_face"]
+    early, late = np.arange(30), np.arange(40)
+    # The first 30 cases never show the tag: a refit on them reads the same columns as before the tag existed.
+    assert learnable_columns(static, cols, binary, early, 5) == ["attr_brightness", "attr_tag_face", "ctx_placement"]
+    assert learnable_columns(static, cols, binary, late, 5) == cols

@@ -46,7 +46,8 @@ from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec, realised
 @dataclass(frozen=True)
 class ForecastConfig:
     """kpis: forecast KPIs; warmup_days / validation_share: the backtest's windows (same queries);
-    refit_days: refit cadence; min_train: fewest labelled cases to fit a model; pca_dims: components
+    refit_days: refit cadence; min_train: fewest labelled cases to fit a model; min_support: fewest training cases with
+    (and without) a flag or tag for a refit to use that column; pca_dims: components
     kept per block; k: neighbours for the CBR features; target: see TargetSpec (its `normalise` is set per
     model); target_mode: fit the served models on "both" targets, or only "normalised" / "raw";
     interval / conformal_window: coverage and the recent residuals it is calibrated on; booster
@@ -58,6 +59,7 @@ class ForecastConfig:
     validation_share: float = 0.3
     refit_days: int = 7
     min_train: int = 20
+    min_support: int = 5
     pca_dims: int = 24
     k: int = 20
     target: TargetSpec = field(default_factory=TargetSpec)
@@ -187,6 +189,33 @@ def _booster(config: ForecastConfig, n_train: int):
         deterministic=True, force_col_wise=True, verbose=-1)
 
 
+def _binary_columns(static: pd.DataFrame, cols: Sequence[str]) -> list[str]:
+    """The 0/1 columns (flags, object tags) among `cols`."""
+    out = []
+    for c in cols:
+        v = static[c].to_numpy(dtype=float)
+        if np.isin(v[np.isfinite(v)], (0.0, 1.0)).all():
+            out.append(c)
+    return out
+
+
+def learnable_columns(static: pd.DataFrame, cols: Sequence[str], binary: Sequence[str], train: np.ndarray,
+                      min_support: int) -> list[str]:
+    """`cols` without the 0/1 columns that fewer than `min_support` training cases have (or lack).
+
+    The attribute frame keeps an object tag once the whole history has a few creatives with it, so a
+    new day can add a tag column to every row. A refit only keeps what its own training cases can
+    teach: nothing is lost (a model cannot learn from 2 examples), the inputs of a past refit no longer
+    change when later creatives land, and a tag that exists only because of later creatives never
+    reaches an earlier forecast."""
+    drop = set()
+    for c in binary:
+        v = static[c].to_numpy(dtype=float)[train]
+        if min(int((v == 1.0).sum()), int((v == 0.0).sum())) < min_support:
+            drop.add(c)
+    return [c for c in cols if c not in drop]
+
+
 # The settings a refit's predictions depend on besides its input rows (part of its memo key).
 FIT_SETTINGS = ("learner", "pca_dims", "seed", "n_estimators", "learning_rate", "num_leaves", "min_child_fraction",
                 "feature_fraction", "stack_folds")
@@ -211,33 +240,39 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
     cats = [c for c in static_cols if c in set(inputs.categorical)]
     all_rows = np.arange(len(launch))
     start, end = int(launch[rows].min()), int(launch[rows].max())
-    digests = None
-    if memo is not None:
-        digests = row_digests(inputs.static, static_cols, [inputs.blocks[b] for b in blocks])
-        setting = "|".join([",".join(static_cols), ",".join(blocks), ",".join(cats),
-                            *(f"{name}={getattr(config, name)!r}" for name in FIT_SETTINGS)])
     blocks_of = {refit: np.flatnonzero((launch[rows] >= refit) & (launch[rows] < refit + config.refit_days))
                  for refit in range(start, end + 1, config.refit_days)}
     blocks_of = {refit: at for refit, at in blocks_of.items() if len(at)}
     last_refit = max(blocks_of)
+    binary = _binary_columns(inputs.static, static_cols)
+    block_digests = None
+    if memo is not None:
+        block_digests = row_digests(inputs.static, [], [inputs.blocks[b] for b in blocks])
+        fit_setting = "|".join([",".join(blocks), *(f"{name}={getattr(config, name)!r}" for name in FIT_SETTINGS)])
     for refit, at in blocks_of.items():
         y = target.to_model(target.labels_at(refit), all_rows, training=True)
         train = np.flatnonzero(np.isfinite(y))
         if len(train) < config.min_train:
             continue
         q_rows = rows[at]
-        key = None if memo is None else memo.key(setting, digests[train], y[train], digests[q_rows])
+        cols = learnable_columns(inputs.static, static_cols, binary, train, config.min_support)
+        refit_cats = [c for c in cats if c in cols]
+        key = None
+        if memo is not None:
+            static_digests = row_digests(inputs.static, cols, [])
+            key = memo.key(fit_setting, ",".join(cols), ",".join(refit_cats), static_digests[train],
+                           block_digests[train], y[train], static_digests[q_rows], block_digests[q_rows])
         z = None if memo is None or (keep_last and refit == last_refit) else memo.get(key)
         if z is None:
             reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims, config.seed)
-            x = design_matrix(inputs.static, static_cols, reduced)
+            x = design_matrix(inputs.static, cols, reduced)
             if x.shape[1] == 0:
                 continue
-            z, model = fit_predict(config.learner, x, y, train, q_rows, [c for c in cats if c in x.columns], config)
+            z, model = fit_predict(config.learner, x, y, train, q_rows, refit_cats, config)
             if memo is not None:
                 memo.put(key, z)
             if keep_last:
-                last = FittedModel(kpi=target.kpi, members=model, features=list(x.columns), categorical=cats,
+                last = FittedModel(kpi=target.kpi, members=model, features=list(x.columns), categorical=refit_cats,
                                    pca=pca, trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
                                    n_train=len(train), target=target.spec, conformal_q=float("nan"))
         z_pred[at] = z
