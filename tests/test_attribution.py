@@ -210,3 +210,46 @@ def test_holm_keeps_a_strong_effect_and_drops_a_borderline_one_among_many():
     assert called.tolist() == [True] + [False] * 25
     # Alone, the same p = 0.03 is significant.
     assert holm_significant(np.array([0.03]), 0.05).tolist() == [True]
+
+
+def test_a_daily_rerun_takes_cached_edits_without_editing_or_loading_a_model(tmp_path):
+    from creative_dag.attribution.variants import VariantIndex, cached_in_every_block
+    from creative_dag.resources.models import RecordedEncoder
+
+    root = tmp_path / "export"
+    generate_scenario(root, n_creatives=8, n_days=20, seed=4, image_size=128)
+    creatives = pd.read_csv(root / "creatives.csv")
+    read = lambda p: (root / p).read_bytes()
+    encoders = {b: load_block(b, EncoderSettings(use_cache=False)) for b in ("visual", "layout")}
+    cache = EmbeddingCache(tmp_path / "cache")
+    layout = encode_images(encoders["layout"], _items(root, creatives), read, cache).frame
+    items = image_items(creatives, creatives["creative_id"].astype(str).tolist())
+    cached = lambda shas: cached_in_every_block(cache, encoders, shas)
+
+    index = VariantIndex.open(tmp_path / "variants.json")
+    first = make_variants(items, read, layout, EDIT_NAMES, index=index, cached=cached)
+    first_tables = encode_variants(first, encoders, cache)
+    index.save()
+    assert len(first.images) == len(first.frame) > 8
+
+    # The next day: every edit is in the index and every vector in the cache -> nothing edited, and stand-ins
+    # that only know the recorded model versions give the same vectors.
+    again_index = VariantIndex.open(tmp_path / "variants.json")
+    again = make_variants(items, read, layout, EDIT_NAMES, index=again_index, cached=cached)
+    assert again.images == {}
+    pd.testing.assert_frame_equal(again.frame, first.frame)
+    stand_ins = {b: RecordedEncoder(b, e.model_id, e.model_version, e.dim) for b, e in encoders.items()}
+    again_tables = encode_variants(again, stand_ins, cache)
+    for block in encoders:
+        np.testing.assert_array_equal(np.stack(again_tables[block]["vector"]), np.stack(first_tables[block]["vector"]))
+
+    # A vector missing from the cache (another model version) or changed edit code: those edits are made again.
+    other_model = {"visual": RecordedEncoder("visual", "visual", "another-version", 8)}
+    remade = make_variants(items, read, layout, EDIT_NAMES, index=VariantIndex.open(tmp_path / "variants.json"),
+                           cached=lambda shas: cached_in_every_block(cache, other_model, shas))
+    assert len(remade.images) == len(first.frame)
+    new_code = VariantIndex.open(tmp_path / "variants.json")
+    new_code.salt = "edits changed"
+    assert len(make_variants(items, read, layout, EDIT_NAMES, index=new_code, cached=cached).images) == len(first.frame)
+    with pytest.raises(RuntimeError, match="not loaded"):
+        stand_ins["visual"].encode([])

@@ -39,6 +39,7 @@ from creative_dag.marts.health import account_health
 from creative_dag.marts.landscape import (
     LandscapeParams,
     cluster_summary,
+    keep_clusters,
     landscape_coordinates,
     plot_landscape,
 )
@@ -304,6 +305,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
     creatives = _creatives(warehouse)
     ids = creatives["creative_id"].astype(str).tolist()
     vectors, reason = _vectors(warehouse, ids)
+    clustering = "none: no vectors"
     if vectors is None:
         coords = pd.DataFrame({"creative_id": pd.Series(dtype="object"), "x": pd.Series(dtype="float64"),
                                "y": pd.Series(dtype="float64"), "cluster": pd.Series(dtype="int64"),
@@ -312,8 +314,17 @@ def creative_landscape(context: dg.AssetExecutionContext):
         have = vectors.has_any()
         kept = [i for i, h in zip(vectors.ids, have) if h]
         sub = vectors.subset(kept)
-        coords = landscape_coordinates(kept, sub.fused_vectors(IMAGE_WEIGHTS), LandscapeParams(),
+        fused = sub.fused_vectors(IMAGE_WEIGHTS)
+        coords = landscape_coordinates(kept, fused, LandscapeParams(),
                                        cache_dir=HomeLayout.of_database(warehouse.database).cache / "landscape")
+        clustering = "k-means on the 2-D map (fewer creatives than UMAP needs)"
+        if (coords["method"] == "umap").all():
+            previous = _optional(warehouse, MARTS_CREATIVE_LANDSCAPE)
+            labels, clustering = keep_clusters(
+                kept, fused, coords["cluster"].to_numpy(),
+                None if previous is None or "cluster" not in previous.columns
+                else previous.set_index(previous["creative_id"].astype(str))["cluster"])
+            coords["cluster"] = labels
     ranking = _optional(warehouse, MARTS_CREATIVE_RANKING)
     fatigue = _optional(warehouse, MARTS_CREATIVE_FATIGUE)
     coords = coords.merge(creatives[["creative_id", "account_id"]], on="creative_id", how="left")
@@ -337,6 +348,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
             plot_meta["plot_preview"] = dg.MetadataValue.md(f"![creative landscape](data:image/png;base64,{encoded})")
     yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_LANDSCAPE.key, metadata=table_metadata(
         MARTS_CREATIVE_LANDSCAPE, coords, n_clusters=int((clusters["cluster"] >= 0).sum()) if len(clusters) else 0,
-        method=str(coords["method"].iloc[0]) if len(coords) else "none", degraded=reason or "", **plot_meta))
+        method=str(coords["method"].iloc[0]) if len(coords) else "none", clustering=clustering,
+        degraded=reason or "", **plot_meta))
     yield dg.MaterializeResult(asset_key=MARTS_LANDSCAPE_CLUSTERS.key, metadata=table_metadata(
         MARTS_LANDSCAPE_CLUSTERS, clusters, cluster_names=_md_list(clusters["cluster_name"].tolist()[:12])))

@@ -134,6 +134,34 @@ def load_blocks(blocks: Sequence[str], settings: EncoderSettings,
     return out
 
 
+@dataclass(frozen=True)
+class RecordedEncoder:
+    """A block's encoder as its encode step last recorded it in the embedding store (model id, version, dim):
+    enough to read the embedding cache without loading the model (EasyOCR and the CNN take ~16 s to load on
+    2 cores). It cannot encode; callers load the real encoder when something is not cached."""
+
+    block: str
+    model_id: str
+    model_version: str
+    dim: int
+
+    def encode(self, *_: Any, **__: Any) -> Any:
+        raise RuntimeError(f"block {self.block}: model {self.model_id} is not loaded (a RecordedEncoder only "
+                           "reads the embedding cache); load it with load_block")
+
+
+def recorded_encoders(blocks: Sequence[str], settings: EncoderSettings, store: Any) -> dict[str, RecordedEncoder] | None:
+    """Every block's RecordedEncoder when each was last loaded, available, with these settings; else None."""
+    out = {}
+    for block in blocks:
+        status = store.read_status(block) or {}
+        if (status.get("fingerprint") != block_fingerprint(block, settings) or not status.get("available")
+                or not status.get("model_version") or not status.get("dim")):
+            return None
+        out[block] = RecordedEncoder(block, str(status["model_id"]), str(status["model_version"]), int(status["dim"]))
+    return out
+
+
 # Run-time knobs that change neither whether a model loads nor what it outputs.
 _NOT_IN_FINGERPRINT = ("threads", "batch_size", "cache_dir", "use_cache", "model_retry_after_s")
 
