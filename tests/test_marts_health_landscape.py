@@ -201,6 +201,22 @@ def test_clusters_do_not_move_with_float_noise():
     assert (np.diff(sizes) <= 0).all()
 
 
+def test_cluster_count_follows_clear_structure_and_stays_readable_without_it():
+    """Two well-separated groups stay two clusters; vectors with no structure (silhouette < 0.25 for
+    every k, as the demo's 0.07-0.12) get a readable 4-8 instead of whatever k scrapes the best score."""
+    rng = np.random.default_rng(4)
+    two = np.vstack([c + rng.normal(size=(60, 32)) for c in rng.normal(size=(2, 32)) * 4])
+    labels = cluster_vectors(two)
+    assert len(set(labels[labels >= 0])) == 2
+    for seed in range(3):
+        blob = np.random.default_rng(seed).normal(size=(200, 32))
+        labels = cluster_vectors(blob)
+        assert 4 <= len(set(labels[labels >= 0])) <= 8, seed
+        # unrestricted, the silhouette's weak maximum is 2 regions: too coarse to navigate
+        unrestricted = cluster_vectors(blob, LandscapeParams(readable_clusters=(2, 12)))
+        assert len(set(unrestricted[unrestricted >= 0])) == 2, seed
+
+
 def test_clusters_keep_their_labels_when_a_day_of_creatives_lands():
     x, truth = _groups(2, per_group=50)
     ids = [f"cr_{i:03d}" for i in range(len(x))]

@@ -73,6 +73,16 @@ def test_missing_vectors_are_reported_not_counted_as_unique():
         creative_repetition(creatives, vectors, RepetitionParams(tau=0.9, dup_threshold=0.8))
 
 
+def test_unusable_aspect_ratios_fall_back_to_one_null():
+    """An aspect ratio that is missing, zero, negative or not a number (an image that did not decode,
+    a NULL read back from DuckDB) gives no shape: the result is what it is without the column."""
+    creatives, vectors, _ = _planted()
+    params = RepetitionParams(weights={"visual": 1.0})
+    junk = pd.Series([np.nan, 0, -1.0, "wide", pd.NA, None] * (len(creatives) // 6 + 1))[:len(creatives)]
+    pd.testing.assert_frame_equal(creative_repetition(creatives.assign(aspect_ratio=junk.to_numpy()), vectors, params),
+                                  creative_repetition(creatives, vectors, params))
+
+
 def test_tired_or_repetitive_view_joins_fatigue():
     creatives, vectors, _ = _planted(n_families=2, n_single=3)
     rep = creative_repetition(creatives, vectors, RepetitionParams(weights={"visual": 1.0}))
@@ -203,6 +213,7 @@ def all_kinds_scenario(tmp_path_factory):
     creatives = pd.read_csv(root / "creatives.csv")
     truth = json.loads((root / "ground_truth.json").read_text())["creatives"]
     images = [np.asarray(Image.open(root / p).convert("RGB")) for p in creatives["image_path"]]
+    creatives["aspect_ratio"] = [img.shape[1] / img.shape[0] for img in images]  # as the asset adds from raw.images
     extractor = VisualFeatureExtractor(working_size=128)
     blocks = {"visual": extractor.vectorize(extractor.transform(images, creatives["creative_id"].tolist()))}
     try:
@@ -221,14 +232,17 @@ def all_kinds_scenario(tmp_path_factory):
 def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kinds_scenario):
     """Default parameters against the fused-cosine rule alone (the previous method) on all kinds.
 
-    Measured (seed 7): fused only P 1.00 R 0.40 F1 0.57; with block evidence P 0.81 R 0.97 F1 0.88
-    (seeds 5 / 6, not in tests: F1 0.71 -> 0.97 and 0.78 -> 0.96). docs/marts.md has the figures.
+    Measured (seed 7): fused only P 1.00 R 0.40 F1 0.57; with block evidence P 0.86 R 0.96 F1 0.91
+    (0.88 with one null for every shape; seeds 5 / 6, not in tests: 0.96 and 0.95, from 0.94 / 0.94
+    with one null). docs/marts.md has the figures.
     """
     creatives, vectors, truth, edit = all_kinds_scenario
     weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
     fused_only = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights, min_evidence_blocks=99))
     p, r, f = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights))
-    assert f >= 0.85 and f >= fused_only[2] + 0.2, f"block evidence P {p:.3f} R {r:.3f} F1 {f:.3f}; fused only {fused_only}"
+    assert f >= 0.9 and f >= fused_only[2] + 0.2, f"block evidence P {p:.3f} R {r:.3f} F1 {f:.3f}; fused only {fused_only}"
+    one_null = families_scores(creatives.drop(columns="aspect_ratio"), vectors, truth, RepetitionParams(weights=weights))
+    assert f > one_null[2], f"shape-aware nulls F1 {f:.3f} vs one null {one_null}"
     table = creative_repetition(creatives, vectors, RepetitionParams(weights=weights)).set_index("creative_id")
     fam = table.dropna(subset=["family_id"])
     assert (fam["closest_variant_id"].map(table["family_id"]) == fam["family_id"]).all()
@@ -237,7 +251,8 @@ def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kind
     headline = [c for c in fam.index if edit[c] == "headline" and edit.get(fam.loc[c, "closest_variant_id"]) == "base"]
     assert np.mean(["text" in fam.loc[c, "blocks_differ"] for c in headline]) >= 0.8
     resized = [c for c in fam.index if edit[c] == "aspect_ratio" and edit.get(fam.loc[c, "closest_variant_id"]) == "base"]
-    assert np.mean([bool({"cnn", "visual"} & set(fam.loc[c, "blocks_differ"].split(", "))) for c in resized]) >= 0.8
+    assert len(resized) >= 5 and all("aspect_ratio" in fam.loc[c, "blocks_differ"] for c in resized)
+    assert not any("aspect_ratio" in fam.loc[c, "blocks_differ"] for c in headline)
     assert {"visual", "cnn", "text"} == set(json.loads(fam["block_similarity"].iloc[0]))
 
 
@@ -245,18 +260,20 @@ def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kind
 def test_held_out_variant_kinds_leave_one_kind_out(all_kinds_scenario):
     """min_evidence tuned on six kinds, scored on the seventh (bases, singletons and its variants).
 
-    Measured held-out pair F1 / recall (seed 7): crop 0.75 / 1.00, reframe 0.79 / 1.00, hue_shift
-    0.75 / 1.00, headline 0.80 / 1.00, cta_text 0.75 / 1.00, reencode 0.80 / 1.00, aspect_ratio
-    0.22 / 0.13 (fused cosine alone: headline recall 0.03, aspect 0.06). Precision (0.60-0.67) is what
-    holds F1 down: the same handful of look-alike pairs counts against each kind's few pairs. The
-    issue's goal (held-out F1 >= 0.9) is NOT met here; seeds 5 and 6 reach 0.86-1.00 (docs/marts.md).
+    Measured held-out pair F1 / recall (seed 7): crop 0.90 / 1.00, reframe 0.90 / 1.00, hue_shift
+    0.90 / 1.00, headline 0.88 / 0.93, cta_text 0.89 / 1.00, reencode 0.92 / 1.00, aspect_ratio
+    0.67 / 0.50 (with one null for every shape: 0.75-0.80 and aspect 0.32; fused cosine alone:
+    headline recall 0.03, aspect 0.06). Precision (0.80-0.86) holds F1 down: a few same-shape
+    look-alikes (two designs of one packshot) count against each kind's few pairs. The issue's goal
+    (held-out F1 >= 0.9) is met by 4 of 7 kinds here, 6 and 7 of 7 on seeds 5 and 6 (docs/marts.md).
     """
     creatives, vectors, truth, edit = all_kinds_scenario
     weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
     result = leave_one_kind_out(creatives, vectors, truth, edit, weights)
     report = {k: (round(v["precision"], 3), round(v["recall"], 3), round(v["f1"], 3)) for k, v in result.items()}
     others = [k for k in VARIANT_KINDS if k != "aspect_ratio"]
-    assert all(result[k]["recall"] >= 0.95 and result[k]["f1"] >= 0.7 for k in others), report
+    assert all(result[k]["recall"] >= 0.9 and result[k]["f1"] >= 0.85 for k in others), report
+    assert result["aspect_ratio"]["f1"] >= 0.6, report
     fused_headline = families_scores(only_kinds(creatives, edit, {"headline"}), vectors, truth,
                                      RepetitionParams(weights=weights, min_evidence_blocks=99))
     assert result["headline"]["f1"] >= fused_headline[2] + 0.5, (report, fused_headline)

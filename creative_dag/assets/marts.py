@@ -30,6 +30,7 @@ from creative_dag.catalog import (
     MARTS_TIRED_OR_REPETITIVE,
     RAW_CREATIVES,
     RAW_DAILY_METRICS,
+    RAW_IMAGES,
 )
 from creative_dag.dagster_config import config_from
 from creative_dag.marts import fatigue as fatigue_mod
@@ -96,6 +97,17 @@ class RecommendationsConfig(config_from(RecommendationParams, "fdr", "min_suppor
 # -- loading helpers ---------------------------------------------------------------------------
 def _optional(warehouse, table: str) -> pd.DataFrame | None:
     return warehouse.read_table(table) if warehouse.exists(table) else None
+
+
+def _with_image_shapes(warehouse, creatives: pd.DataFrame) -> pd.DataFrame:
+    """creatives + aspect_ratio (width / height of the landed image, as displayed; NaN where none)."""
+    images = _optional(warehouse, RAW_IMAGES)
+    if images is None or not {"width", "height"} <= set(images.columns):
+        return creatives
+    shapes = images[["creative_id", "width", "height"]].dropna().drop_duplicates("creative_id")
+    ratio = pd.to_numeric(shapes["width"]) / pd.to_numeric(shapes["height"]).where(lambda h: h > 0)
+    return creatives.merge(shapes.assign(aspect_ratio=ratio)[["creative_id", "aspect_ratio"]],
+                           on="creative_id", how="left")
 
 
 def _creatives(warehouse) -> pd.DataFrame:
@@ -193,7 +205,8 @@ def creative_fatigue(context: dg.AssetExecutionContext, config: FatigueConfig):
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(MARTS_CREATIVE_REPETITION.key, deps=[RAW_CREATIVES.key, FEATURES_PRELAUNCH.key, *EMBEDDING_KEYS], **_SPEC,
+    specs=[dg.AssetSpec(MARTS_CREATIVE_REPETITION.key, deps=[RAW_CREATIVES.key, RAW_IMAGES.key, FEATURES_PRELAUNCH.key,
+                                                           *EMBEDDING_KEYS], **_SPEC,
                         description="Per creative: similarity density, creative family (variants) with the "
                                     "per-block evidence (blocks that agree / differ), repetition flag."),
            dg.AssetSpec(MARTS_TIRED_OR_REPETITIVE.key, deps=[MARTS_CREATIVE_REPETITION.key, MARTS_CREATIVE_FATIGUE.key], **_SPEC,
@@ -207,7 +220,7 @@ def creative_repetition_assets(context: dg.AssetExecutionContext, config: Repeti
     if vectors is None:
         vectors = BlockVectors(creatives["creative_id"].astype(str).tolist(), {}, {})
     params = config.to_params(weights=IMAGE_WEIGHTS)
-    table = creative_repetition(creatives, vectors, params)
+    table = creative_repetition(_with_image_shapes(warehouse, creatives), vectors, params)
     fatigue = _optional(warehouse, MARTS_CREATIVE_FATIGUE)
     tired = tired_or_repetitive(table, fatigue)
     warehouse.write_table(MARTS_CREATIVE_REPETITION, table)

@@ -6,8 +6,12 @@
 - Clusters: Ward clustering of the vectors themselves (PCA-reduced), not of the map: UMAP's layout
   moves with input changes of 1e-8 (run-to-run float noise of an encoder gave the demo 3, 5 or 8
   clusters on the map), while Ward's merges only change when distances do. The number of clusters
-  is the smallest with a silhouette within `silhouette_tolerance` of the best; clusters smaller than
-  `min_cluster_size` are label -1 (not in any cluster). Labels are numbered by size, largest first,
+  is the smallest with a silhouette within `silhouette_tolerance` of the best. When no number has
+  a silhouette of at least `clear_structure` (0.25: below it Kaufman & Rousseeuw find "no
+  substantial structure"), the silhouette cannot choose (the demo: 0.07-0.12 for every k, and a
+  cold run picked 2), so the choice is made within `readable_clusters` (4-8): enough regions to
+  navigate and label on a BI chart, few enough to read. Clusters smaller than `min_cluster_size`
+  are label -1 (not in any cluster). Labels are numbered by size, largest first.
   With fewer than `min_umap` creatives, k-means on the map with k = min(3, n).
 - Clusters keep their labels from run to run (`keep_clusters`): while at most `recluster_share` of
   the creatives are new since the previous run, every creative keeps its previous cluster and a
@@ -34,8 +38,8 @@ import pandas as pd
 class LandscapeParams:
     """min_umap: fewest creatives for UMAP (else PCA); n_neighbors: UMAP neighbourhood;
     min_cluster_size: smallest cluster (None = max(5, n // 25)); max_clusters: most clusters tried;
-    cluster_dims: PCA components the clustering uses; silhouette_tolerance, recluster_share: see module
-    doc; seed: random_state."""
+    cluster_dims: PCA components the clustering uses; silhouette_tolerance, clear_structure,
+    readable_clusters, recluster_share: see module doc; seed: random_state."""
 
     min_umap: int = 15
     n_neighbors: int = 15
@@ -44,6 +48,8 @@ class LandscapeParams:
     max_clusters: int = 12
     cluster_dims: int = 20
     silhouette_tolerance: float = 0.01
+    clear_structure: float = 0.25
+    readable_clusters: tuple[int, int] = (4, 8)
     recluster_share: float = 0.2
     seed: int = 0
 
@@ -166,6 +172,10 @@ def cluster_vectors(vectors: np.ndarray, p: LandscapeParams | None = None) -> np
         best.append((k, float(silhouette_score(z, cut)), cut))
     if not best:
         return np.zeros(n, dtype=int)
+    lo, hi = p.readable_clusters
+    readable = [b for b in best if lo <= b[0] <= hi]
+    if readable and max(score for _, score, _ in best) < p.clear_structure:
+        best = readable
     top = max(score for _, score, _ in best)
     _, _, cut = next(b for b in best if b[1] >= top - p.silhouette_tolerance)
     labels, counts = np.unique(cut, return_counts=True)

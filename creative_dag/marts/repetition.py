@@ -13,6 +13,11 @@
   block that disagrees only adds zero: a variant changes one thing (headline, CTA label, colour,
   crop, aspect ratio), so the other blocks still carry the pair, where a fused cosine is dragged
   below any fixed threshold by the one block that changed.
+  Shape matters to that null: with an `aspect_ratio` per creative, pairs of the same shape and
+  pairs of different shapes (log ratio apart by > `shape_tolerance`) each get their own. Pooled,
+  the many less-similar cross-shape pairs made same-shape look-alikes (two designs of one
+  packshot) look rarer than they are, and a resize (whose CNN and layout views change with the
+  canvas) look less related than it is.
   Singletons get no family id.
 - is_repetitive: in a family, or similarity_density >= density_threshold.
 """
@@ -49,7 +54,9 @@ class RepetitionParams:
     one block can give (so two blocks must agree); min_evidence_blocks: fewest blocks for the evidence
     rule (3: one may differ while the others still outvote it); agree_evidence: evidence at which a
     block is listed as agreeing; null_pairs: unrelated pairs sampled per block; seed: that sample;
-    mutual_neighbours: evidence edges only between creatives within each other's top k (0 = off)."""
+    mutual_neighbours: evidence edges only between creatives within each other's top k (0 = off);
+    shape_tolerance: |log aspect ratio| difference from which a pair counts as two shapes (needs an
+    `aspect_ratio` column; 0 = one null for every pair)."""
 
     tau: float = 0.85
     dup_threshold: float = 0.92
@@ -63,29 +70,35 @@ class RepetitionParams:
     null_pairs: int = 200_000
     seed: int = 0
     mutual_neighbours: int = 3
+    shape_tolerance: float = 0.1
 
 
 class BlockEvidence:
     """Per-block null distributions (similarities of unrelated pairs) and the evidence they give.
 
-    nulls: block -> sorted (m,) float64 similarities. Built with `fit`; `evidence(block, s)` maps
-    similarities (any shape) to -log10 of the share of null pairs at least as similar, capped.
+    nulls: block -> sorted (m,) float64 similarities; cross_nulls: the same for pairs of different
+    shapes (where there are enough). Built with `fit`; `evidence(block, s, cross)` maps similarities
+    (any shape) to -log10 of the share of null pairs at least as similar, capped.
     """
 
-    _MIN_NULL = 50  # fewer unrelated pairs than this cannot calibrate a block
+    _MIN_NULL = 50  # fewer pairs than this cannot calibrate a block
 
-    def __init__(self, nulls: Mapping[str, np.ndarray], cap: float, source: Mapping[str, str]):
+    def __init__(self, nulls: Mapping[str, np.ndarray], cap: float, source: Mapping[str, str],
+                 cross_nulls: Mapping[str, np.ndarray] | None = None):
         self.nulls = dict(nulls)
         self.cap = cap
         self.source = dict(source)
+        self.cross_nulls = dict(cross_nulls or {})
 
     @classmethod
-    def fit(cls, vectors: BlockVectors, accounts: np.ndarray, blocks: list[str], p: RepetitionParams) -> BlockEvidence:
-        """accounts: (n,) account of each of vectors.ids. Unrelated pairs = different accounts; with a
-        single account (no such pairs) the account's own pairs stand in, whose upper tail holds the
-        families, which lowers the evidence (fewer families found, never more)."""
+    def fit(cls, vectors: BlockVectors, accounts: np.ndarray, blocks: list[str], p: RepetitionParams,
+            shapes: np.ndarray | None = None) -> BlockEvidence:
+        """accounts: (n,) account of each of vectors.ids; shapes: (n,) log aspect ratios or None.
+        Unrelated pairs = different accounts; with a single account (no such pairs) the account's
+        own pairs stand in, whose upper tail holds the families, which lowers the evidence (fewer
+        families found, never more). A shape null needs _MIN_NULL pairs of each kind, else one null."""
         rng = np.random.default_rng(p.seed)
-        nulls, source = {}, {}
+        nulls, cross_nulls, source = {}, {}, {}
         for block in blocks:
             idx = np.flatnonzero(vectors.present[block])
             m = len(idx)
@@ -98,35 +111,55 @@ class BlockEvidence:
                 keep = i != j
                 i, j = i[keep], j[keep]
             acc = accounts[idx]
-            cross = acc[i] != acc[j]
-            if cross.sum() >= cls._MIN_NULL:
-                i, j, source[block] = i[cross], j[cross], "other accounts"
+            unrelated = acc[i] != acc[j]
+            if unrelated.sum() >= cls._MIN_NULL:
+                i, j, source[block] = i[unrelated], j[unrelated], "other accounts"
             else:
                 source[block] = "same account"
             if len(i) < cls._MIN_NULL:
                 continue
             mat = vectors.blocks[block][idx]
             sims = np.concatenate([np.einsum("ij,ij->i", mat[i[k:k + 20_000]], mat[j[k:k + 20_000]])
-                                   for k in range(0, len(i), 20_000)])
-            nulls[block] = np.sort(sims.astype(np.float64))
-        return cls(nulls, p.evidence_cap, source)
+                                   for k in range(0, len(i), 20_000)]).astype(np.float64)
+            cross = _shapes_differ(shapes[idx][i], shapes[idx][j], p) if shapes is not None else None
+            if cross is not None and cross.sum() >= cls._MIN_NULL and (~cross).sum() >= cls._MIN_NULL:
+                nulls[block], cross_nulls[block] = np.sort(sims[~cross]), np.sort(sims[cross])
+            else:
+                nulls[block] = np.sort(sims)
+        return cls(nulls, p.evidence_cap, source, cross_nulls)
 
-    def evidence(self, block: str, sims: np.ndarray) -> np.ndarray:
-        null = self.nulls[block]
+    def evidence(self, block: str, sims: np.ndarray, cross: np.ndarray | None = None) -> np.ndarray:
+        """cross: where True (same shape as sims), score against the cross-shape null if there is one."""
+        out = self._against(self.nulls[block], sims)
+        if cross is not None and block in self.cross_nulls:
+            out = np.where(cross, self._against(self.cross_nulls[block], sims), out)
+        return out
+
+    def _against(self, null: np.ndarray, sims: np.ndarray) -> np.ndarray:
         at_least = len(null) - np.searchsorted(null, sims - 1e-9, side="left")
         return np.minimum(self.cap, -np.log10((at_least + 1.0) / (len(null) + 1.0)))
+
+
+def _shapes_differ(a: np.ndarray, b: np.ndarray, p: RepetitionParams) -> np.ndarray | None:
+    """Pairs whose log aspect ratios differ by more than the tolerance (NaN shapes: never)."""
+    if p.shape_tolerance <= 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        return np.abs(a - b) > p.shape_tolerance
 
 
 def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
                         params: RepetitionParams | None = None) -> pd.DataFrame:
     """One row per creative: similarity_density, max_similarity, most_similar_id, family_id (=
     near_duplicate_cluster, kept for existing readers), cluster_size, the evidence against its closest
-    family member (closest_variant_id, variant_evidence, blocks_agree, blocks_differ, block_similarity
-    as JSON {block: cosine}), is_repetitive, vector_status.
+    family member (closest_variant_id, variant_evidence, blocks_agree, blocks_differ (+ "aspect_ratio"
+    when the two differ in shape), block_similarity as JSON {block: cosine}), is_repetitive,
+    vector_status.
 
-    creatives: creative_id, account_id, launch_date. vectors: per-block inputs for (a superset of)
-    those creatives. Creatives without any vector get vector_status 'no vectors', density NA and no
-    family (not silently counted as unique).
+    creatives: creative_id, account_id, launch_date (+ aspect_ratio, width / height of the image,
+    optional: pairs of different shapes are then scored against cross-shape pairs). vectors:
+    per-block inputs for (a superset of) those creatives. Creatives without any vector get
+    vector_status 'no vectors', density NA and no family (not silently counted as unique).
     """
     p = params or RepetitionParams()
     if p.dup_threshold < p.tau:
@@ -134,6 +167,9 @@ def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
     info = creatives[["creative_id", "account_id", "launch_date"]].copy()
     info["creative_id"] = info["creative_id"].astype(str)
     info["launch_date"] = pd.to_datetime(info["launch_date"])
+    ratio = pd.to_numeric(creatives["aspect_ratio"], errors="coerce") if "aspect_ratio" in creatives else None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        info["log_aspect"] = np.log(ratio.where(ratio > 0)).to_numpy(np.float64) if ratio is not None else np.nan
     has_vec = dict(zip(vectors.ids, vectors.has_any()))
     # A numpy mask: an empty Python list would select no *columns* on an empty export.
     mask = np.array([has_vec.get(c, False) for c in info["creative_id"]], dtype=bool)
@@ -143,7 +179,8 @@ def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
     evidence = None
     if len(info_vec):
         scope = vectors.subset(info_vec["creative_id"].tolist())
-        evidence = BlockEvidence.fit(scope, info_vec["account_id"].astype(str).to_numpy(), blocks, p)
+        shapes = info_vec["log_aspect"].to_numpy(np.float64) if ratio is not None else None
+        evidence = BlockEvidence.fit(scope, info_vec["account_id"].astype(str).to_numpy(), blocks, p, shapes)
     rows = []
     for acc, g in info_vec.groupby("account_id", sort=True):
         g = g.reset_index(drop=True)
@@ -194,7 +231,9 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
     best = np.argmax(s, axis=1) if n > 1 else np.zeros(n, dtype=int)
     max_sim = s[np.arange(n), best] if n > 1 else np.full(n, np.nan)
 
-    ev = {b: np.where(np.isfinite(cos[b]), evidence.evidence(b, np.nan_to_num(cos[b])), np.nan)
+    shape = g["log_aspect"].to_numpy(np.float64)
+    cross = _shapes_differ(shape[:, None], shape[None, :], p)
+    ev = {b: np.where(np.isfinite(cos[b]), evidence.evidence(b, np.nan_to_num(cos[b]), cross), np.nan)
           for b in blocks if evidence is not None and b in evidence.nulls}
     if ev:
         stack = np.stack(list(ev.values()))
@@ -242,6 +281,8 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
             j = int(mates[np.argmax(rank[k, mates])])
             agree = [b for b in ev if np.isfinite(ev[b][k, j]) and ev[b][k, j] >= p.agree_evidence]
             differ = [b for b in ev if np.isfinite(ev[b][k, j]) and ev[b][k, j] < p.agree_evidence]
+            if cross is not None and cross[k, j]:
+                differ.append("aspect_ratio")  # a resize: its blocks are judged against cross-shape pairs
             row.update(closest_variant_id=g["creative_id"].iloc[j],
                        variant_evidence=float(mean_ev[k, j]) if np.isfinite(mean_ev[k, j]) else np.nan,
                        blocks_agree=", ".join(agree), blocks_differ=", ".join(differ),
