@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps 'rapidocr-onnxruntime>=1.4.4,<1.5'  # optional OCR backend; why --no-deps: pyproject.toml
 	@touch $(STAMP)
 
 bootstrap: $(STAMP)

@@ -9,7 +9,11 @@ run (goal for one new day: <= 0.05), and the slowest steps of each run (from the
 With --dask it also times a launch-date backfill of the encoders on the Dask executor at 1 and 2
 workers (bench/scale_out.py). Writes bench/results/e2e.json.
 
+--ocr-backend rapidocr runs the layout block (and the attribution's edits) on PP-OCRv4 instead of
+EasyOCR ($CREATIVE_DAG_OCR_BACKEND) and writes bench/results/e2e_rapidocr.json.
+
 Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 540] [--seed 7] [--dask]
+       [--ocr-backend easyocr|rapidocr]
 Not a test: timings on a shared machine vary; compare the ratios measured in one invocation.
 """
 
@@ -48,9 +52,11 @@ def land_full(full: Path, landing: Path) -> None:
         shutil.copyfile(full / name, landing / name)
 
 
-def timed_materialize(home: Path, landing: Path, threads: int) -> dict:
+def timed_materialize(home: Path, landing: Path, threads: int, ocr_backend: str | None = None) -> dict:
     """One `creative-dag materialize` in a fresh process: wall seconds, peak RSS, exit code."""
     env = {**os.environ, "CREATIVE_DAG_TORCH_THREADS": str(threads)}
+    if ocr_backend:
+        env["CREATIVE_DAG_OCR_BACKEND"] = ocr_backend
     command = [sys.executable, "-m", "creative_dag.cli", "materialize", "--home", str(home),
                "--landing", str(landing), "--log-level", "WARNING"]
     started = time.perf_counter()
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--dask", action="store_true", help="also time a Dask backfill at 1 and 2 workers")
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    parser.add_argument("--ocr-backend", default=None, help="layout OCR backend (default: the deployment's, EasyOCR)")
     args = parser.parse_args()
 
     from creative_dag.synth import generate_scenario
@@ -112,13 +119,14 @@ def main() -> None:
     cold_creatives = len(pd.read_csv(landing / "creatives.csv", dtype=str))
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                      "scenario": {"creatives": args.creatives, "days": args.days, "image_size": args.image_size,
-                                  "held_back_day": last_day}, "runs": {}}
+                                  "held_back_day": last_day},
+               "ocr_backend": args.ocr_backend or os.environ.get("CREATIVE_DAG_OCR_BACKEND") or "easyocr", "runs": {}}
 
     for name, prepare in (("cold", None), ("unchanged", None), ("one_new_day", lambda: land_full(full, landing))):
         if prepare:
             prepare()
         since = time.time()
-        run = timed_materialize(home, landing, args.threads)
+        run = timed_materialize(home, landing, args.threads, args.ocr_backend)
         run["slowest_steps"] = {k: round(v, 1) for k, v in list(step_seconds(home, since).items())[:8]}
         results["runs"][name] = run
         print(f"{name:12s} {run['seconds']:7.1f}s  peak RSS {run['peak_rss_mb']} MB  exit {run['exit_code']}")
@@ -141,7 +149,8 @@ def main() -> None:
             results["dask"][workers] = run_dask_backfill(dask_home, landing, workers)
             print(f"dask backfill, {workers} worker(s): {results['dask'][workers]}")
 
-    out = ROOT / "bench" / "results" / "e2e.json"
+    suffix = "" if results["ocr_backend"] == "easyocr" else f"_{results['ocr_backend']}"
+    out = ROOT / "bench" / "results" / f"e2e{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     print(f"wrote {out}")

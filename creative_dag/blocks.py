@@ -137,14 +137,14 @@ def _layout_model_id(settings: EncoderSettings) -> str:
     backend = settings.effective_ocr_backend
     if backend == "florence2" and settings.florence2_model:
         return f"florence2:{Path(settings.florence2_model).name}"
-    return "easyocr-en" if backend == "easyocr" else backend
+    return {"easyocr": "easyocr-en", "rapidocr": "rapidocr-ppocrv4"}.get(backend, backend)
 
 
 def _load_layout(settings: EncoderSettings) -> Any:
     from creative_dag.encoders.pipeline import LayoutBlockEncoder
 
     backend = settings.effective_ocr_backend
-    model_dir = settings.florence2_model if backend == "florence2" else settings.easyocr_model_dir
+    model_dir = {"florence2": settings.florence2_model, "easyocr": settings.easyocr_model_dir}.get(backend)
     return LayoutBlockEncoder.load(backend=backend, working_size=settings.ocr_working_size,
                                    model_dir=model_dir, device=settings.device)
 

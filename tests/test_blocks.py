@@ -44,6 +44,7 @@ def test_model_ids_for_default_and_configured_settings():
     assert block_model_id(CNN, EncoderSettings(resnet50_weights="r50.pth")) == "torchvision/resnet50"
     assert block_model_id(CNN, defaults) == "timm/tf_efficientnet_lite0"
     assert block_model_id(LAYOUT, EncoderSettings(florence2_model="/models/Florence-2-base")) == "florence2:Florence-2-base"
+    assert block_model_id(LAYOUT, EncoderSettings(ocr_backend="rapidocr")) == "rapidocr-ppocrv4"
     assert block_model_id(TEXT, EncoderSettings(text_model="org/model")) == "org/model"
     assert block_model_id("context", defaults) == "context"  # not an encoder block: its own name
 

@@ -153,3 +153,17 @@ def test_resnet50_from_a_user_weights_file(tmp_path, creatives):
     assert encoder.model_id == "torchvision/resnet50" and encoder.dim == 2048
     out = encoder.encode([creatives["coffee"]])
     assert out.vectors.shape == (1, 2048) and len(out.attributes["tags"].iloc[0]) == 5
+
+
+def test_a_deployment_picks_its_ocr_backend_from_the_environment(tmp_path, monkeypatch):
+    from creative_dag.blocks import LAYOUT
+    from creative_dag.resources.models import EncoderResource, block_model_id
+    from creative_dag.settings import resolve_locations
+
+    monkeypatch.delenv("CREATIVE_DAG_OCR_BACKEND", raising=False)
+    locations = resolve_locations(tmp_path, tmp_path / "landing")
+    assert EncoderResource.from_locations(locations).settings().effective_ocr_backend == "easyocr"
+    monkeypatch.setenv("CREATIVE_DAG_OCR_BACKEND", " RapidOCR ")
+    settings = EncoderResource.from_locations(locations).settings()
+    assert settings.effective_ocr_backend == "rapidocr"
+    assert block_model_id(LAYOUT, settings) == "rapidocr-ppocrv4"

@@ -10,6 +10,12 @@ back to the ORIGINAL pixel coordinates. On CPU the CRAFT detector is TorchScript
   never downloaded.
 - `florence2`: a local Florence-2 folder (transformers' native
   Florence2ForConditionalGeneration, `<OCR_WITH_REGION>` task), when `model_dir` is given.
+- `rapidocr`: PP-OCRv4 mobile detector + recogniser on ONNX Runtime, with the weights the
+  `rapidocr-onnxruntime` wheel ships (or `model_dir` holding the same three .onnx files).
+  ~6x faster than EasyOCR on CPU; its accuracy on generated creatives is in docs/attributes.md
+  (bench/ocr.py). Optional: install it with `--no-deps` (its wheel requires the GUI
+  `opencv-python`, whose 5.x build would replace `opencv-python-headless<5` and drop the face
+  cascade), see docs/operations.md.
 
 Faces come from OpenCV's shipped frontal-face Haar cascade. A backend whose weights
 cannot be loaded makes the extractor *unavailable* (`available` False with
@@ -43,6 +49,8 @@ from creative_dag.encoders.visual import (
 )
 
 EASYOCR_WEIGHT_FILES: tuple[str, ...] = ("craft_mlt_25k.pth", "english_g2.pth")
+RAPIDOCR_WEIGHT_FILES: tuple[str, ...] = ("ch_PP-OCRv4_det_infer.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+                                          "ch_PP-OCRv4_rec_infer.onnx")
 HAAR_FACE_FILE = "haarcascade_frontalface_default.xml"
 FACE_MIN_NEIGHBORS = 6  # Haar detections that must overlap to count (higher = fewer false faces)
 FACE_MIN_SIDE_RATIO = 0.05  # smallest face side, as a share of the image's short side
@@ -112,9 +120,9 @@ class LayoutExtractor:
 
     Parameters
     ----------
-    backend: "easyocr" or "florence2".
+    backend: "easyocr", "florence2" or "rapidocr".
     working_size: long side (px) of the copy OCR and face detection run on.
-    model_dir: weights folder; default for easyocr = the shipped package folder. Required for florence2.
+    model_dir: weights folder; default for easyocr / rapidocr = the shipped package folder. Required for florence2.
     gpu: run the OCR model on CUDA (when torch sees a GPU).
     face_cascade: path of a Haar cascade XML; default OpenCV's shipped frontal-face cascade.
     min_confidence: OCR detections below this confidence are dropped (0-1).
@@ -137,7 +145,8 @@ class LayoutExtractor:
         self.min_confidence = float(min_confidence)
         self.batch_size = int(batch_size)
         self.model_dir = model_dir if model_dir is not None else (
-            default_easyocr_model_dir() if backend == "easyocr" else None)
+            default_easyocr_model_dir() if backend == "easyocr" else
+            default_rapidocr_model_dir() if backend == "rapidocr" else None)
         self._ocr: Any = None  # loaded lazily, once
         self._face_detector: Any = None  # cv2.CascadeClassifier, loaded lazily
         self._weights_hash: str | None = None
@@ -160,10 +169,13 @@ class LayoutExtractor:
 
     @property
     def model_id(self) -> str:
-        """`easyocr-en+haar-face` / `florence2:<folder name>+haar-face`; without `+haar-face` when faces are unavailable."""
+        """`easyocr-en+haar-face` / `florence2:<folder name>+haar-face` / `rapidocr-ppocrv4+haar-face`;
+        without `+haar-face` when faces are unavailable."""
         if self.backend == "florence2":
             name = Path(self.model_dir).name if self.model_dir else "none"
             base = f"florence2:{name}"
+        elif self.backend == "rapidocr":
+            base = "rapidocr-ppocrv4"
         else:
             base = "easyocr-en"
         return base + ("+haar-face" if self.faces_available else "")
@@ -188,6 +200,8 @@ class LayoutExtractor:
         root = Path(self.model_dir or "")
         if self.backend == "easyocr":
             return [root / name for name in EASYOCR_WEIGHT_FILES]
+        if self.backend == "rapidocr":
+            return [root / name for name in RAPIDOCR_WEIGHT_FILES]
         return sorted(p for p in root.iterdir() if p.is_file() and p.suffix in {".safetensors", ".bin", ".json"})
 
     def _check_faces(self) -> str | None:
@@ -226,7 +240,19 @@ class LayoutExtractor:
             except ImportError as exc:
                 return f"this transformers build has no Florence2ForConditionalGeneration ({exc}); upgrade transformers>=5"
             return None
-        return f"unknown layout backend {self.backend!r}; use 'easyocr' or 'florence2'"
+        if self.backend == "rapidocr":
+            try:
+                import rapidocr_onnxruntime  # noqa: F401  (import check only; the engine loads lazily)
+            except ImportError as exc:
+                return (f"rapidocr-onnxruntime is not importable ({exc}); install it as docs/operations.md says "
+                        "(pip install --no-deps rapidocr-onnxruntime, then onnxruntime pyclipper shapely)")
+            if not self.model_dir:
+                return "no RapidOCR model folder: pass model_dir holding " + ", ".join(RAPIDOCR_WEIGHT_FILES)
+            missing = [n for n in RAPIDOCR_WEIGHT_FILES if not (Path(self.model_dir) / n).is_file()]
+            if missing:
+                return f"RapidOCR weights {', '.join(missing)} not found in {self.model_dir}"
+            return None
+        return f"unknown layout backend {self.backend!r}; use 'easyocr', 'florence2' or 'rapidocr'"
 
     # -------------------------------------------------------------- loading
     def _load(self) -> None:
@@ -244,6 +270,8 @@ class LayoutExtractor:
                 )
                 if not self.gpu:
                     self.detector_mode = _freeze_detector(self._ocr, self.working_size)
+            elif self.backend == "rapidocr":
+                self._ocr = _RapidOCR(self.model_dir, self.working_size, gpu=self.gpu)
             else:
                 self._ocr = _Florence2OCR(self.model_dir, gpu=self.gpu)
         except Exception as exc:  # noqa: BLE001 — any load failure means "unavailable", with the reason
@@ -548,6 +576,48 @@ def _union_area_ratio(boxes: Sequence[tuple[float, float, float, float]], width:
         x1, y1 = int(np.ceil(min(width, x + w) * scale)), int(np.ceil(min(height, y + h) * scale))
         mask[y0:y1, x0:x1] = True
     return float(mask.mean())
+
+
+def default_rapidocr_model_dir() -> str | None:
+    """Folder of the PP-OCRv4 ONNX weights shipped in the rapidocr-onnxruntime wheel, or None."""
+    try:
+        import rapidocr_onnxruntime
+    except ImportError:
+        return None
+    return str(Path(rapidocr_onnxruntime.__file__).parent / "models")
+
+
+class _RapidOCR:
+    """PP-OCRv4 (det + angle cls + rec) on ONNX Runtime via rapidocr-onnxruntime, on our working copy."""
+
+    def __init__(self, model_dir: str, working_size: int, gpu: bool = False) -> None:
+        from rapidocr_onnxruntime import RapidOCR
+
+        threads = -1  # ONNX Runtime's default (every core) unless torch's per-process setting says otherwise
+        try:
+            import torch
+
+            threads = torch.get_num_threads()
+        except ImportError:
+            pass
+        root = Path(model_dir)
+        # limit_type "max": detect on the working copy as it is (the default upsamples its SHORT side to 736 px)
+        self._engine = RapidOCR(
+            det_model_path=str(root / RAPIDOCR_WEIGHT_FILES[0]), cls_model_path=str(root / RAPIDOCR_WEIGHT_FILES[1]),
+            rec_model_path=str(root / RAPIDOCR_WEIGHT_FILES[2]), det_limit_side_len=working_size,
+            det_limit_type="max", det_use_cuda=gpu, cls_use_cuda=gpu, rec_use_cuda=gpu,
+            intra_op_num_threads=threads, inter_op_num_threads=1, print_verbose=False)
+
+    def read(self, rgb: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
+        """[(quad (4, 2) in rgb's pixels, text, confidence)]."""
+        result, _ = self._engine(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))  # it takes arrays as BGR
+        # Its recogniser often drops the space between two capitalised words ("ShopNow"): put it back,
+        # so CTA words and word counts read as EasyOCR's would.
+        return [(np.asarray(quad, dtype=np.float64), _CAMEL_JOIN.sub(" ", str(text)), float(conf))
+                for quad, text, conf in (result or [])]
+
+
+_CAMEL_JOIN = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 class _Florence2OCR:
