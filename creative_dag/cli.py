@@ -75,7 +75,8 @@ def generate(out: str, n_creatives: int, n_days: int, seed: int, scenario: str |
 
 
 FORCE_OPTION = click.option("--force", is_flag=True, default=False,
-                            help="Run even when nothing changed since the last successful run of this selection.")
+                            help="Run even when nothing changed since the last successful run of this selection, "
+                                 "and run the per-creative assets over every launch date (not only changed ones).")
 
 LOG_LEVEL_OPTION = click.option(
     "--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False), default="INFO",
@@ -156,7 +157,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     try:
         summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
                                         log_level=log_level, report=lambda line: click.echo(line, err=True),
-                                        asset_config=asset_config)
+                                        asset_config=asset_config, all_launch_dates=force)
     except ValueError as exc:  # a --config entry naming no asset
         raise click.ClickException(str(exc)) from exc
     except DagsterInvalidConfigError as exc:  # a --config field the asset does not have, or of the wrong type

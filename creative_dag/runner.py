@@ -1,13 +1,16 @@
 """Materialise a selection of the asset graph in-process, the way the CLI and the demo do.
 
 Ingest runs first, because the launch dates it lands become the `launch_date` partitions
-that per-creative assets are keyed by; everything else then runs in one run covering
-every registered launch date (the encoders' single-run backfill policy makes that one
-step per asset, with models loaded once).
+that per-creative assets are keyed by. Then what the per-creative assets read (the features)
+runs, so that the launch dates whose encoder inputs changed since they were encoded can be
+told; everything else then runs in one run over those dates only (the encoders' single-run
+backfill policy makes that one step per asset, with models loaded once). A day's export thus
+re-publishes and records its new launch dates, not every one since the first.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import uuid
@@ -94,8 +97,14 @@ def register_launch_dates(instance: dg.DagsterInstance, warehouse: DuckDBWarehou
 def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, warehouse: DuckDBWarehouse,
                           keys: Sequence[dg.AssetKey], launch_date_range: tuple[str, str] | None = None,
                           log_level: str = "INFO", report: Callable[[str], None] | None = None,
-                          asset_config: Mapping[str, Mapping[str, Any]] | None = None) -> RunSummary:
-    """Run `keys` (topologically ordered) in at most two runs: ingest, then the rest.
+                          asset_config: Mapping[str, Mapping[str, Any]] | None = None,
+                          all_launch_dates: bool = False) -> RunSummary:
+    """Run `keys` (topologically ordered) in at most three runs: ingest, what the per-creative
+    assets read, then the rest.
+
+    launch_date_range: the per-creative assets' dates; None = from the first launch date whose
+    encoder inputs changed since it was encoded to the last such date (none changed: those assets
+    are not run), or every registered date with `all_launch_dates`.
 
     asset_config: asset key ("marts/element_attribution") or op name ("prelaunch_forecast") -> that
     asset's config fields (the `ops.<op>.config` of Dagster's run config), applied in the run that
@@ -126,9 +135,31 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
             summary.skipped += [k.to_user_string() for k in other_keys]
             return summary
     summary.launch_dates_added = register_launch_dates(instance, warehouse)
+    partitioned = [k for k in other_keys if graph.get(k).partitions_def is not None]
+    registered = instance.get_dynamic_partitions(launch_date_partitions.name)
+    if partitioned and launch_date_range is None and registered and not all_launch_dates:
+        upstream = [k for k in dg.AssetSelection.assets(*partitioned).upstream().resolve(graph)
+                    if k in other_keys and k not in partitioned]
+        if upstream:
+            _run(assets, defs, instance, upstream, tags, _with_ops(run_config, ops_config, assets, upstream),
+                 summary, report)
+            if not summary.success:
+                summary.skipped += [k.to_user_string() for k in other_keys if k not in upstream]
+                return summary
+            other_keys = [k for k in other_keys if k not in upstream]
+        changed = _changed_launch_dates(defs, partitioned, registered)
+        if changed is None:
+            launch_date_range = (registered[0], registered[-1])
+        elif changed:
+            launch_date_range = (changed[0], changed[-1])
+            report(f"launch dates {changed[0]}..{changed[-1]} changed since they were encoded "
+                   f"({len(changed)} of {len(registered)}): the per-creative assets run over those")
+        else:
+            other_keys = [k for k in other_keys if k not in partitioned]
+            report(f"no launch date's encoder inputs changed since it was encoded: {len(partitioned)} per-creative "
+                   "asset(s) not run (--force runs them over every launch date)")
     if other_keys:
         if any(graph.get(k).partitions_def is not None for k in other_keys):
-            registered = instance.get_dynamic_partitions(launch_date_partitions.name)
             if launch_date_range is None and registered:
                 launch_date_range = (registered[0], registered[-1])
             if launch_date_range is None:
@@ -147,6 +178,24 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
         _run_candidate_batches(assets, defs, instance, candidate_keys, tags,
                                _with_ops(run_config, ops_config, assets, candidate_keys), summary, report)
     return summary
+
+
+def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKey],
+                          registered: Sequence[str]) -> list[str] | None:
+    """ISO launch dates an encoder among `partitioned` would encode again; None when that cannot be
+    told (a per-creative asset that is not an encoder, or resources that are not the project's)."""
+    from creative_dag.assets.encoders import changed_launch_dates
+    from creative_dag.blocks import BLOCK_SPECS
+
+    blocks = [k.path[-1] for k in partitioned if len(k.path) == 2 and k.path[0] == "embeddings"]
+    resources = defs.resources or {}
+    if len(blocks) != len(partitioned) or not set(blocks) <= set(BLOCK_SPECS) or \
+            not {"warehouse", "embedding_store", "encoders"} <= set(resources):
+        return None
+    dates = [dt.date.fromisoformat(d) for d in registered]
+    changed = changed_launch_dates(blocks, dates, resources["warehouse"], resources["embedding_store"].get(),
+                                   resources["encoders"].settings())
+    return [d.isoformat() for d in changed]
 
 
 def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance,

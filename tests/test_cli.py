@@ -130,3 +130,45 @@ def test_demo_writes_the_scenario_and_a_candidate_batch_once(tmp_path, monkeypat
     second = CliRunner().invoke(main, args)
     assert second.exit_code == 0, second.output
     assert "up to date" in second.output and len(runs) == 2
+
+
+def test_a_new_day_runs_the_per_creative_assets_over_its_launch_dates_only(tmp_path):
+    """The CLI's daily run: the encoders run over the launch dates whose inputs changed since they were
+    encoded, so the 100 days before a new one are not published and recorded again."""
+    import dagster as dg
+    import pandas as pd
+
+    from creative_dag.instance import get_instance
+    from creative_dag.settings import resolve_locations
+    from creative_dag.synth import generate_scenario
+
+    source, landing, home = tmp_path / "source", tmp_path / "in", tmp_path / "h"
+    generate_scenario(source, n_creatives=12, n_days=10, seed=1, image_size=64)
+    creatives = pd.read_csv(source / "creatives.csv", dtype=str, keep_default_na=False)
+    metrics = pd.read_csv(source / "daily_metrics.csv", dtype=str, keep_default_na=False)
+    last = max(creatives["launch_date"])
+    landing.mkdir()
+    (landing / "images").symlink_to(source / "images")
+    creatives[creatives["launch_date"] < last].to_csv(landing / "creatives.csv", index=False)
+    metrics[metrics["date"] < last].to_csv(landing / "daily_metrics.csv", index=False)
+    args = ["materialize", "--select", "*embeddings/visual", "--home", str(home), "--landing", str(landing)]
+    first = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    old_dates = sorted(set(creatives.loc[creatives["launch_date"] < last, "launch_date"]))
+    assert f"({len(old_dates)} of {len(old_dates)})" in first.output, first.output
+
+    creatives.to_csv(landing / "creatives.csv", index=False)  # the next export: one more launch date
+    metrics.to_csv(landing / "daily_metrics.csv", index=False)
+    second = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert second.exit_code == 0 and f"launch dates {last}..{last} changed" in second.output, second.output
+    instance = get_instance(resolve_locations(home, landing))
+    records = instance.fetch_materializations(dg.AssetKey(["embeddings", "visual"]), limit=1000).records
+    per_date = pd.Series([r.partition_key for r in records]).value_counts()
+    assert per_date.to_dict() == {d: 1 for d in [*old_dates, last]}
+
+    metrics.loc[0, "clicks"] = str(int(metrics.loc[0, "clicks"]) + 1)  # a restated metric: no encoder input
+    metrics.to_csv(landing / "daily_metrics.csv", index=False)
+    third = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert third.exit_code == 0 and "no launch date's encoder inputs changed" in third.output, third.output
+    assert len(instance.fetch_materializations(dg.AssetKey(["embeddings", "visual"]), limit=1000).records) == \
+        len(records)

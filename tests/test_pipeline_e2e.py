@@ -117,18 +117,26 @@ def test_similar_prints_as_of_neighbours(deployment):
 
 
 def test_rerun_skips_launch_dates_whose_inputs_did_not_change(deployment):
-    landing, home, _ = deployment
-    result = CliRunner().invoke(main, ["materialize", "--select", "group:encoders", "--landing",
-                                       str(landing), "--home", str(home)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
     import dagster as dg
 
     from creative_dag.instance import get_instance
     from creative_dag.settings import resolve_locations
 
+    landing, home, _ = deployment
     instance = get_instance(resolve_locations(home, landing))
-    event = instance.get_latest_materialization_event(dg.AssetKey(["embeddings", "cnn"]))
-    metadata = event.asset_materialization.metadata
+    cnn = dg.AssetKey(["embeddings", "cnn"])
+    before = instance.fetch_materializations(cnn, limit=1, ascending=False).records[0].storage_id
+    # Nothing an encoder reads changed: the CLI does not run the encoders over any launch date.
+    result = CliRunner().invoke(main, ["materialize", "--select", "group:encoders", "--landing",
+                                       str(landing), "--home", str(home)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "no launch date's encoder inputs changed" in result.output, result.output
+    assert instance.fetch_materializations(cnn, limit=1, ascending=False).records[0].storage_id == before
+    # --force runs them over every launch date; each step still encodes nothing it encoded before.
+    forced = CliRunner().invoke(main, ["materialize", "--select", "group:encoders", "--force", "--landing",
+                                       str(landing), "--home", str(home)], catch_exceptions=False)
+    assert forced.exit_code == 0, forced.output
+    metadata = instance.get_latest_materialization_event(cnn).asset_materialization.metadata
     assert metadata["computed"].value == 0, {k: v.value for k, v in metadata.items()}
     assert metadata["unchanged_launch_dates"].value == metadata["launch_dates"].value > 0
 

@@ -195,12 +195,10 @@ def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -
 
     fingerprint = block_fingerprint(block, settings)
     recorded = store.read_status(block)
-    if recorded and recorded.get("fingerprint") == fingerprint and not recorded.get("available"):
-        age = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(recorded["checked_at"])).total_seconds()
-        if age < settings.model_retry_after_s:
-            retry_at = pd.Timestamp(recorded["checked_at"]) + pd.Timedelta(seconds=settings.model_retry_after_s)
-            raise ModelUnavailable(f"{recorded['reason']} (failed at {recorded['checked_at']}; not retried before "
-                                   f"{retry_at.isoformat()}: set encoders.model_retry_after_s=0 to retry now)")
+    retry_at = remembered_failure(block, settings, store)
+    if retry_at is not None:
+        raise ModelUnavailable(f"{recorded['reason']} (failed at {recorded['checked_at']}; not retried before "
+                               f"{retry_at.isoformat()}: set encoders.model_retry_after_s=0 to retry now)")
     try:
         encoder = load_block(block, settings)
     except ModelUnavailable as exc:
@@ -210,6 +208,16 @@ def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -
         raise
     store.write_status(block, status_record(encoder_status(encoder), fingerprint))
     return encoder
+
+
+def remembered_failure(block: str, settings: EncoderSettings, store: EmbeddingStore) -> pd.Timestamp | None:
+    """When the block's model failed to load with these settings less than `model_retry_after_s` ago:
+    the time from which it is tried again; else None."""
+    recorded = store.read_status(block)
+    if not recorded or recorded.get("fingerprint") != block_fingerprint(block, settings) or recorded.get("available"):
+        return None
+    retry_at = pd.Timestamp(recorded["checked_at"]) + pd.Timedelta(seconds=settings.model_retry_after_s)
+    return retry_at if pd.Timestamp.now(tz="UTC") < retry_at else None
 
 
 def status_record(status: Any, fingerprint: str) -> dict[str, Any]:
@@ -228,6 +236,36 @@ def input_fingerprints(items: pd.DataFrame, key_column: str, settings_fingerprin
     return found
 
 
+def launch_date_inputs(block: str, dates: Sequence[dt.date], warehouse: WarehouseResource,
+                       settings: EncoderSettings) -> tuple[pd.DataFrame, dict[dt.date, str]]:
+    """What the block would encode for `dates` (one row per creative) and each date's input fingerprint."""
+    spec = BLOCK_SPECS[block]
+    if spec.reads == TEXT_INPUT:
+        from creative_dag.encoders.base import text_sha256
+
+        items = load_text_items(warehouse, dates)
+        items["text_sha256"] = [text_sha256(str(t or "")) for t in items["text"]]
+    else:
+        items = load_image_items(warehouse, dates)
+    fingerprints = input_fingerprints(items, spec.key_column, block_fingerprint(block, settings))
+    fingerprints.update({d: "no-creatives" for d in dates if d not in fingerprints})
+    return items, fingerprints
+
+
+def changed_launch_dates(blocks: Sequence[str], dates: Sequence[dt.date], warehouse: WarehouseResource,
+                         store: EmbeddingStore, settings: EncoderSettings) -> list[dt.date]:
+    """The launch dates an encode step of `blocks` would encode again: their inputs differ from the
+    fingerprint recorded when the date was last encoded (or none was). A block whose model failed to
+    load with these settings within `model_retry_after_s` adds none: its step would not load it."""
+    changed: set[dt.date] = set()
+    for block in blocks:
+        if remembered_failure(block, settings, store) is not None:
+            continue
+        _, fingerprints = launch_date_inputs(block, dates, warehouse, settings)
+        changed |= {d for d in dates if store.read_inputs(block, d) != fingerprints[d]}
+    return sorted(changed)
+
+
 def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: WarehouseResource, store: EmbeddingStore,
                         settings: EncoderSettings, read_bytes: Callable[[str], bytes], run_id: str,
                         log: Callable[[str], Any]) -> dict[str, Any]:
@@ -244,15 +282,8 @@ def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: Warehou
     )
 
     started = time.perf_counter()
-    spec = BLOCK_SPECS[block]
-    reads_text = spec.reads == TEXT_INPUT
-    items = load_text_items(warehouse, dates) if reads_text else load_image_items(warehouse, dates)
-    if reads_text:
-        from creative_dag.encoders.base import text_sha256
-
-        items["text_sha256"] = [text_sha256(str(t or "")) for t in items["text"]]
-    fingerprints = input_fingerprints(items, spec.key_column, block_fingerprint(block, settings))
-    fingerprints.update({d: "no-creatives" for d in dates if d not in fingerprints})
+    reads_text = BLOCK_SPECS[block].reads == TEXT_INPUT
+    items, fingerprints = launch_date_inputs(block, dates, warehouse, settings)
     todo = [d for d in dates if store.read_inputs(block, d) != fingerprints[d]]
     manifest: dict[str, Any] = {"block": block, "run_id": run_id, "dates": [d.isoformat() for d in dates],
                                 "unchanged_dates": len(dates) - len(todo), "numeric_columns": [],
