@@ -182,8 +182,9 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
 
 def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKey],
                           registered: Sequence[str]) -> list[str] | None:
-    """ISO launch dates an encoder among `partitioned` would encode again; None when that cannot be
-    told (a per-creative asset that is not an encoder, or resources that are not the project's)."""
+    """ISO launch dates an encoder among `partitioned` would encode again; None when every date must
+    run: a per-creative asset that is not an encoder, resources that are not the project's, or an
+    encoder whose warehouse table is gone (the store still has its rows: they are published again)."""
     from creative_dag.assets.encoders import changed_launch_dates
     from creative_dag.blocks import BLOCK_SPECS
 
@@ -191,6 +192,8 @@ def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKe
     resources = defs.resources or {}
     if len(blocks) != len(partitioned) or not set(blocks) <= set(BLOCK_SPECS) or \
             not {"warehouse", "embedding_store", "encoders"} <= set(resources):
+        return None
+    if not all(resources["warehouse"].exists(f"embeddings.{b}") for b in blocks):
         return None
     dates = [dt.date.fromisoformat(d) for d in registered]
     changed = changed_launch_dates(blocks, dates, resources["warehouse"], resources["embedding_store"].get(),
