@@ -7,8 +7,6 @@ read-only connection is refused while another process writes.
 """
 
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from creative_dag.assets.metadata import counts_markdown
+from creative_dag.atomic_files import write_text_atomically
 from creative_dag.candidates.batch import CANDIDATES_DIR
 from creative_dag.catalog import (
     MARTS_ACCOUNT_HEALTH,
@@ -82,23 +81,6 @@ def with_candidate_images(assessment: pd.DataFrame | None, landing: Path) -> pd.
     return assessment.assign(image_path=paths)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write a temporary file beside `path`, then rename it over `path`: a reader (a browser, a mail
-    attachment) sees the old report or the new one, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @dg.asset(
     key=REPORT_HTML_KEY,
     deps=REPORT_DEPS,
@@ -124,7 +106,7 @@ def html_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     locator = image_store.locator()
     page = build_report(tables, locator.read_bytes)
     path = HomeLayout.of_database(warehouse.database).reports / REPORT_FILE_NAME
-    write_atomically(path, page.html)
+    write_text_atomically(path, page.html, durable=True)  # a browser or a mail attachment may read it
     size = path.stat().st_size
     for section, note in page.notes.items():
         context.log.info(f"report section {section}: {note}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import cv2
 import pandas as pd
 
+from creative_dag.atomic_files import write_text_atomically
 from creative_dag.attribution import edits as edits_module
 from creative_dag.attribution.edits import EDIT_NAMES, Detected, apply_edit
 from creative_dag.attribution.effects import variant_id
@@ -83,12 +83,8 @@ class VariantIndex:
         self.used[key] = edited_sha256
 
     def save(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial")
-        partial.write_text(json.dumps(self.used, sort_keys=True))
-        os.replace(partial, self.path)
+        if self.path is not None:
+            write_text_atomically(self.path, json.dumps(self.used, sort_keys=True))
 
 
 def make_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,

@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from creative_dag.atomic_files import atomic_path, write_text_atomically
+
 COMPACT_AFTER_SHARDS = 16
 
 
@@ -93,7 +95,7 @@ class EmbeddingCache:
         folder.mkdir(parents=True, exist_ok=True)
         meta = folder / "model.json"
         if not meta.exists():
-            _atomic_write_text(meta, json.dumps({"block": block, "model_id": model_id,
+            write_text_atomically(meta, json.dumps({"block": block, "model_id": model_id,
                                                  "model_version": model_version}, indent=1))
         table = pa.table({
             "key": pa.array(list(keys), type=pa.string()),
@@ -130,15 +132,8 @@ class EmbeddingCache:
 
 
 def _atomic_write_parquet(table: pa.Table, target: Path) -> None:
-    tmp = target.with_name(f".tmp-{target.name}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, target)
-
-
-def _atomic_write_text(target: Path, text: str) -> None:
-    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}-{target.name}")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    with atomic_path(target) as partial:
+        pq.write_table(table, partial)
 
 
 def _json_default(value: Any) -> Any:

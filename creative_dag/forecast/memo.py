@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from creative_dag.atomic_files import atomic_path
+
 _DIGEST_BYTES = 16
 
 
@@ -104,10 +106,8 @@ class RefitMemo:
         """Write the entries this run used (atomically: a killed run leaves the previous file)."""
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(self.path.name + ".partial.npz")
-        np.savez(partial, **self.used)
-        os.replace(partial, self.path)
+        with atomic_path(self.path) as partial:  # keeps the .npz suffix, so np.savez adds none
+            np.savez(partial, **self.used)
 
     def summary(self) -> str:
         return f"{self.hits} as-of refits reused from the previous run, {self.fitted} fitted"

@@ -37,6 +37,7 @@ from types import MappingProxyType
 import pandas as pd
 from PIL import Image
 
+from creative_dag.atomic_files import write_text_atomically
 from creative_dag.contract import (
     CREATIVES_FILE,
     CREATIVES_REQUIRED,
@@ -969,9 +970,9 @@ def write_landing(result: ImportResult, out: str | os.PathLike, append: bool = F
         imported = set(result.creatives["creative_id"])
         creatives = _merged(out / f"{CREATIVES_FILE}.csv", creatives, imported)
         daily = _merged(out / f"{DAILY_METRICS_FILE}.csv", daily, imported)
-    _write_atomic(out / f"{CREATIVES_FILE}.csv", creatives.to_csv(index=False, lineterminator="\n"))
-    _write_atomic(out / f"{DAILY_METRICS_FILE}.csv", daily.to_csv(index=False, lineterminator="\n"))
-    _write_atomic(out / SUMMARY_FILE, json.dumps(result.summary.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_text_atomically(out / f"{CREATIVES_FILE}.csv", creatives.to_csv(index=False, lineterminator="\n"))
+    write_text_atomically(out / f"{DAILY_METRICS_FILE}.csv", daily.to_csv(index=False, lineterminator="\n"))
+    write_text_atomically(out / SUMMARY_FILE, json.dumps(result.summary.as_dict(), indent=2, ensure_ascii=False) + "\n")
     return out
 
 
@@ -985,7 +986,3 @@ def _merged(existing: Path, new: pd.DataFrame, replaced_ids: set[str]) -> pd.Dat
     return pd.concat([old, new.astype(object)], ignore_index=True).fillna("")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
