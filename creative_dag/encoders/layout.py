@@ -12,7 +12,7 @@ back to the ORIGINAL pixel coordinates. On CPU the CRAFT detector is TorchScript
   Florence2ForConditionalGeneration, `<OCR_WITH_REGION>` task), when `model_dir` is given.
 - `rapidocr`: PP-OCRv4 mobile detector + recogniser on ONNX Runtime, with the weights the
   `rapidocr-onnxruntime` wheel ships (or `model_dir` holding the same three .onnx files).
-  ~6x faster than EasyOCR on CPU; its accuracy on generated creatives is in docs/attributes.md
+  ~4x faster per image than EasyOCR on CPU; speed and accuracy on generated creatives: docs/attributes.md
   (bench/ocr.py). Optional: install it with `--no-deps` (its wheel requires the GUI
   `opencv-python`, whose 5.x build would replace `opencv-python-headless<5` and drop the face
   cascade), see docs/operations.md.

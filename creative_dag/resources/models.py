@@ -47,7 +47,7 @@ class EncoderSettings:
     resnet50_weights: path of a torchvision ResNet50 state dict (.pth).
     efficientnet_weights: override of the shipped EfficientNet-Lite0 .pth.
     text_model: folder (or hub id) of a sentence-transformers model; empty = shipped MiniLM.
-    ocr_backend: 'easyocr', 'florence2' or 'rapidocr' (PP-OCRv4 on ONNX Runtime, ~6x faster on CPU;
+    ocr_backend: 'easyocr', 'florence2' or 'rapidocr' (PP-OCRv4 on ONNX Runtime, ~4x faster on CPU;
     optional install, docs/operations.md); empty = florence2 when florence2_model is set.
     florence2_model: local Florence-2 folder.
     easyocr_model_dir: override of the shipped EasyOCR weights.
