@@ -77,6 +77,8 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         recorded = recorded_encoders(image_blocks, settings, context.resources.embedding_store.get()) \
             if cache is not None else None
         index = VariantIndex.open(HomeLayout.of_database(warehouse.database).cache / "attribution" / "variants.json")
+        if index.note:
+            context.log.warning(f"element attribution: {index.note}")
         variants = make_variants(image_items(prelaunch, ids), context.resources.image_store.locator().read_bytes,
                                  tables.get("layout"), cfg.edits, index=index,
                                  cached=None if recorded is None else lambda shas: cached_in_every_block(

@@ -13,17 +13,17 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import pandas as pd
 
-from creative_dag.atomic_files import write_text_atomically
 from creative_dag.attribution import edits as edits_module
 from creative_dag.attribution.edits import EDIT_NAMES, Detected, apply_edit
 from creative_dag.attribution.effects import variant_id
 from creative_dag.encoders.colors import ColorNamer
 from creative_dag.encoders.decode import ImageDecodeError, decode_image
+from creative_dag.kept_entries import KeptEntries
 
 
 @dataclass
@@ -52,39 +52,26 @@ def edit_code_digest() -> str:
 
 
 @dataclass
-class VariantIndex:
+class VariantIndex(KeptEntries[str]):
     """Which PNG an edit of an image made before: (original sha256, edit, what the layout block detected,
     edit code) -> the edited image's sha256 ("" = the edit does not apply). With the embedding cache it
     lets a daily run skip decoding, editing and PNG-encoding the ~270 edits whose vectors are cached (39 s of
     the attribution's 52 s on the demo). JSON beside the embedding cache; a save keeps the entries used."""
 
-    path: Path | None
     salt: str = field(default_factory=edit_code_digest)
-    stored: dict[str, str] = field(default_factory=dict)
-    used: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def open(cls, path: str | Path) -> VariantIndex:
-        index = cls(Path(path))
-        try:
-            loaded = json.loads(index.path.read_text())
-            index.stored = {str(k): str(v) for k, v in loaded.items()} if isinstance(loaded, dict) else {}
-        except (OSError, ValueError):
-            index.stored = {}  # missing or unreadable: every edit is made again
-        return index
+    what: ClassVar[str] = "variant index"
 
     def key(self, image_sha256: str, edit: str, detected: Detected) -> str:
         return hashlib.blake2b(f"{self.salt}|{image_sha256}|{edit}|{detected!r}".encode(), digest_size=16).hexdigest()
 
-    def get(self, key: str) -> str | None:
-        return self.stored.get(key)
+    def _read(self, path: Path) -> dict[str, str]:
+        loaded = json.loads(path.read_text())
+        if not isinstance(loaded, dict):
+            raise TypeError(f"expected a JSON object, found {type(loaded).__name__}")
+        return {str(k): str(v) for k, v in loaded.items()}
 
-    def put(self, key: str, edited_sha256: str) -> None:
-        self.used[key] = edited_sha256
-
-    def save(self) -> None:
-        if self.path is not None:
-            write_text_atomically(self.path, json.dumps(self.used, sort_keys=True))
+    def _write(self, path: Path, entries: dict[str, str]) -> None:
+        path.write_text(json.dumps(entries, sort_keys=True))
 
 
 def make_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,

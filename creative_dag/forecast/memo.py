@@ -17,17 +17,16 @@ entries the run used, so the file holds one run's refits.
 from __future__ import annotations
 
 import hashlib
-import os
-import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from creative_dag.atomic_files import atomic_path
+from creative_dag.kept_entries import KeptEntries
 
 _DIGEST_BYTES = 16
 
@@ -58,29 +57,12 @@ def row_digests(static: pd.DataFrame, columns: Sequence[str], blocks: Iterable[n
 
 
 @dataclass
-class RefitMemo:
+class RefitMemo(KeptEntries[np.ndarray]):
     """Predictions of as-of refits by input digest. `path=None`: an in-memory memo (nothing saved)."""
 
-    path: Path | None
     salt: str = field(default_factory=code_salt)
-    stored: dict[str, np.ndarray] = field(default_factory=dict)
-    used: dict[str, np.ndarray] = field(default_factory=dict)
-    hits: int = 0
     fitted: int = 0
-    note: str = ""
-
-    @classmethod
-    def open(cls, path: str | os.PathLike) -> RefitMemo:
-        """The memo saved at `path`, or an empty one (with a note) when it is missing or unreadable."""
-        memo = cls(Path(path))
-        if not memo.path.exists():
-            return memo
-        try:
-            with np.load(memo.path, allow_pickle=False) as saved:
-                memo.stored = {k: saved[k] for k in saved.files}
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            memo.note = f"refit memo {memo.path} unreadable ({exc}); every refit is fitted again"
-        return memo
+    what: ClassVar[str] = "refit memo"
 
     def key(self, *parts: str | bytes | np.ndarray) -> str:
         digest = hashlib.blake2b(self.salt.encode(), digest_size=_DIGEST_BYTES)
@@ -90,24 +72,16 @@ class RefitMemo:
             digest.update(data)
         return digest.hexdigest()
 
-    def get(self, key: str) -> np.ndarray | None:
-        value = self.stored.get(key)
-        if value is None:
-            return None
-        self.hits += 1
-        self.used[key] = value
-        return value
-
     def put(self, key: str, value: np.ndarray) -> None:
-        self.used[key] = np.asarray(value, dtype=float)
+        super().put(key, np.asarray(value, dtype=float))
         self.fitted += 1
 
-    def save(self) -> None:
-        """Write the entries this run used (atomically: a killed run leaves the previous file)."""
-        if self.path is None:
-            return
-        with atomic_path(self.path) as partial:  # keeps the .npz suffix, so np.savez adds none
-            np.savez(partial, **self.used)
+    def _read(self, path: Path) -> dict[str, np.ndarray]:
+        with np.load(path, allow_pickle=False) as saved:
+            return {k: saved[k] for k in saved.files}
+
+    def _write(self, path: Path, entries: dict[str, np.ndarray]) -> None:
+        np.savez(path, **entries)  # the temporary name keeps .npz, so np.savez adds none
 
     def summary(self) -> str:
         return f"{self.hits} as-of refits reused from the previous run, {self.fitted} fitted"
