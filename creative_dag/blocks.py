@@ -134,10 +134,12 @@ def _load_visual(settings: EncoderSettings) -> Any:
 
 
 def _layout_model_id(settings: EncoderSettings) -> str:
+    from creative_dag.encoders.layout import OCR_MODEL_IDS
+
     backend = settings.effective_ocr_backend
     if backend == "florence2" and settings.florence2_model:
         return f"florence2:{Path(settings.florence2_model).name}"
-    return {"easyocr": "easyocr-en", "rapidocr": "rapidocr-ppocrv4"}.get(backend, backend)
+    return OCR_MODEL_IDS.get(backend, backend)
 
 
 def _load_layout(settings: EncoderSettings) -> Any:

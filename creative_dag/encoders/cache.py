@@ -96,7 +96,7 @@ class EmbeddingCache:
         meta = folder / "model.json"
         if not meta.exists():
             write_text_atomically(meta, json.dumps({"block": block, "model_id": model_id,
-                                                 "model_version": model_version}, indent=1))
+                                                    "model_version": model_version}, indent=1))
         table = pa.table({
             "key": pa.array(list(keys), type=pa.string()),
             "vector": pa.array(list(vectors), type=pa.list_(pa.float32())),

@@ -49,6 +49,7 @@ from creative_dag.encoders.visual import (
 )
 
 EASYOCR_WEIGHT_FILES: tuple[str, ...] = ("craft_mlt_25k.pth", "english_g2.pth")
+OCR_MODEL_IDS: dict[str, str] = {"easyocr": "easyocr-en", "rapidocr": "rapidocr-ppocrv4"}  # florence2: by folder
 RAPIDOCR_WEIGHT_FILES: tuple[str, ...] = ("ch_PP-OCRv4_det_infer.onnx", "ch_ppocr_mobile_v2.0_cls_infer.onnx",
                                           "ch_PP-OCRv4_rec_infer.onnx")
 HAAR_FACE_FILE = "haarcascade_frontalface_default.xml"
@@ -174,10 +175,8 @@ class LayoutExtractor:
         if self.backend == "florence2":
             name = Path(self.model_dir).name if self.model_dir else "none"
             base = f"florence2:{name}"
-        elif self.backend == "rapidocr":
-            base = "rapidocr-ppocrv4"
         else:
-            base = "easyocr-en"
+            base = OCR_MODEL_IDS.get(self.backend, OCR_MODEL_IDS["easyocr"])
         return base + ("+haar-face" if self.faces_available else "")
 
     @property

@@ -167,9 +167,9 @@ def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
     info = creatives[["creative_id", "account_id", "launch_date"]].copy()
     info["creative_id"] = info["creative_id"].astype(str)
     info["launch_date"] = pd.to_datetime(info["launch_date"])
-    ratio = pd.to_numeric(creatives["aspect_ratio"], errors="coerce") if "aspect_ratio" in creatives else None
+    ratio = pd.to_numeric(creatives["aspect_ratio"], errors="coerce") if "aspect_ratio" in creatives else np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        info["log_aspect"] = np.log(ratio.where(ratio > 0)).to_numpy(np.float64) if ratio is not None else np.nan
+        info["log_aspect"] = np.log(pd.Series(ratio, index=info.index).where(lambda r: r > 0)).astype(np.float64)
     has_vec = dict(zip(vectors.ids, vectors.has_any()))
     # A numpy mask: an empty Python list would select no *columns* on an empty export.
     mask = np.array([has_vec.get(c, False) for c in info["creative_id"]], dtype=bool)
@@ -179,8 +179,9 @@ def creative_repetition(creatives: pd.DataFrame, vectors: BlockVectors,
     evidence = None
     if len(info_vec):
         scope = vectors.subset(info_vec["creative_id"].tolist())
-        shapes = info_vec["log_aspect"].to_numpy(np.float64) if ratio is not None else None
-        evidence = BlockEvidence.fit(scope, info_vec["account_id"].astype(str).to_numpy(), blocks, p, shapes)
+        # unknown shapes (no column, NaN) never differ: then one null serves every pair
+        evidence = BlockEvidence.fit(scope, info_vec["account_id"].astype(str).to_numpy(), blocks, p,
+                                     info_vec["log_aspect"].to_numpy(np.float64))
     rows = []
     for acc, g in info_vec.groupby("account_id", sort=True):
         g = g.reset_index(drop=True)
