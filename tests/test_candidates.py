@@ -115,6 +115,24 @@ def test_pair_table_abstains_on_close_calls_and_orders_the_batch():
     assert blind["abstain"].all()
 
 
+def test_a_finding_that_holds_across_accounts_and_in_the_account_is_one_reason_per_scope():
+    # Seen on the demo of seed 11: "Faces in the creative" was a DO in ALL and in acc_02; the pair reasons
+    # looked the finding up by name alone and stopped the candidate assessment.
+    cands = pd.DataFrame({"candidate_id": ["c1", "c2"], "name": ["with face", "without"],
+                          "account_id": "acc_02", "forecast_score": [-7.0, -9.0]})
+    rules = pd.DataFrame([
+        {"candidate_id": cid, "recommendation": "DO", "scope": scope, "finding": "Faces in the creative",
+         "sentence": "", "lift": lift, "metric": "ctr", "status": status}
+        for cid, status in (("c1", "meets"), ("c2", "misses")) for scope, lift in (("ALL", 0.2), ("acc_02", 0.3))])
+    assessment = Assessment(dt.date(2026, 5, 1), cands, similar=pd.DataFrame(), rules=rules,
+                            attributes=pd.DataFrame(), evidence=pd.DataFrame(), calibration={"pair_sigma": 0.5})
+    pairs = pair_table(assessment)
+    reasons = pairs.iloc[0]["reasons"]
+    assert "with face meets DO 'Faces in the creative' across accounts (ctr +20 %)" in reasons
+    assert "with face meets DO 'Faces in the creative' in acc_02 (ctr +30 %)" in reasons
+    assert not any(r.startswith("without") for r in reasons)
+
+
 def test_indicators_hold_as_the_recommendations_define_them():
     attrs = pd.DataFrame({"face_present": [True, False, None], "brightness": [0.9, 0.1, 0.5],
                           "background_hue_family": ["warm", "cool", "warm"]})

@@ -156,18 +156,24 @@ def _attribute_reasons(a: Mapping, b: Mapping, assessment: Assessment, config: P
 
 
 def _rule_reasons(a: Mapping, b: Mapping, rules: pd.DataFrame) -> list[str]:
+    """The DO / DON'T findings one candidate meets or breaks and the other does not. A finding is one per
+    scope: the same finding name can hold across accounts (ALL) and within the pair's account, so statuses
+    are matched on (scope, finding)."""
     if rules is None or rules.empty:
         return []
     out = []
-    ra = rules[rules["candidate_id"] == a["candidate_id"]].set_index("finding")["status"]
-    rb = rules[rules["candidate_id"] == b["candidate_id"]].set_index("finding")["status"]
-    for finding in sorted(set(ra.index) & set(rb.index)):
-        if ra[finding] == rb[finding]:
+    key = ["scope", "finding"]
+    rules = rules.drop_duplicates(["candidate_id", *key])
+    status_a = rules[rules["candidate_id"] == a["candidate_id"]].set_index(key)["status"].to_dict()
+    status_b = rules[rules["candidate_id"] == b["candidate_id"]].set_index(key)["status"].to_dict()
+    for scope, finding in sorted(set(status_a) & set(status_b)):
+        if status_a[scope, finding] == status_b[scope, finding]:
             continue
-        row = rules[rules["finding"] == finding].iloc[0]
-        for who, status in ((a, ra[finding]), (b, rb[finding])):
+        row = rules[(rules["scope"] == scope) & (rules["finding"] == finding)].iloc[0]
+        where = "across accounts" if scope == "ALL" else f"in {scope}"
+        for who, status in ((a, status_a[scope, finding]), (b, status_b[scope, finding])):
             if status in ("meets", "breaks"):
-                out.append(f"{who['name']} {status} {row['recommendation']} '{finding}' "
+                out.append(f"{who['name']} {status} {row['recommendation']} '{finding}' {where} "
                            f"({row['metric']} {row['lift'] * 100:+.0f} %)")
     return out
 
