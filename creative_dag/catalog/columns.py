@@ -545,8 +545,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "y": "Cluster centre on the map: mean y of its creatives.",
     },
     "marts.performance_model": {
-        "input_set": ("Inputs: context, attributes, block:<b>, all_blocks, all+cbr, cbr (case memory), served (the "
-                      "served forecast) or observable oracle."),
+        "input_set": ("Inputs: context, attributes, block:<b>, context+attributes, all_blocks, all+cbr, cbr (case "
+                      "memory), served (the served forecast) or observable oracle."),
         "kpi": "Forecast KPI: score (composite outcome), ctr, cvr or roas.",
         "window": "Evaluation window of cbr.backtest: validation or test.",
         "target": ("normalised (KPI relative to the account's trailing level, cube-rooted) or raw; '' for served / "
