@@ -182,3 +182,22 @@ def test_boosting_names_a_missing_or_rare_attribute(scenario):  # noqa: F811
     with pytest.raises(ValueError, match="too few creatives"):
         boosting_validation(scenario["build"].frame, attrs, "product=" + attrs["product"].value_counts().index[-1],
                             memory=scenario["memory"])
+
+
+@pytest.mark.slow
+def test_with_attributes_the_served_mean_has_an_interpretable_member(scenario, forecast, tmp_path):  # noqa: F811
+    """With an attribute frame, context + attributes (no vectors) joins the served mean on both targets; where
+    the effects are planted in those elements it ranks far above the context alone, and its fitted models are
+    saved like the others."""
+    frame = scenario["build"].frame
+    result = run_forecast(frame, scenario["memory"], _truth_attributes(scenario),
+                          ForecastConfig(kpis=("score",), evaluate_kpis=("score",)))
+    served = result.info["served"]["score"]
+    assert "context+attributes (normalised)" in served and "context+attributes (raw)" in served
+    print(result.table_markdown("test"))
+    assert result.value("context+attributes", "score") > result.value("context", "score") + 0.1
+    saved = {p.name for p in save_models(result.models, tmp_path)}
+    assert {"score.context_attributes.normalised.json", "score.context_attributes.raw.json"} <= saved
+    # Without attributes the member does not exist (it would be the context model again).
+    assert "context+attributes" not in forecast.info["input_sets"]
+    assert "context+attributes" not in forecast.info["served"]["score"]
