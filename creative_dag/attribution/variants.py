@@ -74,6 +74,18 @@ class VariantIndex(KeptEntries[str]):
         path.write_text(json.dumps(entries, sort_keys=True))
 
 
+@dataclass
+class _Plan:
+    """One creative to edit: its row, image bytes, what the layout block detected on it and the index key of
+    each edit; `skipped` says why it cannot be edited (then data is None)."""
+
+    item: Any
+    data: bytes | None = None
+    detected: Detected | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    skipped: str | None = None
+
+
 def make_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,
                   edits: Sequence[str] = EDIT_NAMES, index: VariantIndex | None = None,
                   cached: Callable[[Sequence[str]], set[str]] | None = None) -> Variants:
@@ -81,63 +93,67 @@ def make_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layou
 
     index + cached (edited sha256s -> those every block has in the embedding cache): an edit made before
     whose vectors are all cached is taken from the index without decoding or editing the image."""
-    layout_rows = ({} if layout is None or layout.empty else
-                   {str(r["creative_id"]): r for r in layout.drop_duplicates("creative_id", keep="last").to_dict("records")})
     index = index or VariantIndex(None, salt="")
-    plans = []
-    for item in items.itertuples(index=False):
-        cid = str(item.creative_id)
-        try:
-            data = read_bytes(str(item.image_path))
-        except (OSError, ValueError) as exc:
-            skipped_reason = f"image {item.image_path} unreadable: {exc}"
-            plans.append((item, None, None, {}, skipped_reason))
-            continue
-        detected = Detected.from_layout_row(layout_rows.get(cid))
-        original = hashlib.sha256(data).hexdigest()
-        keys = {edit: index.key(original, edit, detected) for edit in edits}
-        plans.append((item, data, detected, keys, None))
-    known = {index.get(k) for _, _, _, keys, _ in plans for k in keys.values()} - {None, NOT_APPLICABLE}
+    plans = _plans(items, read_bytes, layout, edits, index)
+    known = {index.get(k) for plan in plans for k in plan.keys.values()} - {None, NOT_APPLICABLE}
     reusable = cached(sorted(known)) if cached is not None and known else set()
     namer = ColorNamer()
     rows, images, skipped = [], {}, {}
-    for item, data, detected, keys, reason in plans:
-        cid = str(item.creative_id)
-        if reason is not None:
-            skipped[cid] = reason
+    for plan in plans:
+        item, cid = plan.item, str(plan.item.creative_id)
+        if plan.skipped is not None:
+            skipped[cid] = plan.skipped
             continue
         image = None
         for edit in edits:
-            before = index.get(keys[edit])
+            before = index.get(plan.keys[edit])
             if before == NOT_APPLICABLE or (before is not None and before in reusable):
-                index.put(keys[edit], before)
+                index.put(plan.keys[edit], before)
                 if before:
                     rows.append({"variant_id": variant_id(cid, edit), "creative_id": cid, "edit": edit,
                                  "sha256": before, "launch_date": item.launch_date})
                 continue
             if image is None:
                 try:
-                    image = decode_image(data)
+                    image = decode_image(plan.data)
                 except (ImageDecodeError, ValueError) as exc:
                     skipped[cid] = f"image {item.image_path} unreadable: {exc}"
                     rows = [r for r in rows if r["creative_id"] != cid]
                     break
-            edited = apply_edit(edit, image, detected, namer)
+            edited = apply_edit(edit, image, plan.detected, namer)
             if edited is None:
-                index.put(keys[edit], NOT_APPLICABLE)
+                index.put(plan.keys[edit], NOT_APPLICABLE)
                 continue
             ok, png = cv2.imencode(".png", cv2.cvtColor(edited, cv2.COLOR_RGB2BGR))
             if not ok:
                 continue
             png_bytes = png.tobytes()
             sha = hashlib.sha256(png_bytes).hexdigest()
-            index.put(keys[edit], sha)
+            index.put(plan.keys[edit], sha)
             vid = variant_id(cid, edit)
             images[vid] = png_bytes
             rows.append({"variant_id": vid, "creative_id": cid, "edit": edit, "sha256": sha,
                          "launch_date": item.launch_date})
     frame = pd.DataFrame(rows, columns=["variant_id", "creative_id", "edit", "sha256", "launch_date"])
     return Variants(frame, images, skipped)
+
+
+def _plans(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,
+           edits: Sequence[str], index: VariantIndex) -> list[_Plan]:
+    """Read each creative's bytes and key its edits (an unreadable file becomes a skipped plan)."""
+    layout_rows = ({} if layout is None or layout.empty else
+                   {str(r["creative_id"]): r for r in layout.drop_duplicates("creative_id", keep="last").to_dict("records")})
+    plans = []
+    for item in items.itertuples(index=False):
+        try:
+            data = read_bytes(str(item.image_path))
+        except (OSError, ValueError) as exc:
+            plans.append(_Plan(item, skipped=f"image {item.image_path} unreadable: {exc}"))
+            continue
+        detected = Detected.from_layout_row(layout_rows.get(str(item.creative_id)))
+        original = hashlib.sha256(data).hexdigest()
+        plans.append(_Plan(item, data, detected, {edit: index.key(original, edit, detected) for edit in edits}))
+    return plans
 
 
 def cached_in_every_block(cache: Any, encoders: Mapping[str, Any], shas: Sequence[str]) -> set[str]:
