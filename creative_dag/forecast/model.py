@@ -479,8 +479,9 @@ def _cbr_forecast(inputs: ForecastInputs, target: KpiTarget, rows: np.ndarray) -
     return RollingResult(rows, pred, z, np.full(len(rows), -1), n)
 
 
-def _average(runs: Mapping[tuple[str, bool], RollingResult], members: Sequence[tuple[str, bool]],
-             kpi: str) -> RollingResult:
+def average_members(runs: Mapping[tuple[str, bool], RollingResult], members: Sequence[tuple[str, bool]],
+                    kpi: str) -> RollingResult:
+    """The mean of the `members` runs on the reporting scale (NaN members ignored per row), back on the KPI's."""
     first = runs[members[0]]
     scaled = np.vstack([reporting_scale(runs[m].pred, kpi) for m in members])
     with np.errstate(invalid="ignore"):
@@ -527,7 +528,7 @@ def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
     if f"cbr_residual_{kpi}" in inputs.static.columns:
         runs[("cbr", True)] = _cbr_forecast(inputs, targets[True], rows)
     members = [key for key in runs if runs[key].n_train.any()] or list(runs)
-    return runs, members, _average(runs, members, kpi)
+    return runs, members, average_members(runs, members, kpi)
 
 
 def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attributes: pd.DataFrame | None = None,
@@ -595,15 +596,15 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
                                                          config, memo=memo)
                          for other in sets if (other, True) not in runs})
         for (set_name, set_norm), res in runs.items():
-            perf_rows += _evaluate(set_name, kpi, res, actual, window_of, cohorts, bt,
-                                   interval=(lower, upper) if (set_name, set_norm) == best else None,
-                                   target=None if set_norm is None else targets[set_norm][kpi].spec,
-                                   served=(set_name, set_norm) == best)
+            perf_rows += evaluate_forecast(set_name, kpi, res, actual, window_of, cohorts, bt,
+                                           interval=(lower, upper) if (set_name, set_norm) == best else None,
+                                           target=None if set_norm is None else targets[set_norm][kpi].spec,
+                                           served=(set_name, set_norm) == best)
         if oracle and kpi in oracle:
             expected = cb["creative_id"].map(oracle[kpi]).to_numpy(dtype=float)
             res = RollingResult(target_rows, expected[target_rows], expected[target_rows],
                                 np.full(len(target_rows), -1), np.zeros(len(target_rows), np.int64))
-            perf_rows += _evaluate("observable oracle", kpi, res, actual, window_of, cohorts, bt, None, None)
+            perf_rows += evaluate_forecast("observable oracle", kpi, res, actual, window_of, cohorts, bt, None, None)
         context_only = runs.get(("context", True))
         pred_frames.append(_prediction_rows(cb, kpi, target_rows, primary, lower, upper, actual, window_of,
                                             inputs, target, "ensemble",
@@ -616,9 +617,11 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     return ForecastResult(predictions=predictions, performance=performance, models=models, info=info)
 
 
-def _evaluate(name: str, kpi: str, res: RollingResult, actual: np.ndarray, window_of: pd.Series, cohorts: np.ndarray,
-              bt: BacktestConfig, interval: tuple[np.ndarray, np.ndarray] | None,
-              target: TargetSpec | None, served: bool = False) -> list[dict[str, Any]]:
+def evaluate_forecast(name: str, kpi: str, res: RollingResult, actual: np.ndarray, window_of: pd.Series,
+                      cohorts: np.ndarray, bt: BacktestConfig, interval: tuple[np.ndarray, np.ndarray] | None,
+                      target: TargetSpec | None, served: bool = False) -> list[dict[str, Any]]:
+    """Rows of `marts.performance_model` for one run `res` of input set `name`: per window (validation, test),
+    errors on the reporting scale, Spearman overall and within cohorts, and the interval's coverage if given."""
     rows_out = []
     pos = {r: i for i, r in enumerate(res.rows)}
     for win in ("validation", "test"):
