@@ -222,3 +222,16 @@ class ProgressLogger:
             return f"{self.label}: {self.done}/{self.total} done, {rate:.1f}/s"
         remaining = (self.total - self.done) / rate if rate > 0 else float("nan")
         return f"{self.label}: {self.done}/{self.total} ({rate:.1f}/s, ETA {remaining:.0f} s)"
+
+
+def normalised_pixels(images: Sequence[np.ndarray], resize: int, crop: int, interpolation: str,
+                      mean: Sequence[float], std: Sequence[float], device: str, channels_last: bool = False):
+    """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 torch tensor, (x / 255 - mean) / std per
+    channel, on `device`: the preprocessing the CNN and CLIP image towers share."""
+    import torch
+
+    batch = np.stack([resize_center_crop(img, resize, crop, interpolation) for img in images])
+    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()  # NHWC memory = channels_last
+    tensor = (tensor - torch.tensor(mean).view(1, 3, 1, 1) * 255.0) / (torch.tensor(std).view(1, 3, 1, 1) * 255.0)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return tensor.contiguous(memory_format=memory_format).to(device)

@@ -25,7 +25,7 @@ from creative_dag.encoders.base import (
     ModelUnavailable,
     hub_reachable,
     l2_normalize,
-    resize_center_crop,
+    normalised_pixels,
     resolve_device,
     settings_hash,
     state_dict_hash,
@@ -122,13 +122,7 @@ class ClipEncoder:
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 normalised tensor."""
-        import torch
-
-        batch = np.stack([resize_center_crop(img, self.resize, self.crop, "bicubic") for img in images])
-        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
-        return ((tensor - mean) / std).contiguous().to(self.device)
+        return normalised_pixels(images, self.resize, self.crop, "bicubic", self.mean, self.std, self.device)
 
     def forward(self, pixels) -> np.ndarray:
         """Preprocessed batch -> projected image embeddings (n, dim), not normalised."""

@@ -27,7 +27,7 @@ from creative_dag.encoders.base import (
     EncodedBatch,
     ModelUnavailable,
     l2_normalize,
-    resize_center_crop,
+    normalised_pixels,
     resolve_device,
     settings_hash,
     state_dict_hash,
@@ -187,14 +187,8 @@ class CnnEncoder:
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 tensor, channels_last."""
-        import torch
-
-        batch = np.stack([resize_center_crop(img, self.resize, self.crop, self.interpolation) for img in images])
-        tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float()  # NHWC memory = channels_last
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std).view(1, 3, 1, 1) * 255.0
-        tensor = (tensor - mean) / std
-        return tensor.contiguous(memory_format=torch.channels_last).to(self.device)
+        return normalised_pixels(images, self.resize, self.crop, self.interpolation, self.mean, self.std, self.device,
+                                 channels_last=True)
 
     def forward(self, pixels) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed batch -> (pooled features (n, dim), class probabilities (n, 1000))."""
