@@ -11,12 +11,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_cbr_scenario import NEUTRAL, PRELAUNCH
+from test_cbr_scenario import NEUTRAL, PRELAUNCH, scenario  # noqa: F401  (module fixture)
 
 from creative_dag.attribution.edits import EDIT_NAMES, EDITS, Detected, apply_edit
 from creative_dag.attribution.effects import (
     AttributionConfig,
     attribute_edits,
+    probe_info,
+    probe_variants,
     sample_creatives,
 )
 from creative_dag.attribution.variants import (
@@ -254,3 +256,81 @@ def test_a_daily_rerun_takes_cached_edits_without_editing_or_loading_a_model(tmp
     assert len(make_variants(items, read, layout, EDIT_NAMES, index=new_code, cached=cached).images) == len(first.frame)
     with pytest.raises(RuntimeError, match="not loaded"):
         stand_ins["visual"].encode([])
+
+
+def test_a_clip_text_probe_along_a_planted_element_moves_the_forecast_and_one_along_nothing_does_not(scenario):  # noqa: F811
+    """CLIP text probes, with the direction known: the scenario's test-only CLIP block carries each planted
+    attribute as one coordinate, so the probe "a face" is that coordinate (faces: CTR x 1.5 planted) and the
+    probe "another product" moves between two products (nothing planted). Only the CLIP block goes in the model
+    (the test-only visual block restates the same attributes and would share the face's weight)."""
+    from test_cbr_scenario import ATTRIBUTES
+
+    creatives, truth = scenario["creatives"], scenario["truth"]
+    tokens = sorted({f"{a}={truth['creatives'][c]['attributes'].get(a)}" for c in creatives["creative_id"]
+                     for a in ATTRIBUTES})
+    dim = len(scenario["blocks"]["clip"]["vector"].iloc[0])
+
+    def direction(plus: str, minus: str) -> np.ndarray:
+        d = np.zeros(dim)
+        d[dim - len(tokens) + tokens.index(plus)], d[dim - len(tokens) + tokens.index(minus)] = 1.0, -1.0
+        return d / np.linalg.norm(d)
+
+    products = [t for t in tokens if t.startswith("product=")]
+    probes = {"a face": direction("has_face=True", "has_face=False"),
+              "another product": direction(products[0], products[1])}
+    case_base = scenario["build"].frame
+    ids = sample_creatives(case_base, 60)
+    both = probe_variants(scenario["blocks"], ids, probes, strength=0.25)[1]
+    assert set(both) == {"clip", "visual"}  # every block of the original, the CLIP one moved
+    tables = {"clip": scenario["blocks"]["clip"]}
+    frame, probe_tables = probe_variants(tables, ids, probes, strength=0.25)
+    assert len(frame) == 2 * 60
+    moved = probe_tables["clip"].set_index("creative_id")["vector"]
+    original = tables["clip"].set_index("creative_id")["vector"]
+    first = frame.iloc[0]
+    cos = [float(np.dot(v, probes["a face"]) / np.linalg.norm(v))
+           for v in (original[first["creative_id"]], np.asarray(moved[first["variant_id"]]))]
+    assert cos[1] > cos[0] and np.isclose(np.linalg.norm(moved[first["variant_id"]]), 1.0)
+
+    config = AttributionConfig(kpis=("ctr",), n_models=10)
+    result = attribute_edits(case_base, tables, scenario["prelaunch"], frame, probe_tables, config,
+                             probe_info(list(probes)))
+    effects = result.effects.set_index("edit")
+    print(effects[["effect", "ci_low", "ci_high", "direction", "statement"]].to_string())
+    assert effects.loc["probe: a face", "direction"] == "up"
+    assert effects.loc["probe: a face", "element"] == "clip text probe"
+    assert "toward 'a face' (CLIP)" in effects.loc["probe: a face", "statement"]
+    assert effects.loc["probe: another product", "direction"] == "none"
+    # No CLIP vectors (block unavailable): no probe variants, nothing to attribute.
+    assert probe_variants({"visual": scenario["blocks"]["visual"]}, ids, probes)[0].empty
+
+
+def test_the_asset_runs_text_probes_with_clip_and_says_why_not_without(scenario):  # noqa: F811
+    from creative_dag.assets.attribution import text_probes, with_probes
+    from creative_dag.encoders.base import ModelUnavailable
+
+    dim = len(scenario["blocks"]["clip"]["vector"].iloc[0])
+
+    class LoadedClip:  # what a loaded ClipEncoder offers the asset
+        def __init__(self, tokenizer=True):
+            self.tokenizer = tokenizer
+
+        def encode_text(self, texts):
+            if not self.tokenizer:
+                raise ModelUnavailable("CLIP model 'x' has no tokenizer")
+            vectors = np.random.default_rng(len(texts)).normal(size=(len(texts), dim))
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    tables, ids = scenario["blocks"], sample_creatives(scenario["build"].frame, 5)
+    config = AttributionConfig(probes=("a face", "a red background"))
+    edited = {b: t.head(3).assign(creative_id=[f"v{i}" for i in range(3)]) for b, t in tables.items()}
+    frame, probe_tables, note = text_probes(config, tables, ids, edited, {"clip": LoadedClip()}, None)
+    assert note is None and len(frame) == 10 and set(frame["edit"]) == {"probe: a face", "probe: a red background"}
+    merged = with_probes(edited, probe_tables)
+    assert {b: len(t) for b, t in merged.items()} == {"clip": 13, "visual": 13}
+    # Each reason a user needs when no probe ran.
+    assert text_probes(AttributionConfig(probes=()), tables, ids, edited, {}, None)[2] is None
+    assert "no vectors" in text_probes(config, {"visual": tables["visual"]}, ids, {}, {}, None)[2]
+    assert "not re-encoded" in text_probes(config, tables, ids, {"visual": edited["visual"]}, {}, None)[2]
+    frame, _, note = text_probes(config, tables, ids, edited, {"clip": LoadedClip(tokenizer=False)}, None)
+    assert frame.empty and "no tokenizer" in note

@@ -124,6 +124,22 @@ def test_tiny_clip_from_a_local_folder_loads_through_the_real_path(tmp_path, cre
     # identical pixels -> identical vectors (deterministic preprocessing + inference)
     again = encoder.encode([creatives["coffee"]])
     np.testing.assert_allclose(again.vectors[0], out.vectors[0], atol=1e-5)
+    # Text probes go through the same model's text tower, into the image vectors' space.
+    text = encoder.encode_text(["a red background", "a face"])
+    assert text.shape == (2, 32)
+    np.testing.assert_allclose(np.linalg.norm(text, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(text[0], text[1])
+    # A folder without tokenizer files still encodes images, but says why it cannot encode text.
+    bare_folder = tmp_path / "tiny-clip-without-tokenizer"
+    bare_folder.mkdir()
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json"):
+        (bare_folder / name).write_bytes((folder / name).read_bytes())
+    bare = load_block("clip", EncoderSettings(clip_model=str(bare_folder), threads=2))
+    plain = bare.encode([creatives["coffee"]])
+    assert plain.vectors.shape == (1, 32)
+    assert plain.attributes["tags"].iloc[0] is None  # no made-up concept tags from an empty tokenizer
+    with pytest.raises(ModelUnavailable, match="no tokenizer"):
+        bare.encode_text(["a face"])
 
 
 @pytest.mark.slow

@@ -3,10 +3,15 @@
 A sample of matured creatives is edited with OpenCV (creative_dag.attribution.edits), every edit is
 encoded by the same block encoders as the originals (shared embedding cache, keyed by the edited
 bytes), and the forecast model predicts original and edit alike (creative_dag.attribution.effects).
+Where CLIP is available, text probes ("a red background") move each image vector toward the probe's
+CLIP text embedding and are predicted the same way, reported as edits "probe: <text>".
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from creative_dag.assets.marts import embedding_tables_of
 from creative_dag.assets.metadata import table_metadata
@@ -15,6 +20,8 @@ from creative_dag.attribution.effects import (
     AttributionConfig,
     attribute_edits,
     empty_effects,
+    probe_info,
+    probe_variants,
     sample_creatives,
 )
 from creative_dag.attribution.variants import (
@@ -24,7 +31,7 @@ from creative_dag.attribution.variants import (
     image_items,
     make_variants,
 )
-from creative_dag.blocks import TEXT
+from creative_dag.blocks import CLIP, TEXT
 from creative_dag.catalog import (
     CBR_CASE_BASE,
     EMBEDDING_KEYS,
@@ -39,9 +46,10 @@ from creative_dag.settings import HomeLayout
 
 
 class ElementAttributionConfig(config_from(AttributionConfig, "sample_size", "edits", "kpis", "n_models", "confidence",
-                                            "min_effect", "learner", "seed")):
+                                            "min_effect", "learner", "seed", "probes", "probe_strength")):
     """creative_dag.attribution.effects.AttributionConfig. Encoding the edits is the cost: about
-    sample_size x applicable edits images through every image block (OCR ~0.4 s per image on CPU)."""
+    sample_size x applicable edits images through every image block (OCR ~0.4 s per image on CPU). probes: CLIP
+    text probes (needs the clip block; an empty list turns them off)."""
 
     def to_attribution_config(self) -> AttributionConfig:
         bad = ([e for e in self.edits if e not in EDITS] + [k for k in self.kpis if k not in KPIS]
@@ -50,6 +58,45 @@ class ElementAttributionConfig(config_from(AttributionConfig, "sample_size", "ed
             raise ValueError(f"ElementAttributionConfig: unknown {', '.join(map(repr, bad))}; edits are "
                              f"{', '.join(EDIT_NAMES)}, KPIs {', '.join(KPIS)}, learners {', '.join(LEARNERS)}")
         return self.to_params()
+
+
+def text_probes(cfg: AttributionConfig, tables: Mapping[str, pd.DataFrame], ids: Sequence[str],
+                variant_tables: Mapping[str, pd.DataFrame], encoders: Mapping[str, Any],
+                settings: Any) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], str | None]:
+    """The CLIP text probes' variants (effects.probe_variants), or none with the reason: no probes asked, no
+    CLIP vectors, CLIP not loadable now or without a tokenizer."""
+    from creative_dag.encoders.base import ModelUnavailable
+
+    none = pd.DataFrame(columns=["variant_id", "creative_id", "edit", "sha256", "launch_date"])
+    if not cfg.probes:
+        return none, {}, None
+    if CLIP not in tables or tables[CLIP].empty:
+        return none, {}, "CLIP text probes not run: the clip block has no vectors (CLIP unavailable)"
+    if variant_tables and CLIP not in variant_tables:
+        return none, {}, "CLIP text probes not run: the clip block was not re-encoded for the image edits"
+    encoder = encoders.get(CLIP)
+    if not hasattr(encoder, "encode_text"):  # a RecordedEncoder (every edit was cached): load the model
+        why: list[str] = []
+        loaded = load_blocks([CLIP], settings, why.append)
+        encoder = loaded.get(CLIP)
+        if encoder is None:
+            return none, {}, f"CLIP text probes not run: {'; '.join(why) or 'CLIP did not load'}"
+    try:
+        text = encoder.encode_text(list(cfg.probes))
+    except ModelUnavailable as exc:
+        return none, {}, f"CLIP text probes not run: {exc.reason}"
+    frame, probe_tables = probe_variants(tables, ids, dict(zip(cfg.probes, text, strict=True)), cfg.probe_strength)
+    if variant_tables:  # compare on the blocks the image edits have
+        probe_tables = {b: t for b, t in probe_tables.items() if b in variant_tables}
+    return frame, probe_tables, None
+
+
+def with_probes(variant_tables: Mapping[str, pd.DataFrame],
+                probe_tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Each block's encoded edits plus the probes' rows."""
+    blocks = list(dict.fromkeys([*variant_tables, *probe_tables]))
+    return {b: pd.concat([t for t in (variant_tables.get(b), probe_tables.get(b)) if t is not None],
+                         ignore_index=True) for b in blocks}
 
 
 @dg.asset(key=MARTS_ELEMENT_ATTRIBUTION.key, deps=[CBR_CASE_BASE.key, FEATURES_PRELAUNCH.key, *EMBEDDING_KEYS],
@@ -94,8 +141,12 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
                                    lambda m: context.log.warning(f"element attribution: {m} of the attribution model"))
         variant_tables = encode_variants(variants, encoders, cache, batch_size=settings.batch_size,
                                          log=context.log.info)
-        result = attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, cfg,
-                                 {k: (e.label, e.element) for k, e in EDITS.items()})
+        probes, probe_tables, probe_note = text_probes(cfg, tables, ids, variant_tables, encoders, settings)
+        if probe_note:
+            context.log.warning(f"element attribution: {probe_note}")
+        result = attribute_edits(case_base, tables, prelaunch, pd.concat([variants.frame, probes], ignore_index=True),
+                                 with_probes(variant_tables, probe_tables), cfg,
+                                 {**{k: (e.label, e.element) for k, e in EDITS.items()}, **probe_info(cfg.probes)})
         effects, notes = result.effects, result.notes
         status = f"{len(ids)} creatives sampled, {len(variants.frame)} edited images" if len(effects) else \
             "no effect estimated: " + "; ".join(notes)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.attribution.edits import EDIT_NAMES
-from creative_dag.blocks import CONTEXT, TEXT
+from creative_dag.blocks import CLIP, CONTEXT, TEXT
 from creative_dag.cbr.backtest import AsOfLabels
 from creative_dag.cbr.index import NO_LIMIT_DAY, to_days
 from creative_dag.forecast.features import (
@@ -46,10 +46,19 @@ from creative_dag.forecast.features import (
 from creative_dag.forecast.model import ForecastConfig, design_matrix, fit_predict
 from creative_dag.forecast.targets import KpiTarget, TargetSpec
 from creative_dag.marts.attributes import attribute_frame
+from creative_dag.vectors import as_vector
 
 KPI_LABELS = {"ctr": "CTR", "cvr": "CVR", "roas": "ROAS", "score": "outcome score"}
 EFFECT_COLUMNS = ("edit", "label", "element", "kpi", "effect", "ci_low", "ci_high", "significant", "direction",
                   "n", "reached_share", "statement", "model_rows", "blocks", "trained_through")
+
+
+# CLIP text probes (issue 10): directions in the CLIP space a marketer can name. Reported as edits named
+# "probe: <text>" with element "clip text probe", beside the image edits.
+PROBE_PREFIX = "probe: "
+PROBE_ELEMENT = "clip text probe"
+DEFAULT_PROBES = ("a person next to the product", "a red background", "a blue background",
+                  "a lot of text on the image", "a close-up of the product", "a smiling face")
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class AttributionConfig:
     """sample_size: creatives edited (matured ones with an image, drawn at random); edits: names
     from edits.EDIT_NAMES; kpis: forecast KPIs attributed; n_models: bootstrap refits of the model;
     confidence: interval level; min_effect: smallest relative change called up or down (below it
-    an effect is reported but its direction is "none"); learner / pca_dims: as the forecast's."""
+    an effect is reported but its direction is "none"); learner / pca_dims: as the forecast's; probes /
+    probe_strength: CLIP text probes and how far each moves the image vector (`probe_variants`)."""
 
     sample_size: int = 30
     edits: tuple[str, ...] = EDIT_NAMES
@@ -68,6 +78,8 @@ class AttributionConfig:
     learner: str = "linear"
     pca_dims: int = 24
     seed: int = 0
+    probes: tuple[str, ...] = DEFAULT_PROBES
+    probe_strength: float = 0.25
 
 
 @dataclass
@@ -291,6 +303,41 @@ def _reached(attrs: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
         if hits:
             out[edit] = float(np.mean(hits))
     return out
+
+
+def probe_variants(tables: Mapping[str, pd.DataFrame], ids: Sequence[str], text_vectors: Mapping[str, np.ndarray],
+                   strength: float = 0.25) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """CLIP text probes as edits of the embedding rather than of the pixels: for each creative of `ids` with a
+    CLIP vector and each probe text t, a variant whose CLIP vector is normalise(v + strength * t) (t: the
+    probe's L2-normalised CLIP text embedding, so the image "shows more of" t), every other block of `tables`
+    unchanged. The model then predicts original and probe alike, as for an image edit.
+
+    Returns (variants: variant_id, creative_id, edit = "probe: <text>", sha256 = None, launch_date = None;
+    block -> that block's rows for the variants, keyed by variant id)."""
+    columns = ["variant_id", "creative_id", "edit", "sha256", "launch_date"]
+    clip = tables[CLIP].drop_duplicates("creative_id", keep="last") if CLIP in tables else pd.DataFrame()
+    wanted = {str(i) for i in ids}
+    have = [] if clip.empty else [(str(c), as_vector(v)) for c, v in zip(clip["creative_id"], clip["vector"],
+                                                                         strict=True) if str(c) in wanted]
+    have = [(c, v) for c, v in have if v is not None]
+    rows, vectors = [], []
+    for cid, vec in have:
+        for text, t in text_vectors.items():
+            rows.append({"variant_id": variant_id(cid, PROBE_PREFIX + text), "creative_id": cid,
+                         "edit": PROBE_PREFIX + text, "sha256": None, "launch_date": None})
+            moved = np.asarray(vec, dtype=np.float32) + strength * np.asarray(t, dtype=np.float32)
+            vectors.append((moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32))
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return frame, {}
+    out = {b: _rows_for_variants(table, frame) for b, table in tables.items() if b != TEXT}
+    out[CLIP]["vector"] = [v.tolist() for v in vectors]
+    return frame, out
+
+
+def probe_info(probes: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """edit -> (label, element) of each probe for the report."""
+    return {PROBE_PREFIX + t: (f"Moving the image toward '{t}' (CLIP)", PROBE_ELEMENT) for t in probes}
 
 
 def _rows_for_variants(frame: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFrame:

@@ -585,9 +585,11 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "marts.element_attribution": {
         "edit": ("Image edit: hue_warm / hue_cool / hue_neutral, remove_text / remove_cta / remove_face, brighter / "
-                 "darker, more_ / less_contrast, crop_to_subject."),
+                 "darker, more_ / less_contrast, crop_to_subject; or 'probe: <text>', a CLIP text probe (the CLIP "
+                 "vector moved toward the text's embedding; only where CLIP is available)."),
         "label": "The edit in words, e.g. 'Removing the face (blurred out)'.",
-        "element": "Attribute family the edit acts on (colour_temperature, text, cta, faces, light, clutter).",
+        "element": ("Attribute family the edit acts on (colour_temperature, text, cta, faces, light, clutter; 'clip text "
+                    "probe' for the text probes)."),
         "kpi": "Forecast KPI the effect is on (ctr, cvr by default; roas, score).",
         "effect": ("Relative change of the predicted KPI: sum of (edit - original) / sum of originals over the edited "
                    "creatives (score: mean difference)."),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,7 +62,8 @@ class ClipEncoder:
 
     def __init__(self, model, model_id: str, model_version: str, dim: int, device: str, resize: int,
                  crop: int, mean: Sequence[float], std: Sequence[float],
-                 concept_vectors: np.ndarray | None, logit_scale: float, batch_size: int = 32) -> None:
+                 concept_vectors: np.ndarray | None, logit_scale: float, batch_size: int = 32,
+                 tokenizer: Any = None) -> None:
         self.model = model
         self.model_id = model_id
         self.model_version = model_version
@@ -74,6 +76,7 @@ class ClipEncoder:
         self.concept_vectors = concept_vectors  # (n_concepts, dim) L2-normalised, or None
         self.logit_scale = logit_scale
         self.batch_size = batch_size
+        self.tokenizer = tokenizer  # None when the folder has none: no concept tags, no text probes
 
     @property
     def decode_shorter_side(self) -> int:
@@ -113,12 +116,14 @@ class ClipEncoder:
         model.eval()
         model.to(device)
         resize, crop, mean, std = _image_settings(source, model, local_only)
-        concept_vectors = _concept_vectors(source, model, device, local_only)
+        tokenizer = _tokenizer(source, local_only)
+        concept_vectors = (None if tokenizer is None else
+                           _text_features(tokenizer, model, device, [PROMPT.format(c) for c in CONCEPTS]))
         dim = int(model.config.projection_dim)
         logit_scale = float(model.logit_scale.detach().exp().item())
         version = f"{state_dict_hash(model)}+p{settings_hash(resize, crop, mean, std, PROMPT, CONCEPTS)}"
         return cls(model, ref, version, dim, device, resize, crop, mean, std, concept_vectors,
-                   logit_scale, batch_size)
+                   logit_scale, batch_size, tokenizer)
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 normalised tensor."""
@@ -132,6 +137,14 @@ class ClipEncoder:
             output = self.model.get_image_features(pixel_values=pixels)
             features = getattr(output, "pooler_output", output)  # transformers 5.x returns an output object
         return features.float().cpu().numpy()
+
+    def encode_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> L2-normalised CLIP text embeddings (n, dim), in the space of the image vectors.
+        Raises ModelUnavailable when the model folder has no tokenizer."""
+        if self.tokenizer is None:
+            raise ModelUnavailable(f"CLIP model {self.model_id!r} has no tokenizer: text probes need one "
+                                   "(save the CLIPProcessor or tokenizer beside the model)")
+        return _text_features(self.tokenizer, self.model, self.device, list(texts))
 
     def encode(self, images: Sequence[np.ndarray]) -> EncodedBatch:
         """RGB uint8 images -> L2-normalised CLIP image embeddings + zero-shot concept tags."""
@@ -169,19 +182,30 @@ def _image_settings(source: str, model, local_only: bool) -> tuple[int, int, tup
         return image_size, image_size, _OPENAI_MEAN, _OPENAI_STD
 
 
-def _concept_vectors(source: str, model, device: str, local_only: bool) -> np.ndarray | None:
-    """Text embeddings of the concept prompts (n_concepts, dim), or None without a tokenizer."""
-    import torch
+# A folder needs one of these for a tokenizer: without them transformers builds an empty one (2 tokens) that
+# maps every word to the same id, which gave meaningless concept tags.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer_config.json")
 
+
+def _tokenizer(source: str, local_only: bool) -> Any:
+    """The folder's tokenizer, or None (concept tags and text probes are optional; image vectors need none)."""
+    folder = Path(source)
+    if folder.is_dir() and not any((folder / name).exists() for name in TOKENIZER_FILES):
+        return None
     try:
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
-    except Exception:  # noqa: BLE001 - tags are optional; the image vectors do not need text
+        return AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except Exception:  # noqa: BLE001 - a folder without tokenizer files still encodes images
         return None
+
+
+def _text_features(tokenizer: Any, model: Any, device: str, texts: list[str]) -> np.ndarray:
+    """L2-normalised text embeddings (n, dim) of `texts`."""
+    import torch
+
     max_length = int(model.config.text_config.max_position_embeddings)
-    tokens = tokenizer([PROMPT.format(c) for c in CONCEPTS], padding=True, truncation=True,
-                       max_length=max_length, return_tensors="pt").to(device)
+    tokens = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(device)
     with torch.inference_mode():
         output = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
         features = getattr(output, "pooler_output", output)
