@@ -17,6 +17,7 @@ from creative_dag.attribution.edits import EDIT_NAMES, EDITS, Detected, apply_ed
 from creative_dag.attribution.effects import (
     AttributionConfig,
     attribute_edits,
+    probe_directions,
     probe_info,
     probe_variants,
     sample_creatives,
@@ -301,6 +302,11 @@ def test_a_clip_text_probe_along_a_planted_element_moves_the_forecast_and_one_al
     assert effects.loc["probe: a face", "element"] == "clip text probe"
     assert "toward 'a face' (CLIP)" in effects.loc["probe: a face", "statement"]
     assert effects.loc["probe: another product", "direction"] == "none"
+    # A probe's direction is what its text adds to a neutral prompt's: the part every CLIP text embedding
+    # shares (the gap between CLIP's text and image cones) cancels.
+    gap = np.full(4, 3.0)
+    directions = probe_directions(np.array([gap + [1, 0, 0, 0], gap + [0, 2, 0, 0]]), gap)
+    np.testing.assert_allclose(directions, [[1, 0, 0, 0], [0, 1, 0, 0]])
     # No CLIP vectors (block unavailable): no probe variants, nothing to attribute.
     assert probe_variants({"visual": scenario["blocks"]["visual"]}, ids, probes)[0].empty
 

@@ -20,6 +20,7 @@ from creative_dag.attribution.effects import (
     AttributionConfig,
     attribute_edits,
     empty_effects,
+    probe_directions,
     probe_info,
     probe_variants,
     sample_creatives,
@@ -46,7 +47,8 @@ from creative_dag.settings import HomeLayout
 
 
 class ElementAttributionConfig(config_from(AttributionConfig, "sample_size", "edits", "kpis", "n_models", "confidence",
-                                            "min_effect", "learner", "seed", "probes", "probe_strength")):
+                                            "min_effect", "learner", "seed", "probes", "probe_baseline",
+                                            "probe_strength")):
     """creative_dag.attribution.effects.AttributionConfig. Encoding the edits is the cost: about
     sample_size x applicable edits images through every image block (OCR ~0.4 s per image on CPU). probes: CLIP
     text probes (needs the clip block; an empty list turns them off)."""
@@ -82,10 +84,12 @@ def text_probes(cfg: AttributionConfig, tables: Mapping[str, pd.DataFrame], ids:
         if encoder is None:
             return none, {}, f"CLIP text probes not run: {'; '.join(why) or 'CLIP did not load'}"
     try:
-        text = encoder.encode_text(list(cfg.probes))
+        text = encoder.encode_text([cfg.probe_baseline, *cfg.probes])
     except ModelUnavailable as exc:
         return none, {}, f"CLIP text probes not run: {exc.reason}"
-    frame, probe_tables = probe_variants(tables, ids, dict(zip(cfg.probes, text, strict=True)), cfg.probe_strength)
+    directions = probe_directions(text[1:], text[0])
+    frame, probe_tables = probe_variants(tables, ids, dict(zip(cfg.probes, directions, strict=True)),
+                                         cfg.probe_strength)
     if variant_tables:  # compare on the blocks the image edits have
         probe_tables = {b: t for b, t in probe_tables.items() if b in variant_tables}
     return frame, probe_tables, None

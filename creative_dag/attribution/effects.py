@@ -67,7 +67,8 @@ class AttributionConfig:
     from edits.EDIT_NAMES; kpis: forecast KPIs attributed; n_models: bootstrap refits of the model;
     confidence: interval level; min_effect: smallest relative change called up or down (below it
     an effect is reported but its direction is "none"); learner / pca_dims: as the forecast's; probes /
-    probe_strength: CLIP text probes and how far each moves the image vector (`probe_variants`)."""
+    probe_baseline / probe_strength: CLIP text probes, the neutral prompt their directions are taken from, and
+    how far each moves the image vector (`probe_variants`)."""
 
     sample_size: int = 30
     edits: tuple[str, ...] = EDIT_NAMES
@@ -79,6 +80,7 @@ class AttributionConfig:
     pca_dims: int = 24
     seed: int = 0
     probes: tuple[str, ...] = DEFAULT_PROBES
+    probe_baseline: str = "an advertisement"
     probe_strength: float = 0.25
 
 
@@ -305,11 +307,20 @@ def _reached(attrs: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+def probe_directions(text: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """Unit directions of probes in the CLIP space: each text embedding minus a neutral prompt's ("an
+    advertisement"). Adding a text embedding itself to an image vector would mostly move it across the gap
+    between CLIP's image and text cones, the same for every probe (a random tiny CLIP gave every probe
+    +43 … +67 % CTR); the difference keeps only what the probe says beyond "an ad"."""
+    diff = np.asarray(text, dtype=np.float64) - np.asarray(baseline, dtype=np.float64)[None, :]
+    return diff / np.maximum(np.linalg.norm(diff, axis=1, keepdims=True), 1e-12)
+
+
 def probe_variants(tables: Mapping[str, pd.DataFrame], ids: Sequence[str], text_vectors: Mapping[str, np.ndarray],
                    strength: float = 0.25) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """CLIP text probes as edits of the embedding rather than of the pixels: for each creative of `ids` with a
-    CLIP vector and each probe text t, a variant whose CLIP vector is normalise(v + strength * t) (t: the
-    probe's L2-normalised CLIP text embedding, so the image "shows more of" t), every other block of `tables`
+    CLIP vector and each probe with unit direction t (`probe_directions`), a variant whose CLIP vector is
+    normalise(v + strength * t) (the image "shows more of" the probe), every other block of `tables`
     unchanged. The model then predicts original and probe alike, as for an image edit.
 
     Returns (variants: variant_id, creative_id, edit = "probe: <text>", sha256 = None, launch_date = None;
