@@ -3,8 +3,8 @@
 A sample of matured creatives is edited with OpenCV (creative_dag.attribution.edits), every edit is
 encoded by the same block encoders as the originals (shared embedding cache, keyed by the edited
 bytes), and the forecast model predicts original and edit alike (creative_dag.attribution.effects).
-Where CLIP is available, text probes ("a red background") move each image vector toward the probe's
-CLIP text embedding and are predicted the same way, reported as edits "probe: <text>".
+Where CLIP is available, text probes ("a red background") move each image's CLIP vector along what the
+probe's text adds to a neutral prompt and are predicted the same way, reported as edits "probe: <text>".
 """
 
 from collections.abc import Mapping, Sequence
@@ -146,13 +146,14 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         variant_tables = encode_variants(variants, encoders, cache, batch_size=settings.batch_size,
                                          log=context.log.info)
         probes, probe_tables, probe_note = text_probes(cfg, tables, ids, variant_tables, encoders, settings)
-        if probe_note:
-            context.log.warning(f"element attribution: {probe_note}")
-        result = attribute_edits(case_base, tables, prelaunch, pd.concat([variants.frame, probes], ignore_index=True),
-                                 with_probes(variant_tables, probe_tables), cfg,
+        if probe_note:  # CLIP's own unavailability is already a warning of the encode step
+            context.log.info(f"element attribution: {probe_note}")
+        edited = pd.concat([variants.frame, probes], ignore_index=True) if len(probes) else variants.frame
+        result = attribute_edits(case_base, tables, prelaunch, edited, with_probes(variant_tables, probe_tables), cfg,
                                  {**{k: (e.label, e.element) for k, e in EDITS.items()}, **probe_info(cfg.probes)})
         effects, notes = result.effects, result.notes
-        status = f"{len(ids)} creatives sampled, {len(variants.frame)} edited images" if len(effects) else \
+        status = (f"{len(ids)} creatives sampled, {len(variants.frame)} edited images, {len(probes)} CLIP text-probe "
+                  "variants") if len(effects) else \
             "no effect estimated: " + "; ".join(notes)
     for note in notes:
         context.log.info(f"element attribution: {note}")
