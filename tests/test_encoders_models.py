@@ -138,6 +138,7 @@ def test_tiny_clip_from_a_local_folder_loads_through_the_real_path(tmp_path, cre
     plain = bare.encode([creatives["coffee"]])
     assert plain.vectors.shape == (1, 32)
     assert plain.attributes["tags"].iloc[0] is None  # no made-up concept tags from an empty tokenizer
+    assert bare.model_version != encoder.model_version  # so the cache never serves tags made with a tokenizer
     with pytest.raises(ModelUnavailable, match="no tokenizer"):
         bare.encode_text(["a face"])
 

@@ -121,7 +121,10 @@ class ClipEncoder:
                            _text_features(tokenizer, model, device, [PROMPT.format(c) for c in CONCEPTS]))
         dim = int(model.config.projection_dim)
         logit_scale = float(model.logit_scale.detach().exp().item())
-        version = f"{state_dict_hash(model)}+p{settings_hash(resize, crop, mean, std, PROMPT, CONCEPTS)}"
+        # Without a tokenizer the tags are None: a version of its own, so no cached (meaningless) tags of an
+        # earlier empty tokenizer come back; folders with one keep their version.
+        untagged = ("no tokenizer",) if tokenizer is None else ()
+        version = f"{state_dict_hash(model)}+p{settings_hash(resize, crop, mean, std, PROMPT, CONCEPTS, *untagged)}"
         return cls(model, ref, version, dim, device, resize, crop, mean, std, concept_vectors,
                    logit_scale, batch_size, tokenizer)
 
