@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,12 @@ def compositions(members: list[tuple[str, bool]]) -> dict[str, list[tuple[str, b
 
 def measure(home: Path) -> list[dict]:
     from creative_dag.assets.marts import attribute_frame_of
-    from creative_dag.cbr.backtest import AsOfLabels, BacktestConfig, query_windows
+    from creative_dag.cbr.backtest import (
+        AsOfLabels,
+        BacktestConfig,
+        account_week_cohorts,
+        query_windows,
+    )
     from creative_dag.cbr.index import to_days
     from creative_dag.cbr.query import CaseMemory
     from creative_dag.forecast.features import build_inputs
@@ -48,7 +52,7 @@ def measure(home: Path) -> list[dict]:
         input_sets,
         served_forecast,
     )
-    from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec, realised
+    from creative_dag.forecast.targets import KPIS, kpi_targets, realised
     from creative_dag.resources.warehouse import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(home / "creative.duckdb", read_only=True)
@@ -61,12 +65,10 @@ def measure(home: Path) -> list[dict]:
     window_of = pd.Series(window, index=query_rows)
     rows = np.flatnonzero(launch >= launch.min() + config.warmup_days)
     labels = AsOfLabels(cb, config.target.prior_strength)
-    targets = {norm: {k: KpiTarget(cb, k, TargetSpec(**{**asdict(config.target), "normalise": norm}), labels)
-                      for k in KPIS} for norm in (True, False)}
+    targets = kpi_targets(cb, KPIS, config.target, labels)
     inputs = build_inputs(memory, attributes, targets[True], k=config.k)
     sets = input_sets(inputs)
-    cohorts = (cb["account_id"].astype(str).to_numpy() + "|"
-               + pd.to_datetime(cb["launch_date"]).dt.strftime("%G-W%V").to_numpy())
+    cohorts = account_week_cohorts(cb)
     bt = BacktestConfig(warmup_days=config.warmup_days, validation_share=config.validation_share, seed=config.seed)
     out = []
     for kpi in KPIS:

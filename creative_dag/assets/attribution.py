@@ -17,6 +17,7 @@ from creative_dag.assets.marts import embedding_tables_of
 from creative_dag.assets.metadata import table_metadata
 from creative_dag.attribution.edits import EDIT_NAMES, EDITS
 from creative_dag.attribution.effects import (
+    VARIANT_COLUMNS,
     AttributionConfig,
     attribute_edits,
     empty_effects,
@@ -69,7 +70,7 @@ def text_probes(cfg: AttributionConfig, tables: Mapping[str, pd.DataFrame], ids:
     CLIP vectors, CLIP not loadable now or without a tokenizer."""
     from creative_dag.encoders.base import ModelUnavailable
 
-    none = pd.DataFrame(columns=["variant_id", "creative_id", "edit", "sha256", "launch_date"])
+    none = pd.DataFrame(columns=list(VARIANT_COLUMNS))
     if not cfg.probes:
         return none, {}, None
     if CLIP not in tables or tables[CLIP].empty:

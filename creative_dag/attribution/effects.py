@@ -49,6 +49,7 @@ from creative_dag.marts.attributes import attribute_frame
 from creative_dag.vectors import as_vector
 
 KPI_LABELS = {"ctr": "CTR", "cvr": "CVR", "roas": "ROAS", "score": "outcome score"}
+VARIANT_COLUMNS = ("variant_id", "creative_id", "edit", "sha256", "launch_date")  # one row per edited image
 EFFECT_COLUMNS = ("edit", "label", "element", "kpi", "effect", "ci_low", "ci_high", "significant", "direction",
                   "n", "reached_share", "statement", "model_rows", "blocks", "trained_through")
 
@@ -325,7 +326,6 @@ def probe_variants(tables: Mapping[str, pd.DataFrame], ids: Sequence[str], text_
 
     Returns (variants: variant_id, creative_id, edit = "probe: <text>", sha256 = None, launch_date = None;
     block -> that block's rows for the variants, keyed by variant id)."""
-    columns = ["variant_id", "creative_id", "edit", "sha256", "launch_date"]
     clip = tables[CLIP].drop_duplicates("creative_id", keep="last") if CLIP in tables else pd.DataFrame()
     wanted = {str(i) for i in ids}
     have = [] if clip.empty else [(str(c), as_vector(v)) for c, v in zip(clip["creative_id"], clip["vector"],
@@ -338,7 +338,7 @@ def probe_variants(tables: Mapping[str, pd.DataFrame], ids: Sequence[str], text_
                          "edit": PROBE_PREFIX + text, "sha256": None, "launch_date": None})
             moved = np.asarray(vec, dtype=np.float32) + strength * np.asarray(t, dtype=np.float32)
             vectors.append((moved / max(float(np.linalg.norm(moved)), 1e-12)).astype(np.float32))
-    frame = pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=list(VARIANT_COLUMNS))
     if frame.empty:
         return frame, {}
     out = {b: _rows_for_variants(table, frame) for b, table in tables.items() if b != TEXT}

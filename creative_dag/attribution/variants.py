@@ -20,7 +20,7 @@ import pandas as pd
 
 from creative_dag.attribution import edits as edits_module
 from creative_dag.attribution.edits import EDIT_NAMES, Detected, apply_edit
-from creative_dag.attribution.effects import variant_id
+from creative_dag.attribution.effects import VARIANT_COLUMNS, variant_id
 from creative_dag.encoders.colors import ColorNamer
 from creative_dag.encoders.decode import ImageDecodeError, decode_image
 from creative_dag.kept_entries import KeptEntries
@@ -134,7 +134,7 @@ def make_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layou
             images[vid] = png_bytes
             rows.append({"variant_id": vid, "creative_id": cid, "edit": edit, "sha256": sha,
                          "launch_date": item.launch_date})
-    frame = pd.DataFrame(rows, columns=["variant_id", "creative_id", "edit", "sha256", "launch_date"])
+    frame = pd.DataFrame(rows, columns=list(VARIANT_COLUMNS))
     return Variants(frame, images, skipped)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,7 +51,7 @@ from creative_dag.forecast.model import (
     reporting_scale,
     served_forecast,
 )
-from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec
+from creative_dag.forecast.targets import KPIS, kpi_targets
 from creative_dag.marts.attributes import attribute_frame
 from creative_dag.marts.block_vectors import BlockVectors
 
@@ -296,8 +296,7 @@ def _forecast(memory: CaseMemory, rows: np.ndarray, attributes: pd.DataFrame, pa
     cb = memory.case_base
     labels = AsOfLabels(cb, fc.target.prior_strength)
     kpis = [k for k in config.kpis if k in KPIS]
-    targets = {norm: {k: KpiTarget(cb, k, TargetSpec(**{**asdict(fc.target), "normalise": norm}), labels)
-                      for k in kpis} for norm in (True, False)}
+    targets = kpi_targets(cb, kpis, fc.target, labels)
     inputs = build_inputs(memory, attributes, targets[True], k=fc.k)
     sets = input_sets(inputs)
     out: dict[str, Any] = {}

@@ -101,6 +101,12 @@ class BacktestResult:
         return f"{window} window, {n} creatives\n\n" + table.reset_index().to_markdown(index=False)
 
 
+def account_week_cohorts(case_base: pd.DataFrame) -> np.ndarray:
+    """Each case's cohort for the within-cohort Spearman: account | ISO launch week ("acc_01|2026-W14")."""
+    return (case_base["account_id"].astype(str).to_numpy() + "|"
+            + pd.to_datetime(case_base["launch_date"]).dt.strftime("%G-W%V").to_numpy())
+
+
 class AsOfLabels:
     """Composite labels of cases as known on day t (cached per day).
 
@@ -227,8 +233,7 @@ def _run_backtest(case_base: pd.DataFrame, memory: CaseMemory | None, config: Ba
     preds["random"] = rng.normal(size=len(query_rows))
     descriptions["random"] = "random scores (floor)"
 
-    cohorts = (cb["account_id"].astype(str).to_numpy()[query_rows] + "|"
-               + pd.to_datetime(cb["launch_date"].iloc[query_rows]).dt.strftime("%G-W%V").to_numpy())
+    cohorts = account_week_cohorts(cb)[query_rows]
     rows = []
     for name, pred in preds.items():
         for win in ("validation", "test"):

@@ -34,6 +34,7 @@ import pandas as pd
 from creative_dag.cbr.backtest import (
     AsOfLabels,
     BacktestConfig,
+    account_week_cohorts,
     evaluate_ranking,
     query_windows,
 )
@@ -41,7 +42,13 @@ from creative_dag.cbr.index import to_days
 from creative_dag.cbr.query import CaseMemory
 from creative_dag.forecast.features import ForecastInputs, build_inputs, reduce_blocks
 from creative_dag.forecast.memo import RefitMemo, row_digests
-from creative_dag.forecast.targets import KPIS, KpiTarget, TargetSpec, realised
+from creative_dag.forecast.targets import (
+    KPIS,
+    KpiTarget,
+    TargetSpec,
+    kpi_targets,
+    realised,
+)
 
 
 @dataclass(frozen=True)
@@ -79,10 +86,11 @@ class ForecastConfig:
     stack_folds: int = 3
 
 
-# The served forecast averages models on these input sets (and the CBR forecast); the rest are comparisons. "context+attributes" (no
-# vectors) is the low-variance member: on three generated 300-creative scenarios it alone ranked as well as the
-# models with block vectors, and the mean with it beat the mean without it on 11 of 12 seed x KPI test windows
-# (docs/marts.md). The block models stay for what only vectors see (tests/test_forecast.py).
+# The served forecast averages models on these input sets (and the CBR forecast); the rest are comparisons.
+# "context+attributes" (no vectors) is the low-variance member: on three generated 300-creative scenarios it
+# alone ranked as well as the models with block vectors, and the mean with it beat the mean without it on 12 of
+# 12 seed x KPI test windows (docs/marts.md). The block models stay for what only vectors see
+# (tests/test_forecast.py).
 PRIMARY_SET = "all+cbr"
 INTERPRETABLE_SET = "context+attributes"
 CANDIDATE_SETS = (PRIMARY_SET, "all_blocks", INTERPRETABLE_SET)
@@ -554,13 +562,11 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     kpis = [k for k in config.kpis if k in KPIS]
     if config.target_mode not in TARGET_MODES:
         raise ValueError(f"unknown target_mode {config.target_mode!r}; choose one of {', '.join(TARGET_MODES)}")
-    targets = {norm: {k: KpiTarget(cb, k, TargetSpec(**{**asdict(config.target), "normalise": norm}), labels)
-                      for k in kpis} for norm in (True, False)}
+    targets = kpi_targets(cb, kpis, config.target, labels)
     chosen = targets[True]  # CBR evidence is read relative to each neighbour's account level either way
     inputs = build_inputs(memory, attributes, chosen, k=config.k, weights=weights)
     sets = input_sets(inputs)
-    cohorts = (cb["account_id"].astype(str).to_numpy() + "|"
-               + pd.to_datetime(cb["launch_date"]).dt.strftime("%G-W%V").to_numpy())
+    cohorts = account_week_cohorts(cb)
     bt = BacktestConfig(warmup_days=config.warmup_days, validation_share=config.validation_share, seed=config.seed)
 
     perf_rows: list[dict[str, Any]] = []

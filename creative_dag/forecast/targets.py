@@ -15,7 +15,8 @@ transforms are increasing, so intervals invert bound by bound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,13 @@ def realised(case_base: pd.DataFrame, kpi: str) -> np.ndarray:
     out = np.full(len(case_base), np.nan)
     out[ok] = num[ok] / den[ok]
     return out
+
+
+def kpi_targets(case_base: pd.DataFrame, kpis: Sequence[str], spec: TargetSpec,
+                labels: AsOfLabels) -> dict[bool, dict[str, KpiTarget]]:
+    """normalise flag -> KPI -> its target, for both variants of `spec` (the forecast fits each model on both)."""
+    return {norm: {k: KpiTarget(case_base, k, replace(spec, normalise=norm), labels) for k in kpis}
+            for norm in (True, False)}
 
 
 class KpiTarget:
