@@ -96,7 +96,8 @@ class WarehouseAccess:
             frame = sys._getframe(1)
             while frame is not None:
                 if method is None and frame.f_code.co_name in ("write_table", "replace_rows", "execute", "query",
-                                                                "read_table", "exists", "tables", "publish"):
+                                                                "read_table", "read_optional", "exists", "tables",
+                                                                "publish"):
                     method = frame.f_code.co_name
                 context = frame.f_locals.get("step_context")
                 if type(context).__name__ == "StepExecutionContext":
@@ -146,7 +147,7 @@ def test_reads_open_read_only_and_only_pooled_steps_write(bad_export):
     assert writes and {o["method"] for o in writes} <= {"write_table", "replace_rows", "execute"}, writes
     unpooled_writers = {o["step"] for o in writes if o["pool"] != "warehouse"}
     assert not unpooled_writers, f"steps that write the warehouse outside the pool: {unpooled_writers}"
-    reads = [o for o in in_steps if o["method"] in ("query", "read_table", "exists", "tables", "publish")]
+    reads = [o for o in in_steps if o["method"] in ("query", "read_table", "read_optional", "exists", "tables", "publish")]
     assert reads and all(o["read_only"] for o in reads)
     # the encoders' heavy step reads inputs without the pool and never writes
     encode_steps = {o["step"] for o in in_steps if "encode_" in o["step"]}

@@ -127,7 +127,7 @@ class PairwiseBacktestConfig(config_from(PairConfig, "margin", "min_confidence")
                       "scenarios) the ground truth, per window, each side forecast as of its own launch.")
 def pairwise_backtest(context: dg.AssetExecutionContext, config: PairwiseBacktestConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
-    predictions = warehouse.read_table(MARTS_PREDICTIONS) if warehouse.exists(MARTS_PREDICTIONS) else None
+    predictions = warehouse.read_optional(MARTS_PREDICTIONS)
     pair_config = config.to_params()
     if predictions is None or predictions.empty:
         table = evaluate_pairs(pd.DataFrame(columns=["kpi", "window", "realised", "creative_id", "forecast",

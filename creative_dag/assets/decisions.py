@@ -71,7 +71,7 @@ def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsCon
         outcomes = build_outcomes(creatives, daily, DEFAULT_MATURITY_DAYS)
         degraded.append(f"features.outcomes missing: maturity dates recomputed from raw.daily_metrics with the "
                         f"default {DEFAULT_MATURITY_DAYS}-day maturity window")
-    predictions = warehouse.read_table(MARTS_PREDICTIONS) if warehouse.exists(MARTS_PREDICTIONS) else None
+    predictions = warehouse.read_optional(MARTS_PREDICTIONS)
     if not params.use_forecast:
         degraded.append("prelaunch forecast switched off (use_forecast = false): account history only")
     elif predictions is None or predictions.empty:

@@ -96,7 +96,7 @@ class RecommendationsConfig(config_from(RecommendationParams, "fdr", "min_suppor
 
 # -- loading helpers ---------------------------------------------------------------------------
 def _optional(warehouse, table: str) -> pd.DataFrame | None:
-    return warehouse.read_table(table) if warehouse.exists(table) else None
+    return warehouse.read_optional(table)
 
 
 def _with_image_shapes(warehouse, creatives: pd.DataFrame) -> pd.DataFrame:

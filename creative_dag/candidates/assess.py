@@ -98,10 +98,10 @@ class History:
 
     @classmethod
     def from_warehouse(cls, warehouse: Any) -> History:
-        """warehouse: anything with exists() / read_table() (the resource or a DuckDBWarehouse)."""
+        """warehouse: anything with exists() / read_optional() (the resource or a DuckDBWarehouse)."""
 
         def table(name: str) -> pd.DataFrame | None:
-            return warehouse.read_table(name) if warehouse.exists(name) else None
+            return warehouse.read_optional(name)
 
         missing = [t for t in (FEATURES_PRELAUNCH, FEATURES_OUTCOMES) if not warehouse.exists(t)]
         if missing:

@@ -94,30 +94,35 @@ class DuckDBWarehouse:
 
     # -- reads -------------------------------------------------------------------------
     def exists(self, table: str) -> bool:
-        schema, name = split_table_name(table)
         if not self.path.exists():
             return False
         with self.connect() as con:
-            row = con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [schema, name],
-            ).fetchone()
-        return bool(row and row[0])
+            return _exists(con, table)
 
     def read_table(self, table: str, columns: Sequence[str] | None = None,
                    where: str | None = None, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Read a table. `where` is a SQL predicate with `?` placeholders bound from `params`."""
-        schema, name = split_table_name(table)
-        if not self.exists(table):
+        frame = self.read_optional(table, columns, where, params)
+        if frame is None:
+            schema, name = split_table_name(table)
             raise LookupError(
                 f"warehouse table {table} does not exist in {self.path}; materialise the asset "
                 f"{schema}/{name} first (creative-dag materialize --select {schema}/{name})"
             )
+        return frame
+
+    def read_optional(self, table: str, columns: Sequence[str] | None = None,
+                      where: str | None = None, params: Sequence[Any] | None = None) -> pd.DataFrame | None:
+        """`read_table`, or None when the table does not exist. One connection: opening the file costs
+        ~10 ms, and a run reads a few hundred tables."""
+        schema, name = split_table_name(table)
         cols = ", ".join(_quote(c) for c in columns) if columns else "*"
         sql = f"SELECT {cols} FROM {schema}.{name}"
         if where:
             sql += f" WHERE {where}"
         with self.connect() as con:
+            if not _exists(con, table):
+                return None
             return con.execute(sql, list(params or [])).df()
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
@@ -247,6 +252,9 @@ class WarehouseResource(dg.ConfigurableResource):
     def replace_rows(self, table: str, frame: pd.DataFrame, key_column: str, keys: Sequence[Any]) -> int:
         return self.get().replace_rows(table, frame, key_column, keys)
 
+    def read_optional(self, table: str, **kwargs: Any) -> pd.DataFrame | None:
+        return self.get().read_optional(table, **kwargs)
+
     def exists(self, table: str) -> bool:
         return self.get().exists(table)
 
@@ -268,6 +276,13 @@ def _duckdb_ready(frame: pd.DataFrame) -> pd.DataFrame:
             out[col] = [np.asarray(v).tolist() if isinstance(v, (list, tuple, np.ndarray)) else None
                         for v in frame[col]]
     return out
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = split_table_name(table)
+    row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                      [schema, name]).fetchone()
+    return bool(row and row[0])
 
 
 def _quote(identifier: str) -> str:
