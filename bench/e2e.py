@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--dask", action="store_true", help="also time a Dask backfill at 1 and 2 workers")
-    parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="work in this folder and keep it (with home_before_new_day/, the home before that run)")
     parser.add_argument("--ocr-backend", default=None, help="layout OCR backend (default: the deployment's, EasyOCR)")
     args = parser.parse_args()
 
@@ -124,6 +125,9 @@ def main() -> None:
 
     for name, prepare in (("cold", None), ("unchanged", None), ("one_new_day", lambda: land_full(full, landing))):
         if prepare:
+            if args.keep:  # the state before the new day, to profile or repeat that run by hand
+                shutil.rmtree(work / "home_before_new_day", ignore_errors=True)
+                shutil.copytree(home, work / "home_before_new_day", symlinks=True)
             prepare()
         since = time.time()
         run = timed_materialize(home, landing, args.threads, args.ocr_backend)

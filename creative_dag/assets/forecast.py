@@ -119,7 +119,7 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
         test_table=dg.MetadataValue.md(result.table_markdown("test")),
         models=dg.MetadataValue.md("\n".join(f"- `{p}`" for p in saved) or "_none_"),
         oracle="observable oracle from ground_truth.json" if oracle else "no ground truth (not a generated scenario)",
-        refits_reused=memo.hits, refits_fitted=memo.fitted,
+        refits_reused=memo.hits, refits_fitted=memo.fitted, refits_predicted_with_kept_model=memo.models_reused,
         notes="; ".join(result.info["notes"]) or "none"))
     yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(
         MARTS_PREDICTIONS, predictions, creatives_forecast=int(predictions.loc[predictions["forecast"].notna(), "creative_id"].nunique()),

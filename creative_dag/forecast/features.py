@@ -117,11 +117,21 @@ def reduce_blocks(blocks: Mapping[str, np.ndarray], train: np.ndarray, dims: int
         if n_comp < 1:
             continue
         pca = PCA(n_components=n_comp, random_state=seed).fit(mat[fit_rows])
-        scores = np.full((len(mat), n_comp), np.nan)
-        scores[have] = pca.transform(mat[have])
-        reduced[b] = scores
         fitted[b] = {"components": pca.components_.tolist(), "mean": pca.mean_.tolist()}
+        reduced[b] = apply_pca(mat, fitted[b])
     return reduced, fitted
+
+
+def apply_pca(mat: np.ndarray, pca: Mapping[str, list]) -> np.ndarray:
+    """(n, c) scores of a block under a fitted reduction (`reduce_blocks`), NaN rows where the block is missing.
+    The fitted and the kept refits (creative_dag.forecast.learners) both score through here, so they agree."""
+    components = np.asarray(pca["components"], dtype=np.float64)
+    mat = np.asarray(mat, dtype=np.float64)
+    have = np.isfinite(mat).all(axis=1)
+    scores = np.full((len(mat), len(components)), np.nan)
+    # scikit-learn's PCA.transform: project, then subtract the projected mean
+    scores[have] = mat[have] @ components.T - np.asarray(pca["mean"], dtype=np.float64)[None, :] @ components.T
+    return scores
 
 
 def cbr_features(memory: CaseMemory, targets: Mapping[str, KpiTarget], k: int = 20,

@@ -5,12 +5,16 @@ only reads what was known before its day: once that day has passed, a new export
 none of its inputs, so its predictions cannot change either. Recomputing them every day was most
 of a daily run (185 s of 489 s on the 300-creative bench). The memo keys each refit by a digest
 of everything it reads — the training rows' inputs and labels, the query rows' inputs, the input
-set, the settings, the forecast code and the learners' versions — and stores its predictions. A
+set, the settings, the forecast code and the learners' versions — and stores its predictions. The
+last refit of each rolling forecast also keeps its fitted model, keyed by its training inputs alone:
+the next day adds creatives to that refit's query rows but changes nothing it learns from, so they are
+predicted with the kept model (creative_dag.forecast.learners) rather than a new fit. A
 refit whose inputs changed in any way (a late metric row, a new category level that recodes a
 column, a re-encoded image) gets a new key and is fitted again, so the memo never changes an answer;
 tests/test_forecast_memo.py checks that a memoised run equals a fresh one.
 
-Stored as one `.npz` of float arrays (no pickle) beside the warehouse; each save keeps only the
+Stored as one `.npz` (no pickle) beside the warehouse: float arrays of predictions, byte arrays of kept
+models (JSON with LightGBM's text format inside); each save keeps only the
 entries the run used, so the file holds one run's refits.
 """
 
@@ -26,9 +30,11 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
+from creative_dag.forecast.learners import KeptFit, fitted_from_payload, fitted_payload
 from creative_dag.kept_entries import KeptEntries
 
 _DIGEST_BYTES = 16
+_FIT_PREFIX = "fit:"  # entries holding a fitted refit (JSON bytes) rather than predictions
 
 
 def code_salt() -> str:
@@ -62,6 +68,7 @@ class RefitMemo(KeptEntries[np.ndarray]):
 
     salt: str = field(default_factory=code_salt)
     fitted: int = 0
+    models_reused: int = 0
     what: ClassVar[str] = "refit memo"
 
     def key(self, *parts: str | bytes | np.ndarray) -> str:
@@ -72,9 +79,35 @@ class RefitMemo(KeptEntries[np.ndarray]):
             digest.update(data)
         return digest.hexdigest()
 
-    def put(self, key: str, value: np.ndarray) -> None:
+    def put(self, key: str, value: np.ndarray, fitted: bool = True) -> None:
+        """fitted=False: predictions of a kept model (`get_fit`), not of a new fit."""
         super().put(key, np.asarray(value, dtype=float))
-        self.fitted += 1
+        self.fitted += fitted
+
+    def get_fit(self, key: str) -> KeptFit | None:
+        """The fitted refit kept under `key` (a digest of its training inputs only), if any."""
+        payload = self.stored.get(_FIT_PREFIX + key)
+        if payload is None:
+            return None
+        try:
+            fit = fitted_from_payload(payload.tobytes())
+        except (ValueError, KeyError, TypeError):  # damaged entry (JSON or model text): fit again
+            return None
+        self.used[_FIT_PREFIX + key] = payload
+        self.models_reused += 1
+        return fit
+
+    def keep_fit(self, key: str) -> None:
+        """Carry a kept refit over to the next save unread (its predictions were reused this run)."""
+        payload = self.stored.get(_FIT_PREFIX + key)
+        if payload is not None:
+            self.used[_FIT_PREFIX + key] = payload
+
+    def put_fit(self, key: str, fit: KeptFit) -> None:
+        """Keep a refit's model (nothing for a learner without a portable format)."""
+        payload = fitted_payload(fit)
+        if payload is not None:
+            KeptEntries.put(self, _FIT_PREFIX + key, np.frombuffer(payload, dtype=np.uint8))
 
     def _read(self, path: Path) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as saved:
@@ -84,4 +117,5 @@ class RefitMemo(KeptEntries[np.ndarray]):
         np.savez(path, **entries)  # the temporary name keeps .npz, so np.savez adds none
 
     def summary(self) -> str:
-        return f"{self.hits} as-of refits reused from the previous run, {self.fitted} fitted"
+        return (f"{self.hits} as-of refits reused from the previous run, {self.models_reused} predicted with a kept "
+                f"model (their query rows grew), {self.fitted} fitted")

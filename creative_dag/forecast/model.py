@@ -40,7 +40,18 @@ from creative_dag.cbr.backtest import (
 )
 from creative_dag.cbr.index import to_days
 from creative_dag.cbr.query import CaseMemory
-from creative_dag.forecast.features import ForecastInputs, build_inputs, reduce_blocks
+from creative_dag.forecast.features import (
+    ForecastInputs,
+    apply_pca,
+    build_inputs,
+    reduce_blocks,
+)
+from creative_dag.forecast.learners import (
+    KeptFit,
+    LinearModel,
+    column_groups,
+    predict_fitted,
+)
 from creative_dag.forecast.memo import RefitMemo, row_digests
 from creative_dag.forecast.targets import (
     KPIS,
@@ -242,8 +253,9 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
     """As-of forecasts of `target` for case `rows` (see module doc); the account's level where no model could be
     fitted yet (n_train = 0), NaN only where not even that is known.
 
-    memo: reuse the predictions of refits whose inputs are unchanged since an earlier run (`RefitMemo`); with
-    keep_last the last refit is fitted anyway, for its model."""
+    memo: reuse the predictions of refits whose inputs are unchanged since an earlier run (`RefitMemo`), and the
+    last refit's kept model when only its query rows changed; keep_last: return the last refit's model (from the
+    memo when its training inputs are unchanged, else fitted)."""
     launch = target.launch
     pred = np.full(len(rows), np.nan)
     z_pred = np.full(len(rows), np.nan)
@@ -272,23 +284,40 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
         q_rows = rows[at]
         cols = learnable_columns(inputs.static, static_cols, binary, train, config.min_support)
         refit_cats = [c for c in cats if c in cols]
-        key = None
+        is_last = refit == last_refit
+        key = train_key = None
         if memo is not None:
             static_digests = row_digests(inputs.static, cols, [])
-            key = memo.key(fit_setting, ",".join(cols), ",".join(refit_cats), static_digests[train],
-                           block_digests[train], y[train], static_digests[q_rows], block_digests[q_rows])
-        z = None if memo is None or (keep_last and refit == last_refit) else memo.get(key)
+            train_key = memo.key(fit_setting, ",".join(cols), ",".join(refit_cats), static_digests[train],
+                                 block_digests[train], y[train])
+            key = memo.key(train_key, static_digests[q_rows], block_digests[q_rows])
+        z = None if memo is None or (keep_last and is_last) else memo.get(key)
+        if z is not None and is_last:
+            memo.keep_fit(train_key)  # tomorrow's creatives will need it
         if z is None:
-            reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims, config.seed)
-            x = design_matrix(inputs.static, cols, reduced)
-            if x.shape[1] == 0:
-                continue
-            z, model = fit_predict(config.learner, x, y, train, q_rows, refit_cats, config)
-            if memo is not None:
-                memo.put(key, z)
+            # The last refit's query rows grow with each new day while its training rows stay: a kept model
+            # predicts them as the fresh fit would.
+            fit = memo.get_fit(train_key) if memo is not None and is_last else None
+            if fit is not None:
+                x = design_matrix(inputs.static, cols, {b: apply_pca(inputs.blocks[b], p) for b, p in fit.pca.items()})
+                z = predict_fitted(fit.members, x.iloc[q_rows][fit.features])
+                memo.put(key, z, fitted=False)
+            else:
+                reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims,
+                                             config.seed)
+                x = design_matrix(inputs.static, cols, reduced)
+                if x.shape[1] == 0:
+                    continue
+                z, model = fit_predict(config.learner, x, y, train, q_rows, refit_cats, config)
+                fit = KeptFit(model, list(x.columns), refit_cats, pca)
+                if memo is not None:
+                    memo.put(key, z)
+                    if is_last:
+                        memo.put_fit(train_key, fit)
             if keep_last:
-                last = FittedModel(kpi=target.kpi, members=model, features=list(x.columns), categorical=refit_cats,
-                                   pca=pca, trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
+                last = FittedModel(kpi=target.kpi, members=fit.members, features=fit.features,
+                                   categorical=fit.categorical, pca=fit.pca,
+                                   trained_through=str(pd.Timestamp(refit - 1, unit="D").date()),
                                    n_train=len(train), target=target.spec, conformal_q=float("nan"))
         z_pred[at] = z
         pred[at] = target.from_model(z, q_rows)
@@ -300,56 +329,6 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
     z_pred[none] = target.to_model(target.level[rows[none]], rows[none])
     pred[none] = target.level[rows[none]]
     return RollingResult(rows, pred, z_pred, refit_of, n_of, last)
-
-
-@dataclass
-class LinearModel:
-    """Ridge regression on one-hot categories and standardised numbers (missing -> 0 plus an indicator):
-    the stable learner for the first weeks of an account, when there are tens of labelled cases."""
-
-    numeric: list[str]
-    mean: np.ndarray
-    scale: np.ndarray
-    levels: dict[str, list[float]]
-    coef: np.ndarray
-    intercept: float
-    alpha: float
-
-    @classmethod
-    def fit(cls, x: pd.DataFrame, y: np.ndarray, categorical: Sequence[str]) -> LinearModel:
-        from sklearn.linear_model import RidgeCV
-
-        cats = set(categorical)
-        numeric = [c for c in x.columns if c not in cats]
-        values = x[numeric].to_numpy(dtype=float)
-        seen = np.isfinite(values).any(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(seen, np.nanmean(np.where(seen, values, 0.0), axis=0), 0.0)
-            scale = np.where(seen, np.nanstd(np.where(seen, values, 0.0), axis=0), 1.0)
-        scale = np.where(scale > 0, scale, 1.0)
-        levels = {c: sorted(float(v) for v in pd.unique(x[c].dropna())) for c in x.columns if c in cats}
-        model = cls(numeric, mean, scale, levels, np.zeros(0), 0.0, 0.0)
-        ridge = RidgeCV(alphas=np.logspace(-1, 3, 9)).fit(model.matrix(x), y)
-        model.coef, model.intercept, model.alpha = ridge.coef_, float(ridge.intercept_), float(ridge.alpha_)
-        return model
-
-    def matrix(self, x: pd.DataFrame) -> np.ndarray:
-        z = (x[self.numeric].to_numpy(dtype=float) - self.mean) / self.scale
-        missing = ~np.isfinite(z)
-        parts = [np.where(missing, 0.0, z), missing.astype(float)]
-        for c, lv in self.levels.items():
-            v = x[c].to_numpy(dtype=float)
-            parts.append((v[:, None] == np.asarray(lv)[None, :]).astype(float))
-        return np.hstack(parts)
-
-    def predict(self, x: pd.DataFrame) -> np.ndarray:
-        return self.matrix(x) @ self.coef + self.intercept
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"numeric": self.numeric, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "levels": self.levels, "coef": self.coef.tolist(), "intercept": self.intercept, "alpha": self.alpha,
-                "design": "numeric: (x - mean) / scale with NaN -> 0, then one 0/1 missing indicator per numeric "
-                          "column, then one 0/1 column per categorical level"}
 
 
 def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarray,
@@ -395,16 +374,6 @@ def _fit_booster(x: pd.DataFrame, y: np.ndarray, categorical: list[str], config:
     booster = _booster(config, len(x))
     booster.fit(x, y, categorical_feature=[c for c in categorical if c in x.columns] or "auto")
     return booster
-
-
-def column_groups(columns: Sequence[str]) -> dict[str, list[str]]:
-    """Input group of each design column, from its prefix (ctx_, attr_, cbr_, <block>_pcN)."""
-    groups: dict[str, list[str]] = {}
-    for c in columns:
-        name = ("context" if c.startswith("ctx_") else "attributes" if c.startswith("attr_")
-                else "cbr" if c.startswith("cbr_") else f"block:{c.rsplit('_pc', 1)[0]}")
-        groups.setdefault(name, []).append(c)
-    return groups
 
 
 def _stacked(x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarray, categorical: list[str],
