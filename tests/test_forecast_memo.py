@@ -150,7 +150,12 @@ def test_a_kept_refit_predicts_what_the_fresh_fit_predicted(learner):
     """Every learner with a portable format survives the memo's JSON (LightGBM as its text format) and
     predicts new rows bit for bit as the fitted model does; scikit-learn's booster is not kept."""
     from creative_dag.forecast.features import apply_pca, reduce_blocks
-    from creative_dag.forecast.learners import KeptFit, fitted_from_payload, fitted_payload, predict_fitted
+    from creative_dag.forecast.learners import (
+        KeptFit,
+        fitted_from_payload,
+        fitted_payload,
+        predict_fitted,
+    )
     from creative_dag.forecast.model import design_matrix, fit_predict
 
     rng = np.random.default_rng(3)
