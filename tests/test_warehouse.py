@@ -58,6 +58,23 @@ def test_read_missing_table_says_which_asset_to_materialise(warehouse):
         warehouse.read_table("raw.creatives")
 
 
+def test_read_optional_reads_or_says_absent_in_one_open(warehouse, monkeypatch):
+    """A run reads a few hundred tables, some of which may not exist yet; each read opens the file once."""
+    assert warehouse.read_optional("marts.nothing") is None  # no file yet: nothing created either
+    assert not warehouse.path.exists()
+    warehouse.write_table("marts.example", pd.DataFrame({"creative_id": ["a", "b"], "ctr": [0.01, 0.02]}))
+    opens = []
+    original = DuckDBWarehouse._open_waiting_for_lock
+    monkeypatch.setattr(DuckDBWarehouse, "_open_waiting_for_lock",
+                        lambda self, read_only: opens.append(read_only) or original(self, read_only))
+    assert warehouse.read_optional("marts.nothing") is None
+    frame = warehouse.read_optional("marts.example", columns=["ctr"], where="creative_id = ?", params=["b"])
+    assert frame["ctr"].tolist() == [0.02]
+    assert opens == [True, True]  # read-only, one open per read
+    with pytest.raises(LookupError, match="creative-dag materialize --select marts/nothing"):
+        warehouse.read_table("marts.nothing")
+
+
 def test_where_clause_is_parameterised(warehouse):
     warehouse.write_table("raw.t", pd.DataFrame({"name": ["a", "b'; DROP TABLE raw.t; --"]}))
     got = warehouse.read_table("raw.t", where="name = ?", params=["b'; DROP TABLE raw.t; --"])
