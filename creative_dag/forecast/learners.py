@@ -76,7 +76,6 @@ class LinearModel:
                           "column, then one 0/1 column per categorical level"}
 
 
-
 def column_groups(columns: Sequence[str]) -> dict[str, list[str]]:
     """Input group of each design column, from its prefix (ctx_, attr_, cbr_, <block>_pcN)."""
     groups: dict[str, list[str]] = {}
