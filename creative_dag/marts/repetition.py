@@ -18,6 +18,9 @@
   the many less-similar cross-shape pairs made same-shape look-alikes (two designs of one
   packshot) look rarer than they are, and a resize (whose CNN and layout views change with the
   canvas) look less related than it is.
+  A family of 4+ members is then split by average linkage where its parts are, on average over
+  their cross pairs, related by less than `split_below` evidence: single linkage alone chained two
+  families through one look-alike pair.
   Singletons get no family id.
 - is_repetitive: in a family, or similarity_density >= density_threshold.
 """
@@ -56,7 +59,9 @@ class RepetitionParams:
     block is listed as agreeing; null_pairs: unrelated pairs sampled per block; seed: that sample;
     mutual_neighbours: evidence edges only between creatives within each other's top k (0 = off);
     shape_tolerance: |log aspect ratio| difference from which a pair counts as two shapes (needs an
-    `aspect_ratio` column; 0 = one null for every pair)."""
+    `aspect_ratio` column; 0 = one null for every pair); split_below: a family (4+ members) is split
+    where its parts are, on average over all their cross pairs, less related than this evidence
+    (average linkage inside the single-linkage family; 0 = off)."""
 
     tau: float = 0.85
     dup_threshold: float = 0.92
@@ -71,6 +76,7 @@ class RepetitionParams:
     seed: int = 0
     mutual_neighbours: int = 3
     shape_tolerance: float = 0.1
+    split_below: float = 1.75
 
 
 class BlockEvidence:
@@ -255,6 +261,8 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
     edges = (s >= p.dup_threshold) | strong
     np.fill_diagonal(edges, False)
     n_comp, labels = connected_components(csr_matrix(edges), directed=False)
+    if p.split_below > 0 and ev:
+        labels, n_comp = _split_weak_bridges(labels, n_comp, mean_ev, p)
     sizes = np.bincount(labels, minlength=n_comp)
     # Stable, readable family ids: numbered by each family's earliest member.
     order: dict[int, int] = {}
@@ -291,6 +299,34 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
                                                     if np.isfinite(cos[b][k, j])}))
         rows.append(row)
     return rows
+
+
+def _split_weak_bridges(labels: np.ndarray, n_comp: int, mean_ev: np.ndarray,
+                        p: RepetitionParams) -> tuple[np.ndarray, int]:
+    """Split each family of 4+ members by average linkage on its pairs' evidence, cut at `split_below`.
+
+    Single linkage joins two families through one pair that passes the evidence rule (two designs
+    around one packshot, one of them resized): every other pair across them is weak. Average linkage
+    keeps a family whose members are related on average (variants of one base differ from each other
+    in different blocks, but each is close to the base) and separates such bridged ones."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    out = labels.copy()
+    next_label = n_comp
+    for lab in range(n_comp):
+        members = np.flatnonzero(labels == lab)
+        if len(members) < 4:
+            continue
+        related = np.minimum(np.nan_to_num(mean_ev[np.ix_(members, members)], nan=0.0), p.evidence_cap)
+        distance = p.evidence_cap - (related + related.T) / 2
+        np.fill_diagonal(distance, 0.0)
+        parts = fcluster(linkage(squareform(distance, checks=False), method="average"),
+                         t=p.evidence_cap - p.split_below, criterion="distance")
+        for part in np.unique(parts)[1:]:
+            out[members[parts == part]] = next_label
+            next_label += 1
+    return out, next_label
 
 
 def tired_or_repetitive(repetition: pd.DataFrame, fatigue: pd.DataFrame | None) -> pd.DataFrame:
