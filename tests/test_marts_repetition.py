@@ -292,16 +292,16 @@ def test_two_families_bridged_by_one_look_alike_pair_stay_two():
     n_other, dim = 120, 64
     sizes = {"a": 4, "b": 3}
     blocks = {b: rng.normal(size=(n_other + 7, dim)) for b in ("visual", "cnn", "text")}
-    for b in blocks:
+    for mat in blocks.values():
         row = n_other
         for size in sizes.values():
             base = rng.normal(size=dim)
             for _ in range(size):  # a base and its variants: every block close to the base
-                blocks[b][row] = base + 0.15 * rng.normal(size=dim)
+                mat[row] = base + 0.15 * rng.normal(size=dim)
                 row += 1
         # The bridge: the first family's last member looks as much like the second family in every block.
-        blocks[b][n_other + 3] = blocks[b][n_other + 3] + blocks[b][n_other + 4]
-        blocks[b] /= np.linalg.norm(blocks[b], axis=1, keepdims=True)
+        mat[n_other + 3] += mat[n_other + 4]
+        mat /= np.linalg.norm(mat, axis=1, keepdims=True)
     ids = [f"u{i:03d}" for i in range(n_other)] + [f"{f}{k}" for f, size in sizes.items() for k in range(size)]
     accounts = [f"acc_{i % 6 + 2}" for i in range(n_other)] + ["acc_1"] * 7
     creatives = pd.DataFrame({"creative_id": ids, "account_id": accounts,
