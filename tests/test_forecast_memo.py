@@ -188,3 +188,7 @@ def test_a_damaged_kept_model_is_fitted_again(tmp_path):
     assert again.get_fit("k").members["stack"]["intercept"] == 0.5 and again.models_reused == 1
     again.stored["fit:k"] = np.frombuffer(b"{not json", dtype=np.uint8)
     assert again.get_fit("k") is None
+    broken_booster = b'{"members": {"lightgbm": {"kind": "lightgbm", "model": "tree\\nnot a model"}}, ' \
+                     b'"features": ["a"], "categorical": [], "pca": {}}'
+    again.stored["fit:k"] = np.frombuffer(broken_booster, dtype=np.uint8)
+    assert again.get_fit("k") is None

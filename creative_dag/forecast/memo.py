@@ -91,7 +91,7 @@ class RefitMemo(KeptEntries[np.ndarray]):
             return None
         try:
             fit = fitted_from_payload(payload.tobytes())
-        except (ValueError, KeyError, TypeError):  # damaged entry (JSON or model text): fit again
+        except Exception:  # noqa: BLE001 — a damaged entry (JSON, LightGBM text) is fitted again
             return None
         self.used[_FIT_PREFIX + key] = payload
         self.models_reused += 1
