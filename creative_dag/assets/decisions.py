@@ -65,9 +65,8 @@ def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsCon
     creatives = warehouse.read_table(RAW_CREATIVES, columns=CREATIVE_KEY_COLUMNS)
     daily = warehouse.read_table(RAW_DAILY_METRICS)
     degraded = []
-    if warehouse.exists(FEATURES_OUTCOMES):
-        outcomes = warehouse.read_table(FEATURES_OUTCOMES)
-    else:
+    outcomes = warehouse.read_optional(FEATURES_OUTCOMES)
+    if outcomes is None:
         outcomes = build_outcomes(creatives, daily, DEFAULT_MATURITY_DAYS)
         degraded.append(f"features.outcomes missing: maturity dates recomputed from raw.daily_metrics with the "
                         f"default {DEFAULT_MATURITY_DAYS}-day maturity window")

@@ -111,8 +111,9 @@ def _with_image_shapes(warehouse, creatives: pd.DataFrame) -> pd.DataFrame:
 
 
 def _creatives(warehouse) -> pd.DataFrame:
-    table = FEATURES_PRELAUNCH if warehouse.exists(FEATURES_PRELAUNCH) else RAW_CREATIVES
-    frame = warehouse.read_table(table)
+    frame = warehouse.read_optional(FEATURES_PRELAUNCH)
+    if frame is None:
+        frame = warehouse.read_table(RAW_CREATIVES)
     return frame[[c for c in CREATIVE_COLUMNS if c in frame.columns]]
 
 
@@ -293,8 +294,9 @@ def account_health_asset(context: dg.AssetExecutionContext) -> dg.MaterializeRes
     ranking = _optional(warehouse, MARTS_CREATIVE_RANKING)
     vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist())
     rate = None
-    if ranking is not None and warehouse.exists(MARTS_CREATIVE_FATIGUE_DAILY):
-        rate = fatigue_mod.account_fatigue_rate(warehouse.read_table(MARTS_CREATIVE_FATIGUE_DAILY), ranking)
+    fatigue_daily = _optional(warehouse, MARTS_CREATIVE_FATIGUE_DAILY) if ranking is not None else None
+    if fatigue_daily is not None:
+        rate = fatigue_mod.account_fatigue_rate(fatigue_daily, ranking)
     table = account_health(daily, creatives, fatigue, ranking, vectors, rate)
     warehouse.write_table(MARTS_ACCOUNT_HEALTH, table)
     latest = table.sort_values("week_start").groupby("account_id").tail(1)

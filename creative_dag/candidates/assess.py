@@ -98,12 +98,13 @@ class History:
 
     @classmethod
     def from_warehouse(cls, warehouse: Any) -> History:
-        """warehouse: anything with exists() / read_optional() (the resource or a DuckDBWarehouse)."""
+        """warehouse: anything with read_optional() (the resource or a DuckDBWarehouse)."""
 
         def table(name: str) -> pd.DataFrame | None:
             return warehouse.read_optional(name)
 
-        missing = [t for t in (FEATURES_PRELAUNCH, FEATURES_OUTCOMES) if not warehouse.exists(t)]
+        prelaunch, outcomes = table(FEATURES_PRELAUNCH), table(FEATURES_OUTCOMES)
+        missing = [t for t, frame in ((FEATURES_PRELAUNCH, prelaunch), (FEATURES_OUTCOMES, outcomes)) if frame is None]
         if missing:
             raise LookupError(f"{', '.join(missing)} missing from the warehouse; materialise the pipeline first "
                               "(creative-dag materialize)")
@@ -112,12 +113,12 @@ class History:
             frame = table(f"embeddings.{block}")
             if frame is not None and len(frame):
                 tables[block] = frame
-        return cls(prelaunch=table(FEATURES_PRELAUNCH), outcomes=table(FEATURES_OUTCOMES),
-                   daily_metrics=table(RAW_DAILY_METRICS) if warehouse.exists(RAW_DAILY_METRICS) else
+        daily, images = table(RAW_DAILY_METRICS), table(RAW_IMAGES)
+        return cls(prelaunch=prelaunch, outcomes=outcomes,
+                   daily_metrics=daily if daily is not None else
                    pd.DataFrame(columns=["creative_id", "date", "impressions", "clicks", "spend", "conversions",
                                          "revenue"]),
-                   tables=tables, images=table(RAW_IMAGES) if warehouse.exists(RAW_IMAGES) else
-                   pd.DataFrame(columns=["creative_id", "sha256"]),
+                   tables=tables, images=images if images is not None else pd.DataFrame(columns=["creative_id", "sha256"]),
                    predictions=table(MARTS_PREDICTIONS), recommendations=table(MARTS_RECOMMENDATIONS),
                    fatigue=table(MARTS_CREATIVE_FATIGUE))
 

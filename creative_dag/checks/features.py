@@ -253,9 +253,8 @@ def _materialized_int(context: Any, key: dg.AssetKey, name: str, default: int) -
 
 def _outcomes_for_sniffing(warehouse: Any, creatives: pd.DataFrame, daily: pd.DataFrame) -> pd.DataFrame:
     """features.outcomes when materialised, else the same labels computed from raw metrics."""
-    if warehouse.exists(FEATURES_OUTCOMES):
-        return warehouse.read_table(FEATURES_OUTCOMES)
-    return build.build_outcomes(creatives, daily)
+    outcomes = warehouse.read_optional(FEATURES_OUTCOMES)
+    return build.build_outcomes(creatives, daily) if outcomes is None else outcomes
 
 
 @dg.asset_check(asset=FEATURES_PRELAUNCH.key, name="prelaunch_suite", **_CHECK,
