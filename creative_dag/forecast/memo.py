@@ -93,7 +93,7 @@ class RefitMemo(KeptEntries[np.ndarray]):
             fit = fitted_from_payload(payload.tobytes())
         except Exception:  # noqa: BLE001 — a damaged entry (JSON, LightGBM text) is fitted again
             return None
-        self.used[_FIT_PREFIX + key] = payload
+        self.keep_fit(key)
         self.models_reused += 1
         return fit
 

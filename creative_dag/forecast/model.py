@@ -299,6 +299,7 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
             # predicts them as the fresh fit would.
             fit = memo.get_fit(train_key) if memo is not None and is_last else None
             if fit is not None:
+                # every row, as the fit built it: projecting the query rows alone could round differently
                 x = design_matrix(inputs.static, cols, {b: apply_pca(inputs.blocks[b], p) for b, p in fit.pca.items()})
                 z = predict_fitted(fit.members, x.iloc[q_rows][fit.features])
                 memo.put(key, z, fitted=False)
