@@ -232,9 +232,11 @@ def all_kinds_scenario(tmp_path_factory):
 def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kinds_scenario):
     """Default parameters against the fused-cosine rule alone (the previous method) on all kinds.
 
-    Measured (seed 7): fused only P 1.00 R 0.40 F1 0.57; with block evidence P 0.92 R 0.96 F1 0.94, of
-    which the average-linkage split of bridged families (split_below) gives P 0.86 -> 0.92 (0.88 with one
-    null for every shape; seeds 5 / 6, not in tests: 0.96 and 0.97). docs/marts.md has the figures.
+    Measured (seed 7): fused only P 1.00 R 0.40 F1 0.57; with block evidence P 0.95 R 0.98 F1 0.97 (0.92
+    with one null for every shape; 0.94 with the centre-cropping CNN at full weight on pairs of different
+    shapes). The average-linkage split (split_below) changes nothing on seed 7 since that weight; it
+    raises F1 on seeds 6 / 8 / 9 / 10 (test_two_families_bridged_by_one_look_alike_pair_stay_two
+    tests it). docs/marts.md has the figures.
     """
     creatives, vectors, truth, edit = all_kinds_scenario
     weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
@@ -242,7 +244,9 @@ def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kind
     p, r, f = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights))
     assert f >= 0.9 and f >= fused_only[2] + 0.2, f"block evidence P {p:.3f} R {r:.3f} F1 {f:.3f}; fused only {fused_only}"
     unsplit = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights, split_below=0.0))
-    assert p > unsplit[0] and f > unsplit[2], f"split P {p:.3f} F1 {f:.3f}; single linkage only {unsplit}"
+    assert p >= unsplit[0] and f >= unsplit[2], f"split P {p:.3f} F1 {f:.3f}; single linkage only {unsplit}"
+    full_cnn = families_scores(creatives, vectors, truth, RepetitionParams(weights=weights, cross_shape_weight=1.0))
+    assert r > full_cnn[1] and f > full_cnn[2], f"P {p:.3f} R {r:.3f} F1 {f:.3f}; CNN at full weight across shapes {full_cnn}"
     one_null = families_scores(creatives.drop(columns="aspect_ratio"), vectors, truth, RepetitionParams(weights=weights))
     assert f > one_null[2], f"shape-aware nulls F1 {f:.3f} vs one null {one_null}"
     table = creative_repetition(creatives, vectors, RepetitionParams(weights=weights)).set_index("creative_id")
@@ -262,20 +266,26 @@ def test_families_with_every_variant_kind_recovered_with_block_evidence(all_kind
 def test_held_out_variant_kinds_leave_one_kind_out(all_kinds_scenario):
     """min_evidence tuned on six kinds, scored on the seventh (bases, singletons and its variants).
 
-    Measured held-out pair F1 / recall (seed 7): crop 0.90 / 1.00, reframe 0.90 / 1.00, hue_shift
-    0.90 / 1.00, headline 0.88 / 0.93, cta_text 0.89 / 1.00, reencode 0.92 / 1.00, aspect_ratio
-    0.67 / 0.50 (with one null for every shape: 0.75-0.80 and aspect 0.32; fused cosine alone:
-    headline recall 0.03, aspect 0.06). Precision (0.80-0.86) holds F1 down: a few same-shape
-    look-alikes (two designs of one packshot) count against each kind's few pairs. The issue's goal
-    (held-out F1 >= 0.9) is met by 4 of 7 kinds here, 6 and 7 of 7 on seeds 5 and 6 (docs/marts.md).
+    Measured held-out pair F1 (seed 7): crop, reframe, hue_shift, cta_text 1.00, headline 0.97, reencode
+    0.97, aspect_ratio 0.90 (recall 0.81). With the centre-cropping CNN at full weight on pairs of
+    different shapes (cross_shape_weight=1, the previous default): aspect_ratio 0.67 / recall 0.50, and
+    the level tuned with aspect_ratio among the tuning kinds cost every other kind precision (0.88-0.92).
+    With one null for every shape: 0.75-0.80 and aspect 0.32; fused cosine alone: headline recall 0.03,
+    aspect 0.06. The issue's goal (held-out F1 >= 0.9) is met by 7 of 7 kinds here and on seeds 5 and 11,
+    by 47 of 56 kind x seed cells over seeds 5-12 (docs/marts.md).
     """
     creatives, vectors, truth, edit = all_kinds_scenario
     weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
     result = leave_one_kind_out(creatives, vectors, truth, edit, weights)
     report = {k: (round(v["precision"], 3), round(v["recall"], 3), round(v["f1"], 3)) for k, v in result.items()}
     others = [k for k in VARIANT_KINDS if k != "aspect_ratio"]
-    assert all(result[k]["recall"] >= 0.9 and result[k]["f1"] >= 0.85 for k in others), report
-    assert result["aspect_ratio"]["f1"] >= 0.6, report
+    assert all(result[k]["recall"] >= 0.9 and result[k]["f1"] >= 0.9 for k in others), report
+    assert result["aspect_ratio"]["f1"] >= 0.85, report
+    # At the same level, the previous default (the CNN's centre crop at full weight across shapes):
+    full_cnn = families_scores(only_kinds(creatives, edit, {"aspect_ratio"}), vectors, truth,
+                               RepetitionParams(weights=weights, min_evidence=result["aspect_ratio"]["min_evidence"],
+                                                cross_shape_weight=1.0))
+    assert result["aspect_ratio"]["f1"] >= full_cnn[2] + 0.15, (report, full_cnn)
     fused_headline = families_scores(only_kinds(creatives, edit, {"headline"}), vectors, truth,
                                      RepetitionParams(weights=weights, min_evidence_blocks=99))
     assert result["headline"]["f1"] >= fused_headline[2] + 0.5, (report, fused_headline)
@@ -320,3 +330,37 @@ def test_two_families_bridged_by_one_look_alike_pair_stay_two():
     assert (families.loc[first + second, "cluster_size"] == families.loc[first + second, "family_id"].map(members)).all()
     assert families.loc[first + second, "closest_variant_id"].map(families["family_id"]).eq(
         families.loc[first + second, "family_id"]).all()
+
+
+def test_a_resize_is_a_variant_although_the_centre_cropping_cnn_disagrees():
+    """A pair of different shapes whose visual and text blocks agree while the CNN (which sees only the
+    centre square of each canvas) does not: a family at the default cross_shape_weight, not with the CNN
+    at full weight; the same blocks on two creatives of one shape are no family either way."""
+    rng = np.random.default_rng(7)
+    n_other, dim = 150, 64
+    blocks = {b: rng.normal(size=(n_other + 4, dim)) for b in ("visual", "cnn", "text")}
+    for mat in blocks.values():
+        mat /= np.linalg.norm(mat, axis=1, keepdims=True)
+    for b in ("visual", "text"):  # two pairs alike (cosine 0.33, ~top 0.4 % of unrelated pairs) in visual and
+        for first in (n_other, n_other + 2):  # text, unrelated in the CNN
+            mat = blocks[b]
+            other = mat[first + 1] - (mat[first + 1] @ mat[first]) * mat[first]
+            mat[first + 1] = 0.33 * mat[first] + np.sqrt(1 - 0.33 ** 2) * other / np.linalg.norm(other)
+    ids = [f"u{i:03d}" for i in range(n_other)] + ["square", "portrait", "square_a", "square_b"]
+    creatives = pd.DataFrame({
+        "creative_id": ids, "account_id": [f"acc_{i % 5 + 2}" for i in range(n_other)] + ["acc_1"] * 4,
+        "launch_date": pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(len(ids)) % 40, "D"),
+        "aspect_ratio": rng.choice([1.0, 0.5625], size=len(ids))})
+    creatives.loc[creatives["creative_id"].isin(["square", "square_a", "square_b"]), "aspect_ratio"] = 1.0
+    creatives.loc[creatives["creative_id"] == "portrait", "aspect_ratio"] = 0.5625
+    ones = np.ones(len(ids), bool)
+    vectors = BlockVectors(pd.Series(ids), blocks, {b: ones for b in blocks})
+    weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
+    table = creative_repetition(creatives, vectors, RepetitionParams(weights=weights)).set_index("creative_id")
+    full = creative_repetition(creatives, vectors,
+                               RepetitionParams(weights=weights, cross_shape_weight=1.0)).set_index("creative_id")
+    assert pd.notna(table.loc["square", "family_id"])
+    assert table.loc["square", "family_id"] == table.loc["portrait", "family_id"]
+    assert "aspect_ratio" in table.loc["portrait", "blocks_differ"] and "cnn" in table.loc["portrait", "blocks_differ"]
+    assert pd.isna(full.loc["square", "family_id"])
+    assert pd.isna(table.loc["square_a", "family_id"]) and pd.isna(full.loc["square_a", "family_id"])

@@ -85,7 +85,8 @@ class FatigueConfig(config_from(fatigue_mod.FatigueParams, "alpha", "min_drop", 
 
 
 class RepetitionConfig(config_from(RepetitionParams, "tau", "dup_threshold", "window_days", "density_threshold",
-                                   "min_evidence", "min_evidence_blocks", "split_below")):
+                                   "min_evidence", "min_evidence_blocks", "split_below",
+                                   "cross_shape_weight")):
     """Density and family thresholds (creative_dag.marts.repetition.RepetitionParams)."""
 
 

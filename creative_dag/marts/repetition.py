@@ -21,6 +21,10 @@
   A family of 4+ members is then split by average linkage where its parts are, on average over
   their cross pairs, related by less than `split_below` evidence: single linkage alone chained two
   families through one look-alike pair.
+  For a pair of different shapes, the blocks whose encoders see only the centre square of the canvas
+  (`crop_blocks`: CNN and CLIP centre-crop) count with `cross_shape_weight` in that mean: a resize
+  moves the headline or the CTA out of (or into) that square, so those blocks disagree on a resize
+  about as often as they agree.
   Singletons get no family id.
 - is_repetitive: in a family, or similarity_density >= density_threshold.
 """
@@ -36,7 +40,7 @@ import pandas as pd
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from creative_dag.blocks import DEFAULT_WEIGHTS
+from creative_dag.blocks import CLIP, CNN, DEFAULT_WEIGHTS
 from creative_dag.marts.block_vectors import BlockVectors
 
 REPETITION_COLUMNS = [
@@ -61,7 +65,9 @@ class RepetitionParams:
     shape_tolerance: |log aspect ratio| difference from which a pair counts as two shapes (needs an
     `aspect_ratio` column; 0 = one null for every pair); split_below: a family (4+ members) is split
     where its parts are, on average over all their cross pairs, less related than this evidence
-    (average linkage inside the single-linkage family; 0 = off)."""
+    (average linkage inside the single-linkage family; 0 = off); cross_shape_weight: weight of each of
+    `crop_blocks` in the mean evidence of a pair of different shapes (1 = as any block; they still
+    count towards min_evidence_blocks)."""
 
     tau: float = 0.85
     dup_threshold: float = 0.92
@@ -77,6 +83,8 @@ class RepetitionParams:
     mutual_neighbours: int = 3
     shape_tolerance: float = 0.1
     split_below: float = 1.75
+    cross_shape_weight: float = 0.15
+    crop_blocks: tuple[str, ...] = (CNN, CLIP)
 
 
 class BlockEvidence:
@@ -245,7 +253,7 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
     if ev:
         stack = np.stack(list(ev.values()))
         n_blocks = np.isfinite(stack).sum(axis=0)
-        mean_ev = np.where(n_blocks > 0, np.nansum(stack, axis=0) / np.maximum(n_blocks, 1), np.nan)
+        mean_ev = _mean_evidence(stack, list(ev), cross, p)
     else:
         n_blocks, mean_ev = np.zeros((n, n), int), np.full((n, n), np.nan)
     strong = (n_blocks >= p.min_evidence_blocks) & (np.nan_to_num(mean_ev, nan=-1) >= p.min_evidence)
@@ -299,6 +307,23 @@ def _account_rows(acc: str, g: pd.DataFrame, sub: BlockVectors, blocks: list[str
                                                     if np.isfinite(cos[b][k, j])}))
         rows.append(row)
     return rows
+
+
+def _mean_evidence(stack: np.ndarray, blocks: list[str], cross: np.ndarray | None,
+                   p: RepetitionParams) -> np.ndarray:
+    """(n, n) weighted mean over blocks of (blocks, n, n) evidence (NaN = block missing): weight 1, and
+    `cross_shape_weight` for the centre-cropping blocks on pairs of different shapes."""
+    present = np.isfinite(stack)
+    weight = np.ones_like(stack)
+    if cross is not None:
+        for k, block in enumerate(blocks):
+            if block in p.crop_blocks:
+                weight[k] = np.where(cross, p.cross_shape_weight, 1.0)
+    weight = np.where(present, weight, 0.0)
+    total = weight.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (np.where(present, stack, 0.0) * weight).sum(axis=0) / total
+    return np.where(total > 0, mean, np.nan)
 
 
 def _split_weak_bridges(labels: np.ndarray, n_comp: int, mean_ev: np.ndarray,
