@@ -201,3 +201,41 @@ def test_with_attributes_the_served_mean_has_an_interpretable_member(scenario, f
     # Without attributes the member does not exist (it would be the context model again).
     assert "context+attributes" not in forecast.info["input_sets"]
     assert "context+attributes" not in forecast.info["served"]["score"]
+
+
+def test_block_reductions_are_shared_across_the_models_of_a_run(scenario, monkeypatch):  # noqa: F811
+    """Every model of a run that reduces a block on the same training rows gets the same PCA, fitted once:
+    the forecast and its table are exactly what a PCA per model gives."""
+    import creative_dag.forecast.features as features
+    import creative_dag.forecast.model as model
+
+    frame = scenario["build"].frame
+    config = ForecastConfig(kpis=("score",), evaluate_kpis=("score",))
+    fits = []
+    from sklearn.decomposition import PCA  # reduce_blocks imports it when called: count its fits
+
+    class CountingPCA(PCA):
+        def fit(self, x, y=None):
+            fits.append(x.shape)
+            return super().fit(x, y)
+
+    monkeypatch.setattr("sklearn.decomposition.PCA", CountingPCA)
+    shared = run_forecast(frame, CaseMemory(frame), None, config)
+    n_shared = len(fits)
+    monkeypatch.setattr(model, "reduce_blocks",
+                        lambda blocks, train, dims, seed=0, cache=None: features.reduce_blocks(blocks, train, dims, seed))
+    fits.clear()
+    alone = run_forecast(frame, CaseMemory(frame), None, config)
+    assert n_shared * 2 <= len(fits), (n_shared, len(fits))
+    pd.testing.assert_frame_equal(shared.predictions, alone.predictions, check_exact=True)
+    pd.testing.assert_frame_equal(shared.performance, alone.performance, check_exact=True)
+
+    blocks = {"b": np.random.default_rng(0).normal(size=(40, 8))}
+    cache: dict = {}
+    first, _ = features.reduce_blocks(blocks, np.arange(30), 4, cache=cache)
+    again, _ = features.reduce_blocks(blocks, np.arange(30), 4, cache=cache)
+    other, _ = features.reduce_blocks(blocks, np.arange(25), 4, cache=cache)
+    assert again["b"] is first["b"] and len(cache) == 2 and not np.allclose(other["b"], first["b"])
+    with pytest.raises(ValueError):
+        first["b"][0, 0] = 1.0  # shared by every model of the run: nobody may write into it
+

@@ -37,7 +37,9 @@ class ForecastInputs:
     """static: frame aligned to the case base rows (context codes, attributes, CBR features);
     groups: input group -> its static columns; blocks: block -> (n, d) float matrix (NaN rows where
     the block is missing); categorical: static columns that are category codes;
-    neighbors: (n, k) case rows of each creative's as-of neighbours (-1 = none), best first."""
+    neighbors: (n, k) case rows of each creative's as-of neighbours (-1 = none), best first;
+    pca_cache: the reductions of these blocks fitted so far (`reduce_blocks`' cache: one PCA per block and
+    training rows, whichever model of the run asks)."""
 
     static: pd.DataFrame
     groups: dict[str, list[str]]
@@ -46,6 +48,7 @@ class ForecastInputs:
     neighbors: np.ndarray
     neighbor_similarity: np.ndarray
     notes: list[str] = field(default_factory=list)
+    pca_cache: dict = field(default_factory=dict, repr=False)
 
 
 def context_features(case_base: pd.DataFrame) -> pd.DataFrame:
@@ -103,10 +106,14 @@ def block_matrices(case_base: pd.DataFrame, blocks: Sequence[str] = EMBEDDING_BL
     return out
 
 
-def reduce_blocks(blocks: Mapping[str, np.ndarray], train: np.ndarray, dims: int,
-                  seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+def reduce_blocks(blocks: Mapping[str, np.ndarray], train: np.ndarray, dims: int, seed: int = 0,
+                  cache: dict | None = None) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """PCA of each block fitted on the `train` rows that have it; returns (block -> (n, c) scores with NaN
-    rows where missing, block -> {"components", "mean"} to apply the same reduction later)."""
+    rows where missing, block -> {"components", "mean"} to apply the same reduction later).
+
+    cache: a dict shared by calls on the SAME block matrices (one forecast run): a block reduced on the same
+    rows is fitted once. Every input set and target of a refit that uses a block trains on the same rows, so
+    a run fits each (block, refit, KPI) once instead of once per model. Cached scores are read-only."""
     from sklearn.decomposition import PCA
 
     reduced, fitted = {}, {}
@@ -116,9 +123,16 @@ def reduce_blocks(blocks: Mapping[str, np.ndarray], train: np.ndarray, dims: int
         n_comp = int(min(dims, mat.shape[1], max(len(fit_rows) - 1, 0)))
         if n_comp < 1:
             continue
+        key = (b, n_comp, seed, fit_rows.tobytes())
+        if cache is not None and key in cache:
+            reduced[b], fitted[b] = cache[key]
+            continue
         pca = PCA(n_components=n_comp, random_state=seed).fit(mat[fit_rows])
         fitted[b] = {"components": pca.components_.tolist(), "mean": pca.mean_.tolist()}
         reduced[b] = apply_pca(mat, fitted[b])
+        if cache is not None:
+            reduced[b].flags.writeable = False
+            cache[key] = reduced[b], fitted[b]
     return reduced, fitted
 
 

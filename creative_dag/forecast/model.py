@@ -208,7 +208,11 @@ def _booster(config: ForecastConfig, n_train: int):
     return lgb.LGBMRegressor(
         n_estimators=config.n_estimators, learning_rate=config.learning_rate, num_leaves=config.num_leaves,
         min_child_samples=max(5, int(config.min_child_fraction * n_train)), subsample=0.8, subsample_freq=1,
-        colsample_bytree=config.feature_fraction, reg_lambda=1.0, random_state=config.seed, n_jobs=1,
+        colsample_bytree=config.feature_fraction, reg_lambda=1.0, random_state=config.seed,
+        # One thread: 2 threads per fit made the demo's forecast 1.7-1.9x SLOWER on 2 cores (114 -> 192-219 s; the
+        # same predictions), although one fit alone is 1.7x faster: LightGBM's OpenMP threads and the BLAS
+        # threads of the ridges and PCAs between fits fight for the cores.
+        n_jobs=1,
         # LightGBM's category defaults (100 rows per category group) suit millions of rows; an account
         # has hundreds, and its account and placement codes must still be usable.
         min_data_per_group=5, max_cat_to_onehot=16, cat_smooth=5.0,
@@ -305,7 +309,7 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
                 memo.put(key, z, fitted=False)
             else:
                 reduced, pca = reduce_blocks({b: inputs.blocks[b] for b in blocks}, train, config.pca_dims,
-                                             config.seed)
+                                             config.seed, cache=inputs.pca_cache)
                 x = design_matrix(inputs.static, cols, reduced)
                 if x.shape[1] == 0:
                     continue
