@@ -206,13 +206,14 @@ def test_with_attributes_the_served_mean_has_an_interpretable_member(scenario, f
 def test_block_reductions_are_shared_across_the_models_of_a_run(scenario, monkeypatch):  # noqa: F811
     """Every model of a run that reduces a block on the same training rows gets the same PCA, fitted once:
     the forecast and its table are exactly what a PCA per model gives."""
-    import creative_dag.forecast.features as features
-    import creative_dag.forecast.model as model
+    # reduce_blocks imports PCA when called: a subclass patched in counts its fits
+    from sklearn.decomposition import PCA
+
+    from creative_dag.forecast import features, model
 
     frame = scenario["build"].frame
     config = ForecastConfig(kpis=("score",), evaluate_kpis=("score",))
     fits = []
-    from sklearn.decomposition import PCA  # reduce_blocks imports it when called: count its fits
 
     class CountingPCA(PCA):
         def fit(self, x, y=None):
