@@ -294,6 +294,14 @@ def test_held_out_variant_kinds_leave_one_kind_out(all_kinds_scenario):
     assert result["aspect_ratio"]["recall"] >= fused_aspect[1], (report, fused_aspect)
 
 
+def _families(creatives: pd.DataFrame, blocks: dict[str, np.ndarray], **params) -> pd.DataFrame:
+    """creative_repetition by creative_id, every block of every creative present and weighted 1."""
+    ones = np.ones(len(creatives), bool)
+    vectors = BlockVectors(creatives["creative_id"], blocks, {b: ones for b in blocks})
+    return creative_repetition(creatives, vectors, RepetitionParams(weights=dict.fromkeys(blocks, 1.0), **params)
+                               ).set_index("creative_id")
+
+
 def test_two_families_bridged_by_one_look_alike_pair_stay_two():
     """Single linkage joins two families through one member that passes the evidence rule with both (a
     design between two packshots); the average-linkage split keeps them apart, and without it
@@ -316,12 +324,8 @@ def test_two_families_bridged_by_one_look_alike_pair_stay_two():
     accounts = [f"acc_{i % 6 + 2}" for i in range(n_other)] + ["acc_1"] * 7
     creatives = pd.DataFrame({"creative_id": ids, "account_id": accounts,
                               "launch_date": pd.Timestamp("2026-03-01") + pd.to_timedelta(np.arange(len(ids)) % 50, "D")})
-    ones = np.ones(len(ids), bool)
-    vectors = BlockVectors(pd.Series(ids), blocks, {b: ones for b in blocks})
-    weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
-    families = creative_repetition(creatives, vectors, RepetitionParams(weights=weights)).set_index("creative_id")
-    merged = creative_repetition(creatives, vectors,
-                                 RepetitionParams(weights=weights, split_below=0.0)).set_index("creative_id")
+    families = _families(creatives, blocks)
+    merged = _families(creatives, blocks, split_below=0.0)
     first, second = ["a0", "a1", "a2"], ["b0", "b1", "b2"]
     assert merged.loc[first + second + ["a3"], "family_id"].nunique() == 1  # the chain single linkage sees
     assert families.loc[first, "family_id"].nunique() == 1 and families.loc[second, "family_id"].nunique() == 1
@@ -353,12 +357,8 @@ def test_a_resize_is_a_variant_although_the_centre_cropping_cnn_disagrees():
         "aspect_ratio": rng.choice([1.0, 0.5625], size=len(ids))})
     creatives.loc[creatives["creative_id"].isin(["square", "square_a", "square_b"]), "aspect_ratio"] = 1.0
     creatives.loc[creatives["creative_id"] == "portrait", "aspect_ratio"] = 0.5625
-    ones = np.ones(len(ids), bool)
-    vectors = BlockVectors(pd.Series(ids), blocks, {b: ones for b in blocks})
-    weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
-    table = creative_repetition(creatives, vectors, RepetitionParams(weights=weights)).set_index("creative_id")
-    full = creative_repetition(creatives, vectors,
-                               RepetitionParams(weights=weights, cross_shape_weight=1.0)).set_index("creative_id")
+    table = _families(creatives, blocks)
+    full = _families(creatives, blocks, cross_shape_weight=1.0)
     assert pd.notna(table.loc["square", "family_id"])
     assert table.loc["square", "family_id"] == table.loc["portrait", "family_id"]
     assert "aspect_ratio" in table.loc["portrait", "blocks_differ"] and "cnn" in table.loc["portrait", "blocks_differ"]
