@@ -239,4 +239,3 @@ def test_block_reductions_are_shared_across_the_models_of_a_run(scenario, monkey
     assert again["b"] is first["b"] and len(cache) == 2 and not np.allclose(other["b"], first["b"])
     with pytest.raises(ValueError):
         first["b"][0, 0] = 1.0  # shared by every model of the run: nobody may write into it
-
