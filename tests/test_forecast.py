@@ -212,7 +212,7 @@ def test_block_reductions_are_shared_across_the_models_of_a_run(scenario, monkey
     from creative_dag.forecast import features, model
 
     frame = scenario["build"].frame
-    config = ForecastConfig(kpis=("score",), evaluate_kpis=("score",))
+    config = ForecastConfig(kpis=("score",), evaluate_kpis=("score",), workers=1)  # the patches reach no worker
     fits = []
 
     class CountingPCA(PCA):
@@ -239,3 +239,42 @@ def test_block_reductions_are_shared_across_the_models_of_a_run(scenario, monkey
     assert again["b"] is first["b"] and len(cache) == 2 and not np.allclose(other["b"], first["b"])
     with pytest.raises(ValueError):
         first["b"][0, 0] = 1.0  # shared by every model of the run: nobody may write into it
+
+
+def test_the_answers_do_not_depend_on_the_number_of_workers(scenario, tmp_path):  # noqa: F811
+    """Two worker processes give exactly the forecast, table, saved models and memo of one."""
+    from creative_dag.forecast.memo import RefitMemo
+
+    frame = scenario["build"].frame
+    runs, memos, saved = {}, {}, {}
+    for workers in (1, 2):
+        memos[workers] = RefitMemo(None)
+        runs[workers] = run_forecast(frame, CaseMemory(frame), None,
+                                     ForecastConfig(kpis=("score", "ctr"), evaluate_kpis=("score",), workers=workers),
+                                     memo=memos[workers])
+        saved[workers] = {p.name: p.read_bytes() for p in save_models(runs[workers].models, tmp_path / str(workers))}
+    pd.testing.assert_frame_equal(runs[1].predictions, runs[2].predictions, check_exact=True)
+    pd.testing.assert_frame_equal(runs[1].performance, runs[2].performance, check_exact=True)
+    assert saved[1] == saved[2] and saved[1]
+    one, two = memos[1], memos[2]
+    assert one.fitted == two.fitted > 0 and sorted(one.used) == sorted(two.used)
+    assert all(np.array_equal(one.used[k], two.used[k]) for k in one.used)
+
+
+def test_jobs_are_spread_evenly_over_the_workers():
+    from creative_dag.forecast.parallel import (
+        RollingJob,
+        balanced_groups,
+        job_cost,
+        worker_count,
+    )
+
+    jobs = [RollingJob((kpi, name, norm), None, ["c"] * 100, blocks)
+            for kpi in ("score", "ctr") for norm in (True, False)
+            for name, blocks in (("all", ["visual", "cnn", "text"]), ("context", []), ("visual", ["visual"]))]
+    groups = balanced_groups(jobs, 2)
+    assert sorted(j.key for g in groups for j in g) == sorted(j.key for j in jobs)  # each job exactly once
+    loads = [sum(job_cost(j) for j in g) for g in groups]
+    assert max(loads) - min(loads) <= max(job_cost(j) for j in jobs)
+    assert worker_count(8, 3) == 3 and worker_count(1, 10) == 1 and 1 <= worker_count(0, 10) <= 10
+

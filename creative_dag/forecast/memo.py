@@ -116,6 +116,13 @@ class RefitMemo(KeptEntries[np.ndarray]):
     def _write(self, path: Path, entries: dict[str, np.ndarray]) -> None:
         np.savez(path, **entries)  # the temporary name keeps .npz, so np.savez adds none
 
+    def merge(self, other: RefitMemo) -> None:
+        """Take over what another copy of this memo (a worker's, creative_dag.forecast.parallel) used and counted."""
+        self.used.update(other.used)
+        self.hits += other.hits
+        self.fitted += other.fitted
+        self.models_reused += other.models_reused
+
     def summary(self) -> str:
         return (f"{self.hits} as-of refits reused from the previous run, {self.models_reused} predicted with a kept "
                 f"model (their query rows grew), {self.fitted} fitted")

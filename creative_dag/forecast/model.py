@@ -53,6 +53,7 @@ from creative_dag.forecast.learners import (
     predict_fitted,
 )
 from creative_dag.forecast.memo import RefitMemo, row_digests
+from creative_dag.forecast.parallel import RollingJob, run_jobs
 from creative_dag.forecast.targets import (
     KPIS,
     KpiTarget,
@@ -95,6 +96,7 @@ class ForecastConfig:
     target_mode: str = "both"
     learner: str = "stacked"
     stack_folds: int = 3
+    workers: int = 0
 
 
 # The served forecast averages models on these input sets (and the CBR forecast); the rest are comparisons.
@@ -211,7 +213,8 @@ def _booster(config: ForecastConfig, n_train: int):
         colsample_bytree=config.feature_fraction, reg_lambda=1.0, random_state=config.seed,
         # One thread: 2 threads per fit made the demo's forecast 1.7-1.9x SLOWER on 2 cores (114 -> 192-219 s; the
         # same predictions), although one fit alone is 1.7x faster: LightGBM's OpenMP threads and the BLAS
-        # threads of the ridges and PCAs between fits fight for the cores.
+        # threads of the ridges and PCAs between fits fight for the cores. The cores go to worker processes
+        # instead, one rolling forecast each (config.workers, creative_dag.forecast.parallel).
         n_jobs=1,
         # LightGBM's category defaults (100 rows per category group) suit millions of rows; an account
         # has hundreds, and its account and placement codes must still be usable.
@@ -490,7 +493,8 @@ def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.nd
 
 def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
                     sets: Mapping[str, tuple[list[str], list[str]]], rows: np.ndarray, config: ForecastConfig,
-                    keep_last: bool = False, memo: RefitMemo | None = None
+                    keep_last: bool = False, memo: RefitMemo | None = None,
+                    done: Mapping[tuple[str, str, bool], RollingResult] | None = None
                     ) -> tuple[dict[tuple[str, bool], RollingResult], list[tuple[str, bool]], RollingResult]:
     """The served forecast of one KPI for case `rows`: (every member's run, the members averaged, the average).
 
@@ -501,16 +505,32 @@ def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
     forecast: better on one scenario, worse on another). The CBR forecast is a member too: the weakest on the
     demo-like scenarios, the strongest where the effects live in what the block vectors see (the visual
     scenario of tests/test_forecast.py), and the mean kept either way within noise of its best members.
+    done: the members' runs made already (`served_jobs` run by the caller), else they are run here.
     """
-    modes = {"both": (True, False), "normalised": (True,), "raw": (False,)}[config.target_mode]
     kpi = targets[True].kpi
-    runs = {(name, norm): rolling_forecast(inputs, targets[norm], *sets[name], rows, config, keep_last=keep_last,
-                                                   memo=memo)
-            for name in CANDIDATE_SETS if name in sets for norm in modes}
+    jobs = served_jobs(kpi, targets, sets, config, keep_last)
+    if done is None:
+        done = run_jobs(run_job, inputs, jobs, rows, config, memo, config.workers)
+    runs = {job.key[1:]: done[job.key] for job in jobs}
     if f"cbr_residual_{kpi}" in inputs.static.columns:
         runs[("cbr", True)] = _cbr_forecast(inputs, targets[True], rows)
     members = [key for key in runs if runs[key].n_train.any()] or list(runs)
     return runs, members, average_members(runs, members, kpi)
+
+
+def served_jobs(kpi: str, targets: Mapping[bool, KpiTarget], sets: Mapping[str, tuple[list[str], list[str]]],
+                config: ForecastConfig, keep_last: bool) -> list[RollingJob]:
+    """The rolling forecasts the served forecast of `kpi` averages (the CBR member needs none)."""
+    modes = {"both": (True, False), "normalised": (True,), "raw": (False,)}[config.target_mode]
+    return [RollingJob((kpi, name, norm), targets[norm], *sets[name], keep_last=keep_last)
+            for name in CANDIDATE_SETS if name in sets for norm in modes]
+
+
+def run_job(inputs: ForecastInputs, job: RollingJob, rows: np.ndarray, config: ForecastConfig,
+            memo: RefitMemo | None) -> RollingResult:
+    """`rolling_forecast` of one job (what `run_jobs` runs, here or in a worker)."""
+    return rolling_forecast(inputs, job.target, job.static_cols, job.blocks, rows, config, keep_last=job.keep_last,
+                            memo=memo)
 
 
 def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attributes: pd.DataFrame | None = None,
@@ -543,6 +563,17 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     cohorts = account_week_cohorts(cb)
     bt = BacktestConfig(warmup_days=config.warmup_days, validation_share=config.validation_share, seed=config.seed)
 
+    # Every rolling forecast of the run at once, so that they can share the cores (config.workers).
+    jobs = [job for kpi in kpis for job in served_jobs(kpi, {n: targets[n][kpi] for n in (True, False)}, sets,
+                                                       config, keep_last=True)]
+    # The comparison sets on the normalised target: "a block alone" then means the block on top of the
+    # account's own level, as in the paper (a raw-target block alone cannot even see the account).
+    served_keys = {job.key for job in jobs}
+    jobs += [RollingJob((kpi, other, True), targets[True][kpi], *sets[other])
+             for kpi in kpis if config.evaluate and kpi in config.evaluate_kpis
+             for other in sets if (kpi, other, True) not in served_keys]
+    done = run_jobs(run_job, inputs, jobs, target_rows, config, memo, config.workers)
+
     perf_rows: list[dict[str, Any]] = []
     pred_frames: list[pd.DataFrame] = []
     models: dict[str, FittedModel] = {}
@@ -550,7 +581,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     for kpi in kpis:
         actual = realised(cb, kpi)
         runs, members, primary = served_forecast(inputs, {norm: targets[norm][kpi] for norm in (True, False)},
-                                                 sets, target_rows, config, keep_last=True, memo=memo)
+                                                 sets, target_rows, config, keep_last=True, memo=memo, done=done)
         served[kpi] = "mean of " + ", ".join(f"{n} ({'normalised' if m else 'raw'})" for n, m in members)
         target = targets[members[0][1]][kpi]
         z_actual = reporting_scale(actual[target_rows], kpi)
@@ -569,12 +600,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
                 models[f"{kpi}.{key[0].replace('+', '_')}.{'normalised' if key[1] else 'raw'}"] = model
         best = ("served", None)
         runs[best] = primary
-        if config.evaluate and kpi in config.evaluate_kpis:
-            # The comparison sets on the normalised target: "a block alone" then means the block on top of the
-            # account's own level, as in the paper (a raw-target block alone cannot even see the account).
-            runs.update({(other, True): rolling_forecast(inputs, targets[True][kpi], *sets[other], target_rows,
-                                                         config, memo=memo)
-                         for other in sets if (other, True) not in runs})
+        runs.update({key[1:]: res for key, res in done.items() if key[0] == kpi and key[1:] not in runs})
         for (set_name, set_norm), res in runs.items():
             perf_rows += evaluate_forecast(set_name, kpi, res, actual, window_of, cohorts, bt,
                                            interval=(lower, upper) if (set_name, set_norm) == best else None,
