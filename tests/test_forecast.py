@@ -278,3 +278,45 @@ def test_jobs_are_spread_evenly_over_the_workers():
     assert max(loads) - min(loads) <= max(job_cost(j) for j in jobs)
     assert worker_count(8, 3) == 3 and worker_count(1, 10) == 1 and 1 <= worker_count(0, 10) <= 10
 
+
+
+def test_a_worker_exits_when_the_step_process_is_killed(tmp_path):
+    """kill -9 of the step must not leave workers computing on the cores the next run needs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    # step: starts a worker that watches it, then waits to be killed; worker: works forever.
+    worker = ("import os, sys, time; from creative_dag.forecast.parallel import exit_when_orphaned; "
+              f"exit_when_orphaned({{parent}}, poll_s=0.1); open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+              "time.sleep(120)")
+    step = ("import os, subprocess, sys, time; "
+            f"subprocess.Popen([sys.executable, '-c', {worker!r}.replace('{{parent}}', str(os.getpid()))]); "
+            "time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", step])
+    deadline = time.time() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline, "the worker did not start"
+        time.sleep(0.1)
+    worker_pid = int(pid_file.read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    try:
+        while _alive(worker_pid):
+            assert time.time() < deadline, "the worker outlived its killed parent by 10 s"
+            time.sleep(0.1)
+    finally:
+        if _alive(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
