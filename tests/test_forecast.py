@@ -9,6 +9,7 @@ creative's launch, and save models a user can reload without pickle.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -282,7 +283,6 @@ def test_jobs_are_spread_evenly_over_the_workers():
 
 def test_a_worker_exits_when_the_step_process_is_killed(tmp_path):
     """kill -9 of the step must not leave workers computing on the cores the next run needs."""
-    import os
     import signal
     import subprocess
     import sys
@@ -320,3 +320,39 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+def _fail_on_ctr(inputs, job, rows, config, memo):
+    if job.key[0] == "ctr":
+        raise ValueError(f"no {job.key[0]} today")
+    return job.key
+
+
+def test_workers_are_gone_when_the_jobs_return_or_fail():
+    """A step must not keep idle workers: Dagster's multiprocess executor waits for them before the next step."""
+    from creative_dag.forecast.parallel import RollingJob, run_jobs
+
+    jobs = [RollingJob((kpi, "context", norm), None, [], []) for kpi in ("score", "ctr") for norm in (True, False)]
+    ok = run_jobs(_fail_on_ctr, None, jobs[:2], None, None, None, workers=2)
+    assert ok == {j.key: j.key for j in jobs[:2]}
+    assert not _children()
+    with pytest.raises(ValueError, match="no ctr today"):
+        run_jobs(_fail_on_ctr, None, jobs, None, None, None, workers=2)
+    assert not _children()
+
+
+def _children() -> list[int]:
+    """Live child processes, but for the resource trackers (one per process, exits with it)."""
+    pids = []
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+            pids += [int(p) for p in f.read().split() if _alive(int(p))]
+    return [p for p in pids if "resource_tracker" not in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""

@@ -30,6 +30,10 @@ from typing import Any
 from creative_dag.forecast.memo import RefitMemo
 
 
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
 @dataclass(frozen=True)
 class RollingJob:
     """One rolling forecast: key (kpi, input set, normalised target) and `rolling_forecast`'s arguments."""
@@ -50,7 +54,8 @@ def worker_count(requested: int, jobs: int) -> int:
 
 def run_jobs(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
              memo: RefitMemo | None, workers: int) -> dict[tuple[str, str, bool], Any]:
-    """{job.key: run_one(inputs, job, rows, config, memo)} for every job, on `workers` processes (1: here).
+    """{job.key: run_one(inputs, job, rows, config, memo)} for every job, on `workers` processes (1: here);
+    the worker processes are gone when it returns or raises.
 
     run_one must be a module-level function (it is sent to the workers by reference)."""
     from threadpoolctl import threadpool_limits
@@ -59,13 +64,23 @@ def run_jobs(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob
     if n == 1:
         with threadpool_limits(limits=1):
             return {job.key: run_one(inputs, job, rows, config, memo) for job in jobs}
-    from joblib import Parallel, delayed
+    from joblib.externals.loky import ProcessPoolExecutor
 
     groups = balanced_groups(jobs, n)
-    # One task per worker: the inputs and the memo (tens of MB) travel once per worker, not once per job.
-    parent = os.getpid()
-    done = Parallel(n_jobs=n, backend="loky")(delayed(_run_group)(run_one, inputs, group, rows, config, memo,
-                                                                  parent) for group in groups)
+    # An executor of this call's own, shut down before returning: the reusable one joblib's Parallel
+    # keeps idles for 300 s, and a step process that Dagster's multiprocess executor started waits for
+    # its children before it exits (the next step started 5 min late). One task per worker: the inputs
+    # and the memo (tens of MB) travel once per worker, not once per job. The environment caps the
+    # threads of libraries a job loads after threadpool_limits has run.
+    pool = ProcessPoolExecutor(max_workers=n, env={v: "1" for v in _THREAD_VARIABLES})
+    try:
+        futures = [pool.submit(_run_group, run_one, inputs, group, rows, config, memo, os.getpid())
+                   for group in groups]
+        done = [f.result() for f in futures]
+    except BaseException:
+        pool.shutdown(wait=True, kill_workers=True)  # a failed job or Ctrl-C: the rest is not wanted
+        raise
+    pool.shutdown(wait=True)
     out = {}
     for results, record in done:
         out.update(results)
