@@ -356,3 +356,33 @@ def _cmdline(pid: int) -> str:
             return f.read()
     except FileNotFoundError:
         return ""
+
+
+def _fit_unless_kept(inputs, job, rows, config, memo):
+    """A job that fits (and says where) unless the memo kept its answer."""
+    key = memo.key(*map(str, job.key))
+    if memo.get(key) is None:
+        memo.put(key, np.array([os.getpid()]))
+    return os.getpid()
+
+
+def test_a_day_whose_refits_are_all_kept_starts_no_workers():
+    from creative_dag.forecast.memo import RefitMemo
+    from creative_dag.forecast.parallel import RollingJob, run_jobs
+
+    jobs = [RollingJob((kpi, name, True), None, [], blocks) for kpi in ("score", "ctr")
+            for name, blocks in (("context", []), ("visual", ["visual"]), ("all", ["visual", "text"]))]
+    cold = RefitMemo(None)
+    first = run_jobs(_fit_unless_kept, None, jobs, None, None, cold, workers=2)
+    assert cold.fitted == len(jobs) and os.getpid() not in first.values(), "a cold run goes to the workers"
+
+    kept = RefitMemo(None, salt=cold.salt, stored=dict(cold.used))
+    again = run_jobs(_fit_unless_kept, None, jobs, None, None, kept, workers=2)
+    assert set(again.values()) == {os.getpid()} and kept.fitted == 0 and kept.hits == len(jobs)
+
+    # a new week: one job fits here, the rest go to the workers, and the memo hears of every fit
+    partial = RefitMemo(None, salt=cold.salt, stored={k: v for i, (k, v) in enumerate(cold.used.items()) if i % 2})
+    mixed = run_jobs(_fit_unless_kept, None, jobs, None, None, partial, workers=2)
+    assert partial.fitted == len(jobs) // 2 and partial.hits == len(jobs) - len(jobs) // 2
+    assert sorted(partial.used) == sorted(cold.used)
+    assert os.getpid() in mixed.values() and len(set(mixed.values())) > 1

@@ -64,6 +64,37 @@ def run_jobs(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob
     if n == 1:
         with threadpool_limits(limits=1):
             return {job.key: run_one(inputs, job, rows, config, memo) for job in jobs}
+    here = _run_while_kept(run_one, inputs, jobs, rows, config, memo)
+    rest = [job for job in jobs if job.key not in here]
+    if not rest:
+        return here
+    there = _run_on_workers(run_one, inputs, rest, rows, config, memo, worker_count(workers, len(rest)))
+    return {job.key: here[job.key] if job.key in here else there[job.key] for job in jobs}
+
+
+def _run_while_kept(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
+                    memo: RefitMemo | None) -> dict[tuple[str, str, bool], Any]:
+    """Run jobs here, cheapest first, until one has to fit (the memo counts a new fit).
+
+    A day whose refits are all in the memo takes a few seconds in all, less than starting the workers
+    (the demo's new day: forecast 3.3 s here, 4.8 s on two workers). With no saved memo (a cold run)
+    every job fits: straight to the workers."""
+    from threadpoolctl import threadpool_limits
+
+    done: dict[tuple[str, str, bool], Any] = {}
+    if memo is None or not memo.stored:
+        return done
+    with threadpool_limits(limits=1):
+        for job in sorted(jobs, key=job_cost):
+            fitted = memo.fitted
+            done[job.key] = run_one(inputs, job, rows, config, memo)
+            if memo.fitted > fitted:
+                break
+    return done
+
+
+def _run_on_workers(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
+                    memo: RefitMemo | None, n: int) -> dict[tuple[str, str, bool], Any]:
     from joblib.externals.loky import ProcessPoolExecutor
 
     groups = balanced_groups(jobs, n)
