@@ -59,16 +59,17 @@ def run_jobs(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob
     run_one must be a module-level function (it is sent to the workers by reference)."""
     from threadpoolctl import threadpool_limits
 
-    n = worker_count(workers, len(jobs))
-    if n == 1:
-        with threadpool_limits(limits=1):
-            return {job.key: run_one(inputs, job, rows, config, memo) for job in jobs}
-    here = _run_while_kept(run_one, inputs, jobs, rows, config, memo)
+    here: dict[tuple[str, str, bool], Any] = {}
+    if worker_count(workers, len(jobs)) > 1:
+        here = _run_while_kept(run_one, inputs, jobs, rows, config, memo)
     rest = [job for job in jobs if job.key not in here]
-    if not rest:
-        return here
-    there = _run_on_workers(run_one, inputs, rest, rows, config, memo, worker_count(workers, len(rest)))
-    return {job.key: here[job.key] if job.key in here else there[job.key] for job in jobs}
+    n = worker_count(workers, len(rest))
+    if n > 1:
+        here.update(_run_on_workers(run_one, inputs, rest, rows, config, memo, n))
+    else:  # one worker asked for, or one job left: not worth a process
+        with threadpool_limits(limits=1):
+            here.update({job.key: run_one(inputs, job, rows, config, memo) for job in rest})
+    return {job.key: here[job.key] for job in jobs}
 
 
 def _run_while_kept(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
