@@ -345,8 +345,11 @@ def _children() -> list[int]:
     """Live child processes, but for the resource trackers (one per process, exits with it)."""
     pids = []
     for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
-            pids += [int(p) for p in f.read().split() if _alive(int(p))]
+        try:
+            with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split() if _alive(int(p))]
+        except FileNotFoundError:  # a thread that ended since the listing
+            continue
     return [p for p in pids if "resource_tracker" not in _cmdline(p)]
 
 
