@@ -49,11 +49,8 @@ from creative_dag.forecast.model import (
     from_reporting_scale,
     input_sets,
     reporting_scale,
-    run_job,
     served_forecast,
-    served_jobs,
 )
-from creative_dag.forecast.parallel import run_jobs
 from creative_dag.forecast.targets import KPIS, kpi_targets
 from creative_dag.marts.attributes import attribute_frame
 from creative_dag.marts.block_vectors import BlockVectors
@@ -306,12 +303,8 @@ def _forecast(memory: CaseMemory, rows: np.ndarray, attributes: pd.DataFrame, pa
     sets = input_sets(inputs)
     out: dict[str, Any] = {}
     calibration: dict[str, float] = {}
-    per_kpi = {kpi: {n: targets[n][kpi] for n in (True, False)} for kpi in kpis}
-    # Every KPI's fits on one pool of workers: a pool per KPI would pay its start-up once per KPI.
-    jobs = [job for kpi in kpis for job in served_jobs(kpi, per_kpi[kpi], sets, fc, keep_last=False)]
-    done = run_jobs(run_job, inputs, jobs, rows, fc, None, fc.workers)
     for kpi in kpis:
-        _, members, primary = served_forecast(inputs, per_kpi[kpi], sets, rows, fc, done=done)
+        _, members, primary = served_forecast(inputs, {n: targets[n][kpi] for n in (True, False)}, sets, rows, fc)
         q = recent_half_width(past, cb, kpi, as_of, config)
         calibration[f"half_width_{kpi}"] = q
         out[f"forecast_{kpi}"] = primary.pred

@@ -57,8 +57,6 @@ def run_jobs(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob
     the worker processes are gone when it returns or raises.
 
     run_one must be a module-level function (it is sent to the workers by reference)."""
-    from threadpoolctl import threadpool_limits
-
     here: dict[tuple[str, str, bool], Any] = {}
     if worker_count(workers, len(jobs)) > 1:
         here = _run_while_kept(run_one, inputs, jobs, rows, config, memo)
@@ -67,9 +65,17 @@ def run_jobs(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob
     if n > 1:
         here.update(_run_on_workers(run_one, inputs, rest, rows, config, memo, n))
     else:  # one worker asked for, or one job left: not worth a process
-        with threadpool_limits(limits=1):
-            here.update({job.key: run_one(inputs, job, rows, config, memo) for job in rest})
+        here.update(_run_here(run_one, inputs, rest, rows, config, memo))
     return {job.key: here[job.key] for job in jobs}
+
+
+def _run_here(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
+              memo: RefitMemo | None) -> dict[tuple[str, str, bool], Any]:
+    """The jobs one after another in this process, on one BLAS/OpenMP thread (see the module's docstring)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return {job.key: run_one(inputs, job, rows, config, memo) for job in jobs}
 
 
 def _run_while_kept(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
@@ -152,11 +158,8 @@ def exit_when_orphaned(parent: int, poll_s: float = 0.5) -> None:
 
 def _run_group(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
                memo: RefitMemo | None, parent: int) -> tuple[dict[tuple[str, str, bool], Any], RefitMemo | None]:
-    from threadpoolctl import threadpool_limits
-
     exit_when_orphaned(parent)
     if memo is not None:
         memo = RefitMemo(None, salt=memo.salt, stored=memo.stored)  # this worker's own record of what it used
-    with threadpool_limits(limits=1):
-        results = {job.key: run_one(inputs, job, rows, config, memo) for job in jobs}
+    results = _run_here(run_one, inputs, jobs, rows, config, memo)
     return results, None if memo is None else replace(memo, stored={})  # what it read need not travel back
