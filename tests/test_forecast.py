@@ -18,7 +18,13 @@ from test_cbr_scenario import scenario  # noqa: F401  (module fixture: tests/ is
 
 from creative_dag.cbr.backtest import AsOfLabels, BacktestConfig, run_backtest
 from creative_dag.cbr.query import CaseMemory
-from creative_dag.forecast.model import ForecastConfig, run_forecast, save_models
+from creative_dag.forecast.model import (
+    ForecastConfig,
+    adapted_level,
+    rolling_conformal,
+    run_forecast,
+    save_models,
+)
 from creative_dag.forecast.targets import KpiTarget, TargetSpec
 from creative_dag.forecast.validation import boosting_validation
 
@@ -121,6 +127,38 @@ def test_normalised_target_round_trips_and_uses_only_the_past(scenario):  # noqa
     changed.loc[changed.index[future], "outcome_clicks"] *= 3
     again = KpiTarget(changed, "ctr", TargetSpec(), AsOfLabels(changed))
     assert again.level[last] == pytest.approx(target.level[last])
+
+
+def _error_stream(scale, seed: int, n_days: int = 300, per_day: int = 3, delay: int = 7):
+    """Forecasts of 0 whose errors have standard deviation scale(launch day), known `delay` days later."""
+    rng = np.random.default_rng(seed)
+    launch = np.repeat(np.arange(n_days), per_day)
+    z_actual = rng.normal(0.0, 1.0, len(launch)) * scale(launch)
+    return np.zeros(len(launch)), z_actual, np.ones(len(launch), bool), launch + delay, launch
+
+
+@pytest.mark.parametrize("trend, scale", [("improving", lambda t: 1 / (1 + t / 60)),
+                                          ("worsening", lambda t: 1 + t / 150),
+                                          ("steady", lambda t: np.ones(len(t)))])
+def test_interval_level_adapts_to_how_often_past_intervals_missed(trend, scale):
+    # A model that keeps improving makes even recent residuals overstate the next error: plain split-conformal
+    # over-covers (and under-covers when errors grow); adapting the level to past misses brings it back to 80 %.
+    coverage = {}
+    for gamma in (0.0, 0.01):
+        hits = []
+        for seed in range(10):
+            z_pred, z_actual, calibrate, available, launch = _error_stream(scale, seed)
+            half = rolling_conformal(z_pred, z_actual, calibrate, available, launch, 0.8, 50, gamma)
+            later = launch >= 150
+            hits.append(np.mean(np.abs(z_actual - z_pred)[later] <= half[later]))
+        coverage[gamma] = float(np.mean(hits))
+    assert abs(coverage[0.01] - 0.8) <= 0.012, coverage
+    if trend == "improving":
+        assert coverage[0.0] >= 0.815, coverage
+    elif trend == "worsening":
+        assert coverage[0.0] <= 0.79, coverage
+    assert adapted_level(0.8, np.zeros(0), 0.01) == 0.8 and adapted_level(0.8, np.ones(5), 0.0) == 0.8
+    assert adapted_level(0.8, np.zeros(10), 0.01) < 0.8 < adapted_level(0.8, np.ones(10), 0.01)
 
 
 def test_saved_models_reload_without_pickle(scenario, tmp_path):  # noqa: F811

@@ -44,7 +44,7 @@ from creative_dag.partitions import candidate_batch_partitions
 CANDIDATES_GROUP = "candidates"
 
 
-class CandidateAssessmentConfig(config_from(AssessConfig, "learner", "interval", "k_similar", "active_days",
+class CandidateAssessmentConfig(config_from(AssessConfig, "learner", "interval", "interval_gamma", "k_similar", "active_days",
                                             also={PairConfig: ("min_confidence",)})):
     """creative_dag.candidates.assess.AssessConfig and pairwise.PairConfig. as_of: ISO launch date the
     candidates are assessed for ("" = the day after the last metric date)."""

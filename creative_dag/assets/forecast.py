@@ -37,7 +37,7 @@ from creative_dag.settings import HomeLayout
 
 
 class ForecastAssetConfig(config_from(ForecastConfig, "kpis", "warmup_days", "validation_share", "refit_days",
-                                      "pca_dims", "learner", "target_mode", "interval", "evaluate",
+                                      "pca_dims", "learner", "target_mode", "interval", "interval_gamma", "evaluate",
                                       "workers")):
     """creative_dag.forecast.model.ForecastConfig (windows match cbr.backtest's defaults). baseline_days:
     the trailing account window the normalised target divides by (TargetSpec.window_days)."""

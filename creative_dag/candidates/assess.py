@@ -45,6 +45,7 @@ from creative_dag.cbr.query import CaseMemory
 from creative_dag.forecast.features import build_inputs
 from creative_dag.forecast.model import (
     ForecastConfig,
+    adapted_level,
     conformal_q,
     from_reporting_scale,
     input_sets,
@@ -63,15 +64,17 @@ RISK_LEVELS = ("identical", "near_duplicate", "similar", "low", "unknown")
 class AssessConfig:
     """kpis: forecast KPIs; learner: the forecast's learner (ridge by default: a candidate run refits every
     member once, and on our scenarios the ridge ranked as well as the stack at a seventh of the cost,
-    bench/forecast.py); interval / conformal_window: the interval's coverage and the recent residuals it
-    is calibrated on; k_similar: past cases shown; active_days: a creative that delivered in these days
-    before `as_of` counts as running (repetition risk); near_duplicate / similar: fused image similarity
-    thresholds of the risk levels (the repetition mart's dup_threshold and tau)."""
+    bench/forecast.py); interval / conformal_window / interval_gamma: the interval's coverage, the recent
+    residuals it is calibrated on and how fast its level adapts to past misses (as ForecastConfig);
+    k_similar: past cases shown; active_days: a creative that delivered in these days before `as_of` counts
+    as running (repetition risk); near_duplicate / similar: fused image similarity thresholds of the risk
+    levels (the repetition mart's dup_threshold and tau)."""
 
     kpis: tuple[str, ...] = KPIS
     learner: str = "linear"
     interval: float = 0.8
     conformal_window: int = 50
+    interval_gamma: float = 0.01
     k_similar: int = 5
     active_days: int = 14
     near_duplicate: float = 0.92
@@ -80,7 +83,8 @@ class AssessConfig:
 
     def forecast_config(self) -> ForecastConfig:
         return ForecastConfig(kpis=self.kpis, learner=self.learner, interval=self.interval,
-                              conformal_window=self.conformal_window, seed=self.seed, evaluate=False,
+                              conformal_window=self.conformal_window, interval_gamma=self.interval_gamma,
+                              seed=self.seed, evaluate=False,
                               workers=1)  # ridge refits take less time than starting worker processes
 
 
@@ -326,7 +330,8 @@ def _matured_forecasts(predictions: pd.DataFrame | None, cb: pd.DataFrame, kpi: 
                        as_of: dt.date) -> pd.DataFrame:
     """Served forecasts of `kpi` whose outcome was known before `as_of`, oldest outcome first."""
     if predictions is None or predictions.empty:
-        return pd.DataFrame(columns=["creative_id", "account_id", "launch_date", "forecast", "realised"])
+        return pd.DataFrame(columns=["creative_id", "account_id", "launch_date", "forecast", "lower", "upper",
+                                     "realised"])
     p = predictions[(predictions["kpi"] == kpi) & predictions["window"].isin(["validation", "test"])].copy()
     p["forecast"] = pd.to_numeric(p["forecast"], errors="coerce")
     p["realised"] = pd.to_numeric(p["realised"], errors="coerce")
@@ -339,10 +344,16 @@ def _matured_forecasts(predictions: pd.DataFrame | None, cb: pd.DataFrame, kpi: 
 
 def recent_half_width(past: History, cb: pd.DataFrame, kpi: str, as_of: dt.date, config: AssessConfig) -> float:
     """Split-conformal half-width (reporting scale) over the last `conformal_window` served forecasts whose
-    outcome was known before `as_of`: the forecast's own recent errors, as `marts.predictions` does."""
-    p = _matured_forecasts(past.predictions, cb, kpi, as_of).tail(config.conformal_window)
+    outcome was known before `as_of`, at the level adapted to how often their intervals missed: the
+    forecast's own recent errors, as `marts.predictions` does (`rolling_conformal`)."""
+    p = _matured_forecasts(past.predictions, cb, kpi, as_of)
+    lower, upper = (pd.to_numeric(p[c], errors="coerce") for c in ("lower", "upper"))
+    judged = lower.notna() & upper.notna()
+    missed = ((p["realised"] < lower) | (p["realised"] > upper))[judged].to_numpy(dtype=float)
+    level = adapted_level(config.interval, missed, config.interval_gamma)
+    p = p.tail(config.conformal_window)
     return conformal_q(reporting_scale(p["forecast"].to_numpy(float), kpi),
-                       reporting_scale(p["realised"].to_numpy(float), kpi), config.interval)
+                       reporting_scale(p["realised"].to_numpy(float), kpi), level)
 
 
 def pair_noise_scale(predictions: pd.DataFrame | None, cb: pd.DataFrame, as_of: dt.date, max_pairs: int = 2000) -> float:

@@ -569,8 +569,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "window": ("validation / test (cbr.backtest's windows), live (not matured yet) or unevaluated (matured, "
                    "no outcome score)."),
         "forecast": "Prelaunch forecast as of launch_date, on the KPI's own scale.",
-        "lower": "Lower bound of the 80 % split-conformal interval; NULL until 10 past residuals are known.",
-        "upper": "Upper bound of the 80 % split-conformal interval; NULL until 10 past residuals are known.",
+        "lower": "Lower bound of the 80 % split-conformal interval (level adapted to past misses); NULL until 10 "
+                 "past residuals are known.",
+        "upper": "Upper bound of the 80 % split-conformal interval (level adapted to past misses); NULL until 10 "
+                 "past residuals are known.",
         "realised": ("The KPI over the maturity window once matured (rates only with enough impressions / clicks / "
                      "spend)."),
         "account_level": ("The account's trailing 12-month level of the KPI as of launch (the normalised target's "

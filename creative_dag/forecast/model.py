@@ -16,8 +16,9 @@ a model as readable text (`Booster.save_model`), which the product keeps instead
 The served forecast (`run_forecast`) is the mean, on the reporting scale (score as is, rates
 cube-rooted), of the candidate models (`CANDIDATE_SETS`) on both target variants plus the case memory's
 own forecast.
-Intervals are split-conformal on that scale: the 80 % quantile of |residual| over the most recent
-creatives whose outcome was known before the launch (`rolling_conformal`).
+Intervals are split-conformal on that scale: a quantile of |residual| over the most recent creatives
+whose outcome was known before the launch, at a level that starts at 80 % and adapts to how often the
+earlier intervals missed (`rolling_conformal`, `adapted_level`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ class ForecastConfig:
     (and without) a flag or tag for a refit to use that column; pca_dims: components
     kept per block; k: neighbours for the CBR features; target: see TargetSpec (its `normalise` is set per
     model); target_mode: fit the served models on "both" targets, or only "normalised" / "raw";
-    interval / conformal_window: coverage and the recent residuals it is calibrated on; booster
+    interval / conformal_window: coverage and the recent residuals it is calibrated on; interval_gamma: how
+    fast the interval's quantile level adapts to how often earlier intervals missed (`adapted_level`); booster
     settings; evaluate / evaluate_kpis: also fit the comparison input sets of `marts.performance_model`
     for these KPIs; learner: see `fit_predict`; stack_folds: out-of-fold splits of the stack."""
 
@@ -85,6 +87,7 @@ class ForecastConfig:
     target: TargetSpec = field(default_factory=TargetSpec)
     interval: float = 0.8
     conformal_window: int = 50
+    interval_gamma: float = 0.01
     n_estimators: int = 100
     learning_rate: float = 0.06
     num_leaves: int = 15
@@ -433,13 +436,23 @@ def design_matrix(static: pd.DataFrame, cols: Sequence[str], reduced: Mapping[st
 
 
 def conformal_q(z_pred: np.ndarray, z_actual: np.ndarray, coverage: float) -> float:
-    """Split-conformal half-width: the ⌈(n+1)·coverage⌉-th smallest |residual| (NaN with < 10 residuals)."""
+    """Split-conformal half-width: the ⌈(n+1)·coverage⌉-th smallest |residual| (NaN with < 10 residuals;
+    coverage is clipped to (0, 1], 1 giving the largest residual)."""
     resid = np.abs(np.asarray(z_actual, float) - np.asarray(z_pred, float))
     resid = np.sort(resid[np.isfinite(resid)])
     if len(resid) < 10:
         return float("nan")
-    rank = min(int(np.ceil((len(resid) + 1) * coverage)), len(resid))
+    rank = min(max(int(np.ceil((len(resid) + 1) * coverage)), 1), len(resid))
     return float(resid[rank - 1])
+
+
+def adapted_level(coverage: float, missed: np.ndarray, gamma: float) -> float:
+    """Adaptive conformal inference (Gibbs & Candès 2021) with delayed feedback: the quantile level to use
+    now, given whether each earlier interval whose outcome is known missed. Every known miss raises the
+    level by gamma·coverage, every hit lowers it by gamma·(1 − coverage), so intervals that keep covering
+    more than `coverage` narrow and ones that cover less widen; gamma = 0 is plain split-conformal."""
+    missed = np.asarray(missed, dtype=float)
+    return float(np.clip(coverage + gamma * np.sum(missed - (1.0 - coverage)), 0.5, 1.0))
 
 
 def reporting_scale(value: np.ndarray, kpi: str) -> np.ndarray:
@@ -476,18 +489,25 @@ def average_members(runs: Mapping[tuple[str, bool], RollingResult], members: Seq
 
 
 def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.ndarray, available: np.ndarray,
-                      launch: np.ndarray, coverage: float, window: int) -> np.ndarray:
+                      launch: np.ndarray, coverage: float, window: int, gamma: float = 0.0) -> np.ndarray:
     """As-of split-conformal half-width per row: `conformal_q` over the `window` most recent calibration rows
     whose outcome was known before the row's launch (available < launch). Recent residuals, because the
     models improve as the memory grows and the first weeks' errors would make every later interval too wide.
+    Even recent residuals overstate the next error a little, so the quantile level adapts to how often the
+    earlier intervals (of rows known before the launch) missed (`adapted_level`, gamma).
     NaN while fewer than 10 residuals are known."""
     half = np.full(len(z_pred), np.nan)
+    resid = np.abs(np.asarray(z_actual, float) - np.asarray(z_pred, float))
     cal = np.flatnonzero(calibrate & np.isfinite(z_pred) & np.isfinite(z_actual))
     cal = cal[np.argsort(available[cal], kind="stable")]
     for day in np.unique(launch):
-        known = cal[available[cal] < day][-window:]
-        if len(known) >= 10:
-            half[launch == day] = conformal_q(z_pred[known], z_actual[known], coverage)
+        known = cal[available[cal] < day]
+        if len(known) < 10:
+            continue
+        judged = known[np.isfinite(half[known])]  # rows launched before day whose own interval is now known
+        level = adapted_level(coverage, resid[judged] > half[judged], gamma)
+        recent = known[-window:]
+        half[launch == day] = conformal_q(z_pred[recent], z_actual[recent], level)
     return half
 
 
@@ -588,7 +608,8 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
         # Fallback forecasts (no model yet) are not what the interval is for: leave them out of the calibration.
         calibrate = np.isin(target_rows, query_rows) & (primary.n_train > 0)
         half = rolling_conformal(primary.z_pred, z_actual, calibrate, target.available[target_rows],
-                                 target.launch[target_rows], config.interval, config.conformal_window)
+                                 target.launch[target_rows], config.interval, config.conformal_window,
+                                 config.interval_gamma)
         lower = from_reporting_scale(primary.z_pred - half, kpi)
         upper = from_reporting_scale(primary.z_pred + half, kpi)
         later = np.isfinite(half)
