@@ -173,6 +173,7 @@ def test_saved_models_reload_without_pickle(scenario, tmp_path):  # noqa: F811
     meta = json.loads(meta_files[0].read_text())
     assert meta["kpi"] == "score" and meta["features"] and meta["trained_through"] < str(frame["launch_date"].max())
     assert meta["target"]["normalise"] is True and np.isfinite(meta["conformal_q"])
+    assert 0.5 <= meta["interval_level"] <= 1.0
     model_txt = [p for p in written if p.name.endswith(".lightgbm.txt")]
     if model_txt:  # LightGBM got a stack weight: its text model reloads and names the same features
         booster = lgb.Booster(model_file=str(model_txt[0]))

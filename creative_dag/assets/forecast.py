@@ -125,4 +125,5 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
     yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(
         MARTS_PREDICTIONS, predictions, creatives_forecast=int(predictions.loc[predictions["forecast"].notna(), "creative_id"].nunique()),
         live_creatives=int(predictions.loc[predictions["window"] == "live", "creative_id"].nunique()),
-        kpis=", ".join(fc_config.kpis)))
+        kpis=", ".join(fc_config.kpis),
+        interval_level=", ".join(f"{k} {v:.3f}" for k, v in result.info["interval_level"].items())))

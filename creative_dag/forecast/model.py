@@ -128,6 +128,7 @@ class FittedModel:
     target: TargetSpec
     conformal_q: float
     input_set: str = PRIMARY_SET
+    interval_level: float = float("nan")  # the quantile level the next launch's interval uses
 
 
 @dataclass
@@ -598,6 +599,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     pred_frames: list[pd.DataFrame] = []
     models: dict[str, FittedModel] = {}
     served: dict[str, str] = {}
+    levels: dict[str, float] = {}
     for kpi in kpis:
         actual = realised(cb, kpi)
         runs, members, primary = served_forecast(inputs, {norm: targets[norm][kpi] for norm in (True, False)},
@@ -614,10 +616,13 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
         upper = from_reporting_scale(primary.z_pred + half, kpi)
         later = np.isfinite(half)
         q_last = float(half[later][-1]) if later.any() else float("nan")
+        judged = calibrate & later & np.isfinite(z_actual)  # every interval whose outcome is known by now
+        levels[kpi] = adapted_level(config.interval, np.abs(z_actual - primary.z_pred)[judged] > half[judged],
+                                    config.interval_gamma)
         for key in members:
             model = runs[key].last_model
             if model is not None:
-                model.conformal_q, model.input_set = q_last, key[0]
+                model.conformal_q, model.input_set, model.interval_level = q_last, key[0], levels[kpi]
                 models[f"{kpi}.{key[0].replace('+', '_')}.{'normalised' if key[1] else 'raw'}"] = model
         best = ("served", None)
         runs[best] = primary
@@ -640,7 +645,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
     predictions = pd.concat(pred_frames, ignore_index=True) if pred_frames else empty_predictions()
     info = {"n_creatives": len(cb), "n_forecast": len(target_rows), "n_validation": int((window == "validation").sum()),
             "n_test": int((window == "test").sum()), "input_sets": list(sets), "notes": inputs.notes,
-            "blocks": list(inputs.blocks), "served": served}
+            "blocks": list(inputs.blocks), "served": served, "interval_level": levels}
     return ForecastResult(predictions=predictions, performance=performance, models=models, info=info)
 
 
@@ -719,7 +724,7 @@ def save_models(models: Mapping[str, FittedModel], folder: str | Path) -> list[P
         meta = {"kpi": m.kpi, "member": kpi, "input_set": m.input_set, "features": m.features,
                 "categorical": m.categorical, "pca": m.pca,
                 "trained_through": m.trained_through, "n_train": m.n_train, "target": asdict(m.target),
-                "conformal_q": m.conformal_q, "learners": sorted(m.members),
+                "conformal_q": m.conformal_q, "interval_level": m.interval_level, "learners": sorted(m.members),
                 "prediction": "stack: intercept + sum of weight x member prediction, in the target space",
                 "served_as": "one member of the mean (score as is, rates cube-rooted) that marts.predictions serves; "
                              "the other fitted members are saved beside it (<kpi>.<input set>.<target>.json); the CBR "
