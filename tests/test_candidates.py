@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from creative_dag.candidates.assess import Assessment, historical_pairs, indicator_holds
+from creative_dag.candidates.assess import (
+    AssessConfig,
+    Assessment,
+    History,
+    historical_pairs,
+    indicator_holds,
+    recent_half_width,
+)
 from creative_dag.candidates.batch import (
     parse_context,
     read_batch_folder,
@@ -208,3 +215,29 @@ def test_candidates_sensor_requests_new_and_changed_batches_once(tmp_path):
     assert [r.partition_key for r in changed.run_requests] == ["week_23"]
     assert not changed.dynamic_partitions_requests
     assert json.loads(changed.cursor).keys() == {"week_23"}
+
+
+def test_the_candidate_interval_narrows_after_covering_and_widens_after_missing():
+    # The candidate's interval uses marts.predictions' recent residuals at the level adapted to how often those
+    # forecasts' own intervals missed, as the mart does: always covered -> narrower, always missed -> wider.
+    rng = np.random.default_rng(0)
+    n = 120
+    ids = [f"cr_{i:03d}" for i in range(n)]
+    days = pd.date_range("2026-01-01", periods=n, freq="D")
+    cb = pd.DataFrame({"creative_id": ids, "available_date": days})
+    realised = 1.0 + rng.normal(0.0, 0.5, n)
+    base = pd.DataFrame({"creative_id": ids, "kpi": "score", "window": "test", "forecast": 1.0,
+                         "realised": realised, "launch_date": days - pd.Timedelta(days=7)})
+    as_of = (days[-1] + pd.Timedelta(days=1)).date()
+    config = AssessConfig()
+
+    def half(lower, upper, gamma=config.interval_gamma):
+        predictions = base.assign(lower=lower, upper=upper)
+        history = History(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), {}, pd.DataFrame(), predictions)
+        return recent_half_width(history, cb, "score", as_of, AssessConfig(interval_gamma=gamma))
+
+    fixed = half(np.nan, np.nan)  # no past interval known: the plain 80 % quantile
+    assert fixed == pytest.approx(half(-10.0, 10.0, gamma=0.0))
+    assert half(-10.0, 10.0) < fixed < half(5.0, 6.0)
+    wide = np.abs(realised[-50:] - 1.0)
+    assert fixed == pytest.approx(np.sort(wide)[int(np.ceil(51 * 0.8)) - 1])
