@@ -148,7 +148,7 @@ def test_interval_level_adapts_to_how_often_past_intervals_missed(trend, scale):
         hits = []
         for seed in range(10):
             z_pred, z_actual, calibrate, available, launch = _error_stream(scale, seed)
-            half = rolling_conformal(z_pred, z_actual, calibrate, available, launch, 0.8, 50, gamma)
+            half, _ = rolling_conformal(z_pred, z_actual, calibrate, available, launch, 0.8, 50, gamma)
             later = launch >= 150
             hits.append(np.mean(np.abs(z_actual - z_pred)[later] <= half[later]))
         coverage[gamma] = float(np.mean(hits))

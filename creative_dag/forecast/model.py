@@ -490,13 +490,15 @@ def average_members(runs: Mapping[tuple[str, bool], RollingResult], members: Seq
 
 
 def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.ndarray, available: np.ndarray,
-                      launch: np.ndarray, coverage: float, window: int, gamma: float = 0.0) -> np.ndarray:
+                      launch: np.ndarray, coverage: float, window: int, gamma: float = 0.0
+                      ) -> tuple[np.ndarray, float]:
     """As-of split-conformal half-width per row: `conformal_q` over the `window` most recent calibration rows
     whose outcome was known before the row's launch (available < launch). Recent residuals, because the
     models improve as the memory grows and the first weeks' errors would make every later interval too wide.
     Even recent residuals overstate the next error a little, so the quantile level adapts to how often the
     earlier intervals (of rows known before the launch) missed (`adapted_level`, gamma).
-    NaN while fewer than 10 residuals are known."""
+    NaN while fewer than 10 residuals are known. Returns (half-widths, the level the next launch gets:
+    adapted to every interval whose outcome is known now)."""
     half = np.full(len(z_pred), np.nan)
     resid = np.abs(np.asarray(z_actual, float) - np.asarray(z_pred, float))
     cal = np.flatnonzero(calibrate & np.isfinite(z_pred) & np.isfinite(z_actual))
@@ -509,7 +511,8 @@ def rolling_conformal(z_pred: np.ndarray, z_actual: np.ndarray, calibrate: np.nd
         level = adapted_level(coverage, resid[judged] > half[judged], gamma)
         recent = known[-window:]
         half[launch == day] = conformal_q(z_pred[recent], z_actual[recent], level)
-    return half
+    judged = cal[np.isfinite(half[cal])]
+    return half, adapted_level(coverage, resid[judged] > half[judged], gamma)
 
 
 def served_forecast(inputs: ForecastInputs, targets: Mapping[bool, KpiTarget],
@@ -609,16 +612,13 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
         z_actual = reporting_scale(actual[target_rows], kpi)
         # Fallback forecasts (no model yet) are not what the interval is for: leave them out of the calibration.
         calibrate = np.isin(target_rows, query_rows) & (primary.n_train > 0)
-        half = rolling_conformal(primary.z_pred, z_actual, calibrate, target.available[target_rows],
-                                 target.launch[target_rows], config.interval, config.conformal_window,
-                                 config.interval_gamma)
+        half, levels[kpi] = rolling_conformal(primary.z_pred, z_actual, calibrate, target.available[target_rows],
+                                              target.launch[target_rows], config.interval, config.conformal_window,
+                                              config.interval_gamma)
         lower = from_reporting_scale(primary.z_pred - half, kpi)
         upper = from_reporting_scale(primary.z_pred + half, kpi)
         later = np.isfinite(half)
         q_last = float(half[later][-1]) if later.any() else float("nan")
-        judged = calibrate & later & np.isfinite(z_actual)  # every interval whose outcome is known by now
-        levels[kpi] = adapted_level(config.interval, np.abs(z_actual - primary.z_pred)[judged] > half[judged],
-                                    config.interval_gamma)
         for key in members:
             model = runs[key].last_model
             if model is not None:
