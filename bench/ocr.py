@@ -15,8 +15,13 @@ the CTA label and whether there is a button. Reported per backend:
   for either backend, the planted classes differ by lines, not area); heavy_lines: share of heavy
   creatives read as >= 5 lines.
 
+- with `--workers 2` (or more): the same images read by that many worker processes
+  (creative_dag/encoders/layout_pool.py, the pool started before timing, its start timed apart):
+  s_per_image_workers_N, speedup_workers_N over the step's own process, and whether the rows are
+  identical to it.
+
 Usage: python bench/ocr.py [--n 40] [--image-size 1080] [--working-size 540] [--threads 2]
-       [--backends easyocr,rapidocr]
+       [--backends easyocr,rapidocr] [--workers 2]
 Prints a table and writes bench/results/ocr.json. A backend that is not installed is reported
 as unavailable with its reason, not skipped silently. Not a test: timings vary between machines.
 """
@@ -96,7 +101,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--backends", default="easyocr,rapidocr")
+    parser.add_argument("--workers", default="2", help="worker-process counts to time besides the step's own "
+                                                       "process, comma-separated ('' = none)")
     args = parser.parse_args()
+    worker_counts = [int(w) for w in args.workers.split(",") if w.strip() and int(w) > 1]
 
     import torch
     from PIL import Image
@@ -132,6 +140,9 @@ def main() -> None:
         results[backend] = {"available": True, "model_id": extractor.model_id, "load_s": round(load_s, 2),
                             "s_per_image": round(best / len(images), 3),
                             **{k: round(v, 3) for k, v in score(rows, truth).items()}}
+        for workers in worker_counts:
+            results[backend].update(_time_workers(extractor, images, rows, workers, args.repeats,
+                                                  results[backend]["s_per_image"]))
         print(backend, json.dumps(results[backend]))
 
     table = pd.DataFrame({b: r for b, r in results.items() if r.get("available")}).T
@@ -142,6 +153,26 @@ def main() -> None:
     path = ROOT / "bench" / "results" / "ocr.json"
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwritten {path.relative_to(ROOT)}")
+
+
+def _time_workers(extractor, images: list, rows: pd.DataFrame, workers: int, repeats: int,
+                  s_per_image: float) -> dict:
+    """Per-image seconds of `workers` worker processes reading the images, and whether their rows match."""
+    from creative_dag.encoders.layout_pool import LayoutPool
+
+    start = time.perf_counter()
+    with LayoutPool(extractor, workers) as pool:
+        pool.transform(images[:workers])  # every worker loaded: timed apart, like the model load above
+        start_s = time.perf_counter() - start
+        best, pooled = float("inf"), None
+        for _ in range(repeats):
+            start = time.perf_counter()
+            pooled = pool.transform(images)
+            best = min(best, time.perf_counter() - start)
+    per_image = best / len(images)
+    return {f"start_s_workers_{workers}": round(start_s, 2), f"s_per_image_workers_{workers}": round(per_image, 3),
+            f"speedup_workers_{workers}": round(s_per_image / per_image, 2),
+            f"same_rows_workers_{workers}": bool(pooled.equals(rows))}
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def _load_layout(settings: EncoderSettings) -> Any:
     backend = settings.effective_ocr_backend
     model_dir = {"florence2": settings.florence2_model, "easyocr": settings.easyocr_model_dir}.get(backend)
     return LayoutBlockEncoder.load(backend=backend, working_size=settings.ocr_working_size,
-                                   model_dir=model_dir, device=settings.device)
+                                   model_dir=model_dir, device=settings.device, workers=settings.effective_ocr_workers)
 
 
 def _text_model_id(settings: EncoderSettings) -> str:

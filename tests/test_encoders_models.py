@@ -184,3 +184,17 @@ def test_a_deployment_picks_its_ocr_backend_from_the_environment(tmp_path, monke
     settings = EncoderResource.from_locations(locations).settings()
     assert settings.effective_ocr_backend == "rapidocr"
     assert block_model_id(LAYOUT, settings) == "rapidocr-ppocrv4"
+
+
+def test_ocr_workers_default_to_one_per_core_for_rapidocr_only_and_leave_the_rows_alone():
+    """ocr_workers = 0: rapidocr (one thread per image) reads on every core; EasyOCR's torch models
+    already use them all. The count changes no output, so it does not re-encode anything."""
+    from creative_dag.blocks import LAYOUT
+    from creative_dag.resources.models import block_fingerprint
+    from creative_dag.worker_processes import usable_cores
+
+    assert EncoderSettings(ocr_backend="rapidocr").effective_ocr_workers == usable_cores()
+    assert EncoderSettings().effective_ocr_workers == 1
+    assert EncoderSettings(ocr_workers=3).effective_ocr_workers == 3
+    assert block_fingerprint(LAYOUT, EncoderSettings(ocr_workers=4)) == block_fingerprint(LAYOUT, EncoderSettings())
+    assert load_block(LAYOUT, EncoderSettings(ocr_backend="rapidocr", ocr_workers=2, device="cpu")).workers == 2

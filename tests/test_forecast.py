@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from test_cbr_scenario import scenario  # noqa: F401  (module fixture: tests/ is on sys.path)
+from test_worker_processes import _children
 
 from creative_dag.cbr.backtest import AsOfLabels, BacktestConfig, run_backtest
 from creative_dag.cbr.query import CaseMemory
@@ -320,47 +321,6 @@ def test_jobs_are_spread_evenly_over_the_workers():
 
 
 
-def test_a_worker_exits_when_the_step_process_is_killed(tmp_path):
-    """kill -9 of the step must not leave workers computing on the cores the next run needs."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    pid_file = tmp_path / "worker.pid"
-    # step: starts a worker that watches it, then waits to be killed; worker: works forever.
-    worker = ("import os, sys, time; from creative_dag.forecast.parallel import exit_when_orphaned; "
-              f"exit_when_orphaned({{parent}}, poll_s=0.1); open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
-              "time.sleep(120)")
-    step = ("import os, subprocess, sys, time; "
-            f"subprocess.Popen([sys.executable, '-c', {worker!r}.replace('{{parent}}', str(os.getpid()))]); "
-            "time.sleep(120)")
-    proc = subprocess.Popen([sys.executable, "-c", step])
-    deadline = time.time() + 60
-    while not pid_file.exists() or not pid_file.read_text():
-        assert time.time() < deadline, "the worker did not start"
-        time.sleep(0.1)
-    worker_pid = int(pid_file.read_text())
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    deadline = time.time() + 10
-    try:
-        while _alive(worker_pid):
-            assert time.time() < deadline, "the worker outlived its killed parent by 10 s"
-            time.sleep(0.1)
-    finally:
-        if _alive(worker_pid):
-            os.kill(worker_pid, signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"  # a zombie has exited
-    except FileNotFoundError:
-        return False
-
-
 def _fail_on_ctr(inputs, job, rows, config, memo):
     if job.key[0] == "ctr":
         raise ValueError(f"no {job.key[0]} today")
@@ -378,26 +338,6 @@ def test_workers_are_gone_when_the_jobs_return_or_fail():
     with pytest.raises(ValueError, match="no ctr today"):
         run_jobs(_fail_on_ctr, None, jobs, None, None, None, workers=2)
     assert not _children()
-
-
-def _children() -> list[int]:
-    """Live child processes, but for the resource trackers (one per process, exits with it)."""
-    pids = []
-    for task in os.listdir(f"/proc/{os.getpid()}/task"):
-        try:
-            with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
-                pids += [int(p) for p in f.read().split() if _alive(int(p))]
-        except FileNotFoundError:  # a thread that ended since the listing
-            continue
-    return [p for p in pids if "resource_tracker" not in _cmdline(p)]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
 
 
 def _fit_unless_kept(inputs, job, rows, config, memo):

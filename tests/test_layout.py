@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +195,59 @@ def test_rapidocr_backend_reads_headlines_and_buttons_with_its_shipped_weights(c
         if row.cta_detected and t["attributes"]["has_cta"]:
             # its recogniser drops the space in "ShopNow": put back, the label reads as drawn
             assert row.cta_text.lower() == t["attributes"]["cta_text"].lower(), (row.cta_text, t["attributes"])
+
+
+def _encode_through_the_pipeline(encoder, images: list[np.ndarray], log=None):
+    """encode_images over PNG copies of `images`, in batches of 4 (the path of the encode step)."""
+    import hashlib
+    import io
+
+    from creative_dag.encoders.pipeline import encode_images
+
+    files = {}
+    for i, image in enumerate(images):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        files[f"img_{i}.png"] = buffer.getvalue()
+    items = pd.DataFrame({"creative_id": [f"cr_{i}" for i in range(len(files))],
+                          "sha256": [hashlib.sha256(b).hexdigest() for b in files.values()],
+                          "launch_date": pd.Timestamp("2026-01-05").date(), "image_path": list(files)})
+    return encode_images(encoder, items, files.__getitem__, batch_size=4, log=log).frame
+
+
+def test_worker_processes_read_the_same_rows_as_the_step_process(chosen_creatives) -> None:
+    """rapidocr reads a cold run's images on one worker process per core (ocr_workers = 0); the layout
+    rows must not depend on how many read them, and a worker that dies must not lose a creative."""
+    pytest.importorskip("rapidocr_onnxruntime", reason="optional backend: docs/operations.md installs it")
+    from test_worker_processes import _children
+
+    from creative_dag.encoders.pipeline import LayoutBlockEncoder
+
+    images, _ = chosen_creatives
+    images = images * 2  # 12 images: three batches of 4
+    here = _encode_through_the_pipeline(LayoutBlockEncoder.load(backend="rapidocr", workers=1), images)
+    encoder = LayoutBlockEncoder.load(backend="rapidocr", workers=2)
+    assert encoder.workers == 2
+    with encoder.parallel(len(images)):  # 12 images are too few to be worth starting workers
+        assert encoder.reading_workers == 0
+    encoder.min_images_per_worker = 2
+    lines: list[str] = []
+    with encoder.parallel(len(images), lines.append):
+        assert encoder.reading_workers == 2
+        pooled = encoder.encode(images).attributes
+        assert len(_children()) == 2
+        for pid in _children():  # a worker killed (out of memory, an operator): the rest is read here
+            os.kill(pid, signal.SIGKILL)
+        after_kill = encoder.encode(images).attributes
+        assert encoder.reading_workers == 0 and "worker process stopped" in " ".join(lines)
+    assert not _children(), "the workers outlived the block"
+    pd.testing.assert_frame_equal(pooled, here.drop(columns=["creative_id", "sha256", "launch_date", "model_id",
+                                                             "model_version", "vector"]).reset_index(drop=True)
+                                  [pooled.columns], check_dtype=False)
+    pd.testing.assert_frame_equal(after_kill, pooled)
+    through_pipeline = _encode_through_the_pipeline(encoder, images)  # the pipeline opens the pool itself
+    pd.testing.assert_frame_equal(through_pipeline, here)
+    assert not _children()
 
 
 def test_rapidocr_without_its_weights_is_unavailable_not_faked(tmp_path: Path) -> None:

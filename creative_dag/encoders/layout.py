@@ -157,6 +157,12 @@ class LayoutExtractor:
         self.unavailable_reason: str | None = self._check_available()
         self.faces_unavailable_reason: str | None = self._check_faces()
 
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments: another process builds the same extractor from them."""
+        return {"backend": self.backend, "working_size": self.working_size, "model_dir": self.model_dir,
+                "gpu": self.gpu, "min_confidence": self.min_confidence, "batch_size": self.batch_size,
+                "face_cascade": self.face_cascade}
+
     # ---------------------------------------------------------- availability
     @property
     def available(self) -> bool:
@@ -295,10 +301,24 @@ class LayoutExtractor:
         self._load()
         if not self.available:
             raise RuntimeError(f"layout extractor unavailable: {self.unavailable_reason}")
-        rows = []
-        for index, image in enumerate(images):
-            label = ids[index] if ids is not None else f"image #{index}"
-            rows.append(self._features(as_rgb_image(image, label)))
+        return self.transform_working_copies([self.working_copy(image, ids[index] if ids is not None else
+                                                                f"image #{index}") for index, image in enumerate(images)])
+
+    def working_copy(self, image: np.ndarray, label: str = "image") -> tuple[np.ndarray, int, int]:
+        """(the copy OCR and face detection run on, original width, original height) of one image.
+
+        Everything `transform` computes comes from this copy and the original size, so worker
+        processes (creative_dag/encoders/layout_pool.py) are sent the copy, not the full image."""
+        rgb = as_rgb_image(image, label)
+        height, width = rgb.shape[:2]
+        return downscale(rgb, self.working_size), width, height
+
+    def transform_working_copies(self, copies: Sequence[tuple[np.ndarray, int, int]]) -> pd.DataFrame:
+        """`transform` of images already reduced by `working_copy`: one row per copy, in order."""
+        self._load()
+        if not self.available:
+            raise RuntimeError(f"layout extractor unavailable: {self.unavailable_reason}")
+        rows = [self._features(small, width, height) for small, width, height in copies]
         return pd.DataFrame(rows, columns=self.output_columns())
 
     def vectorize(self, frame: pd.DataFrame) -> np.ndarray:
@@ -311,9 +331,7 @@ class LayoutExtractor:
         return list(LAYOUT_COLUMNS)
 
     # -------------------------------------------------------------- private
-    def _features(self, rgb: np.ndarray) -> dict[str, Any]:
-        height, width = rgb.shape[:2]
-        small = downscale(rgb, self.working_size)
+    def _features(self, small: np.ndarray, width: int, height: int) -> dict[str, Any]:
         scale_x, scale_y = width / small.shape[1], height / small.shape[0]
         boxes = [b for b in self._ocr_boxes(small, scale_x, scale_y) if b.conf >= self.min_confidence]
         lines = reading_lines(boxes)
@@ -587,25 +605,22 @@ def default_rapidocr_model_dir() -> str | None:
 
 
 class _RapidOCR:
-    """PP-OCRv4 (det + angle cls + rec) on ONNX Runtime via rapidocr-onnxruntime, on our working copy."""
+    """PP-OCRv4 (det + angle cls + rec) on ONNX Runtime via rapidocr-onnxruntime, on our working copy.
+
+    One ONNX Runtime thread: a second one barely helps on a 384 px copy (0.33 -> 0.32 s per image on
+    2 cores), while a second worker process reads 1.4-1.6x as many (layout_pool.py); and the same
+    thread count everywhere gives the same boxes whatever the number of workers."""
 
     def __init__(self, model_dir: str, working_size: int, gpu: bool = False) -> None:
         from rapidocr_onnxruntime import RapidOCR
 
-        threads = -1  # ONNX Runtime's default (every core) unless torch's per-process setting says otherwise
-        try:
-            import torch
-
-            threads = torch.get_num_threads()
-        except ImportError:
-            pass
         root = Path(model_dir)
         # limit_type "max": detect on the working copy as it is (the default upsamples its SHORT side to 736 px)
         self._engine = RapidOCR(
             det_model_path=str(root / RAPIDOCR_WEIGHT_FILES[0]), cls_model_path=str(root / RAPIDOCR_WEIGHT_FILES[1]),
             rec_model_path=str(root / RAPIDOCR_WEIGHT_FILES[2]), det_limit_side_len=working_size,
             det_limit_type="max", det_use_cuda=gpu, cls_use_cuda=gpu, rec_use_cuda=gpu,
-            intra_op_num_threads=threads, inter_op_num_threads=1, print_verbose=False)
+            intra_op_num_threads=1, inter_op_num_threads=1, print_verbose=False)
 
     def read(self, rgb: np.ndarray) -> list[tuple[np.ndarray, str, float]]:
         """[(quad (4, 2) in rgb's pixels, text, confidence)]."""

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -111,11 +112,16 @@ class LayoutBlockEncoder:
 
     block = "layout"
     decode_shorter_side = None  # full resolution: boxes are reported in the file's pixels
+    # Fewer images than this per worker are read here: a worker takes ~1 s to start and load its model.
+    min_images_per_worker = 8
 
-    def __init__(self, extractor: Any) -> None:
+    def __init__(self, extractor: Any, workers: int = 1) -> None:
         from creative_dag.encoders.layout import LAYOUT_SCALES
 
         self.extractor = extractor
+        self.workers = max(1, int(workers))
+        self._pool: Any = None  # a LayoutPool while `parallel` is open
+        self._log: Callable[[str], Any] | None = None
         self.model_id = extractor.model_id
         self.model_version = (f"{extractor.model_version}"
                               f"+p{settings_hash(LAYOUT_SCALES, extractor.min_confidence)}")
@@ -124,7 +130,7 @@ class LayoutBlockEncoder:
 
     @classmethod
     def load(cls, backend: str = "easyocr", working_size: int = 384, model_dir: str | None = None,
-             device: str = "cpu", batch_size: int = 16) -> LayoutBlockEncoder:
+             device: str = "cpu", batch_size: int = 16, workers: int = 1) -> LayoutBlockEncoder:
         from creative_dag.encoders.base import ModelUnavailable, resolve_device
         from creative_dag.encoders.layout import LayoutExtractor
 
@@ -138,10 +144,45 @@ class LayoutBlockEncoder:
                 pass
         if not extractor.available:
             raise ModelUnavailable(extractor.unavailable_reason or "layout extractor unavailable")
-        return cls(extractor)
+        return cls(extractor, workers=1 if gpu else workers)
+
+    @property
+    def reading_workers(self) -> int:
+        """Worker processes reading this block's images now (0: the step's own process reads them)."""
+        return self._pool.workers if self._pool is not None else 0
+
+    @contextmanager
+    def parallel(self, images: int, log: Callable[[str], Any] | None = None) -> Iterator[None]:
+        """Within the block, `encode` reads on the worker processes when `images` are enough for them.
+
+        A worker that dies (killed, out of memory) stops the pool: the rest is read in this process,
+        with a line in `log`."""
+        workers = min(self.workers, images // self.min_images_per_worker)
+        if workers < 2 or self._pool is not None:
+            yield
+            return
+        from creative_dag.encoders.layout_pool import LayoutPool
+
+        with LayoutPool(self.extractor, workers) as pool:
+            self._pool, self._log = pool, log
+            try:
+                yield
+            finally:
+                self._pool = self._log = None
 
     def encode(self, images: Sequence[np.ndarray]) -> EncodedBatch:
-        frame = self.extractor.transform(images)
+        frame = None
+        if self._pool is not None:
+            try:
+                frame = self._pool.transform(images)
+            except BrokenExecutor as exc:
+                self._pool.close(kill=True)
+                self._pool = None
+                if self._log:
+                    self._log(f"embeddings.layout: a worker process stopped ({type(exc).__name__}: {exc}); "
+                              "the rest is read in the step's own process")
+        if frame is None:
+            frame = self.extractor.transform(images)
         return EncodedBatch(self.extractor.vectorize(frame), frame.reset_index(drop=True))
 
 
@@ -170,37 +211,39 @@ def encode_images(encoder: BlockEncoder, items: pd.DataFrame, read_bytes: Callab
     decode_s = encode_s = 0.0
     rows = list(todo[["sha256", "image_path", "creative_id"]].itertuples(index=False, name=None))
     batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(batches) > 1 else None
-    try:
-        pending: Future | None = None
-        for index, batch in enumerate(batches):
-            t0 = time.perf_counter()
-            if pending is not None:
-                decoded = pending.result()
-            else:
-                decoded = _decode_batch(batch, read_bytes, decode_kwargs, verify_sha256)
-            if pool is not None and index + 1 < len(batches):
-                pending = pool.submit(_decode_batch, batches[index + 1], read_bytes, decode_kwargs, verify_sha256)
-            else:
-                pending = None
-            t1 = time.perf_counter()
-            decode_s += t1 - t0
-            ok = [(sha, image) for sha, image, _ in decoded if image is not None]
-            for sha, _, failure in decoded:
-                if failure is not None:
-                    failures[sha] = failure
-            if ok:
-                encoded = _encode_isolating_failures(encoder, ok, failures)
-                if cache is not None and encoded:
-                    cache.put(block, encoder.model_id, encoder.model_version, [s for s, _, _ in encoded],
-                              np.stack([v for _, v, _ in encoded]), [a for _, _, a in encoded])
-                for sha, vector, attrs in encoded:
-                    results[sha] = (vector, attrs)
-            encode_s += time.perf_counter() - t1
-            progress.update(len(batch))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    parallel = getattr(encoder, "parallel", None)  # an encoder that can spread its work over processes
+    with parallel(len(rows), log) if parallel is not None else nullcontext():
+        pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(batches) > 1 else None
+        try:
+            pending: Future | None = None
+            for index, batch in enumerate(batches):
+                t0 = time.perf_counter()
+                if pending is not None:
+                    decoded = pending.result()
+                else:
+                    decoded = _decode_batch(batch, read_bytes, decode_kwargs, verify_sha256)
+                if pool is not None and index + 1 < len(batches):
+                    pending = pool.submit(_decode_batch, batches[index + 1], read_bytes, decode_kwargs, verify_sha256)
+                else:
+                    pending = None
+                t1 = time.perf_counter()
+                decode_s += t1 - t0
+                ok = [(sha, image) for sha, image, _ in decoded if image is not None]
+                for sha, _, failure in decoded:
+                    if failure is not None:
+                        failures[sha] = failure
+                if ok:
+                    encoded = _encode_isolating_failures(encoder, ok, failures)
+                    if cache is not None and encoded:
+                        cache.put(block, encoder.model_id, encoder.model_version, [s for s, _, _ in encoded],
+                                  np.stack([v for _, v, _ in encoded]), [a for _, _, a in encoded])
+                    for sha, vector, attrs in encoded:
+                        results[sha] = (vector, attrs)
+                encode_s += time.perf_counter() - t1
+                progress.update(len(batch))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     progress.finish()
     frame = assemble_rows(items, results, encoder)
     quarantine = quarantine_rows(items, failures, block)

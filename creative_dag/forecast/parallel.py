@@ -13,24 +13,18 @@ Every worker gets the same inputs and a read-only copy of the refit memo; what e
 in it comes back and is merged, so a run on N workers saves the same memo and gives the same answers as
 on one (tests/test_forecast.py checks both).
 
-A worker whose step process is killed (kill -9, an out-of-memory kill, Dagster terminating the run)
-exits within a second instead of finishing its group on the cores the next run needs: loky's workers
-only notice a dead parent when they ask for their next task.
+The workers are those of creative_dag/worker_processes.py: one thread each, gone within a second of
+their step process (loky's own workers only notice a dead parent when they ask for their next task).
 """
 
 from __future__ import annotations
 
-import os
-import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from creative_dag.forecast.memo import RefitMemo
-
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
-                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+from creative_dag.worker_processes import process_pool, usable_cores
 
 
 @dataclass(frozen=True)
@@ -47,7 +41,7 @@ class RollingJob:
 def worker_count(requested: int, jobs: int) -> int:
     """requested: workers (0 = one per core this process may use); never more than there are jobs."""
     if requested <= 0:
-        requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        requested = usable_cores()
     return max(1, min(requested, jobs))
 
 
@@ -101,17 +95,11 @@ def _run_while_kept(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[Rol
 
 def _run_on_workers(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
                     memo: RefitMemo | None, n: int) -> dict[tuple[str, str, bool], Any]:
-    from joblib.externals.loky import ProcessPoolExecutor
-
     groups = balanced_groups(jobs, n)
-    # An executor of this call's own, shut down before returning: the reusable one joblib's Parallel
-    # keeps idles for 300 s, and a step process that Dagster's multiprocess executor started waits for
-    # its children before it exits (the next step started 5 min late). One task per worker: the inputs
-    # and the memo (tens of MB) travel once per worker, not once per job. The environment caps the
-    # threads of libraries a job loads after threadpool_limits has run.
-    pool = ProcessPoolExecutor(max_workers=n, env={v: "1" for v in _THREAD_VARIABLES})
+    # One task per worker: the inputs and the memo (tens of MB) travel once per worker, not once per job.
+    pool = process_pool(n)
     try:
-        futures = [pool.submit(_run_group, run_one, inputs, group, rows, config, memo, os.getpid())
+        futures = [pool.submit(_run_group, run_one, inputs, group, rows, config, memo)
                    for group in groups]
         done = [f.result() for f in futures]
     except BaseException:
@@ -142,23 +130,8 @@ def balanced_groups(jobs: Sequence[RollingJob], n: int) -> list[list[RollingJob]
     return [g for g in groups if g]
 
 
-def exit_when_orphaned(parent: int, poll_s: float = 0.5) -> None:
-    """Start (once per process) a daemon thread that ends this process as soon as `parent` is gone."""
-    name = f"exit-when-{parent}-dies"
-    if any(t.name == name for t in threading.enumerate()):
-        return
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        os._exit(1)  # the results have nobody to go to; no clean-up is owed to a dead parent
-
-    threading.Thread(target=watch, name=name, daemon=True).start()
-
-
 def _run_group(run_one: Callable[..., Any], inputs: Any, jobs: Sequence[RollingJob], rows: Any, config: Any,
-               memo: RefitMemo | None, parent: int) -> tuple[dict[tuple[str, str, bool], Any], RefitMemo | None]:
-    exit_when_orphaned(parent)
+               memo: RefitMemo | None) -> tuple[dict[tuple[str, str, bool], Any], RefitMemo | None]:
     if memo is not None:
         memo = RefitMemo(None, salt=memo.salt, stored=memo.stored)  # this worker's own record of what it used
     results = _run_here(run_one, inputs, jobs, rows, config, memo)

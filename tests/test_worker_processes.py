@@ -1,0 +1,86 @@
+"""Worker processes (creative_dag/worker_processes.py): they run on one thread and die with their step."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from creative_dag.worker_processes import THREAD_VARIABLES, process_pool
+
+
+def _thread_settings() -> dict[str, str | None]:
+    return {v: os.environ.get(v) for v in THREAD_VARIABLES}
+
+
+def test_a_pool_worker_runs_on_one_thread_and_the_pool_shuts_down() -> None:
+    pool = process_pool(2)
+    try:
+        settings = pool.submit(_thread_settings).result(timeout=120)
+        pids = {pool.submit(os.getpid).result(timeout=60) for _ in range(4)}
+    finally:
+        pool.shutdown(wait=True)
+    assert settings == {v: "1" for v in THREAD_VARIABLES}
+    assert os.getpid() not in pids
+    assert not any(_alive(pid) for pid in pids), "a worker outlived the pool's shutdown"
+
+
+def test_a_worker_exits_when_the_step_process_is_killed(tmp_path: Path) -> None:
+    """kill -9 of the step must not leave a worker computing on the cores the next run needs (the
+    worker is busy in a task, where loky itself would not notice its parent is gone)."""
+    pid_file = tmp_path / "worker.pid"
+    step = ("import os, time\n"
+            "from creative_dag.worker_processes import process_pool\n"
+            "def work(path):\n"
+            "    open(path, 'w').write(str(os.getpid()))\n"
+            "    time.sleep(120)\n"
+            "pool = process_pool(1)\n"
+            f"pool.submit(work, {str(pid_file)!r})\n"
+            "time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", step])
+    deadline = time.time() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline, "the worker did not start"
+        time.sleep(0.1)
+    worker_pid = int(pid_file.read_text())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    try:
+        while _alive(worker_pid):
+            assert time.time() < deadline, "the worker outlived its killed parent by 10 s"
+            time.sleep(0.1)
+    finally:
+        if _alive(worker_pid):
+            os.kill(worker_pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def _children() -> list[int]:
+    """Live child processes, but for the resource trackers (one per process, exits with it)."""
+    pids = []
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        try:
+            with open(f"/proc/{os.getpid()}/task/{task}/children") as f:
+                pids += [int(p) for p in f.read().split() if _alive(int(p))]
+        except FileNotFoundError:  # a thread that ended since the listing
+            continue
+    return [p for p in pids if "resource_tracker" not in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
