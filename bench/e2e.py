@@ -10,7 +10,8 @@ With --dask it also times a launch-date backfill of the encoders on the Dask exe
 workers (bench/scale_out.py). Writes bench/results/e2e.json.
 
 --ocr-backend rapidocr runs the layout block (and the attribution's edits) on PP-OCRv4 instead of
-EasyOCR ($CREATIVE_DAG_OCR_BACKEND) and writes bench/results/e2e_rapidocr.json.
+EasyOCR ($CREATIVE_DAG_OCR_BACKEND) and writes bench/results/e2e_rapidocr.json. Another scale than the
+demo's 300 x 120 adds it to the name (e2e_rapidocr_2000x120.json).
 
 Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 540] [--seed 7] [--dask]
        [--ocr-backend easyocr|rapidocr]
@@ -154,6 +155,8 @@ def main() -> None:
             print(f"dask backfill, {workers} worker(s): {results['dask'][workers]}")
 
     suffix = "" if results["ocr_backend"] == "easyocr" else f"_{results['ocr_backend']}"
+    if (args.creatives, args.days) != (300, 120):  # another scale keeps the demo's figures
+        suffix += f"_{args.creatives}x{args.days}"
     out = ROOT / "bench" / "results" / f"e2e{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
