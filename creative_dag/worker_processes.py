@@ -5,6 +5,10 @@ layout block's OCR (creative_dag/encoders/layout_pool.py). Both gain from proces
 their libraries (LightGBM's OpenMP, ONNX Runtime, BLAS) either fight over the cores or barely use a
 second thread on small inputs, while a process per core on one thread each scales 1.4-1.9x on two cores.
 
+Where a step runs in a daemonic process (the Dask executor's workers, Celery's prefork children),
+Python forbids it child processes: `can_start_workers` says so and callers compute in the step's own
+process instead.
+
 A pool here is the caller's own (loky's executor, not joblib's reusable one, which idles for 300 s:
 a step process that Dagster's multiprocess executor started waits for its children before it exits)
 and must be shut down by the caller. Each worker caps its libraries at one thread through the
@@ -30,6 +34,14 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def can_start_workers() -> bool:
+    """False in a daemonic process (a Dask worker, a Celery prefork child): Python forbids it children,
+    so a step running there computes in its own process."""
+    import multiprocessing
+
+    return not multiprocessing.current_process().daemon
 
 
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None,

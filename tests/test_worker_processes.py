@@ -58,6 +58,46 @@ def test_a_worker_exits_when_the_step_process_is_killed(tmp_path: Path) -> None:
             os.kill(worker_pid, signal.SIGKILL)
 
 
+def test_a_step_in_a_daemonic_process_computes_itself() -> None:
+    """Dask's and Celery's workers are daemonic processes, which may not start children: there the
+    forecast and the OCR run in the step's own process instead of failing."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    worker = context.Process(target=_in_a_daemon, args=(queue,), daemon=True)
+    worker.start()
+    outcome = queue.get(timeout=180)
+    worker.join(timeout=60)
+    assert "error" not in outcome, outcome
+    assert outcome["can_start_workers"] is False
+    assert outcome["forecast"] == ["a", "b", "c"]
+    assert outcome["ocr_workers_reading"] == 0 and "daemonic process" in outcome["ocr_log"]
+
+
+def _in_a_daemon(queue) -> None:
+    from creative_dag.encoders.layout import LayoutExtractor
+    from creative_dag.encoders.pipeline import LayoutBlockEncoder
+    from creative_dag.forecast.parallel import RollingJob, run_jobs
+    from creative_dag.worker_processes import can_start_workers
+
+    try:
+        jobs = [RollingJob((name, "context", True), None, [], []) for name in "abc"]
+        forecast = run_jobs(_job_name, None, jobs, None, None, None, workers=2)
+        encoder = LayoutBlockEncoder(LayoutExtractor(backend="rapidocr"), workers=2)
+        lines: list[str] = []
+        with encoder.parallel(100, lines.append):
+            reading = encoder.reading_workers
+        queue.put({"can_start_workers": can_start_workers(), "forecast": sorted(forecast.values()),
+                   "ocr_workers_reading": reading, "ocr_log": " ".join(lines)})
+    except BaseException as exc:  # noqa: BLE001 - the test reads what went wrong
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _job_name(inputs, job, rows, config, memo) -> str:
+    return job.key[0]
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -157,8 +157,16 @@ class LayoutBlockEncoder:
 
         A worker that dies (killed, out of memory) stops the pool: the rest is read in this process,
         with a line in `log`."""
+        from creative_dag.worker_processes import can_start_workers
+
         workers = min(self.workers, images // self.min_images_per_worker)
         if workers < 2 or self._pool is not None:
+            yield
+            return
+        if not can_start_workers():
+            if log:
+                log(f"embeddings.layout: this step runs in a daemonic process (a Dask or Celery worker), which "
+                    f"cannot start the {workers} OCR worker processes asked for; it reads the {images} images itself")
             yield
             return
         from creative_dag.encoders.layout_pool import LayoutPool

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from creative_dag.forecast.memo import RefitMemo
-from creative_dag.worker_processes import process_pool, usable_cores
+from creative_dag.worker_processes import can_start_workers, process_pool, usable_cores
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,10 @@ class RollingJob:
 
 
 def worker_count(requested: int, jobs: int) -> int:
-    """requested: workers (0 = one per core this process may use); never more than there are jobs."""
+    """requested: workers (0 = one per core this process may use); never more than there are jobs, and
+    1 where this process may not start any (a Dask or Celery worker)."""
+    if not can_start_workers():
+        return 1
     if requested <= 0:
         requested = usable_cores()
     return max(1, min(requested, jobs))
