@@ -112,7 +112,7 @@ class LayoutBlockEncoder:
 
     block = "layout"
     decode_shorter_side = None  # full resolution: boxes are reported in the file's pixels
-    # Fewer images than this per worker are read here: a worker takes ~1 s to start and load its model.
+    # Fewer images than this per worker are read here: a worker takes 1-2 s to start and load its model.
     min_images_per_worker = 8
 
     def __init__(self, extractor: Any, workers: int = 1) -> None:
@@ -203,6 +203,8 @@ def encode_images(encoder: BlockEncoder, items: pd.DataFrame, read_bytes: Callab
 
     items: DataFrame with creative_id, sha256, launch_date, image_path (one row per creative).
     read_bytes: image_path -> bytes (raises OSError / ImagePathError for unreadable paths).
+    An encoder with a `parallel(n_images, log)` context (the layout block) reads them on worker
+    processes while it is open.
     Returns a BlockRun whose frame has one row per creative whose image was encoded.
     """
     started = time.perf_counter()
