@@ -301,20 +301,23 @@ class LayoutExtractor:
         self._load()
         if not self.available:
             raise RuntimeError(f"layout extractor unavailable: {self.unavailable_reason}")
-        return self.transform_working_copies([self.working_copy(image, ids[index] if ids is not None else
-                                                                f"image #{index}") for index, image in enumerate(images)])
+        return self.transform_working_copies(self.working_copies(images, ids))
 
-    def working_copy(self, image: np.ndarray, label: str = "image") -> tuple[np.ndarray, int, int]:
-        """(the copy OCR and face detection run on, original width, original height) of one image.
+    def working_copies(self, images: Sequence[np.ndarray],
+                       ids: Sequence[str] | None = None) -> list[tuple[np.ndarray, int, int]]:
+        """(the copy OCR and face detection run on, original width, original height) of each image.
 
         Everything `transform` computes comes from this copy and the original size, so worker
         processes (creative_dag/encoders/layout_pool.py) are sent the copy, not the full image."""
-        rgb = as_rgb_image(image, label)
-        height, width = rgb.shape[:2]
-        return downscale(rgb, self.working_size), width, height
+        copies = []
+        for index, image in enumerate(images):
+            rgb = as_rgb_image(image, ids[index] if ids is not None else f"image #{index}")
+            height, width = rgb.shape[:2]
+            copies.append((downscale(rgb, self.working_size), width, height))
+        return copies
 
     def transform_working_copies(self, copies: Sequence[tuple[np.ndarray, int, int]]) -> pd.DataFrame:
-        """`transform` of images already reduced by `working_copy`: one row per copy, in order."""
+        """`transform` of images already reduced by `working_copies`: one row per copy, in order."""
         self._load()
         if not self.available:
             raise RuntimeError(f"layout extractor unavailable: {self.unavailable_reason}")

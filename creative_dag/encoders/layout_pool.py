@@ -6,7 +6,7 @@ cores (bench/ocr.py --workers 2). EasyOCR's torch models already use every core,
 gain only ~1.1x and it runs in the step's own process by default (`EncoderSettings.ocr_workers`).
 
 Each worker loads its own extractor once; the step process sends it the small working copies
-(`LayoutExtractor.working_copy`, ~0.4 MB), not the decoded originals, and the rows come back in order.
+(`LayoutExtractor.working_copies`, ~0.4 MB each), not the decoded originals, and the rows come back in order.
 Every worker and the step's own extractor run OCR on one thread, so the rows are the same whatever the
 number of workers (tests/test_layout.py).
 """
@@ -52,11 +52,10 @@ class LayoutPool:
 
     def transform(self, images: Sequence[np.ndarray], ids: Sequence[str] | None = None) -> pd.DataFrame:
         """The extractor's `transform` of `images`, read by the workers; rows in the images' order."""
-        copies = [self.extractor.working_copy(image, ids[i] if ids is not None else f"image #{i}")
-                  for i, image in enumerate(images)]
+        copies = self.extractor.working_copies(images, ids)
         if not copies:
             return self.extractor.transform_working_copies([])
-        size = max(1, min(_TASK_IMAGES, math.ceil(len(copies) / self.workers)))
+        size = min(_TASK_IMAGES, math.ceil(len(copies) / self.workers))
         futures = [self._pool.submit(_transform, copies[i:i + size]) for i in range(0, len(copies), size)]
         return pd.concat([f.result() for f in futures], ignore_index=True)
 

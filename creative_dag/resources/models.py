@@ -56,7 +56,7 @@ class EncoderSettings:
     batch_size: images per forward pass.
     ocr_working_size / visual_working_size: long side (px) the layout / visual features are computed at.
     ocr_workers: processes that read the layout block's images at once (0 = one per core for rapidocr
-    on CPU, where it nearly doubles the rate on 2 cores; 1 for the torch backends, which use every core
+    on CPU, where two read 1.6x as fast as one on 2 cores; 1 for the torch backends, which use every core
     already; creative_dag/encoders/layout_pool.py). The rows do not depend on it.
     cache_dir: embedding cache folder (empty = $CREATIVE_DAG_HOME/cache/embeddings).
     use_cache: reuse cached embeddings.
