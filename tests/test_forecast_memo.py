@@ -2,7 +2,9 @@
 not change, and never gives a different answer than a run without it.
 
 The scenario of tests/test_cbr_scenario.py with its last day held back (the creatives launched on it and every
-metric row of that day), then the whole export: what a daily run sees.
+metric row of that day), then the whole export: what a daily run sees. The held-back day's creatives run in a
+country no earlier creative had, whose code sorts before every other: a new category level must not change the
+inputs of the refits before it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,14 @@ from creative_dag.forecast.model import ForecastConfig, run_forecast
 CONFIG = ForecastConfig(kpis=("score",), evaluate_kpis=("score",), n_estimators=40)
 
 
+NEW_COUNTRY = "AA"
+
+
 def case_base_until(scenario, last_day: str | None) -> pd.DataFrame:  # noqa: F811
-    creatives, daily = scenario["creatives"], scenario["daily"]
+    creatives, daily = scenario["creatives"].copy(), scenario["daily"]
+    held_back = creatives["launch_date"] == max(daily["date"])
+    assert held_back.any() and (creatives["country"] > NEW_COUNTRY).all()
+    creatives.loc[held_back, "country"] = NEW_COUNTRY
     # The fixture's vectors draw noise for all creatives at once: embed them all, as the warehouse holds
     # them (a creative's vectors do not change when others land), then keep the landed ones.
     blocks = ground_truth_blocks(creatives, scenario["truth"])
@@ -129,6 +137,49 @@ def test_an_unreadable_memo_starts_empty_with_a_note(tmp_path):
     path.write_bytes(b"not a zip file")
     memo = RefitMemo.open(path)
     assert memo.stored == {} and "unreadable" in memo.note and str(path) in memo.note
+
+
+def test_a_new_category_level_changes_no_earlier_input():
+    """A new day's creative with a level nobody had, sorting before the others (a first "left" face position, a
+    new country), leaves every earlier creative's category codes and context similarities bit for bit as they
+    were: otherwise every past refit reads changed inputs and the memo fits them all again."""
+    from creative_dag.cbr.context import ContextEncoder
+    from creative_dag.cbr.similarity import l2_normalize
+    from creative_dag.forecast.features import attribute_features, context_features
+
+    rng = np.random.default_rng(0)
+    n = 40
+    before = pd.DataFrame({"creative_id": [f"c{i:02d}" for i in range(n)],
+                           "launch_date": pd.date_range("2026-01-01", periods=n).astype(str),
+                           "account_id": "a1", "format": "image", "product_category": rng.choice(["shoes", "bags"], n),
+                           # vocabularies of a real account: the vectors are long enough for numpy's
+                           # vectorised sums, whose rounding depends on where the columns fall
+                           "placement": rng.choice(["feed", "stories", "reels", "search", "discover", "video"], n),
+                           "country": rng.choice(["DE", "NL", "FR", "BE", "ES", "IT", "PL", "SE"], n),
+                           "platform": rng.choice(["meta", "tiktok"], n), "objective": "sales",
+                           "audience": rng.choice(["broad", "lookalike", "retargeting"], n)})
+    attrs = pd.DataFrame({"creative_id": before["creative_id"], "face_position": rng.choice(["right", "center"], n),
+                          "brightness": rng.random(n)})
+    # Rows in another order than their launch: the codes follow the launch, not the frame.
+    before, attrs = before.sample(frac=1, random_state=1).reset_index(drop=True), attrs.sample(frac=1, random_state=2)
+    new = pd.DataFrame([{**before.iloc[0].to_dict(), "creative_id": "c99", "launch_date": "2026-03-01",
+                         "country": "AT", "placement": "audience_network"}])
+    after = pd.concat([before, new], ignore_index=True)
+    attrs_after = pd.concat([attrs, pd.DataFrame([{"creative_id": "c99", "face_position": "left", "brightness": 0.5}])])
+
+    old = slice(0, n)
+    pd.testing.assert_frame_equal(context_features(after).iloc[old], context_features(before), check_exact=True)
+    attr_before, cats = attribute_features(before, attrs)
+    attr_after, _ = attribute_features(after, attrs_after)
+    assert cats == ["attr_face_position"]
+    pd.testing.assert_frame_equal(attr_after.iloc[old], attr_before, check_exact=True)
+    assert attr_after["attr_face_position"].iloc[n] == 2.0  # the next code, not 0
+
+    def cosines(frame):
+        vectors, _ = l2_normalize(ContextEncoder().fit(frame).transform(frame)[:n])
+        return vectors.astype(np.float64) @ vectors.astype(np.float64).T
+
+    np.testing.assert_array_equal(cosines(after), cosines(before))
 
 
 def test_a_tag_only_later_creatives_have_never_reaches_an_earlier_refit():

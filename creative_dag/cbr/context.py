@@ -6,6 +6,9 @@ Every column group is scaled to the same norm, so cos(q, c) = the share of colum
 two creatives agree (for categoricals) — "same platform and placement, other country" is 5/7-ish,
 independent of how many categories a column has. Only prelaunch columns (features.prelaunch)
 are used, and fitting learns category vocabularies and numeric scales only, never outcomes.
+A category that first appears on a new day inserts a zero column into every earlier vector; rows are
+normalised in float64 so that their values, and so their similarities, stay bit for bit what they were
+(the forecast's refit memo keys on them).
 """
 
 from __future__ import annotations
@@ -81,6 +84,6 @@ class ContextEncoder:
             parts.append(np.nan_to_num(z, nan=0.0).astype(np.float32)[:, None])
         if not parts:
             return np.zeros((n, 0), dtype=np.float32)
-        out = np.hstack(parts)
+        out = np.hstack(parts).astype(np.float64)  # float64 norms: see cbr.similarity.l2_normalize
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return np.where(norms > 0, out / np.where(norms > 0, norms, 1.0), 0.0).astype(np.float32)

@@ -94,10 +94,13 @@ def l2_normalize(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected a (n, d) matrix, got shape {x.shape}")
     finite = np.isfinite(x).all(axis=1)
     x = np.where(finite[:, None], x, 0.0).astype(np.float32)
-    norms = np.linalg.norm(x, axis=1)
+    # Norms in float64: a float32 sum of squares rounds differently when a zero column is inserted (a new
+    # context level), which moved every similarity by ~1e-8; squares of float32 values are exact in float64.
+    wide = x.astype(np.float64)
+    norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
     ok = finite & (norms > NORM_EPS)
     out = np.zeros_like(x)
-    out[ok] = x[ok] / norms[ok, None]
+    out[ok] = (wide[ok] / norms[ok, None]).astype(np.float32)
     return out, ok
 
 

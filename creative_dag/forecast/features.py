@@ -4,6 +4,8 @@ Input groups (each is an input set of the evaluation table, `INPUT_SETS`):
 
 * `context`     account and the prelaunch context columns (categorical codes). Category
                 vocabularies are prelaunch facts, so coding every row at once leaks nothing.
+                Codes number the levels in the order creatives launched (`first_seen_codes`), so a
+                level that first appears on a new day never recodes an earlier creative.
 * `attributes`  the interpretable attribute frame (colour, layout, OCR, faces, CTA, tags) as
                 numbers; categorical attributes as codes.
 * `block:<b>`   each available block's vector, reduced by a PCA that the model fits on its
@@ -51,16 +53,33 @@ class ForecastInputs:
     pca_cache: dict = field(default_factory=dict, repr=False)
 
 
+def launch_order(case_base: pd.DataFrame) -> np.ndarray:
+    """Row positions in the order creatives entered the memory: by launch date, then creative id (row order
+    where a frame has neither)."""
+    keys = [case_base[c].astype("string").fillna("").to_numpy(dtype=object)
+            for c in ("creative_id", "launch_date") if c in case_base.columns]
+    return np.lexsort(keys) if keys else np.arange(len(case_base))
+
+
+def first_seen_codes(values: pd.Series, order: np.ndarray) -> np.ndarray:
+    """Category codes numbered in the order the levels first appear along `order` (NaN = missing).
+
+    A level that first appears with a later creative gets the next code, so every earlier row keeps its
+    code. Sorted codes shifted whenever a new level sorted before the others (a new day's first "left" face
+    position recoded 1,955 of 1,970 creatives), which changed the inputs of every past refit and made the
+    refit memo fit them all again. The models read the codes as categories, never as an order."""
+    in_order, _ = pd.factorize(values.astype("string").iloc[order], sort=False, use_na_sentinel=True)
+    codes = np.empty(len(values), dtype=float)
+    codes[order] = np.where(in_order >= 0, in_order, np.nan)  # the -1 sentinel -> NaN: missing for the boosters
+    return codes
+
+
 def context_features(case_base: pd.DataFrame) -> pd.DataFrame:
-    """account_id + prelaunch context columns as integer codes (-1 = missing)."""
+    """account_id + prelaunch context columns as category codes (`first_seen_codes`; NaN = missing)."""
     cols = [c for c in ("account_id", *CONTEXT_COLUMNS) if c in case_base.columns]
-    out = {}
-    for col in cols:
-        values = case_base[col].astype("string")
-        codes, _ = pd.factorize(values, sort=True, use_na_sentinel=True)
-        out[f"ctx_{col}"] = codes.astype(float)
-    frame = pd.DataFrame(out, index=case_base.index)
-    return frame.where(frame >= 0)  # factorize's -1 sentinel -> NaN, which the boosters treat as missing
+    order = launch_order(case_base)
+    return pd.DataFrame({f"ctx_{col}": first_seen_codes(case_base[col], order) for col in cols},
+                        index=case_base.index)
 
 
 def attribute_features(case_base: pd.DataFrame, attributes: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
@@ -70,6 +89,7 @@ def attribute_features(case_base: pd.DataFrame, attributes: pd.DataFrame | None)
     aligned = case_base[["creative_id"]].merge(attributes.drop_duplicates("creative_id"), on="creative_id",
                                                how="left").drop(columns="creative_id")
     aligned.index = case_base.index
+    order = launch_order(case_base)
     out, categorical = {}, []
     for col in aligned.columns:
         s = aligned[col]
@@ -81,8 +101,7 @@ def attribute_features(case_base: pd.DataFrame, attributes: pd.DataFrame | None)
         if as_bool.notna().sum() == s.notna().sum() and s.notna().any():
             out[name] = as_bool.map(lambda v: np.nan if v is None else float(v)).astype(float)
             continue
-        codes, _ = pd.factorize(s.astype("string"), sort=True, use_na_sentinel=True)
-        out[name] = np.where(codes >= 0, codes, np.nan).astype(float)
+        out[name] = first_seen_codes(s, order)
         categorical.append(name)
     return pd.DataFrame(out, index=case_base.index), categorical
 
