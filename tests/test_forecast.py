@@ -368,3 +368,23 @@ def test_a_day_whose_refits_are_all_kept_starts_no_workers():
     assert partial.fitted == len(jobs) // 2 and partial.hits == len(jobs) - len(jobs) // 2
     assert sorted(partial.used) == sorted(cold.used)
     assert os.getpid() in mixed.values() and len(set(mixed.values())) > 1
+
+
+@pytest.mark.parametrize("n,p", [(400, 30), (60, 80), (25, 5)])
+def test_the_ridge_member_is_scikit_learns_ridgecv(n, p):
+    """`ridge_loo` (one SVD for every penalty) picks the penalty RidgeCV picks and fits the same coefficients,
+    with the design's constant columns (missing indicators that never fire) and more columns than rows."""
+    from sklearn.linear_model import RidgeCV
+
+    from creative_dag.forecast.learners import RIDGE_ALPHAS, ridge_loo
+
+    rng = np.random.default_rng(n + p)
+    x = rng.normal(size=(n, p))
+    x[:, : p // 3] = rng.integers(0, 2, size=(n, p // 3))
+    x[:, -1] = 0.0
+    y = 2.0 * x[:, 0] - x[:, 1] + rng.normal(scale=0.5 + rng.random(), size=n) + 3.0
+    coef, intercept, alpha = ridge_loo(x, y, RIDGE_ALPHAS)
+    ref = RidgeCV(alphas=RIDGE_ALPHAS).fit(x, y)
+    assert alpha == ref.alpha_
+    np.testing.assert_allclose(coef, ref.coef_, rtol=1e-9, atol=1e-10)
+    assert intercept == pytest.approx(ref.intercept_, abs=1e-9)

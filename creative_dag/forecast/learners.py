@@ -35,8 +35,6 @@ class LinearModel:
 
     @classmethod
     def fit(cls, x: pd.DataFrame, y: np.ndarray, categorical: Sequence[str]) -> LinearModel:
-        from sklearn.linear_model import RidgeCV
-
         cats = set(categorical)
         numeric = [c for c in x.columns if c not in cats]
         values = x[numeric].to_numpy(dtype=float)
@@ -47,8 +45,7 @@ class LinearModel:
         scale = np.where(scale > 0, scale, 1.0)
         levels = {c: sorted(float(v) for v in pd.unique(x[c].dropna())) for c in x.columns if c in cats}
         model = cls(numeric, mean, scale, levels, np.zeros(0), 0.0, 0.0)
-        ridge = RidgeCV(alphas=np.logspace(-1, 3, 9)).fit(model.matrix(x), y)
-        model.coef, model.intercept, model.alpha = ridge.coef_, float(ridge.intercept_), float(ridge.alpha_)
+        model.coef, model.intercept, model.alpha = ridge_loo(model.matrix(x), np.asarray(y, dtype=float), RIDGE_ALPHAS)
         return model
 
     def matrix(self, x: pd.DataFrame) -> np.ndarray:
@@ -74,6 +71,28 @@ class LinearModel:
                 "levels": self.levels, "coef": self.coef.tolist(), "intercept": self.intercept, "alpha": self.alpha,
                 "design": "numeric: (x - mean) / scale with NaN -> 0, then one 0/1 missing indicator per numeric "
                           "column, then one 0/1 column per categorical level"}
+
+
+RIDGE_ALPHAS = np.logspace(-1, 3, 9)
+
+
+def ridge_loo(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[np.ndarray, float, float]:
+    """Ridge regression with an unpenalised intercept, its penalty chosen by exact leave-one-out error:
+    (coef, intercept, alpha). What scikit-learn's `RidgeCV(alphas)` computes (same alpha, coefficients equal
+    to ~1e-15), from one SVD of the centred design for every alpha: RidgeCV decomposes the covariance again
+    per alpha, a sixth of the whole forecast's time on a 2,000-creative home."""
+    x_mean, y_mean = x.mean(axis=0), float(y.mean())
+    u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
+    uty, u2, s2 = u.T @ (y - y_mean), u * u, s * s
+    best_error, best_alpha = np.inf, float(alphas[0])
+    for alpha in alphas:
+        shrink = s2 / (s2 + alpha)
+        hat = 1.0 / len(y) + u2 @ shrink  # diagonal of the hat matrix, intercept included
+        error = float(np.mean(((y - y_mean - u @ (shrink * uty)) / (1.0 - hat)) ** 2))
+        if error < best_error:
+            best_error, best_alpha = error, float(alpha)
+    coef = vt.T @ (s / (s2 + best_alpha) * uty)
+    return coef, y_mean - float(x_mean @ coef), best_alpha
 
 
 def column_groups(columns: Sequence[str]) -> dict[str, list[str]]:
