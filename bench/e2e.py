@@ -11,9 +11,10 @@ workers (bench/scale_out.py). Writes bench/results/e2e.json.
 
 --ocr-backend rapidocr runs the layout block (and the attribution's edits) on PP-OCRv4 instead of
 EasyOCR ($CREATIVE_DAG_OCR_BACKEND) and writes bench/results/e2e_rapidocr.json. Another scale than the
-demo's 300 x 120 adds it to the name (e2e_rapidocr_2000x120.json).
+demo's 300 x 120, or another image size than its 1080 px, adds it to the name
+(e2e_rapidocr_2000x120.json, e2e_rapidocr_2000x120_128px.json).
 
-Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 540] [--seed 7] [--dask]
+Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 1080] [--seed 7] [--dask]
        [--ocr-backend easyocr|rapidocr]
 Not a test: timings on a shared machine vary; compare the ratios measured in one invocation.
 """
@@ -96,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--creatives", type=int, default=300)
     parser.add_argument("--days", type=int, default=120)
-    parser.add_argument("--image-size", type=int, default=540)
+    parser.add_argument("--image-size", type=int, default=1080)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--dask", action="store_true", help="also time a Dask backfill at 1 and 2 workers")
@@ -157,6 +158,8 @@ def main() -> None:
     suffix = "" if results["ocr_backend"] == "easyocr" else f"_{results['ocr_backend']}"
     if (args.creatives, args.days) != (300, 120):  # another scale keeps the demo's figures
         suffix += f"_{args.creatives}x{args.days}"
+    if args.image_size != 1080:
+        suffix += f"_{args.image_size}px"
     out = ROOT / "bench" / "results" / f"e2e{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
