@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import pytest
 
-from creative_dag.cbr.index import CaseIndex
+from creative_dag.cbr.index import CaseIndex, PairCosines
 from creative_dag.cbr.similarity import (
     BlockLayout,
     concat_blocks,
@@ -76,6 +76,32 @@ def test_exact_index_equals_brute_force_with_missing_blocks_as_of_and_filters():
     assert np.isfinite(res.per_block[:, :, clip]).all()
     shared_cnn = p[q_rows][:, None, cnn] & p[res.rows][:, :, cnn]
     assert (np.isfinite(res.per_block[:, :, cnn]) == shared_cnn).all()
+
+
+def test_searches_with_reused_pair_cosines_equal_fresh_searches():
+    """The backtest searches the same case rows ~70 times with other weights; reusing the per-block cosines
+    of pairs seen before changes no neighbour, score or breakdown, and computes each pair once."""
+    x, p, available = clustered_cases(1500)
+    rng = np.random.default_rng(2)
+    q_rows = rng.choice(1500, 200, replace=False)
+    as_of = rng.integers(30, 365, 200)
+    index = CaseIndex(LAYOUT).fit(x, p, available)
+    cache = PairCosines()
+    settings = [{"clip": 0.5, "cnn": 2.0, "visual": 1.0, "context": 0.25}, {"clip": 1.0, "cnn": 0.0, "visual": 1.0, "context": 1.0},
+                {"clip": 0.5, "cnn": 2.0, "visual": 1.0, "context": 0.25}, {"clip": 0.0, "cnn": 0.0, "visual": 0.0, "context": 1.0}]
+    sizes = []
+    for weights in settings:
+        fresh = index.search(x[q_rows], p[q_rows], weights, k=10, as_of=as_of, exclude=q_rows)
+        reused = index.search(x[q_rows], p[q_rows], weights, k=10, as_of=as_of, exclude=q_rows, cache=cache)
+        for name in ("rows", "scores", "per_block"):
+            np.testing.assert_array_equal(getattr(reused, name), getattr(fresh, name))
+        sizes.append(len(cache.keys))
+    assert len(np.unique(cache.keys)) == len(cache.keys)
+    found = (fresh.rows >= 0).sum()
+    assert sizes[0] == (index.search(x[q_rows], p[q_rows], settings[0], k=10, as_of=as_of,
+                                     exclude=q_rows).rows >= 0).sum()
+    assert sizes[2] == sizes[1] > sizes[0]  # the repeated setting adds no pair
+    assert sizes[3] < sizes[2] + found  # other weights still share pairs with earlier searches
 
 
 def test_a_case_with_a_missing_block_is_not_lost_behind_fused_scores():

@@ -43,7 +43,7 @@ from scipy.stats import rankdata, spearmanr
 from creative_dag.blocks import CONTEXT, DEFAULT_WEIGHTS
 from creative_dag.cbr.case_base import outcome_score
 from creative_dag.cbr.context import CONTEXT_COLUMNS
-from creative_dag.cbr.index import to_days
+from creative_dag.cbr.index import PairCosines, to_days
 from creative_dag.cbr.query import CaseMemory
 from creative_dag.cbr.weights import learn_block_weights
 
@@ -193,9 +193,11 @@ def _run_backtest(case_base: pd.DataFrame, memory: CaseMemory | None, config: Ba
     labels = AsOfLabels(cb, config.prior_strength)
     base_weights = {b: float((config.weights or DEFAULT_WEIGHTS).get(b, DEFAULT_WEIGHTS.get(b, 0.0))) for b in memory.layout.blocks}
     labelled = labels.has_label  # neighbours without delivery carry no outcome: keep them out of the K
+    # ~70 searches of the same queries with other weights: a pair's per-block cosines are computed once.
+    cosines = PairCosines()
 
     def knn(weights: Mapping[str, float], rows: np.ndarray) -> np.ndarray:
-        return _knn_predict(memory, rows, weights, labels, labelled, launch, config)
+        return _knn_predict(memory, rows, weights, labels, labelled, launch, config, cosines)
 
     preds: dict[str, np.ndarray] = {}
     descriptions: dict[str, str] = {}
@@ -287,11 +289,12 @@ def query_windows(cb: pd.DataFrame, warmup_days: int, validation_share: float,
 
 
 def _knn_predict(memory: CaseMemory, rows: np.ndarray, weights: Mapping[str, float], labels: AsOfLabels,
-                 labelled: np.ndarray, launch: np.ndarray, config: BacktestConfig) -> np.ndarray:
+                 labelled: np.ndarray, launch: np.ndarray, config: BacktestConfig,
+                 cosines: PairCosines | None = None) -> np.ndarray:
     """ŷ = μ_acct(q) + Σ a_i (y_i − μ_acct(i)) / (Σ a_i + λ) over as-of neighbours (see module doc)."""
     if not any(float(v) > 0 for v in weights.values()):
         return _account_mean_predict(rows, labels, launch)
-    result = memory.search_rows(rows, dict(weights), k=config.k, mask=labelled)
+    result = memory.search_rows(rows, dict(weights), k=config.k, mask=labelled, cache=cosines)
     out = np.full(len(rows), np.nan)
     for day in np.unique(launch[rows]):
         at = np.flatnonzero(launch[rows] == day)

@@ -87,6 +87,34 @@ class SearchResult:
 
 
 @dataclass
+class PairCosines:
+    """Per-block cosines of (query case row, case row) pairs computed by earlier searches of one index.
+
+    They do not depend on the block weights, so a caller that searches the same case rows again with
+    other weights (the backtest's weight learning and ablations: ~70 searches) passes one of these and
+    only new pairs are computed; each pair's cosines are computed alone (`per_block_cosine`, row by
+    row), so a reused value is bit for bit the one a fresh search gives."""
+
+    keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # query row * n + case row
+    values: np.ndarray | None = None  # (len(keys), B) float64
+
+    def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found, their values; rows where not found hold arbitrary values)."""
+        if self.values is None or not len(self.keys):
+            return np.zeros(len(keys), dtype=bool), np.zeros((len(keys), 0))
+        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return self.keys[pos] == keys, self.values[pos]
+
+    def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        keys, first = np.unique(keys, return_index=True)
+        values = values[first]
+        if self.values is not None:
+            keys, values = np.concatenate([self.keys, keys]), np.vstack([self.values, values])
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], values[order]
+
+
+@dataclass
 class _Group:
     pattern: np.ndarray          # (B,) bool: blocks present in every case of the group
     rows: np.ndarray             # (n_g,) int64 global case rows, sorted by available_day
@@ -209,14 +237,15 @@ class CaseIndex:
     # -- search ----------------------------------------------------------------------
     def search(self, query: np.ndarray, query_presence: np.ndarray, weights: Mapping[str, float] | np.ndarray | None = None,
                k: int = 10, as_of: Any = None, mask: np.ndarray | None = None,
-               exclude: np.ndarray | None = None) -> SearchResult:
+               exclude: np.ndarray | None = None, cache: PairCosines | None = None) -> SearchResult:
         """Top-k cases by S for each query row.
 
         query: (m, D) or (D,) float32 rows in the index layout, blocks L2-normalised (zeros where
         missing); query_presence: (m, B) bool. weights: dict (overrides DEFAULT_WEIGHTS) or (B,)
         array. as_of: None, one date, or (m,) dates / int days: only cases with available_day <
         as_of are eligible. mask: (n,) bool over cases (filters). exclude: (m,) case row per query
-        to leave out (e.g. the query itself; -1 = none).
+        to leave out (e.g. the query itself; -1 = none). cache: per-block cosines of earlier searches
+        to reuse (`PairCosines`); only used when every query is a case row (`exclude`).
         """
         q = np.atleast_2d(np.asarray(query, dtype=np.float32))
         qp = np.atleast_2d(np.asarray(query_presence, dtype=bool))
@@ -256,7 +285,8 @@ class CaseIndex:
         order = np.argsort(-cand_scores, axis=1, kind="stable")[:, :k]
         top_rows = np.take_along_axis(cand_rows, order, axis=1)
         top_rows = np.where(np.take_along_axis(cand_scores, order, axis=1) > -np.inf, top_rows, -1)
-        return self._exact_breakdown(q, qp, w, top_rows)
+        queries = excl if cache is not None and excl is not None and (excl >= 0).all() else None
+        return self._exact_breakdown(q, qp, w, top_rows, queries, cache)
 
     def _as_of_days(self, as_of: Any, m: int) -> np.ndarray:
         if as_of is None:
@@ -340,11 +370,25 @@ class CaseIndex:
         group = np.where(rows >= 0, self._group_of[np.maximum(rows, 0)], -1)
         return patterns[group]  # -1 picks the all-False row
 
-    def _exact_breakdown(self, q: np.ndarray, qp: np.ndarray, w: np.ndarray, top_rows: np.ndarray) -> SearchResult:
+    def _exact_breakdown(self, q: np.ndarray, qp: np.ndarray, w: np.ndarray, top_rows: np.ndarray,
+                         queries: np.ndarray | None = None, cache: PairCosines | None = None) -> SearchResult:
         m, k = top_rows.shape
         flat_rows = top_rows.reshape(-1)
-        per_block = per_block_cosine(self.layout, np.repeat(q, k, axis=0), np.repeat(qp, k, axis=0),
-                                     self.case_vectors(flat_rows), self.case_presence(flat_rows))
+        if queries is None or cache is None:
+            per_block = per_block_cosine(self.layout, np.repeat(q, k, axis=0), np.repeat(qp, k, axis=0),
+                                         self.case_vectors(flat_rows), self.case_presence(flat_rows))
+        else:
+            keys = np.repeat(queries, k) * self.n_cases + np.maximum(flat_rows, 0)
+            found, cached = cache.lookup(keys)
+            found &= flat_rows >= 0
+            per_block = np.full((m * k, len(self.layout.blocks)), np.nan)
+            if found.any():
+                per_block[found] = cached[found]
+            new = np.flatnonzero(~found & (flat_rows >= 0))
+            if len(new):
+                per_block[new] = per_block_cosine(self.layout, q[new // k], qp[new // k],
+                                                  self.case_vectors(flat_rows[new]), self.case_presence(flat_rows[new]))
+                cache.add(keys[new], per_block[new])
         per_block[flat_rows < 0] = np.nan
         per_block = per_block.reshape(m, k, -1)
         scores = combine_blocks(per_block, w)

@@ -23,7 +23,13 @@ from creative_dag.catalog import (
 )
 from creative_dag.cbr.case_base import CaseArrays, case_arrays
 from creative_dag.cbr.context import CONTEXT_COLUMNS, ContextEncoder
-from creative_dag.cbr.index import CaseIndex, SearchResult, case_fingerprint, to_days
+from creative_dag.cbr.index import (
+    CaseIndex,
+    PairCosines,
+    SearchResult,
+    case_fingerprint,
+    to_days,
+)
 from creative_dag.cbr.similarity import l2_normalize
 from creative_dag.settings import HomeLayout
 
@@ -192,15 +198,16 @@ class CaseMemory:
 
     def search_rows(self, rows: np.ndarray, weights: Mapping[str, float] | np.ndarray | None = None, k: int = 10,
                     as_of: Any = "launch", filters: Mapping[str, Any] | None = None,
-                    mask: np.ndarray | None = None) -> SearchResult:
-        """Index search for case rows as queries; as_of="launch" = each row's own launch date."""
+                    mask: np.ndarray | None = None, cache: PairCosines | None = None) -> SearchResult:
+        """Index search for case rows as queries; as_of="launch" = each row's own launch date. cache: per-block
+        cosines of earlier searches of this memory to reuse (`PairCosines`)."""
         rows = np.asarray(rows, dtype=np.int64)
         if isinstance(as_of, str) and as_of == "launch":
             as_of = to_days(self.case_base["launch_date"].iloc[rows])
         if mask is None:
             mask = self.filter_mask(filters)
         return self.index.search(self.arrays.vectors[rows], self.arrays.presence[rows], weights, k=k,
-                                 as_of=as_of, mask=mask, exclude=rows)
+                                 as_of=as_of, mask=mask, exclude=rows, cache=cache)
 
     def _neighbor_frame(self, result: SearchResult, i: int) -> pd.DataFrame:
         found = result.rows[i] >= 0
