@@ -102,6 +102,13 @@ def test_searches_with_reused_pair_cosines_equal_fresh_searches():
                                      exclude=q_rows).rows >= 0).sum()
     assert sizes[2] == sizes[1] > sizes[0]  # the repeated setting adds no pair
     assert sizes[3] < sizes[2] + found  # other weights still share pairs with earlier searches
+    # A full cache stops growing and still answers what it holds.
+    full = PairCosines(max_pairs=sizes[0])
+    for weights in settings:
+        fresh = index.search(x[q_rows], p[q_rows], weights, k=10, as_of=as_of, exclude=q_rows)
+        capped = index.search(x[q_rows], p[q_rows], weights, k=10, as_of=as_of, exclude=q_rows, cache=full)
+        np.testing.assert_array_equal(capped.per_block, fresh.per_block)
+    assert len(full.keys) == sizes[0]
 
 
 def test_a_case_with_a_missing_block_is_not_lost_behind_fused_scores():

@@ -97,6 +97,8 @@ class PairCosines:
 
     keys: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # query row * n + case row
     values: np.ndarray | None = None  # (len(keys), B) float64
+    # ~50 bytes a pair: a backtest of a very large memory keeps the first pairs and computes the rest.
+    max_pairs: int = 4_000_000
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found, their values; rows where not found hold arbitrary values)."""
@@ -106,6 +108,8 @@ class PairCosines:
         return self.keys[pos] == keys, self.values[pos]
 
     def add(self, keys: np.ndarray, values: np.ndarray) -> None:
+        if len(self.keys) >= self.max_pairs:
+            return
         keys, first = np.unique(keys, return_index=True)
         values = values[first]
         if self.values is not None:
