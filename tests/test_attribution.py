@@ -25,13 +25,14 @@ from creative_dag.attribution.effects import (
 from creative_dag.attribution.variants import (
     encode_variants,
     image_items,
-    make_variants,
+    pixels_sha256,
+    plan_variants,
 )
 from creative_dag.cbr.case_base import build_case_base
 from creative_dag.checks.forecast import problems_element_attribution
 from creative_dag.encoders.cache import EmbeddingCache
 from creative_dag.encoders.colors import ColorNamer
-from creative_dag.encoders.decode import decode_image
+from creative_dag.encoders.decode import decode_image, fit_decoded
 from creative_dag.encoders.pipeline import encode_images
 from creative_dag.features.build import build_outcomes
 from creative_dag.resources.models import EncoderSettings, load_block
@@ -71,7 +72,7 @@ def _attribute(root, tmp_path, blocks=("visual",), sample=40, edits=(*LIGHT_EDIT
     prelaunch = creatives[list(PRELAUNCH)].copy()
     case_base = build_case_base(prelaunch, build_outcomes(creatives, daily), tables, daily).frame
     ids = sample_creatives(case_base, sample)
-    variants = make_variants(image_items(prelaunch, ids), read, tables.get("layout"), edits)
+    variants = plan_variants(image_items(prelaunch, ids), read, tables.get("layout"), edits)
     variant_tables = encode_variants(variants, encoders, cache)
     return attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, AttributionConfig(),
                            EDIT_INFO), variants
@@ -144,27 +145,29 @@ def test_unreadable_images_and_a_block_that_cannot_encode_the_edits(tmp_path):
     bad = creatives["image_path"].iloc[0]
     (root / bad).write_bytes(b"not an image")
     prelaunch = creatives[list(PRELAUNCH)].copy()
-    variants = make_variants(image_items(prelaunch, creatives["creative_id"].iloc[:3].tolist()),
+    visual = load_block("visual", EncoderSettings(use_cache=False))
+    variants = plan_variants(image_items(prelaunch, creatives["creative_id"].iloc[:3].tolist()),
                              lambda p: (root / p).read_bytes(), None, ("brighter", "hue_warm"))
+    encoded = encode_variants(variants, {"visual": visual})
     first = str(creatives["creative_id"].iloc[0])
     assert first in variants.skipped and "unreadable" in variants.skipped[first]
     assert not variants.frame.empty and first not in set(variants.frame["creative_id"])
     assert set(variants.frame["edit"]) <= {"brighter", "hue_warm"}
-    assert len(variants.images) == len(variants.frame)
+    assert variants.made == len(variants.frame) == len(encoded["visual"])
 
     # A block with vectors for the originals but no encoder for the edits (CLIP offline) leaves the model,
     # with a note, instead of comparing an original with the block against an edit without it.
     daily = pd.read_csv(root / "daily_metrics.csv")
-    visual = load_block("visual", EncoderSettings(use_cache=False))
     good = creatives.iloc[1:]
     tables = {"visual": encode_images(visual, _items(root, good), lambda p: (root / p).read_bytes()).frame}
     fake_clip = tables["visual"][["creative_id", "sha256", "launch_date", "vector"]].copy()
     tables["clip"] = fake_clip
     case_base = build_case_base(prelaunch, build_outcomes(creatives, daily), tables, daily).frame
     ids = sample_creatives(case_base, 10)
-    variants = make_variants(image_items(prelaunch, ids), lambda p: (root / p).read_bytes(), None, ("brighter",))
-    result = attribute_edits(case_base, tables, prelaunch, variants.frame,
-                             encode_variants(variants, {"visual": visual}), AttributionConfig(n_models=3), EDIT_INFO)
+    variants = plan_variants(image_items(prelaunch, ids), lambda p: (root / p).read_bytes(), None, ("brighter",))
+    variant_tables = encode_variants(variants, {"visual": visual})
+    result = attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables,
+                             AttributionConfig(n_models=3), EDIT_INFO)
     assert any("clip" in note and "left out" in note for note in result.notes), result.notes
     assert (result.effects["blocks"] == "visual").all()
     assert len(result.effects) == 2 and (result.effects["n"] > 0).all()
@@ -231,16 +234,16 @@ def test_a_daily_rerun_takes_cached_edits_without_editing_or_loading_a_model(tmp
     cached = lambda shas: cached_in_every_block(cache, encoders, shas)
 
     index = VariantIndex.open(tmp_path / "variants.json")
-    first = make_variants(items, read, layout, EDIT_NAMES, index=index, cached=cached)
+    first = plan_variants(items, read, layout, EDIT_NAMES, index=index, cached=cached)
     first_tables = encode_variants(first, encoders, cache)
     index.save()
-    assert len(first.images) == len(first.frame) > 8
+    assert first.made == len(first.frame) > 8
 
     # The next day: every edit is in the index and every vector in the cache -> nothing edited, and stand-ins
     # that only know the recorded model versions give the same vectors.
     again_index = VariantIndex.open(tmp_path / "variants.json")
-    again = make_variants(items, read, layout, EDIT_NAMES, index=again_index, cached=cached)
-    assert again.images == {}
+    again = plan_variants(items, read, layout, EDIT_NAMES, index=again_index, cached=cached)
+    assert not again.pending and again.to_make == 0
     pd.testing.assert_frame_equal(again.frame, first.frame)
     stand_ins = {b: RecordedEncoder(b, e.model_id, e.model_version, e.dim) for b, e in encoders.items()}
     again_tables = encode_variants(again, stand_ins, cache)
@@ -249,12 +252,14 @@ def test_a_daily_rerun_takes_cached_edits_without_editing_or_loading_a_model(tmp
 
     # A vector missing from the cache (another model version) or changed edit code: those edits are made again.
     other_model = {"visual": RecordedEncoder("visual", "visual", "another-version", 8)}
-    remade = make_variants(items, read, layout, EDIT_NAMES, index=VariantIndex.open(tmp_path / "variants.json"),
+    remade = plan_variants(items, read, layout, EDIT_NAMES, index=VariantIndex.open(tmp_path / "variants.json"),
                            cached=lambda shas: cached_in_every_block(cache, other_model, shas))
-    assert len(remade.images) == len(first.frame)
+    assert remade.to_make == len(first.frame)
     new_code = VariantIndex.open(tmp_path / "variants.json")
     new_code.salt = "edits changed"
-    assert len(make_variants(items, read, layout, EDIT_NAMES, index=new_code, cached=cached).images) == len(first.frame)
+    redone = plan_variants(items, read, layout, EDIT_NAMES, index=new_code, cached=cached)
+    encode_variants(redone, encoders, cache)
+    assert redone.made == len(first.frame)
     with pytest.raises(RuntimeError, match="not loaded"):
         stand_ins["visual"].encode([])
 
@@ -340,3 +345,54 @@ def test_the_asset_runs_text_probes_with_clip_and_says_why_not_without(scenario)
     assert "not re-encoded" in text_probes(config, tables, ids, {"visual": edited["visual"]}, {}, None)[2]
     frame, _, note = text_probes(config, tables, ids, edited, {"clip": LoadedClip(tokenizer=False)}, None)
     assert frame.empty and "no tokenizer" in note
+
+
+def test_an_edit_handed_over_in_memory_encodes_as_its_lossless_file_would(tmp_path):
+    """Edited images go to the encoders as arrays, not as PNG files written and decoded again: every
+    block must see the same pixels, bit for bit (a tall image, so the CNN's centre crop and both resizes
+    are exercised), and so give the same vectors (to float32 rounding: OpenCV's SIMD paths can round the
+    last bit differently with the array's memory alignment)."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    image = np.full((1200, 700, 3), 230, np.uint8)
+    cv2.rectangle(image, (80, 150), (620, 700), (200, 40, 30), -1)
+    cv2.putText(image, "SALE 50%", (90, 900), cv2.FONT_HERSHEY_SIMPLEX, 3, (20, 20, 20), 6)
+    image = np.clip(image + rng.normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+    edited = apply_edit("hue_cool", image, Detected(), ColorNamer())
+    assert edited is not None
+    png = cv2.imencode(".png", cv2.cvtColor(edited, cv2.COLOR_RGB2BGR))[1].tobytes()
+    items = pd.DataFrame({"creative_id": ["c1~hue_cool"], "sha256": [pixels_sha256(edited)],
+                          "launch_date": ["2026-01-01"], "image_path": ["c1~hue_cool"]})
+    for block in ("visual", "cnn"):
+        encoder = load_block(block, EncoderSettings(use_cache=False))
+        kwargs = {"shorter_side": getattr(encoder, "decode_shorter_side", None),
+                  "longer_side": getattr(encoder, "decode_longer_side", None)}
+        np.testing.assert_array_equal(fit_decoded(edited, **kwargs), decode_image(png, **kwargs), err_msg=block)
+        from_file = encode_images(encoder, items, lambda _: png, verify_sha256=False).frame
+        in_memory = encode_images(encoder, items, lambda p: pytest.fail(f"read {p}"),
+                                  decoded={"c1~hue_cool": edited}).frame
+        np.testing.assert_allclose(np.stack(in_memory["vector"]), np.stack(from_file["vector"]), rtol=1e-6,
+                                   atol=1e-7, err_msg=block)
+    # The key is the pixels: one changed pixel is another image.
+    other = edited.copy()
+    other[0, 0, 0] ^= 1
+    assert pixels_sha256(other) != pixels_sha256(edited) == pixels_sha256(edited.copy())
+
+
+def test_edits_made_a_few_creatives_at_a_time_equal_edits_made_at_once(tmp_path):
+    root = tmp_path / "export"
+    generate_scenario(root, n_creatives=7, n_days=20, seed=6, image_size=128)
+    creatives = pd.read_csv(root / "creatives.csv")
+    read = lambda p: (root / p).read_bytes()
+    encoders = {"visual": load_block("visual", EncoderSettings(use_cache=False))}
+    items = image_items(creatives, creatives["creative_id"].astype(str).tolist())
+    runs = []
+    for chunk in (1, 3, 100):
+        variants = plan_variants(items, read, None, ("brighter", "hue_cool", "crop_to_subject"))
+        runs.append((variants, encode_variants(variants, encoders, chunk_creatives=chunk)))
+    (one, one_tables), *others = runs
+    assert one.made == len(one.frame) >= 14
+    for variants, tables in others:
+        pd.testing.assert_frame_equal(variants.frame, one.frame)
+        pd.testing.assert_frame_equal(tables["visual"], one_tables["visual"])

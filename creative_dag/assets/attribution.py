@@ -31,7 +31,7 @@ from creative_dag.attribution.variants import (
     cached_in_every_block,
     encode_variants,
     image_items,
-    make_variants,
+    plan_variants,
 )
 from creative_dag.blocks import CLIP, TEXT
 from creative_dag.catalog import (
@@ -131,13 +131,11 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         index = VariantIndex.open(HomeLayout.of_database(warehouse.database).cache / "attribution" / "variants.json")
         if index.note:
             context.log.warning(f"element attribution: {index.note}")
-        variants = make_variants(image_items(prelaunch, ids), context.resources.image_store.locator().read_bytes,
+        variants = plan_variants(image_items(prelaunch, ids), context.resources.image_store.locator().read_bytes,
                                  tables.get("layout"), cfg.edits, index=index,
                                  cached=None if recorded is None else lambda shas: cached_in_every_block(
                                      cache, recorded, shas))
-        for cid, why in variants.skipped.items():
-            context.log.warning(f"element attribution: creative {cid} not edited: {why}")
-        if recorded is not None and not variants.images:
+        if recorded is not None and not variants.pending:
             encoders = recorded
             context.log.info(f"element attribution: all {len(variants.frame)} edited images are in the embedding "
                              "cache; no image edited, no model loaded")
@@ -146,6 +144,8 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
                                    lambda m: context.log.warning(f"element attribution: {m} of the attribution model"))
         variant_tables = encode_variants(variants, encoders, cache, batch_size=settings.batch_size,
                                          log=context.log.info)
+        for cid, why in variants.skipped.items():
+            context.log.warning(f"element attribution: creative {cid} not edited: {why}")
         probes, probe_tables, probe_note = text_probes(cfg, tables, ids, variant_tables, encoders, settings)
         if probe_note:  # CLIP's own unavailability is already a warning of the encode step
             context.log.info(f"element attribution: {probe_note}")

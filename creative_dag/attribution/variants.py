@@ -1,9 +1,9 @@
 """Edited copies of sampled creatives, encoded by the same block encoders as the originals.
 
-Each original is decoded at full size, edited (`edits.apply_edit`) and written as a lossless PNG;
-the PNG's sha256 is its key, so the shared embedding cache serves an edit that was encoded before
-(a rerun of the attribution costs only the model fits). The edits are made on what the layout block
-detected on the original (OCR boxes, CTA, face), read from `embeddings.layout`.
+Each original is decoded at full size and edited (`edits.apply_edit`); the edited pixels go to the
+encoders as arrays, and their sha256 is the key, so the shared embedding cache serves an edit that was
+encoded before (a rerun of the attribution costs only the model fits). The edits are made on what the
+layout block detected on the original (OCR boxes, CTA, face), read from `embeddings.layout`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from creative_dag.attribution import edits as edits_module
@@ -28,13 +31,22 @@ from creative_dag.kept_entries import KeptEntries
 
 @dataclass
 class Variants:
-    """frame: variant_id, creative_id, edit, sha256, launch_date; images: variant_id -> PNG bytes of the edits
-    made in this run (an edit found in the index and the embedding cache is not made again, so has none);
-    skipped: creative_id -> why it was not edited (unreadable image)."""
+    """The edited images of a sample. frame: variant_id, creative_id, edit, sha256 (of the edited pixels),
+    launch_date; skipped: creative_id -> why it was not edited (unreadable image); pending: the creatives
+    with edits still to make (`encode_variants` makes, encodes and adds them to frame); made: edits made by
+    `encode_variants` in this run. An edit found in the index whose vectors are all cached is in frame from
+    the start and is never made again."""
 
     frame: pd.DataFrame
-    images: dict[str, bytes] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    pending: list[_Plan] = field(default_factory=list)
+    index: VariantIndex | None = None
+    made: int = 0
+
+    @property
+    def to_make(self) -> int:
+        """Edits still to be made (some may turn out not to apply to their image)."""
+        return sum(len(plan.to_make) for plan in self.pending)
 
 
 NOT_APPLICABLE = ""  # the index's value for an edit that does not apply to an image
@@ -84,58 +96,67 @@ class _Plan:
     detected: Detected | None = None
     keys: dict[str, str] = field(default_factory=dict)
     skipped: str | None = None
+    to_make: list[str] = field(default_factory=list)
 
 
-def make_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,
+def plan_variants(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,
                   edits: Sequence[str] = EDIT_NAMES, index: VariantIndex | None = None,
                   cached: Callable[[Sequence[str]], set[str]] | None = None) -> Variants:
-    """Every applicable edit of every creative in `items` (creative_id, image_path, launch_date).
+    """Which edits of the creatives in `items` (creative_id, image_path, launch_date) are to be made.
 
     index + cached (edited sha256s -> those every block has in the embedding cache): an edit made before
-    whose vectors are all cached is taken from the index without decoding or editing the image."""
+    whose vectors are all cached is taken from the index (a row of frame) and never decoded or edited again;
+    the rest are `pending` for `encode_variants`."""
     index = index or VariantIndex(None, salt="")
     plans = _plans(items, read_bytes, layout, edits, index)
     known = {index.get(k) for plan in plans for k in plan.keys.values()} - {None, NOT_APPLICABLE}
     reusable = cached(sorted(known)) if cached is not None and known else set()
-    namer = ColorNamer()
-    rows, images, skipped = [], {}, {}
+    rows, skipped, pending = [], {}, []
     for plan in plans:
         item, cid = plan.item, str(plan.item.creative_id)
         if plan.skipped is not None:
             skipped[cid] = plan.skipped
             continue
-        image = None
         for edit in edits:
             before = index.get(plan.keys[edit])
             if before == NOT_APPLICABLE or (before is not None and before in reusable):
                 index.put(plan.keys[edit], before)
                 if before:
-                    rows.append({"variant_id": variant_id(cid, edit), "creative_id": cid, "edit": edit,
-                                 "sha256": before, "launch_date": item.launch_date})
-                continue
-            if image is None:
-                try:
-                    image = decode_image(plan.data)
-                except (ImageDecodeError, ValueError) as exc:
-                    skipped[cid] = f"image {item.image_path} unreadable: {exc}"
-                    rows = [r for r in rows if r["creative_id"] != cid]
-                    break
-            edited = apply_edit(edit, image, plan.detected, namer)
-            if edited is None:
-                index.put(plan.keys[edit], NOT_APPLICABLE)
-                continue
-            ok, png = cv2.imencode(".png", cv2.cvtColor(edited, cv2.COLOR_RGB2BGR))
-            if not ok:
-                continue
-            png_bytes = png.tobytes()
-            sha = hashlib.sha256(png_bytes).hexdigest()
-            index.put(plan.keys[edit], sha)
-            vid = variant_id(cid, edit)
-            images[vid] = png_bytes
-            rows.append({"variant_id": vid, "creative_id": cid, "edit": edit, "sha256": sha,
-                         "launch_date": item.launch_date})
-    frame = pd.DataFrame(rows, columns=list(VARIANT_COLUMNS))
-    return Variants(frame, images, skipped)
+                    rows.append(_row(cid, edit, before, item.launch_date))
+            else:
+                plan.to_make.append(edit)
+        if plan.to_make:
+            pending.append(plan)
+    return Variants(pd.DataFrame(rows, columns=list(VARIANT_COLUMNS)), skipped, pending, index)
+
+
+def _row(creative_id: str, edit: str, sha: str, launch_date: Any) -> dict[str, Any]:
+    return {"variant_id": variant_id(creative_id, edit), "creative_id": creative_id, "edit": edit, "sha256": sha,
+            "launch_date": launch_date}
+
+
+def pixels_sha256(image: np.ndarray) -> str:
+    """Content key of an edited image: its shape and RGB pixels (what every block reads)."""
+    digest = hashlib.sha256(f"rgb8:{image.shape[0]}x{image.shape[1]}|".encode())
+    digest.update(np.ascontiguousarray(image, dtype=np.uint8).data)
+    return digest.hexdigest()
+
+
+def _edit(plan: _Plan, index: VariantIndex, namer: ColorNamer) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Make a plan's pending edits: their rows and edited images (variant_id -> RGB); raises ImageDecodeError."""
+    image = decode_image(plan.data, name=f"creative {plan.item.creative_id} image {plan.item.image_path}")
+    cid, rows, images = str(plan.item.creative_id), [], {}
+    for edit in plan.to_make:
+        edited = apply_edit(edit, image, plan.detected, namer)
+        if edited is None:
+            index.put(plan.keys[edit], NOT_APPLICABLE)
+            continue
+        sha = pixels_sha256(edited)
+        index.put(plan.keys[edit], sha)
+        row = _row(cid, edit, sha, plan.item.launch_date)
+        rows.append(row)
+        images[row["variant_id"]] = edited
+    return rows, images
 
 
 def _plans(items: pd.DataFrame, read_bytes: Callable[[str], bytes], layout: pd.DataFrame | None,
@@ -165,21 +186,103 @@ def cached_in_every_block(cache: Any, encoders: Mapping[str, Any], shas: Sequenc
 
 
 def encode_variants(variants: Variants, encoders: Mapping[str, Any], cache: Any = None, batch_size: int = 16,
-                    log: Callable[[str], Any] | None = None) -> dict[str, pd.DataFrame]:
-    """block -> embeddings-like frame of the edited images (creative_id = variant_id), per loaded encoder."""
+                    log: Callable[[str], Any] | None = None, chunk_creatives: int = 2) -> dict[str, pd.DataFrame]:
+    """block -> embeddings-like frame of the edited images (creative_id = variant_id), per loaded encoder.
+
+    The pending edits are made a few creatives at a time (`chunk_creatives`) and handed to the encoders as
+    arrays: no edited image is written to a file format and decoded again (a lossless PNG of a 1080 x 1920
+    edit took ~90 ms to write and ~30 ms to read per block: most of the attribution's image work), and only
+    one chunk's images are held at once (~6 MB each at 1080 x 1920). Their rows join `variants.frame`; a
+    creative whose image cannot be decoded joins `variants.skipped` instead."""
     from creative_dag.encoders.pipeline import encode_images
 
-    if variants.frame.empty:
-        return {}
-    items = pd.DataFrame({"creative_id": variants.frame["variant_id"], "sha256": variants.frame["sha256"],
-                          "launch_date": variants.frame["launch_date"], "image_path": variants.frame["variant_id"]})
+    parts: dict[str, list[pd.DataFrame]] = {block: [] for block in encoders}
+    failed = dict.fromkeys(encoders, 0)
+    reused = variants.frame
+    if len(reused):  # cached in every block (plan_variants checked): no image is read
+        items = _encode_items(reused)
+        for block, encoder in encoders.items():
+            run = encode_images(encoder, items, _not_read, cache, batch_size=batch_size)
+            parts[block].append(run.frame)
+            failed[block] += run.failed
+    index = variants.index or VariantIndex(None, salt="")
+    namer = ColorNamer()
+    expected = variants.to_make
+    made: list[pd.DataFrame] = []
+    # A block that reads on worker processes (the layout block's OCR) reads one chunk while this thread
+    # edits the next one and runs the other blocks on it; at most one chunk waits for it, which bounds memory.
+    behind = {b for b, e in encoders.items() if getattr(e, "parallel", None) is not None}
+    waiting: list[tuple[str, Future]] = []
+
+    def collect() -> None:
+        for block, future in waiting:
+            run = future.result()
+            parts[block].append(run.frame)
+            failed[block] += run.failed
+        waiting.clear()
+
+    step = max(1, chunk_creatives)
+    with ExitStack() as stack:
+        for encoder in encoders.values():  # e.g. the layout block's OCR worker processes, started once
+            parallel = getattr(encoder, "parallel", None)
+            if parallel is not None and expected:
+                stack.enter_context(parallel(expected, log))
+        reader = stack.enter_context(ThreadPoolExecutor(max_workers=1)) if behind and expected else None
+        for start in range(0, len(variants.pending), step):
+            rows, images = [], {}
+            for plan in variants.pending[start:start + step]:
+                try:
+                    plan_rows, plan_images = _edit(plan, index, namer)
+                except (ImageDecodeError, ValueError) as exc:
+                    cid = str(plan.item.creative_id)
+                    variants.skipped[cid] = f"image {plan.item.image_path} unreadable: {exc}"
+                    reused = reused[reused["creative_id"].astype(str) != cid]
+                    continue
+                rows += plan_rows
+                images.update(plan_images)
+            if not rows:
+                continue
+            chunk = pd.DataFrame(rows, columns=list(VARIANT_COLUMNS))
+            items = _encode_items(chunk)
+            for block, encoder in encoders.items():
+                if reader is not None and block in behind:
+                    continue
+                run = encode_images(encoder, items, _not_read, cache, batch_size=batch_size, decoded=images)
+                parts[block].append(run.frame)
+                failed[block] += run.failed
+            collect()
+            for block in behind if reader is not None else ():
+                waiting.append((block, reader.submit(encode_images, encoders[block], items, _not_read, cache,
+                                                     batch_size=batch_size, decoded=images)))
+            made.append(chunk)
+            if log:
+                log(f"element attribution: {sum(map(len, made))} edited images made "
+                    f"({min(start + step, len(variants.pending))}/{len(variants.pending)} creatives)")
+        collect()
+    variants.made = sum(map(len, made))
+    variants.frame = pd.DataFrame([*reused.to_dict("records"), *(r for m in made for r in m.to_dict("records"))],
+                                  columns=list(VARIANT_COLUMNS))
+    keep = set(variants.frame["variant_id"])
     out = {}
-    for block, encoder in encoders.items():
-        run = encode_images(encoder, items, variants.images.__getitem__, cache, batch_size=batch_size, log=log)
-        out[block] = run.frame
-        if run.failed and log:
-            log(f"element attribution: {run.failed} edited image(s) failed in block {block}")
+    for block in encoders:
+        frames = [f for f in parts[block] if len(f)]
+        frame = pd.concat(frames, ignore_index=True) if frames else (parts[block][0] if parts[block] else None)
+        if frame is None:
+            continue
+        out[block] = frame[frame["creative_id"].isin(keep)].reset_index(drop=True)
+        if failed[block] and log:
+            log(f"element attribution: {failed[block]} edited image(s) failed in block {block}")
     return out
+
+
+def _encode_items(frame: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"creative_id": frame["variant_id"], "sha256": frame["sha256"],
+                         "launch_date": frame["launch_date"], "image_path": frame["variant_id"]})
+
+
+def _not_read(path: str) -> bytes:
+    """An edited image is never read from bytes: it is in the embedding cache or handed over decoded."""
+    raise OSError(f"edited image {path} is neither cached nor in memory")
 
 
 def image_items(prelaunch: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:

@@ -100,6 +100,17 @@ def decode_image(data: bytes, *, shorter_side: int | None = None, longer_side: i
     return _resize(rgb, shorter_side, longer_side)
 
 
+def fit_decoded(rgb: np.ndarray, *, shorter_side: int | None = None, longer_side: int | None = None,
+                max_aspect: float = DEFAULT_MAX_ASPECT) -> np.ndarray:
+    """An already decoded (H, W, 3) uint8 RGB image as `decode_image` gives it to a block: the same crop
+    and resize, so an image held in memory (an edited copy) and the same pixels read from a lossless
+    file become the same array, bit for bit."""
+    image = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+    if shorter_side:
+        image = _crop_to_aspect(image, max_aspect)
+    return _resize(image, shorter_side, longer_side)
+
+
 def _crop_to_aspect(image: Image.Image, max_aspect: float) -> Image.Image:
     """Centre crop of the long side to at most `max_aspect` x the short side (no-op when within)."""
     width, height = image.size

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from creative_dag.encoders.base import (
     text_sha256,
 )
 from creative_dag.encoders.cache import EmbeddingCache
-from creative_dag.encoders.decode import ImageDecodeError, decode_image
+from creative_dag.encoders.decode import ImageDecodeError, decode_image, fit_decoded
 
 QUARANTINE_SOURCE = "images"
 VECTOR_TYPE = pa.list_(pa.float32())
@@ -198,11 +198,13 @@ class LayoutBlockEncoder:
 def encode_images(encoder: BlockEncoder, items: pd.DataFrame, read_bytes: Callable[[str], bytes],
                   cache: EmbeddingCache | None = None, batch_size: int = 32,
                   log: Callable[[str], Any] | None = None, verify_sha256: bool = True,
-                  prefetch: bool = True) -> BlockRun:
+                  prefetch: bool = True, decoded: Mapping[str, np.ndarray] | None = None) -> BlockRun:
     """Encode the images of `items` with `encoder`.
 
     items: DataFrame with creative_id, sha256, launch_date, image_path (one row per creative).
     read_bytes: image_path -> bytes (raises OSError / ImagePathError for unreadable paths).
+    decoded: image_path -> an image already decoded at full size (the attribution's edited copies, held
+    in memory): fitted to the block as `decode_image` would, with no bytes read, encoded or decoded.
     An encoder with a `parallel(n_images, log)` context (the layout block) reads them on worker
     processes while it is open.
     Returns a BlockRun whose frame has one row per creative whose image was encoded.
@@ -229,17 +231,18 @@ def encode_images(encoder: BlockEncoder, items: pd.DataFrame, read_bytes: Callab
             for index, batch in enumerate(batches):
                 t0 = time.perf_counter()
                 if pending is not None:
-                    decoded = pending.result()
+                    images = pending.result()
                 else:
-                    decoded = _decode_batch(batch, read_bytes, decode_kwargs, verify_sha256)
+                    images = _decode_batch(batch, read_bytes, decode_kwargs, verify_sha256, decoded)
                 if pool is not None and index + 1 < len(batches):
-                    pending = pool.submit(_decode_batch, batches[index + 1], read_bytes, decode_kwargs, verify_sha256)
+                    pending = pool.submit(_decode_batch, batches[index + 1], read_bytes, decode_kwargs, verify_sha256,
+                                          decoded)
                 else:
                     pending = None
                 t1 = time.perf_counter()
                 decode_s += t1 - t0
-                ok = [(sha, image) for sha, image, _ in decoded if image is not None]
-                for sha, _, failure in decoded:
+                ok = [(sha, image) for sha, image, _ in images if image is not None]
+                for sha, _, failure in images:
                     if failure is not None:
                         failures[sha] = failure
                 if ok:
@@ -270,12 +273,16 @@ def _decode_kwargs(encoder: Any) -> dict[str, Any]:
 
 
 def _decode_batch(batch: Sequence[tuple[str, str, str]], read_bytes: Callable[[str], bytes],
-                  decode_kwargs: dict[str, Any], verify_sha256: bool
+                  decode_kwargs: dict[str, Any], verify_sha256: bool,
+                  decoded: Mapping[str, np.ndarray] | None = None
                   ) -> list[tuple[str, np.ndarray | None, tuple[str, str] | None]]:
     """[(sha, path, creative_id)] -> [(sha, RGB array or None, (reason, detail) or None)]."""
     out = []
     for sha, path, creative_id in batch:
         label = f"creative {creative_id} image {path}"
+        if decoded is not None and path in decoded:
+            out.append((sha, fit_decoded(decoded[path], **decode_kwargs), None))
+            continue
         try:
             data = read_bytes(path)
         except Exception as exc:  # noqa: BLE001 - ImagePathError, OSError, fsspec errors: quarantine
