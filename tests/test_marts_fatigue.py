@@ -205,3 +205,32 @@ def test_account_fatigue_rate(scenarios):
     assert set(rate["account_id"]) == set(creatives["account_id"])
     assert (rate["n_winners"] > 0).all()
     assert ((rate["creative_fatigue_rate_days"] > 0) & (rate["creative_fatigue_rate_days"] < 120)).all()
+
+
+def test_the_daily_table_fills_calendar_gaps_and_rolls_within_each_creative():
+    """Rows arrive unsorted, with a duplicate day and a gap: the table has every calendar day from a
+    creative's first to its last (a gap is zero delivery with no frequency), and the 7-day sums never
+    reach into another creative's days."""
+    daily = pd.DataFrame({
+        "creative_id": ["b", "a", "a", "b", "a", "a"],
+        "date": ["2026-01-03", "2026-01-04", "2026-01-01", "2026-01-02", "2026-01-01", "2026-01-02"],
+        "impressions": [400, 1000, 600, 300, 400, 500],
+        "clicks": [8, 50, 12, 3, 8, 10],
+        "spend": [4.0, 10.0, 6.0, 3.0, 4.0, 5.0],
+        "conversions": [1, 2, 1, 0, 0, 1],
+        "frequency": [1.5, 2.0, 1.0, 1.2, 3.0, 1.1],
+    })
+    out = fatigue_daily(daily, params=FatigueParams(rolling_days=2))
+    assert out[["creative_id", "date"]].astype(str).values.tolist() == [
+        ["a", "2026-01-01"], ["a", "2026-01-02"], ["a", "2026-01-03"], ["a", "2026-01-04"],
+        ["b", "2026-01-02"], ["b", "2026-01-03"]]
+    a = out[out["creative_id"] == "a"]
+    assert a["impressions"].tolist() == [1000, 500, 0, 1000]  # the duplicate day summed, the gap zero
+    assert a["frequency"].isna().tolist() == [False, False, True, False]
+    assert a["frequency"].iloc[0] == pytest.approx(2.0)  # mean of the duplicate day's 1.0 and 3.0
+    # 2-day sums: day 3 = day 2 + the gap, day 4 = the gap + day 4
+    assert a["rolling_ctr"].tolist() == pytest.approx([20 / 1000, 30 / 1500, 10 / 500, 50 / 1000])
+    assert a["cumulative_impressions"].tolist() == [1000, 1500, 1500, 2500]
+    b = out[out["creative_id"] == "b"]
+    assert b["rolling_ctr"].tolist() == pytest.approx([3 / 300, 11 / 700])  # not a's last day
+    assert b["age_days"].tolist() == [0, 1]

@@ -354,21 +354,18 @@ def fatigue_daily(daily: pd.DataFrame, creatives: pd.DataFrame | None = None,
     if has_freq:
         agg["frequency"] = "mean"
     d = d.groupby(["creative_id", "date"], as_index=False).agg(agg)
-    parts = []
-    for cid, g in d.groupby("creative_id", sort=True):
-        g = g.set_index("date").asfreq("D")
-        g[cols] = g[cols].fillna(0)
-        g["creative_id"] = cid
-        parts.append(g.reset_index())
-    if not parts:
+    if d.empty:
         return pd.DataFrame(columns=["creative_id", "account_id", "date", "age_days", *cols, "ctr", "cpa",
                                      "rolling_ctr", "rolling_cpa", "cumulative_impressions",
                                      "cumulative_spend", "frequency"])
-    out = pd.concat(parts, ignore_index=True)
+    out = _every_day(d, cols)
     if not has_freq:
         out["frequency"] = np.nan
     g = out.groupby("creative_id", sort=False)
-    roll = {c: g[c].transform(lambda s: s.rolling(p.rolling_days, min_periods=1).sum()) for c in cols}
+    # pandas' grouped rolling: the same sums as rolling each creative's series alone, without a Python call per
+    # creative (2,000 creatives x 120 days: the step's 7 s went mostly to those calls)
+    rolled = g[cols].rolling(p.rolling_days, min_periods=1).sum().reset_index(level=0, drop=True)
+    roll = {c: rolled[c].reindex(out.index) for c in cols}
     out["ctr"] = metrics.ctr(out["clicks"], out["impressions"])
     out["cpa"] = metrics.cpa(out["spend"], out["conversions"])
     out["rolling_ctr"] = metrics.ctr(roll["clicks"], roll["impressions"])
@@ -388,6 +385,21 @@ def fatigue_daily(daily: pd.DataFrame, creatives: pd.DataFrame | None = None,
     order = ["creative_id", "account_id", "date", "age_days", *cols, "ctr", "cpa", "rolling_ctr", "rolling_cpa",
              "cumulative_impressions", "cumulative_spend", "frequency"]
     return out[order]
+
+
+def _every_day(d: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """One row per creative and calendar day from its first to its last day (sorted by creative, date), the
+    days without a row of `d` as zero delivery (and no frequency)."""
+    span = d.groupby("creative_id", sort=True)["date"].agg(["min", "max"])
+    lengths = ((span["max"] - span["min"]).dt.days + 1).to_numpy()
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    days = pd.to_timedelta(np.arange(int(lengths.sum())) - starts, unit="D")
+    grid = pd.DataFrame({"creative_id": np.repeat(span.index.to_numpy(), lengths),
+                         "date": np.repeat(span["min"].to_numpy(), lengths) + days})
+    grid["date"] = grid["date"].astype(d["date"].dtype)
+    out = grid.merge(d, on=["creative_id", "date"], how="left", validate="one_to_one")
+    out[cols] = out[cols].fillna(0)
+    return out
 
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
