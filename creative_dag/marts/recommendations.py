@@ -131,6 +131,7 @@ def attribute_indicators(attributes: pd.DataFrame, min_support: int = 8, max_lev
         dup = attributes.loc[attributes["creative_id"].duplicated(), "creative_id"].iloc[0]
         raise ValueError(f"attribute frame has creative {dup} more than once; pass one row per creative")
     frame = attributes.set_index("creative_id")
+    frame.attrs = {}  # pandas deep-copies a frame's attrs (the attribute sources) into every result derived from it
     cols: dict[str, pd.Series] = {}
     n = len(frame)
     for name in frame.columns:
@@ -892,7 +893,7 @@ def _robust_effect(x_r: np.ndarray, y_r: np.ndarray, groups: np.ndarray,
     beta = float(x_r @ y_r) / sxx
     e = (y_r - beta * x_r) / (1.0 - np.clip(base_leverage + x_r * x_r / sxx, 0.0, 0.95))
     score = np.bincount(groups, weights=x_r * e)
-    g = len(np.unique(groups))
+    g = int(np.count_nonzero(np.bincount(groups)))  # clusters present (= len(np.unique(groups)), without a sort)
     return beta, float(np.sqrt(g / max(g - 1, 1) * float(score @ score)) / sxx)
 
 
