@@ -236,3 +236,29 @@ def test_clusters_keep_their_labels_when_a_day_of_creatives_lands():
     again, how = keep_clusters(ids, x, fresh, few)
     assert how.startswith("clustered again") and (again == fresh).all()
     assert keep_clusters(ids, x, fresh, None)[1] == "clustered (no previous run)"
+
+
+def test_the_landscape_distances_are_umaps_own_and_give_the_same_map():
+    """The landscape hands UMAP the cosine matrix computed in compiled code instead of letting it call its
+    metric once per pair from Python: the matrix must be the one UMAP builds, bit for bit (a zero vector
+    included: its distances are UMAP's conventions, 0 to itself and 1 to the rest), and so must the map."""
+    import umap
+    from sklearn.metrics import pairwise_distances
+    from umap.distances import named_distances
+
+    from creative_dag.marts.cosine_matrix import cosine_matrix
+    from creative_dag.marts.landscape import cache_umap_compilation
+
+    cache_umap_compilation()  # as a landscape fit does: UMAP's compiled code from the disk cache
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(120, 40)).astype(np.float32)
+    x[:40] += 3 * rng.normal(size=40).astype(np.float32)  # some structure for the map
+    x[7] = 0.0
+    ours = cosine_matrix(x)
+    assert ours.dtype == np.float32 and ours[7, 7] == 0.0 and ours[7, 8] == 1.0
+    np.testing.assert_array_equal(ours, pairwise_distances(x, metric=named_distances["cosine"]))
+    x[7] = rng.normal(size=40)  # a zero vector has no cosine map of its own
+    settings = {"n_components": 2, "n_neighbors": 15, "min_dist": 0.1, "random_state": 0, "init": "spectral"}
+    by_umap = umap.UMAP(metric="cosine", **settings).fit_transform(x)
+    from_matrix = umap.UMAP(metric="precomputed", **settings).fit_transform(cosine_matrix(x))
+    np.testing.assert_array_equal(from_matrix, by_umap)

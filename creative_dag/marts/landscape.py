@@ -128,10 +128,14 @@ def _fit_landscape(ids: list[str], vectors: np.ndarray, p: LandscapeParams) -> p
     else:
         import umap
 
+        from creative_dag.marts.cosine_matrix import UMAP_EXACT_BELOW, cosine_matrix
+
         cache_umap_compilation()
+        exact = n < UMAP_EXACT_BELOW  # UMAP's own exact path, with its distances computed in compiled code
         reducer = umap.UMAP(n_components=2, n_neighbors=min(p.n_neighbors, n - 1), min_dist=p.min_dist,
-                            metric="cosine", random_state=p.seed, init="spectral" if n > 30 else "random")
-        coords, method = reducer.fit_transform(x), "umap"
+                            metric="precomputed" if exact else "cosine", random_state=p.seed,
+                            init="spectral" if n > 30 else "random")
+        coords, method = reducer.fit_transform(cosine_matrix(x) if exact else x), "umap"
     labels = cluster_vectors(x, p) if method == "umap" else _cluster_map(np.asarray(coords, dtype=np.float64), p)
     return pd.DataFrame({"creative_id": ids, "x": coords[:, 0].astype(float), "y": coords[:, 1].astype(float),
                          "cluster": labels.astype("int64"), "method": method})
