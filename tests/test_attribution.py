@@ -218,19 +218,23 @@ def test_holm_keeps_a_strong_effect_and_drops_a_borderline_one_among_many():
     assert holm_significant(np.array([0.03]), 0.05).tolist() == [True]
 
 
+def _visual_only_export(tmp_path, n: int, seed: int):
+    """A small generated export: (image items of every creative, bytes reader, {"visual": encoder})."""
+    root = tmp_path / "export"
+    generate_scenario(root, n_creatives=n, n_days=20, seed=seed, image_size=128)
+    creatives = pd.read_csv(root / "creatives.csv")
+    items = image_items(creatives, creatives["creative_id"].astype(str).tolist())
+    return items, lambda p: (root / p).read_bytes(), {"visual": load_block("visual", EncoderSettings(use_cache=False))}
+
+
 def test_a_daily_rerun_takes_cached_edits_without_editing_or_loading_a_model(tmp_path):
     from creative_dag.attribution.variants import VariantIndex, cached_in_every_block
     from creative_dag.resources.models import RecordedEncoder
 
-    root = tmp_path / "export"
-    generate_scenario(root, n_creatives=8, n_days=20, seed=4, image_size=128)
-    creatives = pd.read_csv(root / "creatives.csv")
-    read = lambda p: (root / p).read_bytes()
     # The visual block alone (no OCR model to load): the reuse does not depend on which blocks there are.
-    encoders = {"visual": load_block("visual", EncoderSettings(use_cache=False))}
+    items, read, encoders = _visual_only_export(tmp_path, n=8, seed=4)
     cache = EmbeddingCache(tmp_path / "cache")
     layout = None  # no detected boxes: the edits that need none (hue, light, contrast, crop)
-    items = image_items(creatives, creatives["creative_id"].astype(str).tolist())
     cached = lambda shas: cached_in_every_block(cache, encoders, shas)
 
     index = VariantIndex.open(tmp_path / "variants.json")
@@ -381,12 +385,7 @@ def test_an_edit_handed_over_in_memory_encodes_as_its_lossless_file_would(tmp_pa
 
 
 def test_edits_made_a_few_creatives_at_a_time_equal_edits_made_at_once(tmp_path):
-    root = tmp_path / "export"
-    generate_scenario(root, n_creatives=7, n_days=20, seed=6, image_size=128)
-    creatives = pd.read_csv(root / "creatives.csv")
-    read = lambda p: (root / p).read_bytes()
-    encoders = {"visual": load_block("visual", EncoderSettings(use_cache=False))}
-    items = image_items(creatives, creatives["creative_id"].astype(str).tolist())
+    items, read, encoders = _visual_only_export(tmp_path, n=7, seed=6)
     runs = []
     for chunk in (1, 3, 100):
         variants = plan_variants(items, read, None, ("brighter", "hue_cool", "crop_to_subject"))

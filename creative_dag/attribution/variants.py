@@ -142,9 +142,9 @@ def pixels_sha256(image: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _edit(plan: _Plan, index: VariantIndex, namer: ColorNamer) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
-    """Make a plan's pending edits: their rows and edited images (variant_id -> RGB); raises ImageDecodeError."""
-    image = decode_image(plan.data, name=f"creative {plan.item.creative_id} image {plan.item.image_path}")
+def _edit(plan: _Plan, image: np.ndarray, index: VariantIndex,
+          namer: ColorNamer) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """Make a plan's pending edits of its decoded image: their rows and edited images (variant_id -> RGB)."""
     cid, rows, images = str(plan.item.creative_id), [], {}
     for edit in plan.to_make:
         edited = apply_edit(edit, image, plan.detected, namer)
@@ -232,12 +232,13 @@ def encode_variants(variants: Variants, encoders: Mapping[str, Any], cache: Any 
             rows, images = [], {}
             for plan in variants.pending[start:start + step]:
                 try:
-                    plan_rows, plan_images = _edit(plan, index, namer)
+                    image = decode_image(plan.data, name=f"creative {plan.item.creative_id} image {plan.item.image_path}")
                 except (ImageDecodeError, ValueError) as exc:
                     cid = str(plan.item.creative_id)
                     variants.skipped[cid] = f"image {plan.item.image_path} unreadable: {exc}"
                     reused = reused[reused["creative_id"].astype(str) != cid]
                     continue
+                plan_rows, plan_images = _edit(plan, image, index, namer)
                 rows += plan_rows
                 images.update(plan_images)
             if not rows:

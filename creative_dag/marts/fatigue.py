@@ -202,17 +202,19 @@ def _onset_tables(y: np.ndarray, n: np.ndarray, p: FatigueParams, half_lives: tu
     wy, wn = w * y, w * n
     swy = wy.sum()
     exposure = _exposure_since(n, taus, first)
-    hl = np.asarray(half_lives, dtype="float64")[:, None, None, None]
-    fl = np.asarray(floors, dtype="float64")[None, :, None, None]
-    # Every (half-life, floor, onset, day) at once: one array operation per step instead of one per grid cell
-    # (78 cells of a few thousand values each: the Python calls, not the arithmetic, were the cost).
-    d = np.exp2(-exposure[None] / hl[..., 0])  # (H, K, T); 1 up to the onset day
-    swnd = d @ wn  # (H, K)
-    m = fl + (1.0 - fl) * d[:, None]  # (H, F, K, T)
-    level = swy / (fl[..., 0] * wn.sum() + (1.0 - fl[..., 0]) * swnd[:, None])  # (H, F, K)
-    # sum_t w (y log(level n m) - level n m), dropping the terms that do not depend on the model
-    ll = swy * np.log(level) + np.log(np.maximum(m, 1e-300)) @ wy - swy
-    drop = 1.0 - m[..., last]
+    fl = np.asarray(floors, dtype="float64")[:, None, None]
+    ll = np.empty((len(half_lives), len(floors), len(taus)))
+    drop = np.empty_like(ll)
+    # All floors of a half-life in one array operation (the Python calls of 78 grid cells of a few thousand
+    # values each, not the arithmetic, were the cost); per half-life, so memory stays at floors x K x T.
+    for i, hl in enumerate(half_lives):
+        d = np.exp2(-exposure / hl)  # (K, T); 1 up to the onset day
+        swnd = d @ wn
+        m = fl + (1.0 - fl) * d[None]  # (F, K, T)
+        level = swy / (fl[..., 0] * wn.sum() + (1.0 - fl[..., 0]) * swnd[None])  # (F, K)
+        # sum_t w (y log(level n m) - level n m), dropping the terms that do not depend on the model
+        ll[i] = swy * np.log(level) + np.log(np.maximum(m, 1e-300)) @ wy - swy
+        drop[i] = 1.0 - m[..., last]
     ll0 = swy * np.log(swy / wn.sum()) - swy  # constant CTR (m = 1), same weights
     return _Tables(taus, np.ascontiguousarray(ll.transpose(2, 0, 1)), float(ll0),
                    np.ascontiguousarray(drop.transpose(2, 0, 1)), last)
