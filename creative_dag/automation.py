@@ -143,7 +143,8 @@ def whole_history_condition(refreshed_together: dg.AssetSelection, partitioned: 
 
     - changed: some dependency updated since this table was last requested or materialised;
     - busy (held back): upstream work is pending: a dependency in progress; one outside the set
-      requested this tick or outdated; a launch-date partition (`partitioned`) never materialised
+      requested this tick or outdated; one of the set never materialised (nor failed) and not requested
+      with this table; a launch-date partition (`partitioned`) never materialised
       and not failed (a new launch date about to be embedded: Dagster would not order that
       partition's run before this one; new dates are partitions before `features/prelaunch`'s
       blocking checks pass, see `register_launch_dates_hook`, so they are seen in time); or a
@@ -166,6 +167,9 @@ def whole_history_condition(refreshed_together: dg.AssetSelection, partitioned: 
         AC.any_deps_in_progress()
         | AC.any_deps_match(AC.will_be_requested() | outdated()).ignore(refreshed_together).ignore(partitioned)
         | AC.any_deps_match(AC.missing() & ~AC.execution_failed()).allow(partitioned)
+        # a table of the set never materialised yet (the first refresh) and not requested with this one: a
+        # daemon run once read marts/creative_ranking before any run had written it
+        | AC.any_deps_match(AC.missing() & ~AC.execution_failed() & ~AC.will_be_requested()).allow(refreshed_together)
     ).with_label("upstream work pending")
     # Without the sibling clause a table that follows a refreshed one (marts/tired_or_repetitive after
     # marts/creative_fatigue) drags its multi-asset sibling (marts/creative_repetition) into the
