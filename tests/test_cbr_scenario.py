@@ -289,3 +289,31 @@ def test_assets_materialise_and_cli_reads_the_persisted_index(scenario, tmp_path
     evaluation = cbr_checks.case_base_decision_time_columns(check_context)
     assert not evaluation.passed
     assert set(evaluation.metadata["denied_columns"].value) == {"lifetime_roas", "ctr"}
+
+
+def test_ranking_metrics_equal_scipys_on_ties_nans_and_constant_cohorts():
+    """The backtest's own rank code (it ranks thousands of cohorts per run) gives scipy's numbers to the bit."""
+    from scipy.stats import rankdata, spearmanr
+
+    from creative_dag.cbr.backtest import _spearman, average_ranks, evaluate_ranking
+
+    rng = np.random.default_rng(3)
+    for trial in range(3000):
+        n = int(rng.integers(1, 30))
+        a = [rng.normal(size=n), rng.integers(0, 3, size=n).astype(float), np.round(rng.normal(size=n), 1)][trial % 3]
+        b = rng.integers(0, 4, size=n).astype(float) if trial % 2 else rng.normal(size=n)
+        if trial % 50 == 0 and n:
+            a[-1] = np.nan
+        np.testing.assert_array_equal(average_ranks(a), rankdata(a))
+        if n >= 3 and not (np.allclose(a, a[0]) or np.allclose(b, b[0])):
+            expected = float(spearmanr(a, b).statistic)
+            assert _spearman(a, b) == expected or (np.isnan(expected) and np.isnan(_spearman(a, b)))
+    assert np.isnan(_spearman(np.ones(5), np.arange(5.0)))        # a constant side has no rank correlation
+    assert np.isnan(_spearman(np.arange(2.0), np.arange(2.0)))     # nor do two values
+    cohorts = np.repeat(np.arange(4), 6)
+    pred, actual = rng.normal(size=24), rng.normal(size=24)
+    pred[:6] = 1.0                                                 # a cohort the method cannot order counts 0
+    scores = evaluate_ranking(pred, actual, cohorts, BacktestConfig(), np.random.default_rng(0))
+    within = [0.0] + [float(spearmanr(pred[c * 6:(c + 1) * 6], actual[c * 6:(c + 1) * 6]).statistic) for c in (1, 2, 3)]
+    assert scores["spearman_within_cohort"] == pytest.approx(np.mean(within), abs=1e-15)
+    assert scores["spearman"] == float(spearmanr(pred, actual).statistic)

@@ -114,3 +114,26 @@ def test_context_cosine_is_the_share_of_matching_columns():
     assert np.linalg.norm(unseen[0]) == pytest.approx(1.0)
     # The unseen platform contributes nothing: 2 matches over sqrt(2 known x 3 known) columns.
     assert unseen[0] @ x[0] == pytest.approx(2 / np.sqrt(6))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pair_cosines_equal_numpys_block_sums_bit_for_bit(dtype):
+    """The compiled block sums are numpy's own (reduceat over float64 products), whatever the block widths
+    (numpy's pairwise summation changes shape at 8 and 128 terms), so cached and fresh cosines agree."""
+    from creative_dag.cbr.similarity import per_block_cosine
+
+    rng = np.random.default_rng(5)
+    layout = BlockLayout(blocks=("clip", "cnn", "visual", "layout", "text", "context"), dims=(1, 5, 8, 129, 300, 1280))
+    queries = (rng.normal(size=(7, layout.total_dim)) * 10.0 ** rng.integers(-3, 3, size=(7, layout.total_dim)))
+    cases = rng.normal(size=(11, layout.total_dim))
+    queries, cases = queries.astype(dtype), cases.astype(dtype)
+    query_presence, case_presence = rng.random((7, 6)) < 0.8, rng.random((11, 6)) < 0.8
+    query_of, case_of = rng.integers(0, 7, 40), rng.integers(0, 11, 40)
+    got = per_block_cosine(layout, queries, query_presence, cases, case_presence, pairs=(query_of, case_of))
+    sums = np.add.reduceat(queries[query_of].astype(np.float64) * cases[case_of].astype(np.float64),
+                           np.asarray(layout.offsets), axis=1)
+    expected = np.where(query_presence[query_of] & case_presence[case_of], np.clip(sums, -1.0, 1.0), np.nan)
+    np.testing.assert_array_equal(got, expected)
+    aligned = per_block_cosine(layout, queries[query_of], query_presence[query_of], cases[case_of],
+                               case_presence[case_of])
+    np.testing.assert_array_equal(aligned, expected)

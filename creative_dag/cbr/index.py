@@ -374,13 +374,19 @@ class CaseIndex:
         group = np.where(rows >= 0, self._group_of[np.maximum(rows, 0)], -1)
         return patterns[group]  # -1 picks the all-False row
 
+    def _pair_cosines(self, q: np.ndarray, qp: np.ndarray, query_of: np.ndarray, case_rows: np.ndarray) -> np.ndarray:
+        """Per-block cosines of query row query_of[p] and case row case_rows[p] (-1 = none: NaN), each
+        distinct case's vectors read from the index once."""
+        distinct, case_of = np.unique(case_rows, return_inverse=True)
+        return per_block_cosine(self.layout, q, qp, self.case_vectors(distinct), self.case_presence(distinct),
+                                pairs=(query_of, case_of.reshape(-1)))
+
     def _exact_breakdown(self, q: np.ndarray, qp: np.ndarray, w: np.ndarray, top_rows: np.ndarray,
                          queries: np.ndarray | None = None, cache: PairCosines | None = None) -> SearchResult:
         m, k = top_rows.shape
         flat_rows = top_rows.reshape(-1)
         if queries is None or cache is None:
-            per_block = per_block_cosine(self.layout, np.repeat(q, k, axis=0), np.repeat(qp, k, axis=0),
-                                         self.case_vectors(flat_rows), self.case_presence(flat_rows))
+            per_block = self._pair_cosines(q, qp, np.repeat(np.arange(m), k), flat_rows)
         else:
             keys = np.repeat(queries, k) * self.n_cases + np.maximum(flat_rows, 0)
             found, cached = cache.lookup(keys)
@@ -390,8 +396,7 @@ class CaseIndex:
                 per_block[found] = cached[found]
             new = np.flatnonzero(~found & (flat_rows >= 0))
             if len(new):
-                per_block[new] = per_block_cosine(self.layout, q[new // k], qp[new // k],
-                                                  self.case_vectors(flat_rows[new]), self.case_presence(flat_rows[new]))
+                per_block[new] = self._pair_cosines(q, qp, new // k, flat_rows[new])
                 cache.add(keys[new], per_block[new])
         per_block[flat_rows < 0] = np.nan
         per_block = per_block.reshape(m, k, -1)

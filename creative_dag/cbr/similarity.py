@@ -175,17 +175,28 @@ def shared_weight(query_presence: np.ndarray, case_presence: np.ndarray, weights
 
 
 def per_block_cosine(layout: BlockLayout, query: np.ndarray, query_presence: np.ndarray,
-                     cases: np.ndarray, case_presence: np.ndarray) -> np.ndarray:
-    """Exact cos(q_b, c_b) for aligned pairs: query (k, D) row i against case row i.
+                     cases: np.ndarray, case_presence: np.ndarray,
+                     pairs: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """Exact cos(q_b, c_b) for aligned pairs: query (k, D) row i against case row i, or, with
+    pairs = (query_of, case_of), query row query_of[p] against case row case_of[p] (no copies of the rows).
 
-    Returns (k, B) float64, NaN where the block is missing on either side.
+    Returns (pairs, B) float64, NaN where the block is missing on either side. The block sums are
+    float64 and always summed in the same order (`block_dots`), so a pair's cosines do not depend on
+    which other pairs were computed with it.
     """
-    q = np.atleast_2d(query).astype(np.float64)
-    c = np.atleast_2d(cases).astype(np.float64)
-    both = np.atleast_2d(query_presence) & np.atleast_2d(case_presence)
-    if c.shape[0] == 0:
+    q, c = np.atleast_2d(query), np.atleast_2d(cases)
+    qp, cp = np.atleast_2d(query_presence), np.atleast_2d(case_presence)
+    query_of, case_of = (np.arange(len(c)), np.arange(len(c))) if pairs is None else pairs
+    if len(case_of) == 0:
         return np.zeros((0, len(layout.blocks)))
-    cos = np.add.reduceat(q * c, np.asarray(layout.offsets), axis=1)   # (k, B) block-wise dot products
+    both = qp[query_of] & cp[case_of]
+    if min(layout.dims) < 1:  # reduceat's convention for an empty block; never a real layout
+        cos = np.add.reduceat(q[query_of].astype(np.float64) * c[case_of].astype(np.float64),
+                              np.asarray(layout.offsets), axis=1)
+    else:
+        from creative_dag.cbr.block_dots import block_dots  # numba loads on the first search
+
+        cos = block_dots(q, query_of, c, case_of, np.asarray(layout.offsets), np.asarray(layout.dims))
     return np.where(both, np.clip(cos, -1.0, 1.0), np.nan)
 
 

@@ -41,7 +41,8 @@ class ForecastInputs:
     the block is missing); categorical: static columns that are category codes;
     neighbors: (n, k) case rows of each creative's as-of neighbours (-1 = none), best first;
     pca_cache: the reductions of these blocks fitted so far (`reduce_blocks`' cache: one PCA per block and
-    training rows, whichever model of the run asks)."""
+    training rows, whichever model of the run asks); digest_cache: the refit memo's row digests of each set
+    of blocks (`row_digests`), shared by the rolling forecasts that read the same blocks."""
 
     static: pd.DataFrame
     groups: dict[str, list[str]]
@@ -51,6 +52,7 @@ class ForecastInputs:
     neighbor_similarity: np.ndarray
     notes: list[str] = field(default_factory=list)
     pca_cache: dict = field(default_factory=dict, repr=False)
+    digest_cache: dict = field(default_factory=dict, repr=False)
 
 
 def launch_order(case_base: pd.DataFrame) -> np.ndarray:

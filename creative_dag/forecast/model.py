@@ -231,30 +231,33 @@ def _booster(config: ForecastConfig, n_train: int):
 
 
 def _binary_columns(static: pd.DataFrame, cols: Sequence[str]) -> list[str]:
-    """The 0/1 columns (flags, object tags) among `cols`."""
-    out = []
-    for c in cols:
-        v = static[c].to_numpy(dtype=float)
-        if np.isin(v[np.isfinite(v)], (0.0, 1.0)).all():
-            out.append(c)
-    return out
+    """The 0/1 columns (flags, object tags) among `cols`: every finite value is 0 or 1."""
+    values = static[list(cols)].to_numpy(dtype=float)
+    binary = np.where(np.isfinite(values), np.isin(values, (0.0, 1.0)), True).all(axis=0)
+    return [c for c, is_binary in zip(cols, binary) if is_binary]
 
 
 def learnable_columns(static: pd.DataFrame, cols: Sequence[str], binary: Sequence[str], train: np.ndarray,
-                      min_support: int) -> list[str]:
+                      min_support: int, binary_values: np.ndarray | None = None) -> list[str]:
     """`cols` without the 0/1 columns that fewer than `min_support` training cases have (or lack).
 
     The attribute frame keeps an object tag once the whole history has a few creatives with it, so a
     new day can add a tag column to every row. A refit only keeps what its own training cases can
     teach: nothing is lost (a model cannot learn from 2 examples), the inputs of a past refit no longer
     change when later creatives land, and a tag that exists only because of later creatives never
-    reaches an earlier forecast."""
-    drop = set()
-    for c in binary:
-        v = static[c].to_numpy(dtype=float)[train]
-        if min(int((v == 1.0).sum()), int((v == 0.0).sum())) < min_support:
-            drop.add(c)
+    reaches an earlier forecast.
+
+    binary_values: `static[binary]` as floats, when the caller asks for many training sets."""
+    values = (static[list(binary)].to_numpy(dtype=float) if binary_values is None else binary_values)[train]
+    support = np.minimum((values == 1.0).sum(axis=0), (values == 0.0).sum(axis=0))
+    drop = {c for c, n in zip(binary, support) if n < min_support}
     return [c for c in cols if c not in drop]
+
+
+def canonical_values(static: pd.DataFrame, cols: Sequence[str]) -> np.ndarray:
+    """`static[cols]` as floats with one NaN bit pattern, so equal inputs have equal bytes (memo keys)."""
+    values = static[list(cols)].to_numpy(dtype=float)
+    return np.where(np.isnan(values), np.nan, values)
 
 
 # The settings a refit's predictions depend on besides its input rows (part of its memo key).
@@ -287,25 +290,32 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
     blocks_of = {refit: at for refit, at in blocks_of.items() if len(at)}
     last_refit = max(blocks_of)
     binary = _binary_columns(inputs.static, static_cols)
+    binary_values = inputs.static[binary].to_numpy(dtype=float)
     block_digests = None
     if memo is not None:
-        block_digests = row_digests(inputs.static, [], [inputs.blocks[b] for b in blocks])
+        if tuple(blocks) not in inputs.digest_cache:
+            inputs.digest_cache[tuple(blocks)] = row_digests(inputs.static, [], [inputs.blocks[b] for b in blocks])
+        block_digests = inputs.digest_cache[tuple(blocks)]
         fit_setting = "|".join([",".join(blocks), *(f"{name}={getattr(config, name)!r}" for name in FIT_SETTINGS)])
+        # A refit's key holds the values of its static columns on its rows, not per-row digests of them:
+        # the same information, hashed in one call instead of one per row and refit.
+        static_values = canonical_values(inputs.static, static_cols)
+        position = {c: i for i, c in enumerate(static_cols)}
     for refit, at in blocks_of.items():
         y = target.to_model(target.labels_at(refit), all_rows, training=True)
         train = np.flatnonzero(np.isfinite(y))
         if len(train) < config.min_train:
             continue
         q_rows = rows[at]
-        cols = learnable_columns(inputs.static, static_cols, binary, train, config.min_support)
+        cols = learnable_columns(inputs.static, static_cols, binary, train, config.min_support, binary_values)
         refit_cats = [c for c in cats if c in cols]
         is_last = refit == last_refit
         key = train_key = None
         if memo is not None:
-            static_digests = row_digests(inputs.static, cols, [])
-            train_key = memo.key(fit_setting, ",".join(cols), ",".join(refit_cats), static_digests[train],
+            values = static_values[:, [position[c] for c in cols]]
+            train_key = memo.key(fit_setting, ",".join(cols), ",".join(refit_cats), values[train],
                                  block_digests[train], y[train])
-            key = memo.key(train_key, static_digests[q_rows], block_digests[q_rows])
+            key = memo.key(train_key, values[q_rows], block_digests[q_rows])
         z = None if memo is None or (keep_last and is_last) else memo.get(key)
         if z is not None and is_last:
             memo.keep_fit(train_key)  # tomorrow's creatives will need it
