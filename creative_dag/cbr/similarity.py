@@ -194,8 +194,8 @@ def per_block_cosine(layout: BlockLayout, query: np.ndarray, query_presence: np.
         cos = np.add.reduceat(q[query_of].astype(np.float64) * c[case_of].astype(np.float64),
                               np.asarray(layout.offsets), axis=1)
     else:
-        from creative_dag.cbr.block_dots import block_dots  # numba loads on the first search
-
+        # imported here: numba loads on the first search, not with every module that imports this one
+        from creative_dag.cbr.block_dots import block_dots
         cos = block_dots(q, query_of, c, case_of, np.asarray(layout.offsets), np.asarray(layout.dims))
     return np.where(both, np.clip(cos, -1.0, 1.0), np.nan)
 
