@@ -1,4 +1,4 @@
-"""End-to-end benchmark: a cold run of the whole graph, an unchanged re-run, and a one-new-day run.
+"""End-to-end benchmark: a cold run of the whole graph, an unchanged re-run, and two one-new-day runs.
 
 The way a user runs it: `creative-dag materialize` in a fresh process each time (models load,
 numba compiles, the Dagster instance opens). The scenario's last two days (their metrics and the
@@ -119,7 +119,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--dask", action="store_true", help="also time a Dask backfill at 1 and 2 workers")
     parser.add_argument("--keep", type=Path, default=None,
-                        help="work in this folder and keep it (with home_before_new_day/, the home before that run)")
+                        help="work in this folder and keep it (with home_before_one_new_day/ and home_before_next_new_day/, "
+                             "the homes before those runs)")
     parser.add_argument("--ocr-backend", default=None, help="layout OCR backend (default: the deployment's, EasyOCR)")
     args = parser.parse_args()
 
