@@ -113,6 +113,10 @@ def test_attribute_frame_from_blocks_and_context():
                                   "tag_toy", "face_count", "format"}
     assert frame.attrs["sources"]["tag_toy"] == "cnn" and frame.attrs["sources"]["format"] == "context"
     assert frame.set_index("creative_id").loc["b", "face_count"] != frame.set_index("creative_id").loc["b", "face_count"]
+    # Frames derived from it carry the same mapping, not a deep copy each (pandas copies attrs into every result:
+    # thousands of copies per recommendations or candidates run).
+    derived = frame[frame["format"] == "image"]["brightness"].astype(float)
+    assert derived.attrs["sources"] is frame.attrs["sources"]
 
 
 def test_an_unchanged_landscape_is_not_fitted_again(tmp_path, monkeypatch):

@@ -112,6 +112,17 @@ def describe_indicator(attribute: str, value: str) -> str:
     return f"{label}: {'none' if value == '' else value}"
 
 
+class AttributeSources(dict):
+    """Attribute column -> the block it came from (an attribute frame's `.attrs["sources"]`). Never changed
+    after `attribute_frame` builds it, so a deep copy is the object itself: pandas deep-copies a frame's
+    `attrs` into every frame and series derived from it, and the recommendations, the candidates' pair
+    reasons and the forecast derive thousands (the candidates' assessment spent ~60 % of its time
+    copying this mapping)."""
+
+    def __deepcopy__(self, memo: dict) -> AttributeSources:
+        return self
+
+
 def attribute_frame(tables: Mapping[str, pd.DataFrame | None], prelaunch: pd.DataFrame | None = None,
                     max_levels: int = 12, min_tag_support: int = 5) -> pd.DataFrame:
     """creative_id + interpretable attribute columns, one row per creative seen in any source.
@@ -136,7 +147,7 @@ def attribute_frame(tables: Mapping[str, pd.DataFrame | None], prelaunch: pd.Dat
                            .set_index("creative_id")))
     if not pieces:
         out = pd.DataFrame({"creative_id": pd.Series(dtype="object")})
-        out.attrs["sources"] = {}
+        out.attrs["sources"] = AttributeSources()
         return out
     seen: dict[str, int] = {}
     for _, frame in pieces:
@@ -151,7 +162,7 @@ def attribute_frame(tables: Mapping[str, pd.DataFrame | None], prelaunch: pd.Dat
     out = pd.concat(renamed, axis=1, join="outer")
     out.index.name = "creative_id"
     out = out.reset_index()
-    out.attrs["sources"] = sources
+    out.attrs["sources"] = AttributeSources(sources)
     return out
 
 
