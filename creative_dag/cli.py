@@ -295,6 +295,7 @@ def assess(paths: tuple[str, ...], account: str | None, context_pairs: tuple[str
         read_copy,
     )
     from creative_dag.candidates.run import assess_batch, format_report, to_json
+    from creative_dag.encoders.store import EmbeddingStore
     from creative_dag.resources.models import EncoderResource
     from creative_dag.resources.warehouse import DuckDBWarehouse
 
@@ -321,7 +322,8 @@ def assess(paths: tuple[str, ...], account: str | None, context_pairs: tuple[str
     try:
         history = History.from_warehouse(DuckDBWarehouse(locations.database, read_only=True))
         settings = EncoderResource.from_locations(locations).settings()
-        result = assess_batch(history, batch, settings, when, log=lambda m: click.echo(m, err=True))
+        result = assess_batch(history, batch, settings, when, log=lambda m: click.echo(m, err=True),
+                              store=EmbeddingStore(str(locations.embedding_store)))
     except LookupError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

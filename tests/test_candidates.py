@@ -241,3 +241,44 @@ def test_the_candidate_interval_narrows_after_covering_and_widens_after_missing(
     assert half(-10.0, 10.0) < fixed < half(5.0, 6.0)
     wide = np.abs(realised[-50:] - 1.0)
     assert fixed == pytest.approx(np.sort(wide)[int(np.ceil(51 * 0.8)) - 1])
+
+
+def test_candidates_whose_vectors_are_cached_load_no_model(tmp_path):
+    """Every run assesses the landed batches again: a block its encode step recorded loads its model only for a
+    candidate image or text that is not in the embedding cache, and the vectors are the same either way."""
+    from creative_dag.assets.encoders import status_record
+    from creative_dag.candidates.assess import encode_candidates
+    from creative_dag.encoders.status import encoder_status
+    from creative_dag.encoders.store import EmbeddingStore
+    from creative_dag.resources.models import EncoderSettings, LazyEncoder, block_fingerprint, lazy_blocks
+
+    settings = EncoderSettings(cache_dir=str(tmp_path / "cache"), threads=1)
+    store = EmbeddingStore(str(tmp_path / "store"))
+    images = [_png(tmp_path / "red.png", (96, 96), (200, 30, 30)), _png(tmp_path / "blue.png", (96, 64), (20, 40, 200))]
+    batch = read_candidates("b", images, {"headline": "Fresh coffee", "primary_text": "Brewed today"})
+    day = dt.date(2026, 5, 1)
+
+    # Nothing recorded yet: the models load as before, and their identity is what the encode step records.
+    first = lazy_blocks(["visual", "text"], settings, store)
+    assert not any(isinstance(e, LazyEncoder) for e in first.values())
+    before = encode_candidates(batch, first, day, settings.cache())
+    for block, encoder in first.items():
+        store.write_status(block, status_record(encoder_status(encoder), block_fingerprint(block, settings)))
+
+    again = lazy_blocks(["visual", "text"], settings, store)
+    assert all(isinstance(e, LazyEncoder) for e in again.values())
+    after = encode_candidates(batch, again, day, settings.cache())
+    assert not any(e.is_loaded for e in again.values())
+    for block in ("visual", "text"):
+        np.testing.assert_array_equal(np.stack(after[block]["vector"]), np.stack(before[block]["vector"]))
+        assert after[block]["model_version"].tolist() == before[block]["model_version"].tolist()
+
+    # A new image loads the image model (and only it: the copy's text is cached); other settings load as before.
+    newer = read_candidates("b", [*images, _png(tmp_path / "green.png", (80, 80), (20, 180, 40))],
+                           {"headline": "Fresh coffee", "primary_text": "Brewed today"})
+    lazy = lazy_blocks(["visual", "text"], settings, store)
+    grown = encode_candidates(newer, lazy, day, settings.cache())
+    assert lazy["visual"].is_loaded and not lazy["text"].is_loaded
+    assert len(grown["visual"]) == 3 and len(grown["text"]) == 3
+    other = EncoderSettings(cache_dir=str(tmp_path / "cache"), visual_working_size=256)
+    assert not isinstance(lazy_blocks(["visual"], other, store)["visual"], LazyEncoder)

@@ -76,7 +76,8 @@ class CandidateAssessmentConfig(config_from(AssessConfig, "learner", "interval",
                                     "abstain when the evidence does not separate them, and the reasons (attributes, "
                                     "blocks and rules in which they differ, with the account's evidence).")],
     partitions_def=candidate_batch_partitions,
-    required_resource_keys={"warehouse", "landing", "encoders"}, pool="warehouse", name="candidate_assessment",
+    required_resource_keys={"warehouse", "landing", "encoders", "embedding_store"}, pool="warehouse",
+    name="candidate_assessment",
 )
 def candidate_assessment(context: dg.AssetExecutionContext, config: CandidateAssessmentConfig):
     batch_name = context.partition_key
@@ -91,7 +92,7 @@ def candidate_assessment(context: dg.AssetExecutionContext, config: CandidateAss
     for p in batch.problems.itertuples(index=False):
         context.log.warning(f"candidate {p.candidate} not assessed: {p.reason}: {p.detail}")
     result = assess_batch(history, batch, context.resources.encoders.settings(), as_of, assess_config, pair_config,
-                          log=context.log.info)
+                          log=context.log.info, store=context.resources.embedding_store.get())
     candidates, pairs = assessment_rows(result), pair_rows(result)
     warehouse.replace_rows(MARTS_CANDIDATE_ASSESSMENT, candidates, "batch", [batch_name])
     warehouse.replace_rows(MARTS_CANDIDATE_PAIRS, pairs, "batch", [batch_name])
@@ -106,6 +107,7 @@ def candidate_assessment(context: dg.AssetExecutionContext, config: CandidateAss
         not_assessed=int((candidates["status"] != "assessed").sum()),
         first_choice=str(top["name"].iloc[0]) if len(top) else "none",
         notes="; ".join(result.assessment.notes) or "none", seconds=round(result.seconds, 1),
+        models_loaded=", ".join(result.models_loaded) or "none (every vector cached)",
         **{f"ground truth: {k}": v for k, v in checked.items()}))
     yield dg.MaterializeResult(asset_key=MARTS_CANDIDATE_PAIRS.key, metadata=table_metadata(
         MARTS_CANDIDATE_PAIRS, pairs, preview_rows=20, batch=batch_name,

@@ -178,6 +178,7 @@ def encode_candidates(batch: CandidateBatch, encoders: Mapping[str, Any], as_of:
                       log: Callable[[str], Any] | None = None) -> dict[str, pd.DataFrame]:
     """block -> embeddings-like frame of the candidates (creative_id = candidate_id) for every loaded encoder;
     the text block embeds headline + primary text + the OCR text the layout block read, as for landed ads."""
+    from creative_dag.encoders.base import ModelUnavailable
     from creative_dag.encoders.pipeline import encode_images, encode_texts
     from creative_dag.encoders.text import compose_ad_text
 
@@ -190,7 +191,12 @@ def encode_candidates(batch: CandidateBatch, encoders: Mapping[str, Any], as_of:
     for block, encoder in encoders.items():
         if block == TEXT:
             continue
-        run = encode_images(encoder, image_items, batch.read_bytes, cache, batch_size=16, log=log)
+        try:
+            run = encode_images(encoder, image_items, batch.read_bytes, cache, batch_size=16, log=log)
+        except ModelUnavailable as exc:  # a lazily loaded model that no longer loads
+            if log:
+                log(f"block {block} cannot encode the candidates now ({exc.reason}); it is left out")
+            continue
         out[block] = run.frame
         if run.failed and log:
             log(f"{run.failed} candidate image(s) failed in block {block}")
@@ -202,7 +208,11 @@ def encode_candidates(batch: CandidateBatch, encoders: Mapping[str, Any], as_of:
                               "text": [compose_ad_text(h, p, ocr.get(c)) for c, h, p in
                                        zip(items["candidate_id"], items["headline"], items["primary_text"],
                                            strict=True)]})
-        out[TEXT] = encode_texts(encoders[TEXT], texts, cache, log=log).frame
+        try:
+            out[TEXT] = encode_texts(encoders[TEXT], texts, cache, log=log).frame
+        except ModelUnavailable as exc:
+            if log:
+                log(f"block {TEXT} cannot encode the candidates now ({exc.reason}); it is left out")
     return out
 
 

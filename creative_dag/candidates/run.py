@@ -43,24 +43,34 @@ class BatchResult:
     pairs: pd.DataFrame
     ordered: pd.DataFrame
     seconds: float = 0.0
+    models_loaded: tuple[str, ...] = ()  # blocks whose model this assessment loaded (the rest read the cache)
 
 
 def assess_batch(history: History, batch: CandidateBatch, settings: Any, as_of: dt.date | None = None,
                  config: AssessConfig | None = None, pair_config: PairConfig | None = None,
-                 log: Callable[[str], Any] | None = None) -> BatchResult:
-    """settings: `EncoderSettings` (the same models and cache as the encoder assets)."""
+                 log: Callable[[str], Any] | None = None, store: Any = None) -> BatchResult:
+    """settings: `EncoderSettings` (the same models and cache as the encoder assets).
+
+    store: the embedding store (`EmbeddingStore`); with it a block its encode step recorded with these settings
+    loads its model only for a candidate image or text that is not in the embedding cache, so assessing the
+    same batch again (every run of the pipeline does) loads no model.
+    """
     import time
 
-    from creative_dag.resources.models import load_blocks
+    from creative_dag.resources.models import lazy_blocks
 
     started = time.perf_counter()
     as_of = as_of or history.default_as_of()
-    encoders = load_blocks(list(history.tables), settings, log) if len(batch.items) else {}
+    encoders = lazy_blocks(list(history.tables), settings, store, log) if len(batch.items) else {}
     tables = encode_candidates(batch, encoders, as_of, settings.cache(), log=log)
+    loaded = tuple(b for b, e in encoders.items() if getattr(e, "is_loaded", True))
+    if log and encoders:
+        log(f"candidates: model(s) loaded for {', '.join(loaded)}" if loaded else
+            "candidates: every candidate image and text was in the embedding cache; no model loaded")
     assessment = assess(history, batch, tables, as_of, config)
     pairs = pair_table(assessment, pair_config, tables)
     ordered = final_order(assessment.candidates, pairs) if len(assessment.candidates) else assessment.candidates
-    return BatchResult(batch, assessment, pairs, ordered, time.perf_counter() - started)
+    return BatchResult(batch, assessment, pairs, ordered, time.perf_counter() - started, loaded)
 
 
 def assessment_rows(result: BatchResult) -> pd.DataFrame:

@@ -219,11 +219,12 @@ def encode_images(encoder: BlockEncoder, items: pd.DataFrame, read_bytes: Callab
     todo = unique[~unique["sha256"].isin(list(results))]
     failures: dict[str, tuple[str, str]] = {}  # sha256 -> (reason, detail)
     progress = ProgressLogger(f"embeddings.{block}", len(todo), log)
-    decode_kwargs = _decode_kwargs(encoder)
     decode_s = encode_s = 0.0
     rows = list(todo[["sha256", "image_path", "creative_id"]].itertuples(index=False, name=None))
     batches = [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
-    parallel = getattr(encoder, "parallel", None)  # an encoder that can spread its work over processes
+    # With every image cached nothing below the identity is read (a LazyEncoder then loads no model).
+    decode_kwargs = _decode_kwargs(encoder) if rows else {}
+    parallel = getattr(encoder, "parallel", None) if rows else None  # work spread over processes
     with parallel(len(rows), log) if parallel is not None else nullcontext():
         pool = ThreadPoolExecutor(max_workers=1) if prefetch and len(batches) > 1 else None
         try:

@@ -163,16 +163,65 @@ class RecordedEncoder:
                            "reads the embedding cache); load it with load_block")
 
 
+def recorded_encoder(block: str, settings: EncoderSettings, store: Any) -> RecordedEncoder | None:
+    """The block's RecordedEncoder when its encode step last loaded it, available, with these settings."""
+    status = store.read_status(block) or {}
+    if (status.get("fingerprint") != block_fingerprint(block, settings) or not status.get("available")
+            or not status.get("model_version") or not status.get("dim")):
+        return None
+    return RecordedEncoder(block, str(status["model_id"]), str(status["model_version"]), int(status["dim"]))
+
+
 def recorded_encoders(blocks: Sequence[str], settings: EncoderSettings, store: Any) -> dict[str, RecordedEncoder] | None:
     """Every block's RecordedEncoder when each was last loaded, available, with these settings; else None."""
-    out = {}
-    for block in blocks:
-        status = store.read_status(block) or {}
-        if (status.get("fingerprint") != block_fingerprint(block, settings) or not status.get("available")
-                or not status.get("model_version") or not status.get("dim")):
-            return None
-        out[block] = RecordedEncoder(block, str(status["model_id"]), str(status["model_version"]), int(status["dim"]))
-    return out
+    out = {block: recorded_encoder(block, settings, store) for block in blocks}
+    return None if any(r is None for r in out.values()) else out
+
+
+class LazyEncoder:
+    """A block's encoder that loads its model only when asked for more than its identity.
+
+    block, model_id, model_version and dim come from the encode step's record, which is all the embedding
+    cache needs: a caller whose images and texts are all cached (candidates assessed again on a new day)
+    never loads the model (the CNN, OCR and text models take ~9 s to load on 2 cores). Any other attribute
+    (encode, decode sizes, the OCR's worker pool) loads it. It raises ModelUnavailable if the model no
+    longer loads, and RuntimeError if it loads as another version than the record (the store is stale).
+    """
+
+    def __init__(self, recorded: RecordedEncoder, settings: EncoderSettings) -> None:
+        self.block, self.model_id = recorded.block, recorded.model_id
+        self.model_version, self.dim = recorded.model_version, recorded.dim
+        self._settings = settings
+        self._encoder: Any = None
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._encoder is not None
+
+    def loaded(self) -> Any:
+        if self._encoder is None:
+            encoder = load_block(self.block, self._settings)
+            if (encoder.model_id, encoder.model_version) != (self.model_id, self.model_version):
+                raise RuntimeError(
+                    f"block {self.block}: the embedding store records model {self.model_id} version "
+                    f"{self.model_version}, but {encoder.model_id} version {encoder.model_version} loaded; "
+                    f"materialise embeddings/{self.block} again so that the store and the cache match the model")
+            self._encoder = encoder
+        return self._encoder
+
+    def __getattr__(self, name: str) -> Any:  # only called for attributes not set in __init__
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.loaded(), name)
+
+
+def lazy_blocks(blocks: Sequence[str], settings: EncoderSettings, store: Any,
+                log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+    """load_blocks, except that a block the store records as loaded with these settings is a LazyEncoder."""
+    recorded = {b: recorded_encoder(b, settings, store) for b in blocks} if store is not None else {}
+    out = load_blocks([b for b in blocks if recorded.get(b) is None], settings, log)
+    out.update({b: LazyEncoder(r, settings) for b, r in recorded.items() if r is not None})
+    return {b: out[b] for b in blocks if b in out}
 
 
 # Run-time knobs that change neither whether a model loads nor what it outputs.
