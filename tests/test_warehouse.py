@@ -75,6 +75,32 @@ def test_read_optional_reads_or_says_absent_in_one_open(warehouse, monkeypatch):
         warehouse.read_table("marts.nothing")
 
 
+def test_a_read_phase_opens_the_file_once_and_refuses_writes(warehouse, monkeypatch):
+    """Opening the file costs ~20 ms; a step's read phase (several tables, existence checks) shares one read-only
+    connection, and a write through it fails instead of meeting DuckDB's configuration conflict."""
+    warehouse.write_table("marts.example", pd.DataFrame({"creative_id": ["a", "b"], "ctr": [0.01, 0.02]}))
+    warehouse.write_table("raw.other", pd.DataFrame({"creative_id": ["a"]}))
+    opens = []
+    original = DuckDBWarehouse._open_waiting_for_lock
+    monkeypatch.setattr(DuckDBWarehouse, "_open_waiting_for_lock",
+                        lambda self, read_only: opens.append(read_only) or original(self, read_only))
+    with warehouse.reading() as db:
+        assert db.exists("marts.example") and not db.exists("marts.nothing")
+        assert db.read_optional("marts.nothing") is None
+        assert db.read_table("marts.example")["ctr"].tolist() == [0.01, 0.02]
+        assert db.query("SELECT count(*) AS n FROM raw.other")["n"].tolist() == [1]
+        with db.reading() as nested:
+            assert nested.tables() == ["marts.example", "raw.other"]
+        with pytest.raises(PermissionError, match="write after the read phase"):
+            db.write_table("marts.example", pd.DataFrame({"creative_id": ["c"]}))
+    assert opens == [True]
+    warehouse.write_table("marts.example", pd.DataFrame({"creative_id": ["c"], "ctr": [0.5]}))  # closed after
+    assert warehouse.read_table("marts.example")["creative_id"].tolist() == ["c"]
+    with DuckDBWarehouse(warehouse.path.parent / "absent.duckdb").reading() as empty:
+        assert empty.read_optional("marts.example") is None and empty.tables() == []
+    assert not (warehouse.path.parent / "absent.duckdb").exists()
+
+
 def test_where_clause_is_parameterised(warehouse):
     warehouse.write_table("raw.t", pd.DataFrame({"name": ["a", "b'; DROP TABLE raw.t; --"]}))
     got = warehouse.read_table("raw.t", where="name = ?", params=["b'; DROP TABLE raw.t; --"])

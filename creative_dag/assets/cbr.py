@@ -73,11 +73,11 @@ NO_CREATIVES = "no creatives: cbr.case_base is empty (raw.creatives has no usabl
                       "evaluation only). Also builds and persists the FAISS case index.")
 def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
-    tables = {b: warehouse.read_optional(f"embeddings.{b}")
-              for b in EMBEDDING_BLOCKS}
-    prelaunch = warehouse.read_table(FEATURES_PRELAUNCH)
-    outcomes = warehouse.read_table(FEATURES_OUTCOMES)
-    daily = warehouse.read_optional(RAW_DAILY_METRICS)
+    with warehouse.reading() as db:
+        tables = {b: db.read_optional(f"embeddings.{b}") for b in EMBEDDING_BLOCKS}
+        prelaunch = db.read_table(FEATURES_PRELAUNCH)
+        outcomes = db.read_table(FEATURES_OUTCOMES)
+        daily = db.read_optional(RAW_DAILY_METRICS)
     unknown = [b for b in config.pca_dims if b not in BLOCKS]
     if unknown:
         raise ValueError(f"CaseBaseConfig.pca_dims has unknown blocks {unknown}; blocks are {', '.join(BLOCKS)}")

@@ -62,15 +62,16 @@ def _wait_reasons(table: pd.DataFrame) -> dict[str, int]:
 def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsConfig) -> dg.MaterializeResult:
     params = config.to_params()
     warehouse = context.resources.warehouse
-    creatives = warehouse.read_table(RAW_CREATIVES, columns=CREATIVE_KEY_COLUMNS)
-    daily = warehouse.read_table(RAW_DAILY_METRICS)
+    with warehouse.reading() as db:
+        creatives = db.read_table(RAW_CREATIVES, columns=CREATIVE_KEY_COLUMNS)
+        daily = db.read_table(RAW_DAILY_METRICS)
+        outcomes = db.read_optional(FEATURES_OUTCOMES)
+        predictions = db.read_optional(MARTS_PREDICTIONS)
     degraded = []
-    outcomes = warehouse.read_optional(FEATURES_OUTCOMES)
     if outcomes is None:
         outcomes = build_outcomes(creatives, daily, DEFAULT_MATURITY_DAYS)
         degraded.append(f"features.outcomes missing: maturity dates recomputed from raw.daily_metrics with the "
                         f"default {DEFAULT_MATURITY_DAYS}-day maturity window")
-    predictions = warehouse.read_optional(MARTS_PREDICTIONS)
     if not params.use_forecast:
         degraded.append("prelaunch forecast switched off (use_forecast = false): account history only")
     elif predictions is None or predictions.empty:

@@ -116,13 +116,14 @@ def load_text_items(warehouse: WarehouseResource, dates: Sequence[dt.date]) -> p
 
 def existing_types(warehouse: WarehouseResource, table: str) -> dict[str, str]:
     """column -> DuckDB type of an existing table ({} when it does not exist)."""
-    if not warehouse.exists(table):
-        return {}
     schema, name = table.split(".")
-    rows = warehouse.query(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-        [schema, name],
-    )
+    with warehouse.reading() as db:
+        if not db.exists(table):
+            return {}
+        rows = db.query(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        )
     return dict(zip(rows["column_name"], rows["data_type"]))
 
 
@@ -243,7 +244,8 @@ def launch_date_inputs(block: str, dates: Sequence[dt.date], warehouse: Warehous
     if spec.reads == TEXT_INPUT:
         from creative_dag.encoders.base import text_sha256
 
-        items = load_text_items(warehouse, dates)
+        with warehouse.reading() as db:
+            items = load_text_items(db, dates)
         items["text_sha256"] = [text_sha256(str(t or "")) for t in items["text"]]
     else:
         items = load_image_items(warehouse, dates)
@@ -505,7 +507,8 @@ def embeddings_model_status(context: dg.AssetExecutionContext, warehouse: Wareho
     found = block_statuses(encoders.settings(), embedding_store.get())
     statuses = [status for status, _ in found]
     frame = status_frame(statuses)
-    frame["rows"] = pd.array([_rows_for(warehouse, s.block, s.model_version) for s in statuses], dtype="Int64")
+    with warehouse.reading() as db:
+        frame["rows"] = pd.array([_rows_for(db, s.block, s.model_version) for s in statuses], dtype="Int64")
     frame["checked_at"] = [pd.Timestamp(at).tz_convert("UTC").tz_localize(None) for _, at in found]
     warehouse.write_table(EMBEDDINGS_MODEL_STATUS, frame)
     for status in statuses:

@@ -121,20 +121,25 @@ def _creatives(warehouse) -> pd.DataFrame:
 def embedding_tables_of(warehouse) -> dict[str, pd.DataFrame]:
     """block -> its non-empty embeddings.<block> table."""
     out = {}
-    for block in EMBEDDING_BLOCKS:
-        frame = _optional(warehouse, f"embeddings.{block}")
-        if frame is not None and len(frame):
-            out[block] = frame
+    with warehouse.reading() as db:
+        for block in EMBEDDING_BLOCKS:
+            frame = _optional(db, f"embeddings.{block}")
+            if frame is not None and len(frame):
+                out[block] = frame
     return out
 
 
 def attribute_frame_of(warehouse) -> pd.DataFrame:
     """The interpretable attribute frame of every creative in the warehouse (recommendations, forecast, CLI)."""
-    return attribute_frame(embedding_tables_of(warehouse), _creatives(warehouse))
+    with warehouse.reading() as db:
+        tables, creatives = embedding_tables_of(db), _creatives(db)
+    return attribute_frame(tables, creatives)
 
 
-def _vectors(warehouse, ids: list[str]) -> tuple[BlockVectors | None, str | None]:
-    tables = embedding_tables_of(warehouse)
+def _vectors(warehouse, ids: list[str],
+             tables: dict[str, pd.DataFrame] | None = None) -> tuple[BlockVectors | None, str | None]:
+    """The creatives' block vectors (from `tables` when the caller has read them), or None with the reason."""
+    tables = embedding_tables_of(warehouse) if tables is None else tables
     if not tables:
         return None, "no embeddings.* rows (every image block unavailable or not materialised)"
     vectors = BlockVectors.from_tables(ids, tables)
@@ -158,9 +163,10 @@ def _md_list(lines: list[str]) -> dg.MetadataValue:
                                  "account and campaign, tier BEST/GOOD/LOW/LEARNING, confidence, winner flag.")
 def creative_ranking(context: dg.AssetExecutionContext, config: RankingConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
-    creatives = _creatives(warehouse)
-    daily = warehouse.read_table(RAW_DAILY_METRICS)
-    neighbors = _optional(warehouse, CBR_NEIGHBORS)
+    with warehouse.reading() as db:
+        creatives = _creatives(db)
+        daily = db.read_table(RAW_DAILY_METRICS)
+        neighbors = _optional(db, CBR_NEIGHBORS)
     params = config.to_params(weights={"ctr": config.weight_ctr, "cvr": config.weight_cvr,
                                        "roas": config.weight_roas, "cpa": config.weight_cpa})
     table = rank_creatives(creative_totals(daily, creatives), params, neighbors)
@@ -185,14 +191,15 @@ def creative_ranking(context: dg.AssetExecutionContext, config: RankingConfig) -
 )
 def creative_fatigue(context: dg.AssetExecutionContext, config: FatigueConfig):
     warehouse = context.resources.warehouse
-    creatives = _creatives(warehouse)
-    daily = warehouse.read_table(RAW_DAILY_METRICS)
+    with warehouse.reading() as db:
+        creatives = _creatives(db)
+        daily = db.read_table(RAW_DAILY_METRICS)
+        ranking = _optional(db, MARTS_CREATIVE_RANKING)
     params = config.to_params()
     daily_table = fatigue_mod.fatigue_daily(daily, creatives, params)
     summary = fatigue_mod.fatigue_summary(daily_table, creatives, params)
     warehouse.write_table(MARTS_CREATIVE_FATIGUE_DAILY, daily_table)
     warehouse.write_table(MARTS_CREATIVE_FATIGUE, summary)
-    ranking = _optional(warehouse, MARTS_CREATIVE_RANKING)
     rate = fatigue_mod.account_fatigue_rate(daily_table, ranking) if ranking is not None else pd.DataFrame()
     yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_FATIGUE_DAILY.key, metadata=table_metadata(
         MARTS_CREATIVE_FATIGUE_DAILY, daily_table, has_frequency=bool(daily_table["frequency"].notna().any())))
@@ -217,13 +224,16 @@ def creative_fatigue(context: dg.AssetExecutionContext, config: FatigueConfig):
 )
 def creative_repetition_assets(context: dg.AssetExecutionContext, config: RepetitionConfig):
     warehouse = context.resources.warehouse
-    creatives = _creatives(warehouse)
-    vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist())
+    with warehouse.reading() as db:
+        creatives = _creatives(db)
+        tables = embedding_tables_of(db)
+        shaped = _with_image_shapes(db, creatives)
+        fatigue = _optional(db, MARTS_CREATIVE_FATIGUE)
+    vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist(), tables)
     if vectors is None:
         vectors = BlockVectors(creatives["creative_id"].astype(str).tolist(), {}, {})
     params = config.to_params(weights=IMAGE_WEIGHTS)
-    table = creative_repetition(_with_image_shapes(warehouse, creatives), vectors, params)
-    fatigue = _optional(warehouse, MARTS_CREATIVE_FATIGUE)
+    table = creative_repetition(shaped, vectors, params)
     tired = tired_or_repetitive(table, fatigue)
     warehouse.write_table(MARTS_CREATIVE_REPETITION, table)
     warehouse.write_table(MARTS_TIRED_OR_REPETITIVE, tired)
@@ -246,15 +256,17 @@ def creative_repetition_assets(context: dg.AssetExecutionContext, config: Repeti
                       "q-value, support, stability, expected impact, evidence creatives and a sentence.")
 def recommendations(context: dg.AssetExecutionContext, config: RecommendationsConfig) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
-    creatives = _creatives(warehouse)
-    ranking = warehouse.read_table(MARTS_CREATIVE_RANKING)
-    attrs = attribute_frame(embedding_tables_of(warehouse), creatives)
+    with warehouse.reading() as db:
+        creatives = _creatives(db)
+        ranking = db.read_table(MARTS_CREATIVE_RANKING)
+        tables = embedding_tables_of(db)
+        repetition = _optional(db, MARTS_CREATIVE_REPETITION)
+        neighbors = _optional(db, CBR_NEIGHBORS)
+    attrs = attribute_frame(tables, creatives)
     perf = ranking.merge(creatives.drop(columns=["account_id", "campaign_id"], errors="ignore"),
                          on="creative_id", how="left")
-    repetition = _optional(warehouse, MARTS_CREATIVE_REPETITION)
     if repetition is not None:
         perf = perf.merge(repetition[["creative_id", "near_duplicate_cluster"]], on="creative_id", how="left")
-    neighbors = _optional(warehouse, CBR_NEIGHBORS)
     params = config.to_params()
     degraded = []
     if perf.empty or attrs.shape[1] <= 1:
@@ -289,13 +301,15 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommendationsCo
                       "ratio, creative diversity, winners' spend share, creative fatigue rate.")
 def account_health_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     warehouse = context.resources.warehouse
-    creatives = _creatives(warehouse)
-    daily = warehouse.read_table(RAW_DAILY_METRICS)
-    fatigue = _optional(warehouse, MARTS_CREATIVE_FATIGUE)
-    ranking = _optional(warehouse, MARTS_CREATIVE_RANKING)
-    vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist())
+    with warehouse.reading() as db:
+        creatives = _creatives(db)
+        daily = db.read_table(RAW_DAILY_METRICS)
+        fatigue = _optional(db, MARTS_CREATIVE_FATIGUE)
+        ranking = _optional(db, MARTS_CREATIVE_RANKING)
+        tables = embedding_tables_of(db)
+        fatigue_daily = _optional(db, MARTS_CREATIVE_FATIGUE_DAILY) if ranking is not None else None
+    vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist(), tables)
     rate = None
-    fatigue_daily = _optional(warehouse, MARTS_CREATIVE_FATIGUE_DAILY) if ranking is not None else None
     if fatigue_daily is not None:
         rate = fatigue_mod.account_fatigue_rate(fatigue_daily, ranking)
     table = account_health(daily, creatives, fatigue, ranking, vectors, rate)
@@ -318,9 +332,14 @@ def account_health_asset(context: dg.AssetExecutionContext) -> dg.MaterializeRes
 )
 def creative_landscape(context: dg.AssetExecutionContext):
     warehouse = context.resources.warehouse
-    creatives = _creatives(warehouse)
+    with warehouse.reading() as db:
+        creatives = _creatives(db)
+        tables = embedding_tables_of(db)
+        previous = _optional(db, MARTS_CREATIVE_LANDSCAPE)
+        ranking = _optional(db, MARTS_CREATIVE_RANKING)
+        fatigue = _optional(db, MARTS_CREATIVE_FATIGUE)
     ids = creatives["creative_id"].astype(str).tolist()
-    vectors, reason = _vectors(warehouse, ids)
+    vectors, reason = _vectors(warehouse, ids, tables)
     clustering = "none: no vectors"
     if vectors is None:
         coords = pd.DataFrame({"creative_id": pd.Series(dtype="object"), "x": pd.Series(dtype="float64"),
@@ -335,18 +354,15 @@ def creative_landscape(context: dg.AssetExecutionContext):
                                        cache_dir=HomeLayout.of_database(warehouse.database).cache / "landscape")
         clustering = "k-means on the 2-D map (fewer creatives than UMAP needs)"
         if (coords["method"] == "umap").all():
-            previous = _optional(warehouse, MARTS_CREATIVE_LANDSCAPE)
             labels, clustering = keep_clusters(
                 kept, fused, coords["cluster"].to_numpy(),
                 None if previous is None or "cluster" not in previous.columns
                 else previous.set_index(previous["creative_id"].astype(str))["cluster"])
             coords["cluster"] = labels
-    ranking = _optional(warehouse, MARTS_CREATIVE_RANKING)
-    fatigue = _optional(warehouse, MARTS_CREATIVE_FATIGUE)
     coords = coords.merge(creatives[["creative_id", "account_id"]], on="creative_id", how="left")
     if ranking is not None:
         coords = coords.merge(ranking[["creative_id", "score", "tier"]], on="creative_id", how="left")
-    attrs = attribute_frame(embedding_tables_of(warehouse), None)
+    attrs = attribute_frame(tables, None)
     clusters = cluster_summary(coords, ranking, fatigue, attrs if attrs.shape[1] > 1 else None)
     # Each creative carries its cluster's name, so a BI chart can label points without a join.
     coords = coords.merge(clusters[["cluster", "cluster_name"]], on="cluster", how="left") if len(coords) else \

@@ -158,11 +158,12 @@ def decision_time_check(asset_key: dg.AssetKey | str | list[str], table: str,
         except RegistryError as exc:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
                                        description=f"feature registry unusable: {exc}")
-        if not warehouse.exists(table):
-            return dg.AssetCheckResult(
-                passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                description=f"{table} does not exist in the warehouse; materialise {asset_key.to_user_string()}")
-        frame = _load_for_column_check(warehouse, table, key)
+        with warehouse.reading() as db:
+            if not db.exists(table):
+                return dg.AssetCheckResult(
+                    passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                    description=f"{table} does not exist in the warehouse; materialise {asset_key.to_user_string()}")
+            frame = _load_for_column_check(db, table, key)
         allowed = allowed_column_set(registry, allowed_columns, extra, stage_set)
         return column_check_result(table, frame, registry, allowed, key=key, explicitly_allowed=extra)
 

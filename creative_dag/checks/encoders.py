@@ -16,7 +16,7 @@ from creative_dag.catalog import (
     embedding_table,
 )
 from creative_dag.checks.decision_time import EMBEDDING_COLUMNS, decision_time_check
-from creative_dag.resources.warehouse import WarehouseResource
+from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from creative_dag.vectors import vectors_to_matrix
 
 NORM_TOLERANCE = 1e-3
@@ -60,10 +60,11 @@ def _vectors_check(block: str) -> dg.AssetChecksDefinition:
         description=f"{table}: one row per creative; vectors finite, L2-normalised, one length per model version.",
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        if not warehouse.exists(table):
-            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
-                                       description=f"{table} does not exist; materialise embeddings/{block}")
-        frame = warehouse.query(f"SELECT creative_id, model_version, vector FROM {table}")
+        with warehouse.reading() as db:
+            if not db.exists(table):
+                return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.ERROR,
+                                           description=f"{table} does not exist; materialise embeddings/{block}")
+            frame = db.query(f"SELECT creative_id, model_version, vector FROM {table}")
         problems = vector_problems(frame)
         bad = {k: v for k, v in problems.items() if v}
         return dg.AssetCheckResult(
@@ -77,7 +78,7 @@ def _vectors_check(block: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-def missing_embeddings(warehouse: WarehouseResource, block: str) -> tuple[int, list[str], int]:
+def missing_embeddings(warehouse: WarehouseResource | DuckDBWarehouse, block: str) -> tuple[int, list[str], int]:
     """(creatives expected to have a `block` vector, ids of those without one and without a
     quarantine row saying why, quarantined count). Image blocks expect every creative in
     features.prelaunch whose image decoded at ingest; the text block expects every creative."""
@@ -111,7 +112,8 @@ def _coverage_check(block: str) -> dg.AssetChecksDefinition:
                     "(block unavailable, or launch dates not embedded yet).",
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        expected, missing, quarantined = missing_embeddings(warehouse, block)
+        with warehouse.reading() as db:
+            expected, missing, quarantined = missing_embeddings(db, block)
         if not missing:
             text = f"{table}: all {expected} expected creatives embedded ({quarantined} quarantined with a reason)"
         elif len(missing) == expected:
