@@ -250,7 +250,12 @@ def test_candidates_whose_vectors_are_cached_load_no_model(tmp_path):
     from creative_dag.candidates.assess import encode_candidates
     from creative_dag.encoders.status import encoder_status
     from creative_dag.encoders.store import EmbeddingStore
-    from creative_dag.resources.models import EncoderSettings, LazyEncoder, block_fingerprint, lazy_blocks
+    from creative_dag.resources.models import (
+        EncoderSettings,
+        LazyEncoder,
+        block_fingerprint,
+        lazy_blocks,
+    )
 
     settings = EncoderSettings(cache_dir=str(tmp_path / "cache"), threads=1)
     store = EmbeddingStore(str(tmp_path / "store"))
