@@ -210,7 +210,7 @@ class LazyEncoder:
         return self._encoder
 
     def __getattr__(self, name: str) -> Any:  # only called for attributes not set in __init__
-        if name.startswith("__"):
+        if name.startswith("_"):  # copy / pickle probing an instance built without __init__: not the model's
             raise AttributeError(name)
         return getattr(self.loaded(), name)
 
