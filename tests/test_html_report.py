@@ -32,6 +32,7 @@ from creative_dag.assets.html_report import (
 from creative_dag.report.html import (
     ReportParams,
     ReportTables,
+    ThumbnailCache,
     build_report,
     thumbnail_data_uri,
 )
@@ -183,6 +184,36 @@ def test_report_shows_every_section_with_thumbnails():
     assert "No candidate batch assessed yet (marts.candidate_assessment does not exist)" in html
 
 
+def test_thumbnails_are_kept_for_the_next_report_and_made_again_for_a_replaced_image(tmp_path, monkeypatch):
+    """Every run rebuilds the page; a thumbnail is decoded again only when its image's bytes changed."""
+    import creative_dag.report.html as report_html
+
+    tables, images = small_marts()
+    path = tmp_path / "thumbnails.json"
+    first = build_report(tables, reader(images), thumbnail_cache=(cache := ThumbnailCache.open(path)))
+    cache.save()
+    kept, for_replaced = ThumbnailCache.open(path), ThumbnailCache.open(path)  # salted before the spy below
+    made = []
+    real = report_html.thumbnail_data_uri
+    monkeypatch.setattr(report_html, "thumbnail_data_uri", lambda data, *a: made.append(data) or real(data, *a))
+    again = build_report(tables, reader(images), thumbnail_cache=kept)
+    assert made == [] and kept.hits == 11
+    thumbs = [json.loads(re.search(r"var CM_THUMBS=(\{.*?\});", p.html).group(1)) for p in (first, again)]
+    assert thumbs[0] == thumbs[1] and len(thumbs[0]) == 11
+
+    replaced = dict(images)
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), (0, 200, 0)).save(buffer, "JPEG")
+    replaced["images/cr_003.jpg"] = buffer.getvalue()
+    build_report(tables, reader(replaced), thumbnail_cache=for_replaced)
+    assert made == [buffer.getvalue()]
+
+    path.write_text("{not json")  # a damaged cache is a cold one, with a note
+    damaged = ThumbnailCache.open(path)
+    assert "unreadable" in damaged.note
+    assert build_report(tables, reader(images), thumbnail_cache=damaged).thumbnails == 11
+
+
 def test_fatigue_curves_are_the_top_spenders_with_the_onset_line():
     tables, images = small_marts()
     page = build_report(tables, reader(images), ReportParams(top_spenders=3))
@@ -319,6 +350,8 @@ def test_asset_writes_the_report_and_links_it(tmp_path):
     assert meta["missing_tables"].value == ("marts.landscape_clusters, marts.candidate_assessment, "
                                             "marts.candidate_pairs")
     assert meta["landscape_shown"].value == 12 and meta["images_missing"].value == 1
+    assert meta["thumbnails_reused"].value == 11  # the second run decoded no image again
+    assert (tmp_path / "home" / "cache" / "report" / "thumbnails.json").exists()
     html = path.read_text(encoding="utf-8")
     assert '"cr_005"' in html and "No cluster summary: marts.landscape_clusters does not exist yet" in html
     tables = read_report_tables(wh)

@@ -25,7 +25,7 @@ from creative_dag.catalog import (
     MARTS_LANDSCAPE_CLUSTERS,
     MARTS_RECOMMENDATIONS,
 )
-from creative_dag.report.html import TABLE_NAMES, ReportTables, build_report
+from creative_dag.report.html import TABLE_NAMES, ReportTables, ThumbnailCache, build_report
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.settings import HomeLayout
 
@@ -104,9 +104,14 @@ def html_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     tables = read_report_tables(warehouse.get())
     tables.candidate_assessment = with_candidate_images(tables.candidate_assessment, Path(image_store.root))
     locator = image_store.locator()
-    page = build_report(tables, locator.read_bytes)
-    path = HomeLayout.of_database(warehouse.database).reports / REPORT_FILE_NAME
+    layout = HomeLayout.of_database(warehouse.database)
+    thumbnails = ThumbnailCache.open(layout.cache / "report" / "thumbnails.json")
+    if thumbnails.note:
+        context.log.warning(f"report: {thumbnails.note}")
+    page = build_report(tables, locator.read_bytes, thumbnail_cache=thumbnails)
+    path = layout.reports / REPORT_FILE_NAME
     write_text_atomically(path, page.html, durable=True)  # a browser or a mail attachment may read it
+    thumbnails.save()
     size = path.stat().st_size
     for section, note in page.notes.items():
         context.log.info(f"report section {section}: {note}")
@@ -122,6 +127,7 @@ def html_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "size": dg.MetadataValue.text(f"{size / 1e6:.1f} MB"),
         "sections": dg.MetadataValue.md(counts_markdown(page.counts, "section", "shown")),
         "thumbnails": dg.MetadataValue.int(page.thumbnails),
+        "thumbnails_reused": dg.MetadataValue.int(thumbnails.hits),
         "images_missing": dg.MetadataValue.int(len(page.thumbnail_failures)),
         "missing_tables": dg.MetadataValue.text(", ".join(tables.missing()) or "none"),
         "build_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 2)),
