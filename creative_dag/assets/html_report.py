@@ -25,7 +25,12 @@ from creative_dag.catalog import (
     MARTS_LANDSCAPE_CLUSTERS,
     MARTS_RECOMMENDATIONS,
 )
-from creative_dag.report.html import TABLE_NAMES, ReportTables, ThumbnailCache, build_report
+from creative_dag.report.html import (
+    TABLE_NAMES,
+    ReportTables,
+    ThumbnailCache,
+    build_report,
+)
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.settings import HomeLayout
 
