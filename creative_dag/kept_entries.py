@@ -9,6 +9,7 @@ Subclasses say how a file is read and written and how keys are made.
 
 from __future__ import annotations
 
+import json
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -68,3 +69,18 @@ class KeptEntries(ABC, Generic[V]):
     @abstractmethod
     def _write(self, path: Path, entries: dict[str, V]) -> None:
         """Write `entries` to `path` (a temporary file with the target's suffix)."""
+
+
+@dataclass
+class KeptStrings(KeptEntries[str]):
+    """Entries that are strings, kept as one JSON object (the attribution's variant index, the report's
+    thumbnails)."""
+
+    def _read(self, path: Path) -> dict[str, str]:
+        loaded = json.loads(path.read_text())
+        if not isinstance(loaded, dict):
+            raise TypeError(f"expected a JSON object, found {type(loaded).__name__}")
+        return {str(k): str(v) for k, v in loaded.items()}
+
+    def _write(self, path: Path, entries: dict[str, str]) -> None:
+        path.write_text(json.dumps(entries, sort_keys=True))

@@ -9,7 +9,6 @@ layout block detected on the original (OCR boxes, CTA, face), read from `embeddi
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
@@ -26,7 +25,7 @@ from creative_dag.attribution.edits import EDIT_NAMES, Detected, apply_edit
 from creative_dag.attribution.effects import VARIANT_COLUMNS, variant_id
 from creative_dag.encoders.colors import ColorNamer
 from creative_dag.encoders.decode import ImageDecodeError, decode_image
-from creative_dag.kept_entries import KeptEntries
+from creative_dag.kept_entries import KeptStrings
 
 
 @dataclass
@@ -64,7 +63,7 @@ def edit_code_digest() -> str:
 
 
 @dataclass
-class VariantIndex(KeptEntries[str]):
+class VariantIndex(KeptStrings):
     """Which PNG an edit of an image made before: (original sha256, edit, what the layout block detected,
     edit code) -> the edited image's sha256 ("" = the edit does not apply). With the embedding cache it
     lets a daily run skip decoding, editing and PNG-encoding the ~270 edits whose vectors are cached (39 s of
@@ -76,14 +75,6 @@ class VariantIndex(KeptEntries[str]):
     def key(self, image_sha256: str, edit: str, detected: Detected) -> str:
         return hashlib.blake2b(f"{self.salt}|{image_sha256}|{edit}|{detected!r}".encode(), digest_size=16).hexdigest()
 
-    def _read(self, path: Path) -> dict[str, str]:
-        loaded = json.loads(path.read_text())
-        if not isinstance(loaded, dict):
-            raise TypeError(f"expected a JSON object, found {type(loaded).__name__}")
-        return {str(k): str(v) for k, v in loaded.items()}
-
-    def _write(self, path: Path, entries: dict[str, str]) -> None:
-        path.write_text(json.dumps(entries, sort_keys=True))
 
 
 @dataclass

@@ -22,7 +22,6 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,7 +43,7 @@ from creative_dag.catalog import (
     MARTS_RECOMMENDATIONS,
     RAW_CREATIVES,
 )
-from creative_dag.kept_entries import KeptEntries
+from creative_dag.kept_entries import KeptStrings
 
 ImageReader = Callable[[str], bytes]
 """image_path (as in raw.creatives, relative to the landing folder) -> the file's bytes."""
@@ -173,7 +172,7 @@ def _thumbnail_code_digest() -> str:
 
 
 @dataclass
-class ThumbnailCache(KeptEntries[str]):
+class ThumbnailCache(KeptStrings):
     """(image bytes, size, quality, thumbnail code) -> the thumbnail's data URI, kept from one report to the
     next: every run rebuilds the page, and decoding each image again took 1.7 of the demo report's 2.6 s.
     Keyed by the bytes' hash, so a replaced image gets a new thumbnail. JSON; a save keeps the entries used."""
@@ -184,14 +183,6 @@ class ThumbnailCache(KeptEntries[str]):
     def key(self, data: bytes, size_px: int, quality: int) -> str:
         return f"{hashlib.sha256(data).hexdigest()}:{size_px}:{quality}:{self.salt}"
 
-    def _read(self, path: Path) -> dict[str, str]:
-        loaded = json.loads(path.read_text())
-        if not isinstance(loaded, dict):
-            raise TypeError(f"expected a JSON object, found {type(loaded).__name__}")
-        return {str(k): str(v) for k, v in loaded.items()}
-
-    def _write(self, path: Path, entries: dict[str, str]) -> None:
-        path.write_text(json.dumps(entries, sort_keys=True))
 
 
 class _Thumbnails:
