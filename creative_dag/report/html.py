@@ -166,7 +166,11 @@ def thumbnail_data_uri(data: bytes, size_px: int = 96, quality: int = 70) -> str
 
 def _thumbnail_code_digest() -> str:
     """The code a thumbnail depends on: a change to it makes every thumbnail again."""
-    digest = hashlib.blake2b(inspect.getsource(thumbnail_data_uri).encode(), digest_size=16)
+    try:
+        code = inspect.getsource(thumbnail_data_uri).encode()
+    except (OSError, TypeError):  # installed without sources: the compiled function stands for them
+        code = thumbnail_data_uri.__code__.co_code + repr(thumbnail_data_uri.__code__.co_consts).encode()
+    digest = hashlib.blake2b(code, digest_size=16)
     digest.update(Image.__version__.encode())
     return digest.hexdigest()
 
@@ -182,7 +186,6 @@ class ThumbnailCache(KeptStrings):
 
     def key(self, data: bytes, size_px: int, quality: int) -> str:
         return f"{hashlib.sha256(data).hexdigest()}:{size_px}:{quality}:{self.salt}"
-
 
 
 class _Thumbnails:
