@@ -136,10 +136,8 @@ def attribute_frame_of(warehouse) -> pd.DataFrame:
     return attribute_frame(tables, creatives)
 
 
-def _vectors(warehouse, ids: list[str],
-             tables: dict[str, pd.DataFrame] | None = None) -> tuple[BlockVectors | None, str | None]:
-    """The creatives' block vectors (from `tables` when the caller has read them), or None with the reason."""
-    tables = embedding_tables_of(warehouse) if tables is None else tables
+def _vectors(ids: list[str], tables: dict[str, pd.DataFrame]) -> tuple[BlockVectors | None, str | None]:
+    """The creatives' block vectors from `embedding_tables_of`'s tables, or None with the reason."""
     if not tables:
         return None, "no embeddings.* rows (every image block unavailable or not materialised)"
     vectors = BlockVectors.from_tables(ids, tables)
@@ -229,7 +227,7 @@ def creative_repetition_assets(context: dg.AssetExecutionContext, config: Repeti
         tables = embedding_tables_of(db)
         shaped = _with_image_shapes(db, creatives)
         fatigue = _optional(db, MARTS_CREATIVE_FATIGUE)
-    vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist(), tables)
+    vectors, reason = _vectors(creatives["creative_id"].astype(str).tolist(), tables)
     if vectors is None:
         vectors = BlockVectors(creatives["creative_id"].astype(str).tolist(), {}, {})
     params = config.to_params(weights=IMAGE_WEIGHTS)
@@ -308,7 +306,7 @@ def account_health_asset(context: dg.AssetExecutionContext) -> dg.MaterializeRes
         ranking = _optional(db, MARTS_CREATIVE_RANKING)
         tables = embedding_tables_of(db)
         fatigue_daily = _optional(db, MARTS_CREATIVE_FATIGUE_DAILY) if ranking is not None else None
-    vectors, reason = _vectors(warehouse, creatives["creative_id"].astype(str).tolist(), tables)
+    vectors, reason = _vectors(creatives["creative_id"].astype(str).tolist(), tables)
     rate = None
     if fatigue_daily is not None:
         rate = fatigue_mod.account_fatigue_rate(fatigue_daily, ranking)
@@ -339,7 +337,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
         ranking = _optional(db, MARTS_CREATIVE_RANKING)
         fatigue = _optional(db, MARTS_CREATIVE_FATIGUE)
     ids = creatives["creative_id"].astype(str).tolist()
-    vectors, reason = _vectors(warehouse, ids, tables)
+    vectors, reason = _vectors(ids, tables)
     clustering = "none: no vectors"
     if vectors is None:
         coords = pd.DataFrame({"creative_id": pd.Series(dtype="object"), "x": pd.Series(dtype="float64"),

@@ -76,7 +76,6 @@ class VariantIndex(KeptStrings):
         return hashlib.blake2b(f"{self.salt}|{image_sha256}|{edit}|{detected!r}".encode(), digest_size=16).hexdigest()
 
 
-
 @dataclass
 class _Plan:
     """One creative to edit: its row, image bytes, what the layout block detected on it and the index key of
