@@ -205,6 +205,48 @@ def test_unavailable_clip_writes_no_rows_and_says_why(tmp_path, landing, monkeyp
 
 
 @pytest.mark.slow
+def test_a_block_that_still_fails_after_its_retry_time_changes_no_launch_date(tmp_path, landing, tiny_clip,
+                                                                               monkeypatch):
+    """Daily runs come further apart than `model_retry_after_s`: CLIP offline must not make every
+    launch date look changed each day (it never encoded one), else each run re-encodes and
+    re-publishes the whole history."""
+    import datetime as dt
+
+    import pandas as pd
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    home = tmp_path / "home"
+    instance, dates = _ingested(home, landing)
+    offline = _resources(home, landing, clip_model="openai/clip-vit-base-patch32", model_retry_after_s=0)
+    assert _materialize(instance, offline, ["embeddings/clip", "embeddings/visual"], dates[0], dates[-1]).success
+    store, settings = offline["embedding_store"].get(), offline["encoders"].settings()
+    days = [dt.date.fromisoformat(d) for d in dates]
+    first_failure = store.read_status("clip")["checked_at"]
+
+    # the retry time has passed (0 s) and the hub is still unreachable: tried once more, nothing changed
+    loads = []
+    real_load = encoder_assets.load_block
+    monkeypatch.setattr(encoder_assets, "load_block", lambda block, s: (loads.append(block), real_load(block, s))[1])
+    changed = encoder_assets.changed_launch_dates(["clip", "visual"], days, offline["warehouse"], store, settings)
+    assert changed == [] and loads == ["clip"]
+    assert pd.Timestamp(store.read_status("clip")["checked_at"]) > pd.Timestamp(first_failure)
+    # a date whose visual inputs changed is the only one
+    store.write_inputs("visual", days[3], "changed")
+    assert encoder_assets.changed_launch_dates(["clip", "visual"], days, offline["warehouse"], store,
+                                               settings) == [days[3]]
+
+    # while the failure is remembered nothing is tried
+    remembered = _resources(home, landing, clip_model="openai/clip-vit-base-patch32")
+    loads.clear()
+    assert encoder_assets.changed_launch_dates(["clip"], days, remembered["warehouse"], store,
+                                               remembered["encoders"].settings()) == [] and loads == []
+    # a model that loads (here another one) has every date still to encode
+    working = _resources(home, landing, clip_model=str(tiny_clip))
+    assert encoder_assets.changed_launch_dates(["clip"], days, working["warehouse"], store,
+                                               working["encoders"].settings()) == days
+
+
+@pytest.mark.slow
 def test_layout_reads_headlines_and_feeds_the_text_block(tmp_path, landing):
     home = tmp_path / "home"
     instance, _dates = _ingested(home, landing)

@@ -221,6 +221,26 @@ def remembered_failure(block: str, settings: EncoderSettings, store: EmbeddingSt
     return retry_at if pd.Timestamp.now(tz="UTC") < retry_at else None
 
 
+def would_load(block: str, settings: EncoderSettings, store: EmbeddingStore) -> bool:
+    """Whether the block's encode step would get its model. A failure with these settings is
+    remembered for `model_retry_after_s`; once that has passed the load is tried here (a failure is
+    remembered again, so the step does not try a second time). Daily runs come further apart than
+    the retry time: without this, a block that never loads (CLIP offline) has encoded no launch date
+    and would make every date look changed on every run."""
+    from creative_dag.encoders.base import ModelUnavailable
+
+    if remembered_failure(block, settings, store) is not None:
+        return False
+    recorded = store.read_status(block)
+    if not recorded or recorded.get("fingerprint") != block_fingerprint(block, settings) or recorded.get("available"):
+        return True
+    try:
+        load_encoder(block, settings, store)
+    except ModelUnavailable:
+        return False
+    return True
+
+
 def status_record(status: Any, fingerprint: str) -> dict[str, Any]:
     return {**status.as_row(), "fingerprint": fingerprint, "checked_at": pd.Timestamp.now(tz="UTC").isoformat()}
 
@@ -257,11 +277,11 @@ def launch_date_inputs(block: str, dates: Sequence[dt.date], warehouse: Warehous
 def changed_launch_dates(blocks: Sequence[str], dates: Sequence[dt.date], warehouse: WarehouseResource,
                          store: EmbeddingStore, settings: EncoderSettings) -> list[dt.date]:
     """The launch dates an encode step of `blocks` would encode again: their inputs differ from the
-    fingerprint recorded when the date was last encoded (or none was). A block whose model failed to
-    load with these settings within `model_retry_after_s` adds none: its step would not load it."""
+    fingerprint recorded when the date was last encoded (or none was). A block whose model does not
+    load with these settings adds none (`would_load`): its step would write no rows anyway."""
     changed: set[dt.date] = set()
     for block in blocks:
-        if remembered_failure(block, settings, store) is not None:
+        if not would_load(block, settings, store):
             continue
         _, fingerprints = launch_date_inputs(block, dates, warehouse, settings)
         changed |= {d for d in dates if store.read_inputs(block, d) != fingerprints[d]}
