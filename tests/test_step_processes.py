@@ -1,0 +1,59 @@
+"""Runs from the UI, the daemon and `dagster job execute` fork each step from a preloaded server
+(creative_dag/step_processes.py). A whole run under that executor is compared with the CLI's tables in
+tests/test_pipeline_e2e.py; here: what each executor resolves to, and that the preload is real."""
+
+import importlib.util
+
+import dagster as dg
+import pytest
+
+from creative_dag.definitions import build_definitions
+from creative_dag.scale_out import scale_out_definitions
+from creative_dag.step_processes import PRELOAD_MODULES
+
+
+def _resolved(executor: dg.ExecutorDefinition, config: dict) -> dict:
+    result = executor.config_schema.resolve_config({"config": config})
+    assert result.success, result.errors
+    return result.value["config"]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> dg.Definitions:
+    root = tmp_path_factory.mktemp("step-processes")
+    return build_definitions(root / "home", root / "landing")
+
+
+def test_multiprocess_steps_fork_from_a_preloaded_server_by_default(project):
+    for job in ("refresh_memory", "embed_launch_dates", "ingest_landing"):
+        executor = project.resolve_job_def(job).executor_def
+        for config in ({}, {"multiprocess": {}}, {"multiprocess": {"max_concurrent": 1}}):
+            multiprocess = _resolved(executor, config)["multiprocess"]
+            assert multiprocess["start_method"] == {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}
+        assert _resolved(executor, {"multiprocess": {"max_concurrent": 1}})["multiprocess"]["max_concurrent"] == 1
+
+
+def test_run_config_still_chooses(project):
+    executor = project.resolve_job_def("refresh_memory").executor_def
+    assert "in_process" in _resolved(executor, {"in_process": {}})
+    spawn = _resolved(executor, {"multiprocess": {"start_method": {"spawn": {}}}})
+    assert spawn["multiprocess"]["start_method"] == {"spawn": {}}
+    other = {"forkserver": {"preload_modules": ["dagster"]}}
+    assert _resolved(executor, {"multiprocess": {"start_method": other}})["multiprocess"]["start_method"] == other
+
+
+def test_the_scale_out_multiprocess_executor_forks_too(tmp_path):
+    defs = scale_out_definitions("multiprocess", tmp_path / "home", tmp_path / "landing")
+    for job in ("refresh_memory", "encoder_backfill"):
+        executor = defs.resolve_job_def(job).executor_def
+        assert executor.name == "multiprocess"
+        assert "forkserver" in _resolved(executor, {})["start_method"]
+    assert scale_out_definitions("in_process", tmp_path / "home").resolve_job_def(
+        "refresh_memory").executor_def.name == "in_process"
+
+
+def test_every_preloaded_module_is_installed():
+    # The forkserver skips a module it cannot import without a word: a misspelt or dropped module would
+    # silently put its import back into every step.
+    missing = [m for m in PRELOAD_MODULES if importlib.util.find_spec(m) is None]
+    assert not missing, f"preloaded but not installed: {missing}"
