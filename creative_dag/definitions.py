@@ -65,9 +65,11 @@ def stage_modules() -> list:
 
 def build_definitions(home: str | os.PathLike | None = None,
                       landing: str | os.PathLike | None = None,
-                      refresh_cron: str | None = None) -> dg.Definitions:
+                      refresh_cron: str | None = None,
+                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
     """refresh_cron: when the whole-history tables refresh (default $CREATIVE_DAG_REFRESH_CRON, else
-    "0 5 * * *"); see creative_dag/automation.py for what runs when."""
+    "0 5 * * *"); see creative_dag/automation.py for what runs when. executor: of every job (default
+    Dagster's, with multiprocess steps forked from a preloaded server: creative_dag/step_processes.py)."""
     from creative_dag.assets.report import build_serving_copy_asset
     from creative_dag.automation import (
         CANDIDATES_GROUP,
@@ -75,6 +77,7 @@ def build_definitions(home: str | os.PathLike | None = None,
         keys_by_role,
         with_automation,
     )
+    from creative_dag.step_processes import project_executor
 
     locations = resolve_locations(home, landing)
     modules = stage_modules()
@@ -94,6 +97,7 @@ def build_definitions(home: str | os.PathLike | None = None,
         jobs=jobs,
         sensors=sensors,
         resources=build_resources(locations),
+        executor=executor or project_executor(),
     )
 
 

@@ -47,7 +47,9 @@ def executor_def(name: str) -> dg.ExecutorDefinition:
     if name == "in_process":
         return dg.in_process_executor
     if name == "multiprocess":
-        return dg.multiprocess_executor
+        from creative_dag.step_processes import multiprocess_executor
+
+        return multiprocess_executor()
     try:
         if name == "dask":
             return dask_executor_def()
@@ -87,18 +89,18 @@ def scale_out_definitions(executor: str | None = None, home: str | os.PathLike |
 
     executor_config: a run-config YAML whose `execution.config` is baked into the executor (default
     $CREATIVE_DAG_EXECUTOR_CONFIG; none: runs give it in their run config, or take the defaults)."""
-    base = build_definitions(home, landing)
-    job = dg.define_asset_job(
-        ENCODER_BACKFILL_JOB, selection=encoder_backfill_keys(base), partitions_def=launch_date_partitions,
-        description="Embed the creatives of a launch-date range (tags dagster/asset_partition_range_start/end), "
-                    "one step per block.",
-    )
     name = executor or os.environ.get(EXECUTOR_ENV) or "multiprocess"
     chosen = executor_def(name)
     config_file = executor_config or os.environ.get(EXECUTOR_CONFIG_ENV)
     if config_file:
         chosen = chosen.configured(execution_config(config_file), name=chosen.name)
-    return dg.Definitions.merge(base, dg.Definitions(jobs=[job], executor=chosen))
+    base = build_definitions(home, landing, executor=chosen)
+    job = dg.define_asset_job(
+        ENCODER_BACKFILL_JOB, selection=encoder_backfill_keys(base), partitions_def=launch_date_partitions,
+        description="Embed the creatives of a launch-date range (tags dagster/asset_partition_range_start/end), "
+                    "one step per block.",
+    )
+    return dg.Definitions.merge(base, dg.Definitions(jobs=[job]))
 
 
 def encoder_backfill_job(executor: str = "in_process") -> dg.JobDefinition:

@@ -10,7 +10,7 @@ on a copy of the demo home (`bench/step_processes.py`), `refresh_memory` took 17
 
 Run config still decides: `start_method: {spawn: {}}` (or a forkserver with other preload modules) is
 passed through unchanged, and `in_process` runs are untouched. Modules missing from an install are
-skipped by the forkserver.
+skipped by the forkserver. Where there is no forkserver (Windows), steps are spawned as before.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ FORKSERVER = {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}
 
 
 def with_forkserver(multiprocess_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A multiprocess executor's config with the preloaded forkserver as its start method, unless it names one."""
+    """A multiprocess executor's config with the preloaded forkserver as its start method, unless it names
+    one or the platform has no forkserver (Windows: Dagster's spawn then)."""
+    import multiprocessing
+
     config = dict(multiprocess_config or {})
-    config.setdefault("start_method", FORKSERVER)
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        config.setdefault("start_method", FORKSERVER)
     return config
 
 

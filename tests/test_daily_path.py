@@ -413,8 +413,9 @@ def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_
 
 # ----------------------------------------------------------------------------- slow: a real daemon
 # The project's definitions with CLIP pointed at a missing folder (unavailable at once, as offline)
-# and every run's steps in one process (the default multiprocess executor starts a Python process
-# per step: minutes on 2 cores). This test is about what runs when.
+# and every run's steps in one process (the project's multiprocess executor forks each step from a
+# server that first imports the project and its libraries, ~8 s per run, for each of this test's
+# many runs). This test is about what runs when; tests/test_pipeline_e2e.py runs the multiprocess path.
 DAEMON_DEFINITIONS = '''
 import dagster as dg
 from creative_dag.automation import with_automation

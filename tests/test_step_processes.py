@@ -52,6 +52,15 @@ def test_the_scale_out_multiprocess_executor_forks_too(tmp_path):
         "refresh_memory").executor_def.name == "in_process"
 
 
+def test_a_platform_without_a_forkserver_keeps_dagsters_spawn(monkeypatch):
+    import multiprocessing
+
+    from creative_dag.step_processes import with_forkserver
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
+    assert "start_method" not in with_forkserver({"max_concurrent": 2})
+
+
 def test_every_preloaded_module_is_installed():
     # The forkserver skips a module it cannot import without a word: a misspelt or dropped module would
     # silently put its import back into every step.
