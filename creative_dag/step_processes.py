@@ -10,11 +10,13 @@ on a copy of the demo home (`bench/step_processes.py`), `refresh_memory` took 17
 
 Run config still decides: `start_method: {spawn: {}}` (or a forkserver with other preload modules) is
 passed through unchanged, and `in_process` runs are untouched. Modules missing from an install are
-skipped by the forkserver. Where there is no forkserver (Windows), steps are spawned as before.
+skipped by the forkserver. On Windows (no forkserver) and macOS (forking after system frameworks were
+loaded can crash) steps are spawned as before; there, name the forkserver in run config to try it.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,13 +29,19 @@ PRELOAD_MODULES = ("creative_dag.definitions", "great_expectations", "torch", "t
 FORKSERVER = {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}
 
 
-def with_forkserver(multiprocess_config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """A multiprocess executor's config with the preloaded forkserver as its start method, unless it names
-    one or the platform has no forkserver (Windows: Dagster's spawn then)."""
+def forks_by_default(platform: str | None = None) -> bool:
+    """Linux only: Windows has no forkserver, and on macOS a process forked after system frameworks were
+    loaded (torch, OpenCV) can crash, which is why Python itself spawns there."""
     import multiprocessing
 
+    return (platform or sys.platform).startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods()
+
+
+def with_forkserver(multiprocess_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A multiprocess executor's config with the preloaded forkserver as its start method, unless it names
+    one or the platform is not Linux (`forks_by_default`: Dagster's spawn then)."""
     config = dict(multiprocess_config or {})
-    if "forkserver" in multiprocessing.get_all_start_methods():
+    if forks_by_default():
         config.setdefault("start_method", FORKSERVER)
     return config
 

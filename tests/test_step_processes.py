@@ -52,13 +52,19 @@ def test_the_scale_out_multiprocess_executor_forks_too(tmp_path):
         "refresh_memory").executor_def.name == "in_process"
 
 
-def test_a_platform_without_a_forkserver_keeps_dagsters_spawn(monkeypatch):
+def test_other_platforms_keep_dagsters_spawn(monkeypatch):
     import multiprocessing
+    import sys
 
-    from creative_dag.step_processes import with_forkserver
+    from creative_dag import step_processes
 
-    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # as on Windows
-    assert "start_method" not in with_forkserver({"max_concurrent": 2})
+    assert step_processes.forks_by_default("linux")
+    assert not step_processes.forks_by_default("darwin")  # forking after system frameworks load can crash
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert "start_method" not in step_processes.with_forkserver({"max_concurrent": 2})
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])  # no forkserver (Windows)
+    assert "start_method" not in step_processes.with_forkserver({"max_concurrent": 2})
 
 
 def test_every_preloaded_module_is_installed():
