@@ -31,8 +31,10 @@ if str(ROOT) not in sys.path:
 SPAWN = {"multiprocess": {"start_method": {"spawn": {}}}}
 
 
-def refresh(home: Path, landing: Path, execution: dict | None, ops: dict, log: Path) -> float:
-    """`dagster job execute ... -j refresh_memory` on `home`; returns its wall time (raises on failure)."""
+def refresh(home: Path, landing: Path, execution: dict | None, ops: dict, log: Path,
+            timeout_s: float | None = None) -> float:
+    """`dagster job execute ... -j refresh_memory` on `home` (execution None: the project's default executor),
+    output to `log`; returns its wall time (raises on failure; tests/test_pipeline_e2e.py runs it too)."""
     import yaml
 
     run_config = {"ops": {op: {"config": cfg} for op, cfg in ops.items()}} if ops else {}
@@ -46,10 +48,10 @@ def refresh(home: Path, landing: Path, execution: dict | None, ops: dict, log: P
     with log.open("w") as out:
         done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
                                "creative_dag.definitions", "-a", "defs", "-j", "refresh_memory", "-c", str(config)],
-                              env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+                              env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout_s, check=False)
     seconds = time.perf_counter() - started
     if done.returncode:
-        raise SystemExit(f"refresh_memory failed on {home} (exit {done.returncode}); see {log}")
+        raise RuntimeError(f"refresh_memory failed on {home} (exit {done.returncode}); see {log}")
     return seconds
 
 

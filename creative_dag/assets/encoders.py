@@ -229,13 +229,11 @@ def would_load(block: str, settings: EncoderSettings, store: EmbeddingStore) -> 
     and would make every date look changed on every run."""
     from creative_dag.encoders.base import ModelUnavailable
 
-    if remembered_failure(block, settings, store) is not None:
-        return False
     recorded = store.read_status(block)
     if not recorded or recorded.get("fingerprint") != block_fingerprint(block, settings) or recorded.get("available"):
         return True
     try:
-        load_encoder(block, settings, store)
+        load_encoder(block, settings, store)  # raises without trying while the failure is remembered
     except ModelUnavailable:
         return False
     return True
