@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Test workers (pytest-xdist): one per logical core, at most 4 (each may hold a few GiB of models); 0 runs in one process.
+TEST_WORKERS ?= logical
+XDIST := -n $(TEST_WORKERS) --maxprocesses=4 --dist loadfile --no-loadscope-reorder
 
 .PHONY: help bootstrap demo test test-fast bench dev lint clean
 
@@ -30,10 +33,10 @@ demo: bootstrap
 	$(VENV)/bin/creative-dag demo
 
 test: bootstrap
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra $(XDIST) $(PYTEST_ARGS)
 
 test-fast: bootstrap
-	$(PY) -m pytest -ra -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -ra $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(PY) bench/encoders.py
