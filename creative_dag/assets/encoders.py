@@ -19,7 +19,7 @@ import datetime as dt
 import inspect
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -195,8 +195,8 @@ def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -
     from creative_dag.encoders.status import BlockStatus, encoder_status
 
     fingerprint = block_fingerprint(block, settings)
-    recorded = store.read_status(block)
-    retry_at = remembered_failure(block, settings, store)
+    recorded = failed_load(block, settings, store)
+    retry_at = remembered_until(recorded, settings) if recorded else None
     if retry_at is not None:
         raise ModelUnavailable(f"{recorded['reason']} (failed at {recorded['checked_at']}; not retried before "
                                f"{retry_at.isoformat()}: set encoders.model_retry_after_s=0 to retry now)")
@@ -211,13 +211,18 @@ def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -
     return encoder
 
 
-def remembered_failure(block: str, settings: EncoderSettings, store: EmbeddingStore) -> pd.Timestamp | None:
-    """When the block's model failed to load with these settings less than `model_retry_after_s` ago:
-    the time from which it is tried again; else None."""
+def failed_load(block: str, settings: EncoderSettings, store: EmbeddingStore) -> dict[str, Any] | None:
+    """The block's recorded status when its last model load with these settings failed, else None."""
     recorded = store.read_status(block)
     if not recorded or recorded.get("fingerprint") != block_fingerprint(block, settings) or recorded.get("available"):
         return None
-    retry_at = pd.Timestamp(recorded["checked_at"]) + pd.Timedelta(seconds=settings.model_retry_after_s)
+    return recorded
+
+
+def remembered_until(failure: Mapping[str, Any], settings: EncoderSettings) -> pd.Timestamp | None:
+    """While a failed load (`failed_load`) is less than `model_retry_after_s` old: the time from which
+    it is tried again; else None."""
+    retry_at = pd.Timestamp(failure["checked_at"]) + pd.Timedelta(seconds=settings.model_retry_after_s)
     return retry_at if pd.Timestamp.now(tz="UTC") < retry_at else None
 
 
@@ -229,8 +234,7 @@ def would_load(block: str, settings: EncoderSettings, store: EmbeddingStore) -> 
     and would make every date look changed on every run."""
     from creative_dag.encoders.base import ModelUnavailable
 
-    recorded = store.read_status(block)
-    if not recorded or recorded.get("fingerprint") != block_fingerprint(block, settings) or recorded.get("available"):
+    if failed_load(block, settings, store) is None:
         return True
     try:
         load_encoder(block, settings, store)  # raises without trying while the failure is remembered
