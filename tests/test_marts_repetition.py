@@ -8,6 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.families import (
+    VARIANT_KINDS,
+    families_scores,
+    leave_one_kind_out,
+    only_kinds,
+    pair_scores,
+)
+from bench.families import all_kinds_scenario as all_kinds
 from creative_dag.marts.block_vectors import BlockVectors
 from creative_dag.marts.repetition import (
     RepetitionParams,
@@ -145,91 +153,18 @@ def test_families_recovered_from_rendered_images_with_real_encoders(tmp_path):
     assert table["family_id"].equals(table["near_duplicate_cluster"])
 
 
-# -- families with every kind of variant: leave-one-kind-out ------------------------------------
-VARIANT_KINDS = ("crop", "reframe", "hue_shift", "headline", "cta_text", "aspect_ratio", "reencode")
-EVIDENCE_GRID = (1.5, 1.75, 2.0, 2.25, 2.5, 2.75)
-
-
-def pair_scores(predicted: dict[str, str | None], truth: dict[str, str | None]) -> tuple[float, float, float]:
-    """(precision, recall, F1) over unordered pairs that share a family (None = singleton)."""
-    ids = sorted(truth)
-    tp = fp = fn = 0
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            t = truth[a] is not None and truth[a] == truth[b]
-            p = predicted.get(a) is not None and predicted.get(a) == predicted.get(b)
-            tp += t and p
-            fp += p and not t
-            fn += t and not p
-    return tp / max(tp + fp, 1), tp / max(tp + fn, 1), 2 * tp / max(2 * tp + fp + fn, 1)
-
-
-def families_scores(creatives: pd.DataFrame, vectors: BlockVectors, truth: dict[str, str | None],
-                    params: RepetitionParams) -> tuple[float, float, float]:
-    table = creative_repetition(creatives, vectors, params)
-    predicted = dict(zip(table["creative_id"], table["family_id"].where(table["family_id"].notna(), None)))
-    return pair_scores(predicted, {c: truth[c] for c in creatives["creative_id"]})
-
-
-def only_kinds(creatives: pd.DataFrame, edit: dict[str, str | None], kinds: set[str]) -> pd.DataFrame:
-    """Singletons, family bases and the variants of `kinds` (variants of other kinds left out)."""
-    keep = [edit[c] in (None, "base") or edit[c] in kinds for c in creatives["creative_id"]]
-    return creatives[keep].reset_index(drop=True)
-
-
-def leave_one_kind_out(creatives: pd.DataFrame, vectors: BlockVectors, truth: dict[str, str | None],
-                       edit: dict[str, str | None], weights: dict[str, float]) -> dict[str, dict[str, float]]:
-    """Per kind k: min_evidence tuned WITHOUT k (best worst-kind F1 over the other kinds; ties to the best
-    mean F1 over them, then to the more permissive value), then pair precision / recall / F1 on bases,
-    singletons and k's variants. The mean breaks ties because a worst kind can sit at the same F1 on two
-    levels (one losing precision, the other recall) while every other kind differs between them."""
-    scores = {(k, level): families_scores(only_kinds(creatives, edit, {k}), vectors, truth,
-                                          RepetitionParams(weights=weights, min_evidence=level))
-              for k in VARIANT_KINDS for level in EVIDENCE_GRID}
-    out = {}
-    for held_out in VARIANT_KINDS:
-        tuning = [k for k in VARIANT_KINDS if k != held_out]
-        worst, _, level = max((round(min(scores[k, level][2] for k in tuning), 3),
-                               round(float(np.mean([scores[k, level][2] for k in tuning])), 3), -level)
-                              for level in EVIDENCE_GRID)
-        p, r, f = scores[held_out, -level]
-        out[held_out] = {"min_evidence": -level, "tuning_worst_f1": worst, "precision": p, "recall": r, "f1": f}
-    return out
-
-
+# -- families with every kind of variant: leave-one-kind-out (bench/families.py runs it over 8 seeds) --
 @pytest.fixture(scope="module")
 def all_kinds_scenario(tmp_path_factory):
     """300 creatives at 128 px, half of them in families whose variants cover every kind, with the
     visual (OpenCV), CNN (EfficientNet-Lite0) and text (MiniLM on headline + primary text) blocks."""
-    torch = pytest.importorskip("torch")
-    from PIL import Image
-
+    pytest.importorskip("torch")
     from creative_dag.encoders.base import ModelUnavailable
-    from creative_dag.encoders.cnn import CnnEncoder
-    from creative_dag.encoders.text import TextEncoder, compose_ad_text
-    from creative_dag.encoders.visual import VisualFeatureExtractor
-    from creative_dag.synth import generate_scenario
 
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("all_kinds")
-    generate_scenario(root, n_creatives=300, n_days=60, seed=7, image_size=128,
-                      scenario={"families": {"share": 0.5, "edits": {k: 1.0 for k in VARIANT_KINDS}}})
-    creatives = pd.read_csv(root / "creatives.csv")
-    truth = json.loads((root / "ground_truth.json").read_text())["creatives"]
-    images = [np.asarray(Image.open(root / p).convert("RGB")) for p in creatives["image_path"]]
-    creatives["aspect_ratio"] = [img.shape[1] / img.shape[0] for img in images]  # as the asset adds from raw.images
-    extractor = VisualFeatureExtractor(working_size=128)
-    blocks = {"visual": extractor.vectorize(extractor.transform(images, creatives["creative_id"].tolist()))}
     try:
-        blocks["cnn"] = np.asarray(CnnEncoder.load().encode(images).vectors, dtype=np.float32)
-        texts = [compose_ad_text(h, t) for h, t in zip(creatives["headline"], creatives["primary_text"])]
-        blocks["text"] = np.asarray(TextEncoder.load().encode(texts).vectors, dtype=np.float32)
+        return all_kinds(tmp_path_factory.mktemp("all_kinds"), seed=7)
     except ModelUnavailable as exc:
         pytest.skip(f"block unavailable: {exc}")
-    ones = np.ones(len(creatives), bool)
-    vectors = BlockVectors(creatives["creative_id"], blocks, {b: ones for b in blocks})
-    return (creatives, vectors, {c: g["family_id"] for c, g in truth.items()},
-            {c: g["variant_edit"] for c, g in truth.items()})
 
 
 @pytest.mark.slow
