@@ -287,3 +287,35 @@ def test_candidates_whose_vectors_are_cached_load_no_model(tmp_path):
     assert len(grown["visual"]) == 3 and len(grown["text"]) == 3
     other = EncoderSettings(cache_dir=str(tmp_path / "cache"), visual_working_size=256)
     assert not isinstance(lazy_blocks(["visual"], other, store)["visual"], LazyEncoder)
+
+
+@pytest.mark.parametrize(("gone", "kept"), [("text", "visual"), ("visual", "text")])
+def test_a_recorded_model_that_no_longer_loads_leaves_its_block_out_of_the_candidates(tmp_path, monkeypatch, gone, kept):
+    """A block recorded as loaded is lazy; when a new candidate needs its model and the model no longer loads
+    (the files were removed, the network is gone), that block is left out with a log line and the others go on."""
+    from creative_dag.assets.encoders import status_record
+    from creative_dag.candidates.assess import encode_candidates
+    from creative_dag.encoders.base import ModelUnavailable
+    from creative_dag.encoders.status import encoder_status
+    from creative_dag.encoders.store import EmbeddingStore
+    from creative_dag.resources import models
+
+    settings = models.EncoderSettings(cache_dir=str(tmp_path / "cache"), threads=1)
+    store = EmbeddingStore(str(tmp_path / "store"))
+    for block, encoder in models.lazy_blocks(["visual", "text"], settings, store).items():
+        store.write_status(block, status_record(encoder_status(encoder), models.block_fingerprint(block, settings)))
+    blocks = models.lazy_blocks(["visual", "text"], settings, store)
+    loads = models.load_block
+
+    def load_unless_gone(block, block_settings):
+        if block == gone:
+            raise ModelUnavailable("weights not found")
+        return loads(block, block_settings)
+
+    monkeypatch.setattr(models, "load_block", load_unless_gone)
+    batch = read_candidates("b", [_png(tmp_path / "red.png", (96, 96), (200, 30, 30))],
+                            {"headline": "Fresh coffee", "primary_text": "Brewed today"})
+    lines: list[str] = []
+    out = encode_candidates(batch, blocks, dt.date(2026, 5, 1), settings.cache(), log=lines.append)
+    assert set(out) == {kept} and len(out[kept]) == 1
+    assert any(f"block {gone} cannot encode the candidates now (weights not found)" in line for line in lines), lines
