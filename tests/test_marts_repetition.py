@@ -214,7 +214,8 @@ def test_held_out_variant_kinds_leave_one_kind_out(all_kinds_scenario):
     the level tuned with aspect_ratio among the tuning kinds cost every other kind precision (0.88-0.92).
     With one null for every shape: 0.75-0.80 and aspect 0.32; fused cosine alone: headline recall 0.03,
     aspect 0.06. The issue's goal (held-out F1 >= 0.9) is met by 7 of 7 kinds here and on seeds 5 and 11,
-    by 47 of 56 kind x seed cells over seeds 5-12 (docs/marts.md).
+    by 47 of 56 kind x seed cells over seeds 5-12, and by every kind with the pair counts of those eight seeds
+    pooled (bench/families.py; docs/marts.md).
     """
     creatives, vectors, truth, edit = all_kinds_scenario
     weights = {"visual": 1.0, "cnn": 1.0, "text": 1.0}
