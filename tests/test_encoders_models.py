@@ -170,6 +170,28 @@ def test_resnet50_from_a_user_weights_file(tmp_path, creatives):
     assert encoder.model_id == "torchvision/resnet50" and encoder.dim == 2048
     out = encoder.encode([creatives["coffee"]])
     assert out.vectors.shape == (1, 2048) and len(out.attributes["tags"].iloc[0]) == 5
+    _assert_frozen_matches_eager(encoder, list(creatives.values()))
+
+
+@pytest.mark.slow
+def test_efficientnet_runs_frozen_on_cpu_with_the_eager_vectors_and_tags(creatives):
+    encoder = load_block("cnn", EncoderSettings(threads=2))
+    _assert_frozen_matches_eager(encoder, list(creatives.values()))
+
+
+def _assert_frozen_matches_eager(encoder, images: list[np.ndarray]) -> None:
+    """The CPU speed-up (a frozen TorchScript forward, BatchNorm folded into the convolutions) is in use
+    and gives the eager module's vectors and tags, at any batch size (the trace is made at 2)."""
+    assert encoder.forward_mode == "torchscript"
+    for batch in (images[:1], images[:3], images):
+        frozen = encoder.encode(batch)
+        kept, encoder._frozen = encoder._frozen, None
+        try:
+            eager = encoder.encode(batch)
+        finally:
+            encoder._frozen = kept
+        np.testing.assert_allclose(frozen.vectors, eager.vectors, atol=1e-4)
+        assert frozen.attributes["tags"].tolist() == eager.attributes["tags"].tolist()
 
 
 def test_a_deployment_picks_its_ocr_backend_from_the_environment(tmp_path, monkeypatch):
@@ -198,3 +220,16 @@ def test_ocr_workers_default_to_one_per_core_for_rapidocr_only_and_leave_the_row
     assert EncoderSettings(ocr_workers=3).effective_ocr_workers == 3
     assert block_fingerprint(LAYOUT, EncoderSettings(ocr_workers=4)) == block_fingerprint(LAYOUT, EncoderSettings())
     assert load_block(LAYOUT, EncoderSettings(ocr_backend="rapidocr", ocr_workers=2, device="cpu")).workers == 2
+
+
+def test_visual_workers_default_to_one_per_core_and_leave_the_rows_alone():
+    """visual_workers = 0: the visual block's features (OpenCV / numpy, ~1.2 cores in one process)
+    are computed on every core. The count changes no output, so it does not re-encode anything."""
+    from creative_dag.blocks import VISUAL
+    from creative_dag.resources.models import block_fingerprint
+    from creative_dag.worker_processes import usable_cores
+
+    assert EncoderSettings().effective_visual_workers == usable_cores()
+    assert EncoderSettings(visual_workers=3).effective_visual_workers == 3
+    assert block_fingerprint(VISUAL, EncoderSettings(visual_workers=4)) == block_fingerprint(VISUAL, EncoderSettings())
+    assert load_block(VISUAL, EncoderSettings(visual_workers=2)).workers == 2

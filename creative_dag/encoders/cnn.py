@@ -124,6 +124,9 @@ class CnnEncoder:
         self.interpolation = interpolation
         self.class_names = class_names
         self.batch_size = batch_size
+        # On CPU `load` swaps in a frozen TorchScript copy of `_pooled_and_logits` (see _freeze_forward).
+        self._frozen = None
+        self.forward_mode = "eager"
 
     # shorter side the image decoder should produce (so preprocessing only crops)
     @property
@@ -182,8 +185,11 @@ class CnnEncoder:
         model = model.to(device=device, memory_format=torch.channels_last)
         # the version changes with the weights or with the preprocessing that feeds them
         version = f"{state_dict_hash(model)}+p{settings_hash(resize, crop, mean, std, interp)}"
-        return cls(model, backbone, model_id, version, dim, device, resize, crop, mean, std, interp,
-                   imagenet_class_names(), batch_size)
+        encoder = cls(model, backbone, model_id, version, dim, device, resize, crop, mean, std, interp,
+                      imagenet_class_names(), batch_size)
+        if device == "cpu":
+            encoder._frozen, encoder.forward_mode = _freeze_forward(model, backbone, crop)
+        return encoder
 
     def preprocess(self, images: Sequence[np.ndarray]):
         """RGB uint8 arrays (any size) -> (n, 3, crop, crop) float32 tensor, channels_last."""
@@ -195,15 +201,10 @@ class CnnEncoder:
         import torch
 
         with torch.inference_mode():
-            if self.backbone == EFFICIENTNET_LITE0:
-                pooled = self.model.forward_head(self.model.forward_features(pixels), pre_logits=True)
-                logits = self.model.classifier(pooled)
+            if self._frozen is not None:
+                pooled, logits = self._frozen(pixels)
             else:
-                m = self.model
-                x = m.maxpool(m.relu(m.bn1(m.conv1(pixels))))
-                x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
-                pooled = torch.flatten(m.avgpool(x), 1)
-                logits = m.fc(pooled)
+                pooled, logits = _pooled_and_logits(self.model, self.backbone, pixels)
             probs = torch.softmax(logits.float(), dim=1)
         return pooled.float().cpu().numpy(), probs.cpu().numpy()
 
@@ -220,3 +221,46 @@ class CnnEncoder:
         matrix = l2_normalize(np.concatenate(vectors)) if vectors else np.zeros((0, self.dim), np.float32)
         attributes = pd.DataFrame({"top_tag": [t[0] for t in tags], "tags": tags, "tag_scores": scores})
         return EncodedBatch(matrix, attributes)
+
+
+def _pooled_and_logits(model, backbone: str, pixels):
+    """(pooled pre-classifier features, ImageNet logits) of a preprocessed batch."""
+    import torch
+
+    if backbone == EFFICIENTNET_LITE0:
+        pooled = model.forward_head(model.forward_features(pixels), pre_logits=True)
+        return pooled, model.classifier(pooled)
+    x = model.maxpool(model.relu(model.bn1(model.conv1(pixels))))
+    x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
+    pooled = torch.flatten(model.avgpool(x), 1)
+    return pooled, model.fc(pooled)
+
+
+def _freeze_forward(model, backbone: str, crop: int):
+    """(frozen TorchScript copy of `_pooled_and_logits`, "torchscript"), or (None, why not) to stay eager.
+
+    Freezing folds each BatchNorm into its convolution: a quarter of EfficientNet-Lite0's CPU time was
+    BatchNorm, and a batch encodes ~1.45x faster on 2 cores (30 -> 20 ms per image) with the same vectors
+    to ~1e-5 (tests/test_encoders_models.py compares against eager). The input is always (n, 3, crop,
+    crop), so the trace's fixed spatial size holds; the batch size stays free. As for the OCR detector
+    (layout._freeze_detector), any failure keeps the eager module: slower, same output."""
+    import warnings
+
+    import torch
+
+    class Forward(torch.nn.Module):
+        def __init__(self, inner) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixels):
+            return _pooled_and_logits(self.inner, backbone, pixels)
+
+    example = torch.zeros(2, 3, crop, crop).contiguous(memory_format=torch.channels_last)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # trace / freeze are deprecated in favour of torch.compile
+            traced = torch.jit.trace(Forward(model).eval(), example, check_trace=False)
+            return torch.jit.freeze(traced), "torchscript"
+    except Exception as exc:  # noqa: BLE001 — an optimisation only; eager gives the same vectors
+        return None, f"eager (torchscript freeze failed: {type(exc).__name__}: {exc})"
