@@ -16,7 +16,7 @@ the CTA label and whether there is a button. Reported per backend:
   creatives read as >= 5 lines.
 
 - with `--workers 2` (or more): the same images read by that many worker processes
-  (creative_dag/encoders/layout_pool.py, the pool started before timing, its start timed apart):
+  (creative_dag/encoders/extractor_pool.py, the pool started before timing, its start timed apart):
   s_per_image_workers_N, speedup_workers_N over the step's own process, and whether the rows are
   identical to it.
 
@@ -158,10 +158,10 @@ def main() -> None:
 def _time_workers(extractor, images: list, rows: pd.DataFrame, workers: int, repeats: int,
                   s_per_image: float) -> dict:
     """Per-image seconds of `workers` worker processes reading the images, and whether their rows match."""
-    from creative_dag.encoders.layout_pool import LayoutPool
+    from creative_dag.encoders.extractor_pool import ExtractorPool
 
     start = time.perf_counter()
-    with LayoutPool(extractor, workers) as pool:
+    with ExtractorPool(extractor, workers) as pool:
         pool.transform(images[:workers])  # every worker loaded: timed apart, like the model load above
         start_s = time.perf_counter() - start
         best, pooled = float("inf"), None

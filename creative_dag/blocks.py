@@ -130,7 +130,7 @@ def _visual_model_id(settings: EncoderSettings) -> str:
 def _load_visual(settings: EncoderSettings) -> Any:
     from creative_dag.encoders.pipeline import VisualBlockEncoder
 
-    return VisualBlockEncoder(working_size=settings.visual_working_size)
+    return VisualBlockEncoder(working_size=settings.visual_working_size, workers=settings.effective_visual_workers)
 
 
 def _layout_model_id(settings: EncoderSettings) -> str:

@@ -1,9 +1,10 @@
 """Worker processes for CPU-bound steps: one per core, one thread each, gone with their parent.
 
-Two steps use them: the forecast's rolling forecasts (creative_dag/forecast/parallel.py) and the
-layout block's OCR (creative_dag/encoders/layout_pool.py). Both gain from processes rather than threads:
-their libraries (LightGBM's OpenMP, ONNX Runtime, BLAS) either fight over the cores or barely use a
-second thread on small inputs, while a process per core on one thread each scales 1.4-1.9x on two cores.
+Three steps use them: the forecast's rolling forecasts (creative_dag/forecast/parallel.py), the
+layout block's OCR and the visual block's features (creative_dag/encoders/extractor_pool.py). All gain
+from processes rather than threads: their libraries (LightGBM's OpenMP, ONNX Runtime, BLAS, OpenCV on
+small images, numpy) either fight over the cores or barely use a second thread on small inputs, while a
+process per core on one thread each scales 1.4-1.9x on two cores.
 
 Where a step runs in a daemonic process (the Dask executor's workers, Celery's prefork children),
 Python forbids it child processes: `can_start_workers` says so and callers compute in the step's own

@@ -308,7 +308,7 @@ class LayoutExtractor:
         """(the copy OCR and face detection run on, original width, original height) of each image.
 
         Everything `transform` computes comes from this copy and the original size, so worker
-        processes (creative_dag/encoders/layout_pool.py) are sent the copy, not the full image."""
+        processes (creative_dag/encoders/extractor_pool.py) are sent the copy, not the full image."""
         copies = []
         for index, image in enumerate(images):
             rgb = as_rgb_image(image, ids[index] if ids is not None else f"image #{index}")
@@ -611,7 +611,7 @@ class _RapidOCR:
     """PP-OCRv4 (det + angle cls + rec) on ONNX Runtime via rapidocr-onnxruntime, on our working copy.
 
     One ONNX Runtime thread: a second one barely helps on a 384 px copy (0.33 -> 0.32 s per image on
-    2 cores), while a second worker process reads 1.4-1.6x as many (layout_pool.py); and the same
+    2 cores), while a second worker process reads 1.4-1.6x as many (extractor_pool.py); and the same
     thread count everywhere gives the same boxes whatever the number of workers."""
 
     def __init__(self, model_dir: str, working_size: int, gpu: bool = False) -> None:

@@ -107,10 +107,28 @@ class VisualFeatureExtractor:
         (grayscale (H, W) and RGBA (H, W, 4) are converted). ids: optional names
         used in error messages (e.g. creative ids). Returns one row per image, in order.
         """
-        rows = []
+        return self.transform_working_copies(self.working_copies(images, ids))
+
+    def settings(self) -> dict:
+        """The constructor's arguments: another process builds the same extractor from them."""
+        return {"working_size": self.working_size}
+
+    def working_copies(self, images: Sequence[np.ndarray],
+                       ids: Sequence[str] | None = None) -> list[tuple[np.ndarray, int, int]]:
+        """(the copy the features are computed on, original width, original height) of each image.
+
+        Everything `transform` computes comes from this copy and the original size, so worker
+        processes (creative_dag/encoders/extractor_pool.py) are sent the copy, not the full image."""
+        copies = []
         for index, image in enumerate(images):
-            label = ids[index] if ids is not None else f"image #{index}"
-            rows.append(self._features(as_rgb_image(image, label)))
+            rgb = as_rgb_image(image, ids[index] if ids is not None else f"image #{index}")
+            height, width = rgb.shape[:2]
+            copies.append((downscale(rgb, self.working_size), width, height))
+        return copies
+
+    def transform_working_copies(self, copies: Sequence[tuple[np.ndarray, int, int]]) -> pd.DataFrame:
+        """`transform` of images already reduced by `working_copies`: one row per copy, in order."""
+        rows = [self._features(small, width, height) for small, width, height in copies]
         if not rows:
             return pd.DataFrame(columns=self.output_columns())
         return pd.DataFrame(rows, columns=self.output_columns())
@@ -129,9 +147,7 @@ class VisualFeatureExtractor:
         return list(VISUAL_COLUMNS)
 
     # ----------------------------------------------------------------- private
-    def _features(self, rgb: np.ndarray) -> dict:
-        height, width = rgb.shape[:2]
-        small = downscale(rgb, self.working_size)
+    def _features(self, small: np.ndarray, width: int, height: int) -> dict:
         gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         row: dict = {
             "image_width": int(width),
@@ -371,7 +387,10 @@ def _negative_space(gray: np.ndarray, edges: np.ndarray) -> float:
 def _visual_mass(gray: np.ndarray) -> tuple[float, float]:
     """Centroid (x, y in [0, 1], top-left origin) of gradient energy: where the detail sits. Flat -> (0.5, 0.5)."""
     blurred = cv2.GaussianBlur(gray, (5, 5), 0).astype(np.float32)
-    magnitude = cv2.magnitude(cv2.Sobel(blurred, cv2.CV_32F, 1, 0), cv2.Sobel(blurred, cv2.CV_32F, 0, 1))
+    dx, dy = cv2.Sobel(blurred, cv2.CV_32F, 1, 0), cv2.Sobel(blurred, cv2.CV_32F, 0, 1)
+    # numpy, not cv2.magnitude: OpenCV's square root takes another code path in a one-thread worker process
+    # (extractor_pool.py), and the rows must not depend on where they were computed
+    magnitude = np.sqrt(dx * dx + dy * dy)
     total = float(magnitude.sum())
     if total <= 1e-6:
         return 0.5, 0.5

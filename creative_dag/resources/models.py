@@ -57,7 +57,9 @@ class EncoderSettings:
     ocr_working_size / visual_working_size: long side (px) the layout / visual features are computed at.
     ocr_workers: processes that read the layout block's images at once (0 = one per core for rapidocr
     on CPU, where two read 1.6x as fast as one on 2 cores; 1 for the torch backends, which use every core
-    already; creative_dag/encoders/layout_pool.py). The rows do not depend on it.
+    already; creative_dag/encoders/extractor_pool.py). The rows do not depend on it.
+    visual_workers: processes that compute the visual block's features at once (0 = one per core on
+    CPU: its OpenCV / numpy features use ~1.2 of 2 cores in one process). The rows do not depend on it.
     cache_dir: embedding cache folder (empty = $CREATIVE_DAG_HOME/cache/embeddings).
     use_cache: reuse cached embeddings.
     allow_download: let hub ids download when the hub is reachable.
@@ -79,6 +81,7 @@ class EncoderSettings:
     ocr_working_size: int = DEFAULT_OCR_WORKING_SIZE
     visual_working_size: int = DEFAULT_VISUAL_WORKING_SIZE
     ocr_workers: int = 0
+    visual_workers: int = 0
     cache_dir: str | None = None
     use_cache: bool = True
     allow_download: bool = True
@@ -104,6 +107,14 @@ class EncoderSettings:
         from creative_dag.worker_processes import usable_cores
 
         return usable_cores() if self.effective_ocr_backend == "rapidocr" else 1
+
+    @property
+    def effective_visual_workers(self) -> int:
+        if self.visual_workers > 0:
+            return self.visual_workers
+        from creative_dag.worker_processes import usable_cores
+
+        return usable_cores()
 
     def cache(self):
         """The embedding cache, or None when caching is off."""
@@ -225,7 +236,7 @@ def lazy_blocks(blocks: Sequence[str], settings: EncoderSettings, store: Any,
 
 
 # Run-time knobs that change neither whether a model loads nor what it outputs.
-_NOT_IN_FINGERPRINT = ("threads", "batch_size", "ocr_workers", "cache_dir", "use_cache", "model_retry_after_s")
+_NOT_IN_FINGERPRINT = ("threads", "batch_size", "ocr_workers", "visual_workers", "cache_dir", "use_cache", "model_retry_after_s")
 
 
 def block_fingerprint(block: str, settings: EncoderSettings) -> str:
