@@ -92,6 +92,12 @@ def test_clean_generated_folder_lands_completely(tmp_path, generated_landing):
     checks = check_results(result)
     assert checks["nothing_quarantined"].passed and checks["creative_id_unique_and_present"].passed
 
+    # The next run (a new day of the same export) decodes no image it probed before, and lands the same rows.
+    assert metadata_of(result, RAW_IMAGES)["images_reused"].value == 0
+    again = materialize(tmp_path, folder, today="2026-06-01")
+    assert metadata_of(again, RAW_IMAGES)["images_reused"].value == N_CREATIVES
+    pd.testing.assert_frame_equal(warehouse.read_table("raw.images"), images)
+
 
 def test_bad_rows_are_quarantined_counted_and_warned_not_blocking(tmp_path, generated_landing):
     folder = copy_landing(generated_landing[0], tmp_path / "landing")

@@ -193,3 +193,44 @@ def test_probing_500_jpegs_takes_seconds(tmp_path):
     elapsed = time.perf_counter() - start
     assert (result.images["decode_status"] == "ok").all() and result.images["sha256"].nunique() == 500
     assert elapsed < 15, f"ingest of 500 1080² JPEGs took {elapsed:.1f}s"
+
+
+def test_a_daily_rerun_reuses_the_probes_of_unchanged_bytes_and_checks_changed_ones(tmp_path, monkeypatch):
+    """The previous raw.images (read back from DuckDB, nullable integers and all) spares decoding the
+    files whose bytes it probed ok; a file replaced by broken bytes under the same path is decoded
+    and quarantined, and a lowered pixel limit still applies to a known image."""
+    import pandas as pd
+
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+
+    creatives, metrics = small_landing_tables()
+    creatives.loc[1, "image_path"] = "images/noise.jpg"
+    noise = encode(Image.effect_noise((128, 128), 60).convert("RGB"), "JPEG")
+    (tmp_path / "landing" / "images").mkdir(parents=True)
+    (tmp_path / "landing" / "images" / "noise.jpg").write_bytes(noise)
+    write_landing(tmp_path / "landing", creatives, metrics)
+    first = ingest_landing_folder(tmp_path / "landing", today=TODAY)
+    assert set(first.images["decode_status"]) == {"ok"}
+    warehouse = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    warehouse.write_table("raw.images", first.images)
+    known = warehouse.read_table("raw.images")
+
+    from PIL import ImageFile
+
+    loads = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(1) or real_load(self))
+    again = ingest_landing_folder(tmp_path / "landing", today=TODAY, known_images=known)
+    assert loads == [] and again.images_reused == 3 and first.images_reused == 0  # nothing decoded
+    pd.testing.assert_frame_equal(again.images, first.images, check_exact=True)
+
+    (tmp_path / "landing" / "images" / "noise.jpg").write_bytes(noise[: len(noise) // 2])  # same path, cut
+    changed = ingest_landing_folder(tmp_path / "landing", today=TODAY, known_images=known)
+    assert len(loads) == 1  # only the changed file was decoded
+    assert_image_quarantined(changed, "truncated_image")
+
+    shown = first.images.set_index("creative_id")
+    pixels = int(shown.loc["cr_001", "width"]) * int(shown.loc["cr_001", "height"])
+    tighter = ingest_landing_folder(tmp_path / "landing", today=TODAY, known_images=known, max_image_pixels=pixels - 1)
+    status = tighter.images.set_index("creative_id")["decode_status"]
+    assert status["cr_001"] == status["cr_003"] == "decompression_bomb"  # known, yet over the new limit

@@ -67,9 +67,11 @@ def ingest_raw_tables(context: AssetExecutionContext, landing: LandingResource,
     if summary is not None:
         context.log.info("\n".join(summary.lines()))
     try:
+        # The previous run's image facts: files with the same bytes are not decoded again.
+        known = warehouse.read_optional(RAW_IMAGES)
         result = ingest_landing_folder(landing.folder(), image_store.locator(), today=landing.as_of(),
                                        max_image_pixels=landing.max_image_pixels,
-                                       probe_workers=landing.probe_workers)
+                                       probe_workers=landing.probe_workers, known_images=known)
     except LandingFileError as err:
         # The one case that stops the run: the file itself is unusable, so nothing is written.
         raise dg.Failure(description=str(err), allow_retries=False) from err
@@ -112,6 +114,7 @@ def ingest_metadata(result: LandingIngest) -> dict[dg.AssetKey, dict]:
             date_min=_iso(dates.min()), date_max=_iso(dates.max())),
         RAW_IMAGES.key: table_metadata(
             RAW_IMAGES, result.images, **common, **quarantined(SOURCE_IMAGES), images_ok=images_ok,
+            images_reused=result.images_reused,
             images_failed=int(len(result.images) - images_ok),
             formats={str(k): int(v) for k, v in result.images["format"].value_counts().items()}),
         RAW_QUARANTINE.key: table_metadata(

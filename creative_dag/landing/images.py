@@ -9,6 +9,11 @@ header before any decoding; a full decode runs only to detect truncated files, a
 decodes a 1/8-scale draft (the decoder still reads every byte, so truncation is caught, at ~60 %
 of the cost of a full decode).
 
+A daily run lands the same images again: `known` probes (the previous raw.images rows that were ok,
+keyed by sha256) are reused for files whose bytes hash to them, so only new or changed files are
+decoded. Whether a file decodes depends on its bytes alone; the size rules (pixel limit, degenerate
+sizes) are checked again on the known size, so a changed limit still applies to every image.
+
 CMYK, palette, alpha, 16-bit and EXIF-rotated images are valid: they are recorded with their
 mode and orientation; encoders normalise them later.
 """
@@ -19,6 +24,7 @@ import hashlib
 import io
 import os
 import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,16 +68,23 @@ class ImageProbe:
 
 
 def probe_image_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
-                      min_side: int = MIN_IMAGE_SIDE, max_aspect: float = MAX_IMAGE_ASPECT) -> ImageProbe:
+                      min_side: int = MIN_IMAGE_SIDE, max_aspect: float = MAX_IMAGE_ASPECT,
+                      known: Mapping[str, ImageProbe] | None = None) -> ImageProbe:
     """Probe encoded image bytes (no I/O). Never raises for bad images: the status says why.
 
     Truncation is detected by decoding; it relies on Pillow's default
     `ImageFile.LOAD_TRUNCATED_IMAGES = False` (a process that turns it on hides truncation).
+    known: sha256 -> an earlier ok probe of the same bytes, reused without decoding (module doc).
     """
     size = len(data)
     if size == 0:
         return _bad(None, size, "empty_image_file", "the file has zero bytes")
     digest = hashlib.sha256(data).hexdigest()
+    earlier = (known or {}).get(digest)
+    if earlier is not None and earlier.decode_status == OK and earlier.byte_size == size \
+            and earlier.width and earlier.height and earlier.width * earlier.height <= max_pixels \
+            and not degenerate_size(earlier.width, earlier.height, min_side, max_aspect):
+        return earlier
     try:
         with warnings.catch_warnings():
             # Our own pixel limit below decides; Pillow's global warning would only be noise.
@@ -163,16 +176,18 @@ def detected_format(data: bytes) -> str:
 def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
                           max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, workers: int = 1,
                           file_name: str = "creatives", min_side: int = MIN_IMAGE_SIDE,
-                          max_aspect: float = MAX_IMAGE_ASPECT) -> tuple[pd.DataFrame, pd.DataFrame]:
+                          max_aspect: float = MAX_IMAGE_ASPECT,
+                          known: Mapping[str, ImageProbe] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One raw.images row per creative (creative_id, image_path) and quarantine rows for bad images.
 
     creatives: valid creatives with `creative_id` and `image_path`. The same file referenced by
     several creatives is read once. `workers` > 1 probes in threads (Pillow releases the GIL
-    while decoding). Returns (images with IMAGE_COLUMNS, quarantine rows with source 'images').
+    while decoding). known: sha256 -> earlier ok probes (`known_probes`), reused for the same bytes.
+    Returns (images with IMAGE_COLUMNS, quarantine rows with source 'images').
     """
     paths = [str(p) for p in creatives["image_path"]]
     unique_paths = list(dict.fromkeys(paths))
-    probe = lambda p: _probe_path(p, locator, max_pixels, min_side, max_aspect)
+    probe = lambda p: _probe_path(p, locator, max_pixels, min_side, max_aspect, known)
     if workers > 1 and len(unique_paths) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             results = dict(zip(unique_paths, pool.map(probe, unique_paths)))
@@ -202,8 +217,21 @@ def probe_creative_images(creatives: pd.DataFrame, locator: ImageLocator,
     return images, quarantine_frame(rejects)
 
 
+def known_probes(images: pd.DataFrame | None) -> dict[str, ImageProbe]:
+    """sha256 -> probe of the ok rows of an earlier raw.images table (as read back from the warehouse,
+    nullable integers included); {} for None or an empty table."""
+    if images is None or images.empty or not set(IMAGE_COLUMNS) <= set(images.columns):
+        return {}
+    ok = images[(images["decode_status"] == OK) & images["sha256"].notna()].drop_duplicates("sha256")
+    ok = ok.dropna(subset=["width", "height", "byte_size"])
+    return {str(r.sha256): ImageProbe(str(r.sha256), int(r.width), int(r.height), str(r.format), str(r.mode),
+                                      int(r.byte_size), None if pd.isna(r.exif_orientation) else int(r.exif_orientation),
+                                      OK)
+            for r in ok.itertuples(index=False)}
+
+
 def _probe_path(image_path: str, locator: ImageLocator, max_pixels: int, min_side: int = MIN_IMAGE_SIDE,
-                max_aspect: float = MAX_IMAGE_ASPECT) -> ImageProbe:
+                max_aspect: float = MAX_IMAGE_ASPECT, known: Mapping[str, ImageProbe] | None = None) -> ImageProbe:
     try:
         data = locator.read_bytes(image_path)
     except ImagePathError as err:
@@ -217,7 +245,7 @@ def _probe_path(image_path: str, locator: ImageLocator, max_pixels: int, min_sid
         return _bad(None, None, "unreadable_image", f"cannot read {_where(locator, image_path)} ({err})")
     except Exception as err:  # noqa: BLE001 - remote filesystems (allow-listed schemes) raise their own types
         return _bad(None, None, "image_fetch_failed", f"fetching {image_path} failed ({type(err).__name__}: {err})")
-    return probe_image_bytes(data, max_pixels, min_side, max_aspect)
+    return probe_image_bytes(data, max_pixels, min_side, max_aspect, known)
 
 
 def _case_hint(where: str) -> str:

@@ -22,7 +22,11 @@ from creative_dag.contract import (
     MIN_IMAGE_SIDE,
 )
 from creative_dag.landing.files import LandedTable, find_input, read_landed
-from creative_dag.landing.images import DEFAULT_MAX_IMAGE_PIXELS, probe_creative_images
+from creative_dag.landing.images import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    known_probes,
+    probe_creative_images,
+)
 from creative_dag.landing.locator import ImageLocator
 from creative_dag.landing.quarantine import concat_quarantine, counts_by_reason
 from creative_dag.landing.validate_creatives import validate_creatives
@@ -39,6 +43,7 @@ class LandingIngest:
     quarantine: pd.DataFrame
     files_read: list[dict[str, object]] = field(default_factory=list)
     today: dt.date = field(default_factory=dt.date.today)
+    images_reused: int = 0  # image rows whose probe came from the previous raw.images (not decoded again)
 
     def quarantined_by_reason(self, source: str | None = None) -> dict[str, int]:
         """{reason: rows} for one source ('creatives' | 'daily_metrics' | 'images') or all."""
@@ -59,13 +64,15 @@ def read_daily_metrics(folder: str | os.PathLike) -> LandedTable:
 def ingest_landing_folder(folder: str | os.PathLike, locator: ImageLocator | None = None,
                           today: dt.date | None = None, max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
                           probe_workers: int = 1, min_image_side: int = MIN_IMAGE_SIDE,
-                          max_image_aspect: float = MAX_IMAGE_ASPECT) -> LandingIngest:
+                          max_image_aspect: float = MAX_IMAGE_ASPECT,
+                          known_images: pd.DataFrame | None = None) -> LandingIngest:
     """Validate creatives, then metrics against the valid creatives, then probe their images.
 
     Raises LandingFileError only for whole-file problems; every bad row or image becomes a
     quarantine row (malformed CSV lines first, then rows, per file). `today` (default: the
     current date) bounds launch and metric dates. `locator` defaults to images under `folder`
-    with only local files allowed (and its default file-size limit).
+    with only local files allowed (and its default file-size limit). known_images: the previous
+    raw.images table; files whose bytes it probed ok are not decoded again (landing/images.py).
     """
     folder = Path(folder)
     today = today or dt.date.today()
@@ -77,9 +84,10 @@ def ingest_landing_folder(folder: str | os.PathLike, locator: ImageLocator | Non
     creatives = validate_creatives(creatives_file.frame, creatives_file.name, today)
     metrics = validate_metrics(metrics_file.frame, metrics_file.name, creatives.valid, today,
                                {**_malformed_ids(creatives_file), **creatives.quarantined_ids})
+    known = known_probes(known_images)
     images, image_rejects = probe_creative_images(creatives.valid, locator, max_image_pixels, probe_workers,
                                                   file_name=creatives_file.name, min_side=min_image_side,
-                                                  max_aspect=max_image_aspect)
+                                                  max_aspect=max_image_aspect, known=known)
     return LandingIngest(
         creatives=creatives.valid,
         daily_metrics=metrics.valid,
@@ -88,6 +96,7 @@ def ingest_landing_folder(folder: str | os.PathLike, locator: ImageLocator | Non
                                       metrics_file.quarantine, metrics.quarantine, image_rejects]),
         files_read=[creatives_file.describe(), metrics_file.describe()],
         today=today,
+        images_reused=int(((images["decode_status"] == "ok") & images["sha256"].isin(list(known))).sum()),
     )
 
 
