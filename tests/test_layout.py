@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -219,7 +217,7 @@ def test_worker_processes_read_the_same_rows_as_the_step_process(chosen_creative
     """rapidocr reads a cold run's images on one worker process per core (ocr_workers = 0); the layout
     rows must not depend on how many read them, and a worker that dies must not lose a creative."""
     pytest.importorskip("rapidocr_onnxruntime", reason="optional backend: docs/operations.md installs it")
-    from test_worker_processes import _children
+    from test_worker_processes import _children, encode_then_kill_the_workers
 
     from creative_dag.encoders.pipeline import LayoutBlockEncoder
 
@@ -230,17 +228,7 @@ def test_worker_processes_read_the_same_rows_as_the_step_process(chosen_creative
     assert encoder.workers == 2
     with encoder.parallel(len(images)):  # 12 images are too few to be worth starting workers
         assert encoder.reading_workers == 0
-    encoder.min_images_per_worker = 2
-    lines: list[str] = []
-    with encoder.parallel(len(images), lines.append):
-        assert encoder.reading_workers == 2
-        pooled = encoder.encode(images).attributes
-        assert len(_children()) == 2
-        for pid in _children():  # a worker killed (out of memory, an operator): the rest is read here
-            os.kill(pid, signal.SIGKILL)
-        after_kill = encoder.encode(images).attributes
-        assert encoder.reading_workers == 0 and "worker process stopped" in " ".join(lines)
-    assert not _children(), "the workers outlived the block"
+    pooled, after_kill = (batch.attributes for batch in encode_then_kill_the_workers(encoder, images))
     pd.testing.assert_frame_equal(pooled, here.drop(columns=["creative_id", "sha256", "launch_date", "model_id",
                                                              "model_version", "vector"]).reset_index(drop=True)
                                   [pooled.columns], check_dtype=False)

@@ -252,11 +252,8 @@ def test_family_variants_are_closer_than_unrelated_creatives(extractor, generate
 def test_worker_processes_compute_the_same_rows_as_the_step_process() -> None:
     """A cold run computes the visual features on one worker process per core (visual_workers = 0); the
     rows must not depend on how many compute them, and a worker that dies must not lose a creative."""
-    import os
-    import signal
-
     from test_layout import _encode_through_the_pipeline
-    from test_worker_processes import _children
+    from test_worker_processes import _children, encode_then_kill_the_workers
 
     from creative_dag.encoders.pipeline import VisualBlockEncoder
 
@@ -267,17 +264,7 @@ def test_worker_processes_compute_the_same_rows_as_the_step_process() -> None:
     encoder = VisualBlockEncoder(working_size=256, workers=2)
     with encoder.parallel(len(images)):  # 12 images are too few to be worth starting workers
         assert encoder.reading_workers == 0
-    encoder.min_images_per_worker = 2
-    lines: list[str] = []
-    with encoder.parallel(len(images), lines.append):
-        assert encoder.reading_workers == 2
-        pooled = encoder.encode(images)
-        assert len(_children()) == 2
-        for pid in _children():  # a worker killed (out of memory, an operator): the rest is computed here
-            os.kill(pid, signal.SIGKILL)
-        after_kill = encoder.encode(images)
-        assert encoder.reading_workers == 0 and "worker process stopped" in " ".join(lines)
-    assert not _children(), "the workers outlived the block"
+    pooled, after_kill = encode_then_kill_the_workers(encoder, images)
     pd.testing.assert_frame_equal(pooled.attributes, in_process.attributes, check_exact=True)
     np.testing.assert_array_equal(pooled.vectors, in_process.vectors)
     pd.testing.assert_frame_equal(after_kill.attributes, pooled.attributes, check_exact=True)

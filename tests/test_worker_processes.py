@@ -98,6 +98,24 @@ def _job_name(inputs, job, rows, config, memo) -> str:
     return job.key[0]
 
 
+def encode_then_kill_the_workers(encoder, images: list):
+    """(`encoder.encode(images)` on 2 worker processes, the same after both were killed): the pool
+    opens for enough images, a killed worker (out of memory, an operator) stops it with a log line,
+    the step's own process computes the rest, and no worker outlives the block."""
+    encoder.min_images_per_worker = 2
+    lines: list[str] = []
+    with encoder.parallel(len(images), lines.append):
+        assert encoder.reading_workers == 2
+        pooled = encoder.encode(images)
+        assert len(_children()) == 2
+        for pid in _children():
+            os.kill(pid, signal.SIGKILL)
+        after_kill = encoder.encode(images)
+        assert encoder.reading_workers == 0 and "worker process stopped" in " ".join(lines)
+    assert not _children(), "the workers outlived the block"
+    return pooled, after_kill
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
