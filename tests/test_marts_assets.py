@@ -87,6 +87,19 @@ def test_marts_materialise_with_metadata_and_passing_checks(tmp_path):
     health = wh.read_table("marts.account_health")
     assert health["creative_diversity"].notna().any() and health["freshness_rate"].between(0, 1).all()
 
+    # The next day, with 10 creatives yesterday's map did not have: the rest stay where they were.
+    yesterday = wh.read_table("marts.creative_landscape")
+    wh.write_table("marts.creative_landscape", yesterday.iloc[10:])
+    again = dg.materialize(dg.load_assets_from_modules([marts_assets]),
+                           resources={"warehouse": WarehouseResource(database=str(wh.path))},
+                           selection=dg.AssetSelection.assets(marts_assets.creative_landscape))
+    assert again.success and _metadata(again)["marts/creative_landscape"]["map"].value.startswith("kept")
+    today = wh.read_table("marts.creative_landscape").set_index("creative_id")
+    before = yesterday.set_index("creative_id")
+    stayed = before.index[10:]
+    pd.testing.assert_frame_equal(today.loc[stayed, ["x", "y", "cluster"]], before.loc[stayed, ["x", "y", "cluster"]])
+    assert (today.loc[before.index[:10], "method"] == "umap-placed").all()
+
 
 def test_without_embeddings_marts_degrade_with_a_reason(tmp_path):
     wh, _ = _warehouse(tmp_path, with_embeddings=False)

@@ -19,6 +19,7 @@ from creative_dag.marts.landscape import (
     cluster_vectors,
     indicator_phrase,
     keep_clusters,
+    keep_map,
     landscape_coordinates,
     plot_landscape,
 )
@@ -240,6 +241,32 @@ def test_clusters_keep_their_labels_when_a_day_of_creatives_lands():
     again, how = keep_clusters(ids, x, fresh, few)
     assert how.startswith("clustered again") and (again == fresh).all()
     assert keep_clusters(ids, x, fresh, None)[1] == "clustered (no previous run)"
+
+
+def test_the_map_stays_put_when_a_day_of_creatives_lands_and_is_fitted_again_when_many_have():
+    """A BI chart read day after day: yesterday's creatives keep their x, y; a new one lands among its own
+    group; placed points count towards the refit, so a map is not kept for ever on 5 % a day."""
+    x, truth = _groups(4, per_group=50)
+    ids = [f"cr_{i:03d}" for i in range(len(x))]
+    landed = np.random.default_rng(5).random(len(x)) > 0.05
+    yesterday = landscape_coordinates([c for c, k in zip(ids, landed) if k], x[landed])
+    assert keep_map(ids, x, None)[0] is None
+    today, how = keep_map(ids, x, yesterday)
+    assert how.startswith("kept from the previous run")
+    pd.testing.assert_frame_equal(today[landed][["creative_id", "x", "y", "method"]].reset_index(drop=True),
+                                  yesterday[["creative_id", "x", "y", "method"]])
+    new = np.flatnonzero(~landed)
+    assert len(new) >= 5 and (today["method"].iloc[new] == "umap-placed").all()
+    # each new creative lands nearer its own group's centre than any other group's (on yesterday's map)
+    centres = yesterday.assign(group=truth[landed]).groupby("group")[["x", "y"]].mean()
+    placed = today.iloc[new][["x", "y"]].to_numpy()
+    nearest = np.argmin(((placed[:, None, :] - centres.to_numpy()[None]) ** 2).sum(axis=2), axis=1)
+    assert (centres.index.to_numpy()[nearest] == truth[new]).mean() >= 0.9
+    # the next day: what was placed still counts as not fitted, and past the share the map is fitted again
+    placed_before = today.assign(method=np.where(np.arange(len(ids)) < 40, "umap-placed", today["method"]))
+    assert keep_map(ids, x, placed_before)[0] is None
+    assert keep_map(ids, x, placed_before)[1].startswith("fitted again")
+    assert keep_map(ids, x, yesterday.assign(method="pca"))[0] is None  # a small map is fitted again
 
 
 def test_the_landscape_distances_are_umaps_own_and_give_the_same_map():

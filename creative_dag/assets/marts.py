@@ -8,9 +8,11 @@ mart gracefully and says so in `degraded` metadata; it never crashes the run.
 
 
 import base64
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from creative_dag.assets.metadata import counts_markdown, table_metadata
@@ -38,9 +40,12 @@ from creative_dag.marts.attributes import attribute_frame
 from creative_dag.marts.block_vectors import BlockVectors
 from creative_dag.marts.health import account_health
 from creative_dag.marts.landscape import (
+    PLACED,
     LandscapeParams,
     cluster_summary,
+    cluster_vectors,
     keep_clusters,
+    keep_map,
     landscape_coordinates,
     plot_landscape,
 )
@@ -338,7 +343,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
         fatigue = _optional(db, MARTS_CREATIVE_FATIGUE)
     ids = creatives["creative_id"].astype(str).tolist()
     vectors, reason = _vectors(ids, tables)
-    clustering = "none: no vectors"
+    clustering, mapping = "none: no vectors", "none: no vectors"
     if vectors is None:
         coords = pd.DataFrame({"creative_id": pd.Series(dtype="object"), "x": pd.Series(dtype="float64"),
                                "y": pd.Series(dtype="float64"), "cluster": pd.Series(dtype="int64"),
@@ -348,12 +353,18 @@ def creative_landscape(context: dg.AssetExecutionContext):
         kept = [i for i, h in zip(vectors.ids, have) if h]
         sub = vectors.subset(kept)
         fused = sub.fused_vectors(IMAGE_WEIGHTS)
-        coords = landscape_coordinates(kept, fused, LandscapeParams(),
-                                       cache_dir=HomeLayout.of_database(warehouse.database).cache / "landscape")
+        params = LandscapeParams()
+        coords, mapping = keep_map(kept, fused, previous, params)
+        if coords is None:
+            coords = landscape_coordinates(kept, fused, params,
+                                           cache_dir=HomeLayout.of_database(warehouse.database).cache / "landscape")
+            fresh = coords["cluster"].to_numpy()
+        else:  # a kept map has no clustering of today's vectors: made only if the clusters are made again
+            fresh = partial(cluster_vectors, np.asarray(fused), params)
         clustering = "k-means on the 2-D map (fewer creatives than UMAP needs)"
-        if (coords["method"] == "umap").all():
+        if coords["method"].isin(["umap", PLACED]).all():
             labels, clustering = keep_clusters(
-                kept, fused, coords["cluster"].to_numpy(),
+                kept, fused, fresh,
                 None if previous is None or "cluster" not in previous.columns
                 else previous.set_index(previous["creative_id"].astype(str))["cluster"])
             coords["cluster"] = labels
@@ -378,7 +389,7 @@ def creative_landscape(context: dg.AssetExecutionContext):
             plot_meta["plot_preview"] = dg.MetadataValue.md(f"![creative landscape](data:image/png;base64,{encoded})")
     yield dg.MaterializeResult(asset_key=MARTS_CREATIVE_LANDSCAPE.key, metadata=table_metadata(
         MARTS_CREATIVE_LANDSCAPE, coords, n_clusters=int((clusters["cluster"] >= 0).sum()) if len(clusters) else 0,
-        method=str(coords["method"].iloc[0]) if len(coords) else "none", clustering=clustering,
+        method=str(coords["method"].iloc[0]) if len(coords) else "none", clustering=clustering, map=mapping,
         degraded=reason or "", **plot_meta))
     yield dg.MaterializeResult(asset_key=MARTS_LANDSCAPE_CLUSTERS.key, metadata=table_metadata(
         MARTS_LANDSCAPE_CLUSTERS, clusters, cluster_names=_md_list(clusters["cluster_name"].tolist()[:12])))

@@ -519,11 +519,14 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "marts.creative_landscape": {
         "creative_id": _KEYS["creative_id"],
-        "x": "Map x of the fused image vectors (UMAP, cosine, fixed seed; see method); only relative positions matter.",
-        "y": "Map y of the fused image vectors (UMAP, cosine, fixed seed; see method); only relative positions matter.",
+        "x": ("Map x of the fused image vectors (UMAP, cosine, fixed seed; see method); only relative positions matter. "
+              "Kept from the previous run while few creatives are new."),
+        "y": ("Map y of the fused image vectors (UMAP, cosine, fixed seed; see method); only relative positions matter. "
+              "Kept from the previous run while few creatives are new."),
         "cluster": ("Cluster of the image vectors (Ward; k-means on the map below 15 creatives), numbered by size and "
                     "kept from the previous run while few creatives are new; -1 = not in a cluster."),
-        "method": "How the map was made: umap, pca (fewer than 15 creatives) or single (fewer than 3).",
+        "method": ("How the map was made: umap, umap-placed (a creative new since the last fit, placed among its most "
+                   "similar fitted creatives), pca (fewer than 15 creatives) or single (fewer than 3)."),
         "account_id": _KEYS["account_id"],
         "score": "Composite score from marts.creative_ranking.",
         "tier": "Tier from marts.creative_ranking.",

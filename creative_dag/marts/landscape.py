@@ -19,6 +19,12 @@
   the cluster's own members typically are, else -1. A Ward clustering of 1 % fewer creatives can
   differ as much as a different clustering (adjusted Rand 0.1-0.6 on the demo): without this a BI
   chart would relabel the landscape every day.
+- The map keeps its coordinates from run to run too (`keep_map`): a UMAP fit of a slightly larger set
+  is a different map (rotated, mirrored, regions moved), so a BI chart read day after day would jump.
+  While at most `recluster_share` of the creatives were not in the last fit, every creative keeps
+  its previous x, y and a new one is placed at the similarity-weighted mean of its `place_neighbors`
+  most similar fitted creatives (UMAP's own initialisation of `transform`), `method` 'umap-placed';
+  beyond that share the map is fitted again. No fit is paid on those days.
 - Summary (`marts.landscape_clusters`): a name made of what distinguishes the cluster (indicator
   levels most over-represented in it vs the rest of the map), size, spend share, mean and median
   score, share fatigued.
@@ -27,6 +33,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +46,7 @@ class LandscapeParams:
     """min_umap: fewest creatives for UMAP (else PCA); n_neighbors: UMAP neighbourhood;
     min_cluster_size: smallest cluster (None = max(5, n // 25)); max_clusters: most clusters tried;
     cluster_dims: PCA components the clustering uses; silhouette_tolerance, clear_structure,
-    readable_clusters, recluster_share: see module doc; seed: random_state."""
+    readable_clusters, recluster_share, place_neighbors: see module doc; seed: random_state."""
 
     min_umap: int = 15
     n_neighbors: int = 15
@@ -51,6 +58,7 @@ class LandscapeParams:
     clear_structure: float = 0.25
     readable_clusters: tuple[int, int] = (4, 8)
     recluster_share: float = 0.2
+    place_neighbors: int = 5
     seed: int = 0
 
 
@@ -303,15 +311,61 @@ def plot_landscape(landscape: pd.DataFrame, path: str | Path, title: str = "Crea
     return path
 
 
-def keep_clusters(ids: list[str], vectors: np.ndarray, fresh: np.ndarray, previous: pd.Series | None,
-                  p: LandscapeParams | None = None) -> tuple[np.ndarray, str]:
-    """(labels, how): the previous run's clusters (creative_id -> cluster) carried over, or `fresh` labels
-    when there is no previous run, it had fewer than 2 clusters, or more than `recluster_share` of the
-    creatives are new (see module doc). `how` says which, for the asset's metadata."""
+PLACED = "umap-placed"  # `method` of a creative placed among the fitted ones since the last UMAP fit
+
+
+def keep_map(ids: list[str], vectors: np.ndarray, previous: pd.DataFrame | None,
+             p: LandscapeParams | None = None) -> tuple[pd.DataFrame | None, str]:
+    """(creative_id, x, y, cluster (-1: for keep_clusters), method) with the previous run's coordinates kept and
+    new creatives placed among the fitted ones, or (None, why) when the map is to be fitted again: no previous
+    UMAP map, or more than `recluster_share` of `ids` not in the last fit (see module doc)."""
     p = p or LandscapeParams()
     n = len(ids)
+    if previous is None or not n or not {"creative_id", "x", "y", "method"} <= set(previous.columns):
+        return None, "fitted (no previous map)"
+    prev = previous.assign(creative_id=previous["creative_id"].astype(str)).drop_duplicates("creative_id")
+    xy_prev = prev[["x", "y"]].apply(pd.to_numeric, errors="coerce")
+    prev = prev[prev["method"].isin(["umap", PLACED]) & np.isfinite(xy_prev).all(axis=1)].set_index("creative_id")
+    method = prev["method"].reindex(ids)
+    fitted = (method == "umap").to_numpy()
+    known = method.notna().to_numpy()
+    outside = 1.0 - fitted.mean()
+    if outside > p.recluster_share or fitted.sum() < p.min_umap:
+        return None, (f"fitted again: {outside:.0%} of the creatives were not in the last fit "
+                      f"(> {p.recluster_share:.0%})" if fitted.any() else "fitted (no previous UMAP map)")
+    xy = np.full((n, 2), np.nan)
+    xy[known] = prev.loc[[c for c, k in zip(ids, known) if k], ["x", "y"]].to_numpy(dtype=np.float64)
+    new_rows = np.flatnonzero(~known)
+    if len(new_rows):
+        x = np.asarray(vectors, dtype=np.float64)
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        anchors = np.flatnonzero(fitted)
+        k = min(p.place_neighbors, len(anchors))
+        sims = x[new_rows] @ x[anchors].T
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        weight = np.clip(np.take_along_axis(sims, top, axis=1), 1e-6, None)
+        xy[new_rows] = (weight[..., None] * xy[anchors][top]).sum(axis=1) / weight.sum(axis=1, keepdims=True)
+    frame = pd.DataFrame({"creative_id": ids, "x": xy[:, 0], "y": xy[:, 1], "cluster": np.full(n, -1, dtype="int64"),
+                          "method": np.where(known, method.fillna(PLACED).to_numpy(), PLACED)})
+    return frame, (f"kept from the previous run; {len(new_rows)} new creative(s) placed among their nearest "
+                   f"fitted ones ({outside:.0%} not in the last fit)")
+
+
+def keep_clusters(ids: list[str], vectors: np.ndarray, fresh: np.ndarray | Callable[[], np.ndarray],
+                  previous: pd.Series | None, p: LandscapeParams | None = None) -> tuple[np.ndarray, str]:
+    """(labels, how): the previous run's clusters (creative_id -> cluster) carried over, or `fresh` labels
+    (or what calling it gives: a kept map has no fresh clustering) when there is no previous run, it had
+    fewer than 2 clusters, or more than `recluster_share` of the creatives are new (see module doc). `how`
+    says which, for the asset's metadata."""
+    p = p or LandscapeParams()
+    n = len(ids)
+    if callable(fresh):
+        fresh_labels = fresh
+    else:
+        def fresh_labels() -> np.ndarray:
+            return fresh
     if previous is None or not n:
-        return fresh, "clustered (no previous run)"
+        return fresh_labels(), "clustered (no previous run)"
     prev = pd.to_numeric(previous, errors="coerce").dropna().astype(int)
     prev = prev[~prev.index.duplicated()]
     known = np.array([c in prev.index for c in ids])
@@ -320,7 +374,7 @@ def keep_clusters(ids: list[str], vectors: np.ndarray, fresh: np.ndarray, previo
     if new_share > p.recluster_share or len(clusters) < 2:
         why = (f"{new_share:.0%} of the creatives are new (> {p.recluster_share:.0%})" if new_share > p.recluster_share
                else "the previous run had fewer than 2 clusters")
-        return fresh, f"clustered again: {why}"
+        return fresh_labels(), f"clustered again: {why}"
     x = np.asarray(vectors, dtype=np.float64)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     labels = np.array([int(prev[c]) if k else -1 for c, k in zip(ids, known)], dtype=int)
