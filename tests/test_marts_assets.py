@@ -99,6 +99,14 @@ def test_marts_materialise_with_metadata_and_passing_checks(tmp_path):
     stayed = before.index[10:]
     pd.testing.assert_frame_equal(today.loc[stayed, ["x", "y", "cluster"]], before.loc[stayed, ["x", "y", "cluster"]])
     assert (today.loc[before.index[:10], "method"] == "umap-placed").all()
+    # Once more than 20 % were not in the last fit, map and clusters are made again.
+    wh.write_table("marts.creative_landscape", yesterday.iloc[40:])
+    refit = dg.materialize(dg.load_assets_from_modules([marts_assets]),
+                           resources={"warehouse": WarehouseResource(database=str(wh.path))},
+                           selection=dg.AssetSelection.assets(marts_assets.creative_landscape))
+    meta = _metadata(refit)["marts/creative_landscape"]
+    assert meta["map"].value.startswith("fitted again") and meta["clustering"].value.startswith("clustered again")
+    assert (wh.read_table("marts.creative_landscape")["method"] == "umap").all()
 
 
 def test_without_embeddings_marts_degrade_with_a_reason(tmp_path):

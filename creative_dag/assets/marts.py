@@ -362,7 +362,9 @@ def creative_landscape(context: dg.AssetExecutionContext):
         else:  # a kept map has no clustering of today's vectors: made only if the clusters are made again
             fresh = partial(cluster_vectors, np.asarray(fused), params)
         clustering = "k-means on the 2-D map (fewer creatives than UMAP needs)"
-        if coords["method"].isin(["umap", PLACED]).all():
+        if mapping.startswith("fitted again"):  # map and clusters are renewed together, ~every 20 % of growth
+            clustering = f"clustered again with the map ({mapping.removeprefix('fitted again: ')})"
+        elif coords["method"].isin(["umap", PLACED]).all():
             labels, clustering = keep_clusters(
                 kept, fused, fresh,
                 None if previous is None or "cluster" not in previous.columns
