@@ -6,14 +6,15 @@ core, so a process per core reads their images faster than one process does:
   the images of one process on 2 cores (bench/ocr.py --workers 2). EasyOCR's torch models already use
   every core, so two workers gain only ~1.1x and it runs in the step's own process by default
   (`EncoderSettings.ocr_workers`);
-- the visual block's colour, tone, texture and composition features (~35 ms per image on one core,
-  ~1.2 cores used): two processes read ~1.4x as many (bench/encoders.py).
+- the visual block's colour, tone, texture and composition features (~35 ms per image, ~1.2 cores
+  used in one process): two workers raise the pipeline ~1.15x (bench/encoders.py), as the step's own
+  process still decodes every image in full.
 
 Each worker builds its own extractor once from the extractor's `settings()`; the step process sends
 it the small working copies (`working_copies`: the copy the features are computed on plus the
-original size, ~0.4-0.8 MB), not the decoded originals, and the rows come back in order. Every worker
-and the step's own extractor compute on one thread per library, so the rows are the same whatever
-the number of workers (tests/test_layout.py, tests/test_visual.py).
+original size, ~0.4-0.8 MB), not the decoded originals, and the rows come back in order. OCR runs on
+one thread everywhere and the visual features use no call whose result depends on the thread count,
+so the rows are the same whatever the number of workers (tests/test_layout.py, tests/test_visual.py).
 """
 
 from __future__ import annotations

@@ -43,9 +43,8 @@ import pandas as pd
 
 from creative_dag.encoders.columns import LAYOUT_COLUMNS
 from creative_dag.encoders.visual import (
-    as_rgb_image,
-    downscale,
     standardize_and_normalize,
+    working_copies,
 )
 
 EASYOCR_WEIGHT_FILES: tuple[str, ...] = ("craft_mlt_25k.pth", "english_g2.pth")
@@ -309,12 +308,7 @@ class LayoutExtractor:
 
         Everything `transform` computes comes from this copy and the original size, so worker
         processes (creative_dag/encoders/extractor_pool.py) are sent the copy, not the full image."""
-        copies = []
-        for index, image in enumerate(images):
-            rgb = as_rgb_image(image, ids[index] if ids is not None else f"image #{index}")
-            height, width = rgb.shape[:2]
-            copies.append((downscale(rgb, self.working_size), width, height))
-        return copies
+        return working_copies(images, self.working_size, ids)
 
     def transform_working_copies(self, copies: Sequence[tuple[np.ndarray, int, int]]) -> pd.DataFrame:
         """`transform` of images already reduced by `working_copies`: one row per copy, in order."""

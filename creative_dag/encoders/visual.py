@@ -119,12 +119,7 @@ class VisualFeatureExtractor:
 
         Everything `transform` computes comes from this copy and the original size, so worker
         processes (creative_dag/encoders/extractor_pool.py) are sent the copy, not the full image."""
-        copies = []
-        for index, image in enumerate(images):
-            rgb = as_rgb_image(image, ids[index] if ids is not None else f"image #{index}")
-            height, width = rgb.shape[:2]
-            copies.append((downscale(rgb, self.working_size), width, height))
-        return copies
+        return working_copies(images, self.working_size, ids)
 
     def transform_working_copies(self, copies: Sequence[tuple[np.ndarray, int, int]]) -> pd.DataFrame:
         """`transform` of images already reduced by `working_copies`: one row per copy, in order."""
@@ -316,6 +311,18 @@ def as_rgb_image(image: np.ndarray, label: str) -> np.ndarray:
     if array.ndim != 3 or array.shape[2] != 3 or min(array.shape[:2]) < 2:
         raise ValueError(f"{label}: expected an (H, W, 3) RGB image of at least 2x2 px, got shape {array.shape}")
     return np.ascontiguousarray(array)
+
+
+def working_copies(images: Sequence[np.ndarray], long_side: int,
+                   ids: Sequence[str] | None = None) -> list[tuple[np.ndarray, int, int]]:
+    """(RGB copy downscaled to `long_side`, original width, original height) of each image; `ids` name
+    the images in errors. What an extractor computes its features from (visual and layout blocks)."""
+    copies = []
+    for index, image in enumerate(images):
+        rgb = as_rgb_image(image, ids[index] if ids is not None else f"image #{index}")
+        height, width = rgb.shape[:2]
+        copies.append((downscale(rgb, long_side), width, height))
+    return copies
 
 
 def downscale(rgb: np.ndarray, long_side: int) -> np.ndarray:

@@ -24,6 +24,7 @@ from creative_dag.contract import (
 from creative_dag.landing.files import LandedTable, find_input, read_landed
 from creative_dag.landing.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
+    OK,
     known_probes,
     probe_creative_images,
 )
@@ -96,7 +97,7 @@ def ingest_landing_folder(folder: str | os.PathLike, locator: ImageLocator | Non
                                       metrics_file.quarantine, metrics.quarantine, image_rejects]),
         files_read=[creatives_file.describe(), metrics_file.describe()],
         today=today,
-        images_reused=int(((images["decode_status"] == "ok") & images["sha256"].isin(list(known))).sum()),
+        images_reused=int(((images["decode_status"] == OK) & images["sha256"].isin(list(known))).sum()),
     )
 
 
