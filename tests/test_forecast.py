@@ -370,10 +370,11 @@ def test_a_day_whose_refits_are_all_kept_starts_no_workers():
     assert os.getpid() in mixed.values() and len(set(mixed.values())) > 1
 
 
-@pytest.mark.parametrize("n,p", [(400, 30), (60, 80), (25, 5)])
+@pytest.mark.parametrize("n,p", [(400, 30), (60, 80), (25, 5), (150, 600)])
 def test_the_ridge_member_is_scikit_learns_ridgecv(n, p):
-    """`ridge_loo` (one SVD for every penalty) picks the penalty RidgeCV picks and fits the same coefficients,
-    with the design's constant columns (missing indicators that never fire) and more columns than rows."""
+    """`ridge_loo` (one eigendecomposition for every penalty) picks the penalty RidgeCV picks and fits the
+    same coefficients, with the design's constant columns (missing indicators that never fire), a column
+    that repeats another (one-hot levels of collinear attributes) and more columns than rows."""
     from sklearn.linear_model import RidgeCV
 
     from creative_dag.forecast.learners import RIDGE_ALPHAS, ridge_loo
@@ -382,6 +383,7 @@ def test_the_ridge_member_is_scikit_learns_ridgecv(n, p):
     x = rng.normal(size=(n, p))
     x[:, : p // 3] = rng.integers(0, 2, size=(n, p // 3))
     x[:, -1] = 0.0
+    x[:, 2] = 2.0 * x[:, 3]
     y = 2.0 * x[:, 0] - x[:, 1] + rng.normal(scale=0.5 + rng.random(), size=n) + 3.0
     coef, intercept, alpha = ridge_loo(x, y, RIDGE_ALPHAS)
     ref = RidgeCV(alphas=RIDGE_ALPHAS).fit(x, y)

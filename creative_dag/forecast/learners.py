@@ -79,19 +79,32 @@ RIDGE_ALPHAS = np.logspace(-1, 3, 9)
 def ridge_loo(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[np.ndarray, float, float]:
     """Ridge regression with an unpenalised intercept, its penalty chosen by exact leave-one-out error:
     (coef, intercept, alpha). What scikit-learn's `RidgeCV(alphas)` computes (same alpha, coefficients equal
-    to ~1e-15), from one SVD of the centred design for every alpha: RidgeCV decomposes the covariance again
-    per alpha, a sixth of the whole forecast's time on a 2,000-creative home."""
+    to ~1e-14), from one eigendecomposition of the centred design's Gram matrix for every alpha: RidgeCV
+    decomposes again per alpha, and an SVD of the design costs 2-3x the Gram route (at 2,000 rows by
+    300-600 columns, 0.09-0.27 s against 0.03-0.12 s per fit; the attribution alone fits 40 per run).
+
+    The smaller Gram matrix is used: X'X (columns) when there are more rows, else XX' (rows). Nothing
+    divides by a singular value, so the null directions of a collinear design (or of the centring) add
+    nothing to the fit or to the leave-one-out leverage, as in the SVD."""
     x_mean, y_mean = x.mean(axis=0), float(y.mean())
-    u, s, vt = np.linalg.svd(x - x_mean, full_matrices=False)
-    uty, u2, s2 = u.T @ (y - y_mean), u * u, s * s
+    xc, yc = x - x_mean, y - y_mean
+    n, p = xc.shape
+    by_columns = n >= p
+    # w: the design in the eigenbasis (X V, or U for the row Gram matrix); s2: the squared singular values
+    s2, basis = np.linalg.eigh(xc.T @ xc if by_columns else xc @ xc.T)
+    s2 = np.clip(s2, 0.0, None)  # rounding leaves null directions at -1e-12
+    w = xc @ basis if by_columns else basis
+    wty, w2 = w.T @ yc, w * w
     best_error, best_alpha = np.inf, float(alphas[0])
     for alpha in alphas:
-        shrink = s2 / (s2 + alpha)
-        hat = 1.0 / len(y) + u2 @ shrink  # diagonal of the hat matrix, intercept included
-        error = float(np.mean(((y - y_mean - u @ (shrink * uty)) / (1.0 - hat)) ** 2))
+        # per-direction weight of the fit: 1/(s2 + a) on X V, s2/(s2 + a) on U (the same hat matrix)
+        weight = 1.0 / (s2 + alpha) if by_columns else s2 / (s2 + alpha)
+        hat = 1.0 / n + w2 @ weight  # diagonal of the hat matrix, intercept included
+        error = float(np.mean(((yc - w @ (weight * wty)) / (1.0 - hat)) ** 2))
         if error < best_error:
             best_error, best_alpha = error, float(alpha)
-    coef = vt.T @ (s / (s2 + best_alpha) * uty)
+    solved = wty / (s2 + best_alpha)
+    coef = basis @ solved if by_columns else xc.T @ (basis @ solved)
     return coef, y_mean - float(x_mean @ coef), best_alpha
 
 
