@@ -103,6 +103,36 @@ def test_detects_a_clean_planted_onset_and_ignores_a_flat_series():
     assert cp_flat.onset_index is None and cp_flat.tested and cp_flat.log_bayes_factor < np.log(5)
 
 
+def test_likelihood_tables_match_the_model_written_out_day_by_day():
+    """The change-point search evaluates the decay only on days after each onset, all shapes at once; on
+    series with gaps, days without clicks and a late start it must give the likelihood and drop of the model
+    written out per (onset, half-life, floor): level profiled out, m = floor + (1 - floor) 2^(-exposure/hl)."""
+    from creative_dag.marts.fatigue import _exposure_since, _onset_tables
+
+    p = FatigueParams()
+    rng = np.random.default_rng(5)
+    for days in (12, 30, 55):
+        imps = rng.poisson(3000, days).astype(float)
+        imps[:2] = 0.0
+        imps[rng.random(days) < 0.2] = 0.0
+        clicks = rng.binomial(imps.astype(int), 0.01).astype(float)
+        clicks[rng.random(days) < 0.2] = 0.0
+        kappa = 0.02
+        tab = _onset_tables(clicks, imps, p, p.half_lives, p.floors, kappa)
+        live = np.flatnonzero(imps > 0)
+        w = 1.0 / (1.0 + kappa * imps * clicks.sum() / imps.sum())
+        wy, wn = w * clicks, w * imps
+        exposure = _exposure_since(imps, tab.taus, int(live[0]))
+        for k in range(len(tab.taus)):
+            for i, hl in enumerate(p.half_lives):
+                for j, floor in enumerate(p.floors):
+                    m = floor + (1.0 - floor) * 2.0 ** (-exposure[k] / hl)
+                    level = wy.sum() / (wn * m).sum()
+                    ll = wy.sum() * np.log(level) + np.log(np.maximum(m, 1e-300)) @ wy - wy.sum()
+                    assert tab.ll[k, i, j] == pytest.approx(ll, rel=1e-12, abs=1e-9)
+                    assert tab.drop[k, i, j] == pytest.approx(1.0 - m[live[-1]], abs=1e-12)
+
+
 def test_too_little_data_is_not_tested_and_bad_series_raise():
     cp = detect_onset(np.array([1, 0, 2]), np.array([100, 80, 120]))
     assert not cp.tested and cp.onset_index is None and "too little data" in cp.reason
