@@ -265,6 +265,45 @@ def test_an_interaction_is_kept_and_a_pair_restating_one_effect_is_not():
     assert "a" in set(singles["attribute"]) and "b" not in set(singles["attribute"])
 
 
+def test_pair_tests_are_the_interaction_coefficient_of_the_full_regression():
+    """Every pair's beta is the interaction's coefficient in one least-squares fit of y on the strata, the
+    selected representatives, the pair's main effects and the interaction (Frisch-Waugh-Lovell), and its
+    standard error the cluster-robust one of that fit (residuals inflated by 1 / (1 - leverage))."""
+    from creative_dag.marts.recommendations import _fixed_effects, _JointModel
+
+    rng = np.random.default_rng(3)
+    n = 240
+    x_raw = (rng.random((n, 4)) < np.array([0.5, 0.4, 0.6, 0.3])).astype(float)
+    x_raw[:, 1] = np.where(rng.random(n) < 0.6, x_raw[:, 0], x_raw[:, 1])  # correlated mains
+    strata = rng.integers(0, 3, n)
+    dummies = np.eye(3)[strata]
+    sw = np.sqrt(rng.uniform(0.5, 2.0, n))
+    y = (0.3 * x_raw[:, 0] - 0.2 * x_raw[:, 2] + 0.4 * x_raw[:, 0] * x_raw[:, 3] + 0.1 * strata
+         + rng.normal(0, 0.3, n)) * sw
+    q = _fixed_effects(pd.DataFrame({"stratum": strata}), ["stratum"], sw)
+    groups = rng.integers(0, 150, n)
+    names = ["a=true", "b=true", "c=true", "d=true"]
+    model = _JointModel(x_raw, names, y, sw, q, groups)
+    model.hold(["c=true"])
+    params = RecommendationParams(min_support=5, min_combination_support=5)
+    rows = model.pair_tests("acc_01", "ctr", {"a": "a=true", "b": "b=true", "c": "c=true", "d": "d=true"}, params)
+    assert {(r["rule"], r["rule_b"]) for r in rows} >= {("a=true", "b=true"), ("a=true", "d=true"), ("c=true", "d=true")}
+    clusters = np.unique(groups).size
+    for r in rows:
+        i, j = names.index(r["rule"]), names.index(r["rule_b"])
+        mains = [k for k in (i, j) if names[k] != "c=true"]
+        x = np.column_stack([dummies * sw[:, None], x_raw[:, [2]] * sw[:, None], x_raw[:, mains] * sw[:, None],
+                             x_raw[:, i] * x_raw[:, j] * sw])
+        beta, *_ = np.linalg.lstsq(x, y, rcond=None)
+        assert r["beta"] == pytest.approx(beta[-1], rel=1e-8)
+        xtx_inv = np.linalg.pinv(x.T @ x)
+        lev = np.einsum("ij,jk,ik->i", x, xtx_inv, x)
+        e = (y - x @ beta) / (1.0 - np.clip(lev, 0.0, 0.95))
+        scores = np.stack([(x[groups == g] * e[groups == g, None]).sum(axis=0) for g in np.unique(groups)])
+        cov = clusters / (clusters - 1) * xtx_inv @ (scores.T @ scores) @ xtx_inv
+        assert r["se"] == pytest.approx(np.sqrt(cov[-1, -1]), rel=1e-6)
+
+
 def test_placement_mix_does_not_masquerade_as_a_creative_effect():
     """An attribute concentrated in a low-CTR placement, with no effect of its own, is not a DON'T."""
     rng = np.random.default_rng(4)
