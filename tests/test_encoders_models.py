@@ -144,6 +144,41 @@ def test_tiny_clip_from_a_local_folder_loads_through_the_real_path(tmp_path, cre
 
 
 @pytest.mark.slow
+def test_an_uncached_hub_id_offline_is_unavailable_at_once_and_a_cached_one_still_loads(tmp_path):
+    """Offline (the hub's host refuses connections, the cache is empty) a hub id is reported unavailable
+    before transformers is imported, the 5-7 s that were the whole CLIP step of an offline run; the same id
+    in the local Hugging Face cache still loads through transformers."""
+    import os
+    import subprocess
+    import sys
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--tiny--clip" / "snapshots" / "0123abc"
+    build_tiny_clip(snapshot)
+    (cache / "models--tiny--clip" / "refs").mkdir(parents=True)
+    (cache / "models--tiny--clip" / "refs" / "main").write_text("0123abc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env.update(HF_HUB_CACHE=str(cache), HF_ENDPOINT="http://127.0.0.1:9")  # the discard port: refused
+    script = """
+import sys, time
+from creative_dag.encoders.base import ModelUnavailable
+from creative_dag.encoders.clip import ClipEncoder
+started = time.perf_counter()
+try:
+    ClipEncoder.load("openai/clip-vit-base-patch32")
+except ModelUnavailable as exc:
+    print("unavailable", "transformers" in sys.modules, round(time.perf_counter() - started, 2), exc.reason)
+print("cached dim", ClipEncoder.load("tiny/clip").dim)
+"""
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    unavailable, cached = out.stdout.strip().splitlines()[-2:]
+    assert unavailable.startswith("unavailable False ") and "not in the local Hugging Face cache" in unavailable
+    assert "127.0.0.1 unreachable" in unavailable
+    assert cached == "cached dim 32"
+
+
+@pytest.mark.slow
 def test_unloadable_models_raise_model_unavailable_with_a_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailable) as err:
