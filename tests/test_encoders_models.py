@@ -170,7 +170,8 @@ except ModelUnavailable as exc:
     print("unavailable", "transformers" in sys.modules, round(time.perf_counter() - started, 2), exc.reason)
 print("cached dim", ClipEncoder.load("tiny/clip").dim)
 """
-    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                         check=False)  # the return code is asserted below, with the child's stderr
     assert out.returncode == 0, out.stderr[-2000:]
     unavailable, cached = out.stdout.strip().splitlines()[-2:]
     assert unavailable.startswith("unavailable False ") and "not in the local Hugging Face cache" in unavailable

@@ -187,6 +187,10 @@ def _untestable(y: np.ndarray, n: np.ndarray, p: FatigueParams) -> str | None:
     return None
 
 
+_TINY = 1e-300
+_LOG_TINY = float(np.log(_TINY))
+
+
 def _onset_tables(y: np.ndarray, n: np.ndarray, p: FatigueParams, half_lives: tuple[float, ...],
                   floors: tuple[float, ...], kappa: float) -> _Tables:
     """Profile quasi-log-likelihood of every (onset, half-life, floor), the level profiled out.
@@ -223,10 +227,6 @@ def _onset_tables(y: np.ndarray, n: np.ndarray, p: FatigueParams, half_lives: tu
     ll0 = swy * np.log(swy / swn) - swy  # constant CTR (m = 1), same weights
     return _Tables(taus, np.ascontiguousarray(ll.transpose(2, 1, 0)), float(ll0),
                    np.ascontiguousarray(drop.transpose(2, 1, 0)), last)
-
-
-_TINY = 1e-300
-_LOG_TINY = float(np.log(_TINY))
 
 
 def _logsumexp(a: np.ndarray, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> np.ndarray:
@@ -505,11 +505,9 @@ def _series_by_creative(daily_table: pd.DataFrame) -> dict[str, dict[str, np.nda
     """creative_id -> its days in date order as arrays: date and _SERIES_COLUMNS (float). Sliced from one
     sorted copy: per-creative DataFrames cost more than the change-point search at 2,000 creatives."""
     dt = daily_table.sort_values(["creative_id", "date"], kind="stable")
-    ids = dt["creative_id"].to_numpy()
     columns = {"date": dt["date"].to_numpy(), **{c: dt[c].to_numpy(float) for c in _SERIES_COLUMNS}}
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, dtype=int)
-    ends = np.r_[starts[1:], len(ids)]
-    return {ids[a]: {c: v[a:b] for c, v in columns.items()} for a, b in zip(starts, ends)}
+    return {cid: {c: v[rows] for c, v in columns.items()}
+            for cid, rows in dt.groupby("creative_id", sort=False).indices.items()}
 
 
 def _summarise_series(g: Mapping[str, np.ndarray], p: FatigueParams, prior: FatigueShapePrior) -> dict[str, object]:

@@ -408,14 +408,10 @@ def similar_ids_by_creative(neighbors: pd.DataFrame | None, k: int = 3) -> dict[
         nb = nb.sort_values(["creative_id", "rank"])
     elif "similarity" in nb.columns:
         nb = nb.sort_values(["creative_id", "similarity"], ascending=[True, False])
-    # One pass over sorted arrays: a groupby with a per-creative Series took ~1 s per call at 2,000 creatives.
+    # Positions per creative, not a Series per creative (that took ~1 s per call at 2,000 creatives).
     nb = nb.groupby("creative_id", sort=False).head(k)
-    creative = nb["creative_id"].to_numpy()
     ids = nb[id_col].astype(str).to_numpy()
-    order = np.argsort(creative, kind="stable")
-    creative, ids = creative[order], ids[order]
-    starts = np.flatnonzero(np.r_[True, creative[1:] != creative[:-1]]) if len(creative) else np.zeros(0, dtype=int)
-    return {creative[a]: ids[a:b].tolist() for a, b in zip(starts, np.r_[starts[1:], len(creative)])}
+    return {cid: ids[rows].tolist() for cid, rows in nb.groupby("creative_id", sort=False).indices.items()}
 
 
 def _empty_ranking() -> pd.DataFrame:

@@ -343,7 +343,7 @@ class _JointModel:
         self.yr = _residualise(q, y)
         self.n_groups = int(groups.max()) + 1 if len(groups) else 0
         self.leverage = (q * q).sum(axis=1)
-        self.cluster_sums = _cluster_matrix(groups)  # @ (n, k) -> per-cluster sums (np.add.at was 10x slower)
+        self.cluster_sums = _cluster_matrix(groups, self.n_groups)  # @ (n, k): per-cluster sums (np.add.at: 10x slower)
         self.selected: list[str] = []
 
     @classmethod
@@ -898,11 +898,10 @@ def _residualise(q: np.ndarray, m: np.ndarray) -> np.ndarray:
 _PAIR_CHUNK = 256  # pairs per (n, pairs) block: 2,000 creatives x 256 pairs is 4 MB per array
 
 
-def _cluster_matrix(groups: np.ndarray):
+def _cluster_matrix(groups: np.ndarray, n_groups: int):
     """Sparse (clusters, n) 0/1 matrix: its product with an (n, k) array sums each column per cluster."""
     from scipy import sparse
 
-    n_groups = int(groups.max()) + 1 if len(groups) else 0
     return sparse.csr_matrix((np.ones(len(groups)), (groups, np.arange(len(groups)))), shape=(n_groups, len(groups)))
 
 
