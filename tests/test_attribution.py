@@ -17,6 +17,7 @@ from creative_dag.attribution.edits import EDIT_NAMES, EDITS, Detected, apply_ed
 from creative_dag.attribution.effects import (
     AttributionConfig,
     attribute_edits,
+    editable_cases,
     probe_directions,
     probe_info,
     probe_variants,
@@ -205,6 +206,21 @@ def test_the_sample_stays_when_new_creatives_mature():
     unlabelled = case_base.assign(outcome_score=np.where(np.arange(300) % 2 == 0, np.nan, 1.0))
     assert all(int(c[1:]) % 2 == 1 for c in sample_creatives(unlabelled, 30))
     assert sample_creatives(case_base, 30, seed=1) != before
+
+
+def test_only_creatives_with_every_image_vector_are_drawn():
+    """As read back from DuckDB: a quarantined image has no row in an image block, a failed encode a NULL
+    vector (pd.NA); the text block (the ad copy) does not decide, and neither does a block with no vectors."""
+    case_base = pd.DataFrame({"creative_id": ["a", "b", "c", "d", "e"], "outcome_score": 1.0})
+    vec = [0.1, 0.2]
+    tables = {
+        "cnn": pd.DataFrame({"creative_id": ["a", "b", "c", "d"], "vector": [vec, vec, pd.NA, vec]}),
+        "layout": pd.DataFrame({"creative_id": ["a", "b", "c", "e"], "vector": [vec, vec, vec, vec]}),
+        "text": pd.DataFrame({"creative_id": ["a", "b"], "vector": [vec, vec]}),
+    }
+    assert editable_cases(case_base, tables)["creative_id"].tolist() == ["a", "b"]
+    assert sample_creatives(editable_cases(case_base, tables), 30) == ["a", "b"]
+    assert editable_cases(case_base, {"text": tables["text"]})["creative_id"].tolist() == list("abcde")
 
 
 def test_holm_keeps_a_strong_effect_and_drops_a_borderline_one_among_many():

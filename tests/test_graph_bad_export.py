@@ -124,7 +124,8 @@ def bad_export(tmp_path_factory):
     damaged = _break_images(landing, creatives)
     bad_rows = _append_bad_rows(landing, creatives)
     access = WarehouseAccess()
-    # Every creative into the attribution sample, so damaged images meet the edits; one cheap edit.
+    # Every creative into the attribution sample (sample_size above their number): the damaged images must
+    # stay out of it; one cheap edit.
     config = root / "assets.yaml"
     # The forecast's comparison models and stack are tested in tests/test_forecast.py: here (two whole-graph
     # runs) the served forecast alone, with the cheaper blend learner.
@@ -155,7 +156,7 @@ def test_reads_open_read_only_and_only_pooled_steps_write(bad_export):
 
 
 def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
-    _, home, _, _, first, _, _, _ = bad_export
+    _, home, damaged, _, first, _, _, _ = bad_export
     assert first.exit_code == 0, first.output
     assert "FAILED" not in first.output and "not materialised" not in first.output, first.output
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
@@ -167,6 +168,9 @@ def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
     assert warehouse.exists("marts.predictions") and warehouse.exists("marts.performance_model")
     attribution = warehouse.read_table("marts.element_attribution")
     assert set(attribution["edit"]) == {"brighter"} and (attribution["n"] > 0).all(), attribution
+    # ... and only images with vectors to compare the edits with are drawn: no quarantined image is read again
+    assert "have no vector in every image block (image quarantined or unreadable): not sampled" in first.output
+    assert not [cid for cid in damaged if f"creative {cid} not edited" in first.output], first.output
     assert warehouse.exists("cbr.backtest")  # too little history here for a backtest: empty, with a status
     assert (home / "serving" / "creative.duckdb").exists()
 

@@ -20,6 +20,7 @@ from creative_dag.attribution.effects import (
     VARIANT_COLUMNS,
     AttributionConfig,
     attribute_edits,
+    editable_cases,
     empty_effects,
     probe_directions,
     probe_info,
@@ -123,7 +124,11 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         status = "skipped: " + ("cbr.case_base is empty" if case_base.empty else "no image block has vectors")
     else:
         prelaunch = warehouse.read_table(FEATURES_PRELAUNCH)
-        ids = sample_creatives(case_base, cfg.sample_size, cfg.seed)
+        editable = editable_cases(case_base, tables)
+        if len(editable) < len(case_base):
+            context.log.info(f"element attribution: {len(case_base) - len(editable)} of {len(case_base)} creatives "
+                             "have no vector in every image block (image quarantined or unreadable): not sampled")
+        ids = sample_creatives(editable, cfg.sample_size, cfg.seed)
         settings = context.resources.encoders.settings()
         cache = settings.cache()
         recorded = recorded_encoders(image_blocks, settings, context.resources.embedding_store.get()) \

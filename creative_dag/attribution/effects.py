@@ -46,7 +46,7 @@ from creative_dag.forecast.features import (
 from creative_dag.forecast.model import ForecastConfig, design_matrix, fit_predict
 from creative_dag.forecast.targets import KpiTarget, TargetSpec
 from creative_dag.marts.attributes import attribute_frame
-from creative_dag.vectors import as_vector
+from creative_dag.vectors import as_vector, is_missing_vector
 
 KPI_LABELS = {"ctr": "CTR", "cvr": "CVR", "roas": "ROAS", "score": "outcome score"}
 VARIANT_COLUMNS = ("variant_id", "creative_id", "edit", "sha256", "launch_date")  # one row per edited image
@@ -102,6 +102,19 @@ def sample_creatives(case_base: pd.DataFrame, size: int, seed: int = 0) -> list[
     ids = sorted(labelled["creative_id"].astype(str).unique())
     rank = {c: hashlib.blake2b(f"{seed}:{c}".encode(), digest_size=8).digest() for c in ids}
     return sorted(sorted(ids, key=rank.__getitem__)[:size])
+
+
+def editable_cases(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The case-base rows whose image has a vector in every image block of `tables` (block -> embeddings table).
+
+    An edit is scored against its original on the same blocks, so a creative whose image ingest quarantined
+    (a decompression bomb, a 1 x 1 pixel) or an encoder could not read has no original to compare with; its
+    file is not read again either (ingest's pixel limits are what keep a hostile image out of memory)."""
+    keep = set(case_base["creative_id"].astype(str))
+    for block, table in tables.items():
+        if block != TEXT and "vector" in table:
+            keep &= set(table["creative_id"].astype(str)[[not is_missing_vector(v) for v in table["vector"]]])
+    return case_base[case_base["creative_id"].astype(str).isin(keep)]
 
 
 def variant_id(creative_id: str, edit: str) -> str:
