@@ -72,10 +72,13 @@ CANDIDATES_JOB = "assess_candidates"
 REFRESH_CRON_ENV = "CREATIVE_DAG_REFRESH_CRON"
 REFRESH_TIMEZONE_ENV = "CREATIVE_DAG_REFRESH_TIMEZONE"
 AUTOMATION_INTERVAL_ENV = "CREATIVE_DAG_AUTOMATION_INTERVAL_S"
+SENSOR_INTERVAL_ENV = "CREATIVE_DAG_SENSOR_INTERVAL_S"
 DEFAULT_REFRESH_CRON = "0 5 * * *"
 DEFAULT_REFRESH_TIMEZONE = "UTC"
 DEFAULT_AUTOMATION_INTERVAL_S = 30
+LANDING_SENSOR_INTERVAL_S = 60
 LAUNCH_DATE_SENSOR_INTERVAL_S = 30
+CANDIDATES_SENSOR_INTERVAL_S = 60
 
 INGEST_GROUP = "ingest"
 FEATURES_GROUP = "features"
@@ -343,10 +346,20 @@ def landing_fingerprint(landing: Path) -> str | None:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def _seconds_from_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else default
+
+
 def automation_interval_s() -> int:
     """Seconds between evaluations of the automation conditions ($CREATIVE_DAG_AUTOMATION_INTERVAL_S)."""
-    value = os.environ.get(AUTOMATION_INTERVAL_ENV, "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_AUTOMATION_INTERVAL_S
+    return _seconds_from_env(AUTOMATION_INTERVAL_ENV, DEFAULT_AUTOMATION_INTERVAL_S)
+
+
+def sensor_interval_s(default: int) -> int:
+    """Seconds between looks of the landing, launch-date and candidates sensors: `default` (their own), or
+    $CREATIVE_DAG_SENSOR_INTERVAL_S for all three (e.g. a landing folder that must be picked up sooner)."""
+    return _seconds_from_env(SENSOR_INTERVAL_ENV, default)
 
 
 def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, list]:
@@ -356,7 +369,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
     jobs = [ingest_job]
     sensors: list = []
 
-    @dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+    @dg.sensor(job=ingest_job, minimum_interval_seconds=sensor_interval_s(LANDING_SENSOR_INTERVAL_S), default_status=dg.DefaultSensorStatus.STOPPED,
                description="Starts an ingest run when the landing folder's input files change.")
     def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult | dg.SkipReason:
         fingerprint = landing_fingerprint(Path(landing.root))
@@ -386,7 +399,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
                         "New launch dates are embedded by automation; this job is for re-embedding by hand.",
         ))
 
-        @dg.sensor(minimum_interval_seconds=LAUNCH_DATE_SENSOR_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
+        @dg.sensor(minimum_interval_seconds=sensor_interval_s(LAUNCH_DATE_SENSOR_INTERVAL_S), default_status=dg.DefaultSensorStatus.RUNNING,
                    description="After each features/prelaunch materialisation, registers launch dates it holds that "
                                "are not launch_date partitions yet (the register_launch_dates hook does this in the "
                                "run; this catches what it missed). Starts no run.")
@@ -419,7 +432,7 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
                         "candidates sensor starts it for every new or changed batch folder.")
         jobs.append(candidates_job)
 
-        @dg.sensor(job=candidates_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+        @dg.sensor(job=candidates_job, minimum_interval_seconds=sensor_interval_s(CANDIDATES_SENSOR_INTERVAL_S), default_status=dg.DefaultSensorStatus.RUNNING,
                    description="Adds a candidate_batch partition for every folder <landing>/candidates/<batch>/ and "
                                "assesses it when its files are new or changed.")
         def candidates_sensor(context: dg.SensorEvaluationContext, landing: LandingResource,

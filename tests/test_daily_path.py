@@ -384,6 +384,23 @@ def test_ingest_has_no_condition_and_the_automation_sensor_runs_by_default(defs,
     assert not targeted & set(roles["candidates"])
 
 
+def test_sensor_intervals_default_per_sensor_and_one_setting_shortens_them(tmp_path, monkeypatch):
+    from creative_dag.definitions import build_definitions
+
+    def intervals() -> dict[str, int]:
+        defs = build_definitions(tmp_path / "home", tmp_path / "landing")
+        return {s.name: s.minimum_interval_seconds for s in defs.sensors}
+
+    assert intervals() == {"landing_sensor": 60, "launch_date_sensor": 30, "candidates_sensor": 60,
+                           "stale_runs_sensor": 60, AUTOMATION_SENSOR: 30}
+    monkeypatch.setenv("CREATIVE_DAG_SENSOR_INTERVAL_S", "5")
+    monkeypatch.setenv("CREATIVE_DAG_AUTOMATION_INTERVAL_S", "10")
+    assert intervals() == {"landing_sensor": 5, "launch_date_sensor": 5, "candidates_sensor": 5,
+                           "stale_runs_sensor": 60, AUTOMATION_SENSOR: 10}
+    monkeypatch.setenv("CREATIVE_DAG_SENSOR_INTERVAL_S", "soon")  # not a number of seconds: the defaults
+    assert intervals()["landing_sensor"] == 60
+
+
 def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_run(tmp_path):
     from creative_dag.definitions import build_definitions
     from creative_dag.resources.warehouse import DuckDBWarehouse
@@ -585,7 +602,8 @@ def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
         """))
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "CREATIVE_DAG_HOME": str(home),
            "CREATIVE_DAG_LANDING": str(landing), "CREATIVE_DAG_REFRESH_CRON": "* * * * *",
-           "CREATIVE_DAG_AUTOMATION_INTERVAL_S": "10", "CREATIVE_DAG_TORCH_THREADS": "1",
+           "CREATIVE_DAG_AUTOMATION_INTERVAL_S": "10", "CREATIVE_DAG_SENSOR_INTERVAL_S": "5",
+           "CREATIVE_DAG_TORCH_THREADS": "1",
            "HF_HUB_OFFLINE": "1", "GX_ANALYTICS_ENABLED": "False", "DAGSTER_DISABLE_TELEMETRY": "1"}
     roles = keys_by_role(a for a in build_definitions(home, landing).assets
                          if dg.AssetKey(["marts", "element_attribution"]) not in a.keys)  # as the daemon's
