@@ -153,10 +153,12 @@ def run_suite(frame: pd.DataFrame, expectations: Sequence[Expectation], suite_na
     batch_definition = (context.data_sources.add_pandas(f"{suite_name}_source")
                         .add_dataframe_asset(f"{suite_name}_frame")
                         .add_batch_definition_whole_dataframe("whole_frame"))
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for position, e in enumerate(runnable):
-        # `meta` carries our position so results map back to specs whatever order GX returns.
-        suite.add_expectation(getattr(gx.expectations, e.type)(**e.kwargs, meta={"position": position}))
+    # `meta` carries our position so results map back to specs whatever order GX returns. The suite is
+    # stored once with every expectation: `add_expectation` re-serialises the whole suite per call
+    # (quadratic; 1.4 of 3.1 s for a 44-expectation suite).
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=[
+        getattr(gx.expectations, e.type)(**e.kwargs, meta={"position": position})
+        for position, e in enumerate(runnable)]))
     validation = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite))
     ids = [c for c in index_columns if c in frame.columns]
