@@ -195,6 +195,59 @@ def test_unloadable_models_raise_model_unavailable_with_a_reason(tmp_path, monke
         load_block("cnn", EncoderSettings(efficientnet_weights=str(broken)))
 
 
+def test_a_run_loads_each_model_once_and_a_failed_load_is_tried_again(tmp_path):
+    """The attribution and candidate steps of an in-process run reuse the models its encode steps loaded; other
+    settings are another model. A failed load is not kept (the embedding store remembers failures, with
+    their retry time), and every run starts with none: Dagster builds the resource anew per run."""
+    import dagster as dg
+
+    from creative_dag.resources.models import (
+        EncoderResource,
+        LoadedModels,
+        lazy_blocks,
+        load_blocks,
+    )
+
+    models = LoadedModels()
+    settings = EncoderSettings()
+    first = models.load("visual", settings)
+    assert models.load("visual", settings) is first and models.has("visual", settings) and models.loads == 1
+    assert load_blocks(["visual"], settings, models=models)["visual"] is first and models.loads == 1
+    other = models.load("visual", EncoderSettings(visual_working_size=256))
+    assert other is not first and models.loads == 2
+    missing = EncoderSettings(clip_model=str(tmp_path / "no-such-folder"))
+    for _ in range(2):
+        with pytest.raises(ModelUnavailable, match="does not exist"):
+            models.load("clip", missing)
+    assert not models.has("clip", missing)
+
+    class Store:  # records the visual block as its encode step loaded it
+        def read_status(self, block):
+            return {"available": True, "model_id": first.model_id, "model_version": first.model_version,
+                    "dim": first.dim, "fingerprint": None} if block == "visual" else None
+
+    seen = []
+
+    @dg.asset(required_resource_keys={"encoders"})  # (this module's annotations are strings: no typed resource)
+    def step(context) -> None:
+        encoders = context.resources.encoders
+        seen.append(encoders.models())
+        encoders.models().load("visual", encoders.settings())
+
+    @dg.asset(deps=[step], required_resource_keys={"encoders"})
+    def later_step(context) -> None:
+        encoders = context.resources.encoders
+        seen.append(encoders.models())
+        assert encoders.models().has("visual", encoders.settings())
+
+    resource = EncoderResource()
+    for _ in range(2):
+        assert dg.materialize([step, later_step], resources={"encoders": resource}).success
+    assert seen[0] is seen[1] and seen[2] is seen[3] and seen[0] is not seen[2] and seen[0].loads == 1
+    lazy = lazy_blocks(["visual"], settings, Store(), models=models)["visual"]
+    assert lazy.encode.__self__ is first  # a recorded block, loaded on use: the run's model
+
+
 @pytest.mark.slow
 def test_resnet50_from_a_user_weights_file(tmp_path, creatives):
     import torchvision

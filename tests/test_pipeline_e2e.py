@@ -105,6 +105,15 @@ def test_model_status_is_truthful(deployment):
         assert len(warehouse.read_table(f"embeddings.{block}")) == 48
 
 
+def test_the_attribution_reuses_the_models_the_encode_steps_loaded(deployment):
+    """One in-process run (the CLI): the element attribution edits its sample with the encoders' models
+    instead of loading EasyOCR and the CNN a second time; the tables equal those of the multiprocess
+    run (below), whose steps each load their own."""
+    _, _, result = deployment
+    assert "element attribution: the cnn, visual, layout model(s) this run's encode steps loaded are reused" \
+        in result.output, result.output[-3000:]
+
+
 def test_leaky_export_columns_never_reach_decision_tables(deployment):
     _, home, _ = deployment
     warehouse = DuckDBWarehouse(home / "creative.duckdb")

@@ -66,7 +66,7 @@ class ElementAttributionConfig(config_from(AttributionConfig, "sample_size", "ed
 
 def text_probes(cfg: AttributionConfig, tables: Mapping[str, pd.DataFrame], ids: Sequence[str],
                 variant_tables: Mapping[str, pd.DataFrame], encoders: Mapping[str, Any],
-                settings: Any) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], str | None]:
+                settings: Any, models: Any = None) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], str | None]:
     """The CLIP text probes' variants (effects.probe_variants), or none with the reason: no probes asked, no
     CLIP vectors, CLIP not loadable now or without a tokenizer."""
     from creative_dag.encoders.base import ModelUnavailable
@@ -81,7 +81,7 @@ def text_probes(cfg: AttributionConfig, tables: Mapping[str, pd.DataFrame], ids:
     encoder = encoders.get(CLIP)
     if not hasattr(encoder, "encode_text"):  # a RecordedEncoder (every edit was cached): load the model
         why: list[str] = []
-        loaded = load_blocks([CLIP], settings, why.append)
+        loaded = load_blocks([CLIP], settings, why.append, models)
         encoder = loaded.get(CLIP)
         if encoder is None:
             return none, {}, f"CLIP text probes not run: {'; '.join(why) or 'CLIP did not load'}"
@@ -145,13 +145,20 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
             context.log.info(f"element attribution: all {len(variants.frame)} edited images are in the embedding "
                              "cache; no image edited, no model loaded")
         else:
+            models = context.resources.encoders.models()
+            reused = [b for b in image_blocks if models.has(b, settings)]
+            if reused:
+                context.log.info(f"element attribution: the {', '.join(reused)} model(s) this run's encode steps "
+                                 "loaded are reused")
             encoders = load_blocks(image_blocks, settings,
-                                   lambda m: context.log.warning(f"element attribution: {m} of the attribution model"))
+                                   lambda m: context.log.warning(f"element attribution: {m} of the attribution model"),
+                                   models)
         variant_tables = encode_variants(variants, encoders, cache, batch_size=settings.batch_size,
                                          log=context.log.info)
         for cid, why in variants.skipped.items():
             context.log.warning(f"element attribution: creative {cid} not edited: {why}")
-        probes, probe_tables, probe_note = text_probes(cfg, tables, ids, variant_tables, encoders, settings)
+        probes, probe_tables, probe_note = text_probes(cfg, tables, ids, variant_tables, encoders, settings,
+                                                       context.resources.encoders.models())
         if probe_note:  # CLIP's own unavailability is already a warning of the encode step
             context.log.info(f"element attribution: {probe_note}")
         edited = pd.concat([variants.frame, probes], ignore_index=True) if len(probes) else variants.frame

@@ -92,7 +92,8 @@ def candidate_assessment(context: dg.AssetExecutionContext, config: CandidateAss
     for p in batch.problems.itertuples(index=False):
         context.log.warning(f"candidate {p.candidate} not assessed: {p.reason}: {p.detail}")
     result = assess_batch(history, batch, context.resources.encoders.settings(), as_of, assess_config, pair_config,
-                          log=context.log.info, store=context.resources.embedding_store.get())
+                          log=context.log.info, store=context.resources.embedding_store.get(),
+                          models=context.resources.encoders.models())
     candidates, pairs = assessment_rows(result), pair_rows(result)
     warehouse.replace_rows(MARTS_CANDIDATE_ASSESSMENT, candidates, "batch", [batch_name])
     warehouse.replace_rows(MARTS_CANDIDATE_PAIRS, pairs, "batch", [batch_name])

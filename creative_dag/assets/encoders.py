@@ -42,6 +42,7 @@ from creative_dag.resources.image_store import ImageStoreResource
 from creative_dag.resources.models import (
     EncoderResource,
     EncoderSettings,
+    LoadedModels,
     block_fingerprint,
     block_model_id,
     load_block,
@@ -187,10 +188,11 @@ def write_quarantine(warehouse: WarehouseResource, block: str, quarantine: pd.Da
 
 
 # ----------------------------------------------------------------------------- compute (no pool)
-def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -> Any:
-    """Load a block's model, recording the outcome in the store; a load that failed with the same
-    settings less than `model_retry_after_s` ago is not tried again (a hub download with no network
-    costs seconds per attempt, on every run). Raises ModelUnavailable."""
+def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore,
+                 models: LoadedModels | None = None) -> Any:
+    """Load a block's model (or take the run's, `models`), recording the outcome in the store; a load
+    that failed with the same settings less than `model_retry_after_s` ago is not tried again (a hub
+    download with no network costs seconds per attempt, on every run). Raises ModelUnavailable."""
     from creative_dag.encoders.base import ModelUnavailable, resolve_device
     from creative_dag.encoders.status import BlockStatus, encoder_status
 
@@ -201,7 +203,7 @@ def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore) -
         raise ModelUnavailable(f"{recorded['reason']} (failed at {recorded['checked_at']}; not retried before "
                                f"{retry_at.isoformat()}: set encoders.model_retry_after_s=0 to retry now)")
     try:
-        encoder = load_block(block, settings)
+        encoder = models.load(block, settings) if models is not None else load_block(block, settings)
     except ModelUnavailable as exc:
         status = BlockStatus.unavailable(block, block_model_id(block, settings), exc.reason,
                                          device=resolve_device(settings.device))
@@ -292,7 +294,7 @@ def changed_launch_dates(blocks: Sequence[str], dates: Sequence[dt.date], wareho
 
 def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: WarehouseResource, store: EmbeddingStore,
                         settings: EncoderSettings, read_bytes: Callable[[str], bytes], run_id: str,
-                        log: Callable[[str], Any]) -> dict[str, Any]:
+                        log: Callable[[str], Any], models: LoadedModels | None = None) -> dict[str, Any]:
     """Encode the creatives launched on `dates` into the store (rows and quarantine per date) and
     return what the run did (also saved in the store for the publish step). Reads the warehouse only.
 
@@ -324,7 +326,7 @@ def encode_launch_dates(block: str, dates: Sequence[dt.date], warehouse: Warehou
         return manifest
     todo_items = items[items["launch_date"].map(lambda v: pd.Timestamp(v).date()).isin(todo)].reset_index(drop=True)
     try:
-        encoder = load_encoder(block, settings, store)
+        encoder = load_encoder(block, settings, store, models)
     except ModelUnavailable as exc:
         from creative_dag.encoders.pipeline import empty_block_frame, quarantine_rows
 
@@ -438,7 +440,7 @@ def _encode_op(block: str, upstream: Sequence[str]) -> dg.OpDefinition:
                 encoders: EncoderResource, embedding_store: EmbeddingStoreResource) -> None:
         manifest = encode_launch_dates(
             block, partition_dates(context.partition_keys), warehouse, embedding_store.get(), encoders.settings(),
-            image_store.locator().read_bytes, context.run_id, context.log.info)
+            image_store.locator().read_bytes, context.run_id, context.log.info, encoders.models())
         if not manifest["available"]:
             context.log.warning(f"embeddings.{block}: block unavailable: {manifest['reason']}")
 

@@ -48,12 +48,13 @@ class BatchResult:
 
 def assess_batch(history: History, batch: CandidateBatch, settings: Any, as_of: dt.date | None = None,
                  config: AssessConfig | None = None, pair_config: PairConfig | None = None,
-                 log: Callable[[str], Any] | None = None, store: Any = None) -> BatchResult:
+                 log: Callable[[str], Any] | None = None, store: Any = None, models: Any = None) -> BatchResult:
     """settings: `EncoderSettings` (the same models and cache as the encoder assets).
 
     store: the embedding store (`EmbeddingStore`); with it a block its encode step recorded with these settings
     loads its model only for a candidate image or text that is not in the embedding cache, so assessing the
     same batch again (every run of the pipeline does) loads no model.
+    models: the run's `LoadedModels`, whose encoders (loaded by this run's encode steps) are reused.
     """
     import time
 
@@ -61,7 +62,7 @@ def assess_batch(history: History, batch: CandidateBatch, settings: Any, as_of: 
 
     started = time.perf_counter()
     as_of = as_of or history.default_as_of()
-    encoders = lazy_blocks(list(history.tables), settings, store, log) if len(batch.items) else {}
+    encoders = lazy_blocks(list(history.tables), settings, store, log, models) if len(batch.items) else {}
     tables = encode_candidates(batch, encoders, as_of, settings.cache(), log=log)
     loaded = tuple(b for b, e in encoders.items() if getattr(e, "is_loaded", True))
     if log and encoders:

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from creative_dag.blocks import BLOCK_SPECS
 from creative_dag.dagster_config import config_from, field_names
@@ -142,16 +143,44 @@ def load_block(block: str, settings: EncoderSettings):
     return spec.load(settings)
 
 
+class LoadedModels:
+    """The encoders loaded in this process during one run, by block and settings.
+
+    The in-process executor (`creative-dag materialize`, the demo) runs a run's steps in one process: the
+    element attribution and a candidate batch then reuse the models its encode steps loaded (EasyOCR and
+    the CNN take seconds to load and freeze) instead of loading them again. `EncoderResource` holds one,
+    and Dagster builds the resource anew for every run, so no model outlives its run; the steps of a
+    multiprocess run each start with an empty one. A failed load is not kept: the embedding store
+    remembers it, with its retry time (creative_dag/assets/encoders.py, `load_encoder`)."""
+
+    def __init__(self) -> None:
+        self._encoders: dict[tuple[str, EncoderSettings], Any] = {}
+        self.loads = 0  # models actually loaded (not reused)
+
+    def has(self, block: str, settings: EncoderSettings) -> bool:
+        return (block, settings) in self._encoders
+
+    def load(self, block: str, settings: EncoderSettings) -> Any:
+        """`load_block`, once per block and settings. Raises ModelUnavailable."""
+        key = (block, settings)
+        if key not in self._encoders:
+            self._encoders[key] = load_block(block, settings)
+            self.loads += 1
+        return self._encoders[key]
+
+
 def load_blocks(blocks: Sequence[str], settings: EncoderSettings,
-                log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+                log: Callable[[str], Any] | None = None, models: LoadedModels | None = None) -> dict[str, Any]:
     """block -> loaded encoder for each of `blocks` that can load now; a block whose model is unavailable
-    here (CLIP offline) is logged with the reason and left out, so callers compare on the blocks they have."""
+    here (CLIP offline) is logged with the reason and left out, so callers compare on the blocks they have.
+    models: the run's `LoadedModels` (from `EncoderResource.models()`) to reuse what it loaded."""
     from creative_dag.encoders.base import ModelUnavailable
 
+    load = models.load if models is not None else load_block
     out = {}
     for block in blocks:
         try:
-            out[block] = load_block(block, settings)
+            out[block] = load(block, settings)
         except ModelUnavailable as exc:
             if log:
                 log(f"block {block} cannot encode now ({exc.reason}); it is left out")
@@ -199,10 +228,11 @@ class LazyEncoder:
     longer loads, and RuntimeError if it loads as another version than the record (the store is stale).
     """
 
-    def __init__(self, recorded: RecordedEncoder, settings: EncoderSettings) -> None:
+    def __init__(self, recorded: RecordedEncoder, settings: EncoderSettings, models: LoadedModels | None = None) -> None:
         self.block, self.model_id = recorded.block, recorded.model_id
         self.model_version, self.dim = recorded.model_version, recorded.dim
         self._settings = settings
+        self._models = models
         self._encoder: Any = None
 
     @property
@@ -211,7 +241,8 @@ class LazyEncoder:
 
     def loaded(self) -> Any:
         if self._encoder is None:
-            encoder = load_block(self.block, self._settings)
+            load = self._models.load if self._models is not None else load_block
+            encoder = load(self.block, self._settings)
             if (encoder.model_id, encoder.model_version) != (self.model_id, self.model_version):
                 raise RuntimeError(
                     f"block {self.block}: the embedding store records model {self.model_id} version "
@@ -227,11 +258,11 @@ class LazyEncoder:
 
 
 def lazy_blocks(blocks: Sequence[str], settings: EncoderSettings, store: Any,
-                log: Callable[[str], Any] | None = None) -> dict[str, Any]:
+                log: Callable[[str], Any] | None = None, models: LoadedModels | None = None) -> dict[str, Any]:
     """load_blocks, except that a block the store records as loaded with these settings is a LazyEncoder."""
     recorded = {b: recorded_encoder(b, settings, store) for b in blocks} if store is not None else {}
-    out = load_blocks([b for b in blocks if recorded.get(b) is None], settings, log)
-    out.update({b: LazyEncoder(r, settings) for b, r in recorded.items() if r is not None})
+    out = load_blocks([b for b in blocks if recorded.get(b) is None], settings, log, models)
+    out.update({b: LazyEncoder(r, settings, models) for b, r in recorded.items() if r is not None})
     return {b: out[b] for b in blocks if b in out}
 
 
@@ -271,5 +302,11 @@ class EncoderResource(config_from(EncoderSettings, *field_names(EncoderSettings)
         values.update(overrides)
         return cls(**values)
 
+    _models: LoadedModels = PrivateAttr(default_factory=LoadedModels)
+
     def settings(self) -> EncoderSettings:
         return self.to_params(clip_model=self.clip_model or DEFAULT_CLIP_MODEL)
+
+    def models(self) -> LoadedModels:
+        """The encoders this run has loaded in this process (see `LoadedModels`)."""
+        return self._models
