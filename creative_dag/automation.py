@@ -369,7 +369,8 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
     jobs = [ingest_job]
     sensors: list = []
 
-    @dg.sensor(job=ingest_job, minimum_interval_seconds=sensor_interval_s(LANDING_SENSOR_INTERVAL_S), default_status=dg.DefaultSensorStatus.STOPPED,
+    @dg.sensor(job=ingest_job, minimum_interval_seconds=sensor_interval_s(LANDING_SENSOR_INTERVAL_S),
+               default_status=dg.DefaultSensorStatus.STOPPED,
                description="Starts an ingest run when the landing folder's input files change.")
     def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult | dg.SkipReason:
         fingerprint = landing_fingerprint(Path(landing.root))
@@ -399,7 +400,8 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
                         "New launch dates are embedded by automation; this job is for re-embedding by hand.",
         ))
 
-        @dg.sensor(minimum_interval_seconds=sensor_interval_s(LAUNCH_DATE_SENSOR_INTERVAL_S), default_status=dg.DefaultSensorStatus.RUNNING,
+        @dg.sensor(minimum_interval_seconds=sensor_interval_s(LAUNCH_DATE_SENSOR_INTERVAL_S),
+                   default_status=dg.DefaultSensorStatus.RUNNING,
                    description="After each features/prelaunch materialisation, registers launch dates it holds that "
                                "are not launch_date partitions yet (the register_launch_dates hook does this in the "
                                "run; this catches what it missed). Starts no run.")
@@ -432,7 +434,8 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
                         "candidates sensor starts it for every new or changed batch folder.")
         jobs.append(candidates_job)
 
-        @dg.sensor(job=candidates_job, minimum_interval_seconds=sensor_interval_s(CANDIDATES_SENSOR_INTERVAL_S), default_status=dg.DefaultSensorStatus.RUNNING,
+        @dg.sensor(job=candidates_job, minimum_interval_seconds=sensor_interval_s(CANDIDATES_SENSOR_INTERVAL_S),
+                   default_status=dg.DefaultSensorStatus.RUNNING,
                    description="Adds a candidate_batch partition for every folder <landing>/candidates/<batch>/ and "
                                "assesses it when its files are new or changed.")
         def candidates_sensor(context: dg.SensorEvaluationContext, landing: LandingResource,
