@@ -190,11 +190,15 @@ def test_unavailable_clip_writes_no_rows_and_says_why(tmp_path, landing, monkeyp
     assert not bool(clip["available"]) and "openai/clip-vit-base-patch32" in clip["reason"]
     assert clip["rows"] == 0
 
-    # The failed load is remembered: the next run neither the encoder nor model_status tries again.
+    # The failed load is remembered: the next run neither the encoder nor model_status tries again. (A step's
+    # loads go through the run's LoadedModels, which calls the registry's load_block, or through this module's.)
+    from creative_dag.resources import models as model_registry
+
     loads = []
-    real_load = encoder_assets.load_block
-    monkeypatch.setattr(encoder_assets, "load_block", lambda block, settings: (loads.append(block),
-                                                                                real_load(block, settings))[1])
+    real_load = model_registry.load_block
+    counting = lambda block, settings: (loads.append(block), real_load(block, settings))[1]
+    monkeypatch.setattr(encoder_assets, "load_block", counting)
+    monkeypatch.setattr(model_registry, "load_block", counting)
     again = _materialize(instance, resources, ["embeddings/clip", "embeddings/model_status"], dates[0], dates[-1])
     assert again.success and loads == []
     assert "not retried before" in _metadata(again, "embeddings/clip")["unavailable_reason"]
