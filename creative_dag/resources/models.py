@@ -155,7 +155,11 @@ class LoadedModels:
 
     def __init__(self) -> None:
         self._encoders: dict[tuple[str, EncoderSettings], Any] = {}
-        self.loads = 0  # models actually loaded (not reused)
+
+    @property
+    def loads(self) -> int:
+        """Models actually loaded (each key once; a failed load is not kept)."""
+        return len(self._encoders)
 
     def has(self, block: str, settings: EncoderSettings) -> bool:
         return (block, settings) in self._encoders
@@ -165,7 +169,6 @@ class LoadedModels:
         key = (block, settings)
         if key not in self._encoders:
             self._encoders[key] = load_block(block, settings)
-            self.loads += 1
         return self._encoders[key]
 
 
