@@ -45,7 +45,7 @@ from creative_dag.resources.models import (
     LoadedModels,
     block_fingerprint,
     block_model_id,
-    load_block,
+    load_with,
 )
 from creative_dag.resources.warehouse import WarehouseResource
 
@@ -203,7 +203,7 @@ def load_encoder(block: str, settings: EncoderSettings, store: EmbeddingStore,
         raise ModelUnavailable(f"{recorded['reason']} (failed at {recorded['checked_at']}; not retried before "
                                f"{retry_at.isoformat()}: set encoders.model_retry_after_s=0 to retry now)")
     try:
-        encoder = models.load(block, settings) if models is not None else load_block(block, settings)
+        encoder = load_with(models, block, settings)
     except ModelUnavailable as exc:
         status = BlockStatus.unavailable(block, block_model_id(block, settings), exc.reason,
                                          device=resolve_device(settings.device))

@@ -172,6 +172,11 @@ class LoadedModels:
         return self._encoders[key]
 
 
+def load_with(models: LoadedModels | None, block: str, settings: EncoderSettings) -> Any:
+    """The block's encoder through the run's `LoadedModels` when there is one, else a fresh `load_block`."""
+    return models.load(block, settings) if models is not None else load_block(block, settings)
+
+
 def load_blocks(blocks: Sequence[str], settings: EncoderSettings,
                 log: Callable[[str], Any] | None = None, models: LoadedModels | None = None) -> dict[str, Any]:
     """block -> loaded encoder for each of `blocks` that can load now; a block whose model is unavailable
@@ -179,11 +184,10 @@ def load_blocks(blocks: Sequence[str], settings: EncoderSettings,
     models: the run's `LoadedModels` (from `EncoderResource.models()`) to reuse what it loaded."""
     from creative_dag.encoders.base import ModelUnavailable
 
-    load = models.load if models is not None else load_block
     out = {}
     for block in blocks:
         try:
-            out[block] = load(block, settings)
+            out[block] = load_with(models, block, settings)
         except ModelUnavailable as exc:
             if log:
                 log(f"block {block} cannot encode now ({exc.reason}); it is left out")
@@ -244,8 +248,7 @@ class LazyEncoder:
 
     def loaded(self) -> Any:
         if self._encoder is None:
-            load = self._models.load if self._models is not None else load_block
-            encoder = load(self.block, self._settings)
+            encoder = load_with(self._models, self.block, self._settings)
             if (encoder.model_id, encoder.model_version) != (self.model_id, self.model_version):
                 raise RuntimeError(
                     f"block {self.block}: the embedding store records model {self.model_id} version "
