@@ -20,7 +20,8 @@ from creative_dag.catalog import (
 )
 from creative_dag.settings import HOME_ENV, LANDING_ENV, Locations, resolve_locations
 
-# 300 creatives keep `make demo` near 8 minutes on 2 CPU cores: OCR (~1 s per image) is most of it.
+# 300 creatives keep `make demo` near 10-12 minutes on 2 CPU cores: OCR (~1 s per image, the creatives'
+# and the element attribution's edited ones) is most of it.
 DEMO_CREATIVES = 300
 DEMO_DAYS = 120
 DEMO_SEED = 7
