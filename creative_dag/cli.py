@@ -52,7 +52,7 @@ def location_options(fn: Callable) -> Callable:
 def main() -> None:
     """Creative Memory: a case-based memory of an advertiser's ad creatives, as a Dagster pipeline."""
     # At exit the interpreter's last garbage collection walks every object the command made (after a
-    # materialisation ~2 million: torch, Dagster, pandas), ~3 s of a ~55 s daily run. Freezing them first
+    # materialisation ~1 million: torch, Dagster, pandas), ~3 s of a ~55 s daily run. Freezing them first
     # skips that walk; every atexit handler and module teardown still runs, and what stays uncollected
     # is memory the OS takes back. (Unregister first: tests invoke the group many times in one process.)
     atexit.unregister(gc.freeze)

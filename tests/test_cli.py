@@ -188,7 +188,7 @@ def test_a_new_day_runs_the_per_creative_assets_over_its_launch_dates_only(tmp_p
 
 
 def test_the_cli_spares_python_most_walks_over_the_whole_heap(tmp_path):
-    """Python's final garbage collection at exit walks every object a command made (~2 million after a
+    """Python's final garbage collection at exit walks every object a command made (~1 million after a
     materialisation: 3 s of a 58 s daily run); the CLI freezes them at exit so that walk is skipped. During
     the command, full collections come ten times less often (2.7-2.9 s of a daily run, now 0.7-1.2 s)."""
     import subprocess
