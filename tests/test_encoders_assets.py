@@ -190,14 +190,8 @@ def test_unavailable_clip_writes_no_rows_and_says_why(tmp_path, landing, monkeyp
     assert not bool(clip["available"]) and "openai/clip-vit-base-patch32" in clip["reason"]
     assert clip["rows"] == 0
 
-    # The failed load is remembered: the next run neither the encoder nor model_status tries again. (Every
-    # load, through the run's LoadedModels or not, calls the registry's load_block.)
-    from creative_dag.resources import models as model_registry
-
-    loads = []
-    real_load = model_registry.load_block
-    monkeypatch.setattr(model_registry, "load_block",
-                        lambda block, settings: (loads.append(block), real_load(block, settings))[1])
+    # The failed load is remembered: the next run neither the encoder nor model_status tries again.
+    loads = _count_model_loads(monkeypatch)
     again = _materialize(instance, resources, ["embeddings/clip", "embeddings/model_status"], dates[0], dates[-1])
     assert again.success and loads == []
     assert "not retried before" in _metadata(again, "embeddings/clip")["unavailable_reason"]
@@ -205,6 +199,18 @@ def test_unavailable_clip_writes_no_rows_and_says_why(tmp_path, landing, monkeyp
     retry = _resources(home, landing, clip_model="openai/clip-vit-base-patch32", model_retry_after_s=0)
     assert _materialize(instance, retry, ["embeddings/clip"], dates[0], dates[0]).success
     assert loads == ["clip"]
+
+
+def _count_model_loads(monkeypatch) -> list[str]:
+    """The blocks whose model is loaded from now on: every load, through the run's LoadedModels or not,
+    calls the registry's load_block."""
+    from creative_dag.resources import models as model_registry
+
+    loads: list[str] = []
+    real_load = model_registry.load_block
+    monkeypatch.setattr(model_registry, "load_block",
+                        lambda block, settings: (loads.append(block), real_load(block, settings))[1])
+    return loads
 
 
 @pytest.mark.slow
@@ -227,11 +233,7 @@ def test_a_block_that_still_fails_after_its_retry_time_changes_no_launch_date(tm
     first_failure = store.read_status("clip")["checked_at"]
 
     # the retry time has passed (0 s) and the hub is still unreachable: tried once more, nothing changed
-    from creative_dag.resources import models as model_registry
-
-    loads = []
-    real_load = model_registry.load_block
-    monkeypatch.setattr(model_registry, "load_block", lambda block, s: (loads.append(block), real_load(block, s))[1])
+    loads = _count_model_loads(monkeypatch)
     changed = encoder_assets.changed_launch_dates(["clip", "visual"], days, offline["warehouse"], store, settings)
     assert changed == [] and loads == ["clip"]
     assert pd.Timestamp(store.read_status("clip")["checked_at"]) > pd.Timestamp(first_failure)
