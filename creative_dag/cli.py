@@ -18,6 +18,7 @@ import click
 from creative_dag.catalog import (
     CBR_CASE_BASE,
 )
+from creative_dag.process_gc import space_out_full_collections
 from creative_dag.settings import HOME_ENV, LANDING_ENV, Locations, resolve_locations
 
 # 300 creatives keep `make demo` near 10-12 minutes on 2 CPU cores: OCR (~1 s per image, the creatives'
@@ -27,7 +28,6 @@ DEMO_DAYS = 120
 DEMO_SEED = 7
 DEMO_IMAGE_SIZE = 1080
 DEMO_BATCH = "sample"  # the demo's batch of new candidates, generated with ground truth
-FULL_COLLECTION_EVERY = 100  # middle-generation collections per full one (Python's default: 10)
 
 
 def location_options(fn: Callable) -> Callable:
@@ -57,12 +57,8 @@ def main() -> None:
     # is memory the OS takes back. (Unregister first: tests invoke the group many times in one process.)
     atexit.unregister(gc.freeze)
     atexit.register(gc.freeze)
-    # Full collections: Python's default lets one start every 10 middle-generation ones, and while the
-    # libraries import and the models load that is 12 times in a daily run, each walking the whole heap
-    # (0.02-0.6 s as it grows): 2.7-2.9 s. One in every 100 leaves 2-3 (0.7-1.2 s), same peak RSS within
-    # ~2 %; young cycles are still collected as often as before.
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
+    # Full collections while the libraries import and the models load: 12 -> 2-3 in a daily run (process_gc).
+    space_out_full_collections()
 
 
 @main.command()

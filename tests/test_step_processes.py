@@ -72,3 +72,28 @@ def test_every_preloaded_module_is_installed():
     # silently put its import back into every step.
     missing = [m for m in PRELOAD_MODULES if importlib.util.find_spec(m) is None]
     assert not missing, f"preloaded but not installed: {missing}"
+
+
+def test_forked_steps_start_with_the_preloaded_objects_frozen():
+    """The forkserver imports forkserver_ready last, so every step forked from it inherits what the preloads
+    made in the collector's permanent generation (no full collection walks it again, nor copies its pages)
+    and the spaced-out full collections. Measured on the demo's refresh_memory: the steps' GC 2.4-3.1 s,
+    2-3 full collections -> 0.7-0.9 s, none."""
+    import json
+    import subprocess
+    import sys
+
+    assert PRELOAD_MODULES[-1] == "creative_dag.forkserver_ready"  # after everything it should freeze
+    script = ("import gc, json, multiprocessing\n"
+              "from creative_dag.step_processes import PRELOAD_MODULES\n"
+              "if __name__ == '__main__':\n"
+              "    ctx = multiprocessing.get_context('forkserver')\n"
+              "    ctx.set_forkserver_preload(list(PRELOAD_MODULES))\n"
+              "    with ctx.Pool(1) as pool:\n"
+              "        print(json.dumps([pool.apply(gc.get_freeze_count), pool.apply(gc.get_threshold),\n"
+              "                          gc.get_freeze_count()]))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    frozen, threshold, here = json.loads(done.stdout.strip().splitlines()[-1])
+    assert frozen > 100_000 and here == 0  # the step's inheritance, not the launching process's
+    assert threshold[2] == 100
