@@ -313,6 +313,12 @@ def project_dask_pooled_job() -> dg.JobDefinition:
 
 THREADED_CLUSTER = {"execution": {"config": {"cluster": {"local": {
     "n_workers": 2, "threads_per_worker": 1, "processes": False, "dashboard_address": ":0"}}}}}
+# Two steps at once in threads of one process can deadlock inside Dagster: each step's log manager calls
+# logging.config.dictConfig (DagsterInstance.get_yaml_python_handlers), which takes the logging module's
+# lock and then every handler's, while the other thread holds a handler's lock and waits for the module's
+# (seen once under load, 2026-12-06). Worker processes, as deployments use, cannot meet that.
+PROCESS_CLUSTER = {"execution": {"config": {"cluster": {"local": {
+    "n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}}}}}
 
 
 def _step_windows(instance: dg.DagsterInstance, run_id: str) -> list[tuple[float, float]]:
@@ -345,7 +351,7 @@ def test_project_dask_executor_runs_pooled_steps_one_at_a_time(tmp_path):
     overrides = {"concurrency": {"pools": {"default_limit": 1}}}
     with dg.instance_for_test(temp_dir=str(tmp_path), overrides=overrides) as instance:
         result = dg.execute_job(dg.reconstructable(project_dask_pooled_job), instance=instance,
-                                run_config=THREADED_CLUSTER, raise_on_error=False)
+                                run_config=PROCESS_CLUSTER, raise_on_error=False)
         assert result.success
         (_, a_end), (b_start, _) = sorted(_step_windows(instance, result.run_id))
         assert b_start >= a_end, "two steps of a pool with limit 1 overlapped"
