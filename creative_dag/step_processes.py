@@ -23,7 +23,8 @@ from typing import Any
 import dagster as dg
 
 # What the steps of this graph import: the project first (its definitions), then the libraries its
-# assets import lazily; last, forkserver_ready freezes all that for the collector (see there).
+# assets import lazily; last, forkserver_ready adds the Dagster instance's classes and freezes all of it
+# for the collector (see there).
 PRELOAD_MODULES = ("creative_dag.definitions", "great_expectations", "torch", "torchvision", "timm", "lightgbm",
                    "sklearn", "scipy", "umap", "cv2", "duckdb", "pyarrow", "creative_dag.forkserver_ready")
 FORKSERVER = {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}

@@ -97,3 +97,23 @@ def test_forked_steps_start_with_the_preloaded_objects_frozen():
     frozen, threshold, here = json.loads(done.stdout.strip().splitlines()[-1])
     assert frozen > 100_000 and here == 0  # the step's inheritance, not the launching process's
     assert threshold[2] == 100
+
+
+def test_the_forkserver_preloads_what_opening_the_instance_imports(tmp_path):
+    """Each step opens the Dagster instance first; importing its storage classes there took ~0.2 s of every
+    step (refresh_memory's launch-to-start per step 0.33 -> 0.16 s once the server imports them)."""
+    import shutil
+    from pathlib import Path
+
+    from creative_dag.forkserver_ready import import_instance_classes
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    names = import_instance_classes(str(home))
+    assert "creative_dag.pool_claims" in names  # the event-log storage dagster.yaml names
+    assert "dagster._core.storage.runs" in names and "dagster._core.storage.schedules" in names
+    # No instance, or one that does not load: nothing preloaded, and the steps report it themselves.
+    assert import_instance_classes(None) == []
+    (home / "dagster.yaml").write_text("event_log_storage:\n  module: no_such_module\n  clas: X\n")
+    assert import_instance_classes(str(home)) == []
