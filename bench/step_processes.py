@@ -84,7 +84,9 @@ def main() -> None:
     import yaml
 
     from creative_dag.definitions import build_definitions
+    from creative_dag.instance import prepare_dagster_home
     from creative_dag.runner import op_config_for
+    from creative_dag.settings import resolve_locations
 
     ops = op_config_for(list(build_definitions(args.home, args.landing).assets),
                         yaml.safe_load(args.config.read_text()) if args.config else {})
@@ -93,6 +95,8 @@ def main() -> None:
     for label, execution in (("spawn", SPAWN), ("forkserver (project default)", None)):
         home = work / label.split()[0]
         shutil.copytree(args.home, home)
+        # The instance as the project ships it today (the copied home may hold an older dagster.yaml).
+        prepare_dagster_home(resolve_locations(home, args.landing))
         seconds[label] = refresh(home, args.landing, execution, ops, work / f"{label.split()[0]}.log")
         print(f"refresh_memory, steps {label}: {seconds[label]:.1f} s", flush=True)
     differ = tables_equal(work / "spawn", work / "forkserver")
