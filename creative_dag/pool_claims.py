@@ -4,9 +4,9 @@ Every step that writes the warehouse claims a slot of pool "warehouse" (limit 1)
 taken checks again after an interval the storage may set; Dagster's SQLite storage sets none, and the
 executor then waits 1 s, growing by 10 % with each check, so a step that has waited through half a minute
 of others checks only every ~4 s. Measured on `refresh_memory` of the demo home under the multiprocess
-executor (UI, daemon), 2026-12-06: 13-14 s of a 60-63 s run had no step running at all; re-checking
-every 0.25 s made the run 50-52 s (3.7 s with none running), every table equal. A check is two reads of
-the small index database, so a few waiting steps polling four times a second cost nothing measurable.
+executor (UI, daemon), 2026-12-06: 10-14 s of a 60-67 s run had no step running at all; re-checking
+every 0.1 s made the run 48-54 s with every table equal. A check is two reads of the small index
+database, so a few waiting steps polling four times a second cost nothing measurable.
 
 `dagster.yaml` names this class; the Postgres instance of deploy/ keeps Dagster's own storage.
 """
