@@ -16,9 +16,6 @@ _FALLBACK_INSTANCE_YAML = """\
 concurrency:
   pools:
     default_limit: 1
-event_log_storage:
-  module: creative_dag.pool_claims
-  class: PromptClaimSqliteEventLogStorage
 telemetry:
   enabled: false
 """
