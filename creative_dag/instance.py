@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 from pathlib import Path
 
 import dagster as dg
 
+from creative_dag.pool_claims import DEFAULT_CLAIM_POLL_SECONDS
 from creative_dag.settings import Locations
 
 # The repository's dagster.yaml; a wheel install without the repo falls back to the built-in text.
@@ -26,13 +27,22 @@ def prepare_dagster_home(locations: Locations) -> Path:
     home = locations.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
-    if _REPO_INSTANCE_YAML.exists():
-        if not target.exists() or target.read_bytes() != _REPO_INSTANCE_YAML.read_bytes():
-            shutil.copyfile(_REPO_INSTANCE_YAML, target)
-    elif not target.exists():
-        target.write_text(_FALLBACK_INSTANCE_YAML)
+    text = instance_yaml(home)
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def instance_yaml(dagster_home: Path) -> str:
+    """The repository's dagster.yaml plus this home's event-log storage (`pool_claims`: prompt pool
+    re-checks), its folder written out: where Dagster's default storage keeps it, so history stays."""
+    base = _REPO_INSTANCE_YAML.read_text() if _REPO_INSTANCE_YAML.exists() else _FALLBACK_INSTANCE_YAML
+    runs = json.dumps(str(dagster_home.resolve() / "history" / "runs"))  # a YAML-safe quoted path
+    return (base.rstrip("\n") + "\n\n# Written by creative_dag.instance for this home: a step waiting for the"
+            " warehouse pool\n# checks again every 0.25 s (creative_dag/pool_claims.py).\n"
+            "event_log_storage:\n  module: creative_dag.pool_claims\n  class: PromptClaimSqliteEventLogStorage\n"
+            f"  config:\n    base_dir: {runs}\n    claim_poll_seconds: {DEFAULT_CLAIM_POLL_SECONDS}\n")
 
 
 def get_instance(locations: Locations) -> dg.DagsterInstance:

@@ -49,6 +49,7 @@ from creative_dag.catalog import (
     RAW_IMAGES,
     RAW_QUARANTINE,
 )
+from creative_dag.instance import instance_yaml
 from creative_dag.partitions import launch_date_partitions
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -592,7 +593,7 @@ def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
 
     dagster_home = home / ".dagster"
     dagster_home.mkdir(parents=True)
-    shutil.copyfile(Path(__file__).resolve().parents[1] / "dagster.yaml", dagster_home / "dagster.yaml")
+    (dagster_home / "dagster.yaml").write_text(instance_yaml(dagster_home))  # as `creative-dag dev` writes it
     (tmp_path / "daemon_defs.py").write_text(DAEMON_DEFINITIONS.replace("MISSING", repr(str(tmp_path / "no-model"))))
     (tmp_path / "workspace.yaml").write_text(textwrap.dedent(f"""\
         load_from:

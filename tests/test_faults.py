@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from creative_dag.cli import main
 from creative_dag.instance import get_instance
+from creative_dag.pool_claims import PromptClaimSqliteEventLogStorage
 from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseLockedError
 from creative_dag.run_health import (
     HOST_TAG,
@@ -93,6 +94,33 @@ def _cli(*args: str, home: Path, landing: Path) -> list[str]:
 
 
 @pytest.mark.slow
+def test_a_step_waiting_for_the_pool_checks_again_every_quarter_second(tmp_path, monkeypatch):
+    """Dagster's SQLite storage leaves the re-check to the executor: 1 s, growing 10 % per check, which left
+    13-14 s of the demo's ~60 s refresh_memory with no step running. Each home's instance tells a blocked
+    step to check again in 0.25 s, keeps its run history where Dagster's default storage keeps it, and is
+    the same instance whoever opens it from its folder, whatever $DAGSTER_HOME says."""
+    home = tmp_path / "home"
+    instance = _instance(home, tmp_path / "landing")
+    storage = instance.event_log_storage
+    assert isinstance(storage, PromptClaimSqliteEventLogStorage)
+    writer, waiter = str(uuid.uuid4()), str(uuid.uuid4())
+    storage.set_concurrency_slots(WAREHOUSE_POOL, 1)
+    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, writer, "features__prelaunch").is_claimed
+    blocked = storage.claim_concurrency_slot(WAREHOUSE_POOL, waiter, "cbr__case_base")
+    assert not blocked.is_claimed and blocked.sleep_interval == 0.25
+    assert (home / ".dagster" / "history" / "runs" / "index.db").exists()
+    # Opened from its folder by another process (the daemon test watches the daemon's instance this way):
+    # the same claims, not another home's.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    with dg.DagsterInstance.from_config(str(home / ".dagster")) as seen:
+        claimed = seen.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
+        assert [slot.run_id for slot in claimed] == [writer]
+    storage.free_concurrency_slot_for_step(writer, "features__prelaunch")
+    assert storage.claim_concurrency_slot(WAREHOUSE_POOL, waiter, "cbr__case_base").is_claimed
+    with pytest.raises(ValueError, match="claim_poll_seconds.*dagster.yaml"):
+        PromptClaimSqliteEventLogStorage(str(tmp_path / "runs"), claim_poll_seconds=0)
+
+
 def test_kill_9_mid_run_then_the_next_run_finishes(tmp_path, small_export):
     home = tmp_path / "home"
     cmd = _cli("materialize", "--select", "group:ingest", "--select", "group:features", home=home, landing=small_export)
