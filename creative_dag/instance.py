@@ -40,7 +40,7 @@ def instance_yaml(dagster_home: Path) -> str:
     base = _REPO_INSTANCE_YAML.read_text() if _REPO_INSTANCE_YAML.exists() else _FALLBACK_INSTANCE_YAML
     runs = json.dumps(str(dagster_home.resolve() / "history" / "runs"))  # a YAML-safe quoted path
     return (base.rstrip("\n") + "\n\n# Written by creative_dag.instance for this home: a step waiting for the"
-            " warehouse pool\n# checks again every 0.25 s (creative_dag/pool_claims.py).\n"
+            f" warehouse pool\n# checks again every {DEFAULT_CLAIM_POLL_SECONDS} s (creative_dag/pool_claims.py).\n"
             "event_log_storage:\n  module: creative_dag.pool_claims\n  class: PromptClaimSqliteEventLogStorage\n"
             f"  config:\n    base_dir: {runs}\n    claim_poll_seconds: {DEFAULT_CLAIM_POLL_SECONDS}\n")
 

@@ -93,7 +93,6 @@ def _cli(*args: str, home: Path, landing: Path) -> list[str]:
     return [*CLI, *args, "--home", str(home), "--landing", str(landing)]
 
 
-@pytest.mark.slow
 def test_a_step_waiting_for_the_pool_checks_again_every_quarter_second(tmp_path, monkeypatch):
     """Dagster's SQLite storage leaves the re-check to the executor: 1 s, growing 10 % per check, which left
     13-14 s of the demo's ~60 s refresh_memory with no step running. Each home's instance tells a blocked
@@ -121,6 +120,7 @@ def test_a_step_waiting_for_the_pool_checks_again_every_quarter_second(tmp_path,
         PromptClaimSqliteEventLogStorage(str(tmp_path / "runs"), claim_poll_seconds=0)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_the_next_run_finishes(tmp_path, small_export):
     home = tmp_path / "home"
     cmd = _cli("materialize", "--select", "group:ingest", "--select", "group:features", home=home, landing=small_export)

@@ -106,14 +106,19 @@ def test_the_forkserver_preloads_what_opening_the_instance_imports(tmp_path):
     from pathlib import Path
 
     from creative_dag.forkserver_ready import import_instance_classes
+    from creative_dag.instance import instance_yaml
 
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
     names = import_instance_classes(str(home))
-    # Dagster's SQLite storage (the project's dagster.yaml names none) with its run, event-log and schedule parts
+    # Copied by hand: Dagster's SQLite storage with its run, event-log and schedule parts
     assert {"dagster._core.storage.sqlite_storage", "dagster._core.storage.runs", "dagster._core.storage.event_log",
             "dagster._core.storage.schedules"} <= set(names)
+    # As creative-dag writes it: the project's event-log storage beside Dagster's run and schedule storages
+    (home / "dagster.yaml").write_text(instance_yaml(home))
+    assert {"creative_dag.pool_claims", "dagster._core.storage.runs",
+            "dagster._core.storage.schedules"} <= set(import_instance_classes(str(home)))
     # No instance, or one that does not load: nothing preloaded, and the steps report it themselves.
     assert import_instance_classes(None) == []
     (home / "dagster.yaml").write_text("event_log_storage:\n  module: no_such_module\n  clas: X\n")
