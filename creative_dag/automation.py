@@ -239,16 +239,23 @@ def _spec_deps(spec: dg.AssetSpec) -> set[dg.AssetKey]:
     return {dep.asset_key for dep in spec.deps}
 
 
-def _role(spec: dg.AssetSpec) -> str:
-    if spec.group_name == INGEST_GROUP:
+def role_of(group_name: str | None, partitioned: bool) -> str:
+    """An asset's role (ingest, features, partitioned = the encoders, whole_history, candidates) from its group
+    and whether it has partitions: what automation does with it, and what its steps import
+    (creative_dag/step_processes.py)."""
+    if group_name == INGEST_GROUP:
         return "ingest"
-    if spec.group_name == CANDIDATES_GROUP:
+    if group_name == CANDIDATES_GROUP:
         return "candidates"
-    if spec.group_name == FEATURES_GROUP:
+    if group_name == FEATURES_GROUP:
         return "features"
-    if spec.partitions_def is not None:
+    if partitioned:
         return "partitioned"
     return "whole_history"
+
+
+def _role(spec: dg.AssetSpec) -> str:
+    return role_of(spec.group_name, spec.partitions_def is not None)
 
 
 def keys_by_role(assets: Iterable[dg.AssetsDefinition]) -> dict[str, list[dg.AssetKey]]:

@@ -9,7 +9,7 @@ import pytest
 
 from creative_dag.definitions import build_definitions
 from creative_dag.scale_out import scale_out_definitions
-from creative_dag.step_processes import PRELOAD_MODULES
+from creative_dag.step_processes import BASE_MODULES, LAST_MODULE, PRELOAD_MODULES, plan_roles, preload_for
 
 
 def _resolved(executor: dg.ExecutorDefinition, config: dict) -> dict:
@@ -31,6 +31,65 @@ def test_multiprocess_steps_fork_from_a_preloaded_server_by_default(project):
             multiprocess = _resolved(executor, config)["multiprocess"]
             assert multiprocess["start_method"] == {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}
         assert _resolved(executor, {"multiprocess": {"max_concurrent": 1}})["multiprocess"]["max_concurrent"] == 1
+
+
+def _roles(project: dg.Definitions, job: str) -> set[str]:
+    """Roles of a whole job's steps (one per top-level node, as in its execution plan)."""
+    from types import SimpleNamespace
+
+    from dagster._core.definitions.dependency import NodeHandle
+
+    job_def = project.resolve_job_def(job)
+    return plan_roles(job_def, [SimpleNamespace(node_handle=NodeHandle(n.name, None)) for n in job_def.graph.nodes])
+
+
+def test_each_run_preloads_the_libraries_of_its_own_steps(project):
+    assert _roles(project, "ingest_landing") == {"ingest"}
+    assert preload_for({"ingest"}) == preload_for({"features"}) == [*BASE_MODULES, LAST_MODULE]
+    embed = preload_for(_roles(project, "embed_launch_dates"))  # the encoders
+    assert {"torch", "torchvision", "timm", "cv2"} <= set(embed) and not {"lightgbm", "umap"} & set(embed)
+    assert _roles(project, "refresh_memory") == {"features", "whole_history"}
+    assert preload_for(_roles(project, "refresh_memory")) == list(PRELOAD_MODULES)
+    assert preload_for({"ingest", "no such role"}) == list(PRELOAD_MODULES)  # unknown: everything
+    assert embed[-1] == LAST_MODULE  # forkserver_ready last: it freezes what came before
+
+
+@pytest.mark.slow
+def test_an_ingest_run_forks_its_steps_from_a_server_without_the_model_libraries(tmp_path):
+    """As the landing sensor starts it: `ingest_landing` under the project's default (multiprocess) executor.
+    Its steps import none of torch, timm, lightgbm or umap, so the forkserver does not preload them (~6 s of a
+    ~16 s ingest run on the demo)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from creative_dag.instance import instance_yaml
+    from creative_dag.resources.warehouse import DuckDBWarehouse
+    from creative_dag.synth import generate_scenario
+
+    landing, home = tmp_path / "landing", tmp_path / "home"
+    generate_scenario(landing, n_creatives=8, n_days=6, seed=3, image_size=64)
+    dagster_home = home / ".dagster"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text(instance_yaml(dagster_home))
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "CREATIVE_DAG_HOME": str(home),
+           "CREATIVE_DAG_LANDING": str(landing), "GX_ANALYTICS_ENABLED": "False", "DAGSTER_DISABLE_TELEMETRY": "1"}
+    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
+                           "creative_dag.definitions", "-a", "defs", "-j", "ingest_landing"],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        [run] = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        messages = [e.message for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+    finally:
+        instance.dispose()
+    [preload] = [m for m in messages if "fork from a server that preloads" in m]
+    assert preload.split("preloads ")[1].split(" (")[0].split(", ") == [*BASE_MODULES, LAST_MODULE]
+    assert any("Executing steps using multiprocess executor" in m for m in messages)
+    assert len(DuckDBWarehouse(home / "creative.duckdb", read_only=True).read_table("raw.creatives")) == 8
 
 
 def test_run_config_still_chooses(project):
