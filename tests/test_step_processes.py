@@ -9,7 +9,13 @@ import pytest
 
 from creative_dag.definitions import build_definitions
 from creative_dag.scale_out import scale_out_definitions
-from creative_dag.step_processes import BASE_MODULES, LAST_MODULE, PRELOAD_MODULES, plan_roles, preload_for
+from creative_dag.step_processes import (
+    BASE_MODULES,
+    LAST_MODULE,
+    PRELOAD_MODULES,
+    plan_roles,
+    preload_for,
+)
 
 
 def _resolved(executor: dg.ExecutorDefinition, config: dict) -> dict:
