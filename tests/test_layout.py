@@ -331,6 +331,33 @@ def test_frozen_detector_matches_eager_on_square_and_portrait_copies(read_creati
         assert torch.allclose(got, want, atol=1e-3), float((got - want).abs().max())
 
 
+def test_the_craft_detector_holds_easyocrs_own_weights_and_boxes() -> None:
+    """On CPU the detector is built on the meta device and filled from the weights file (no random
+    initialisation of VGG16-BN's unused classifier first): the same tensors and the same output as
+    EasyOCR's get_detector, bit for bit."""
+    import easyocr
+    import torch
+    from easyocr.detection import get_detector
+
+    from creative_dag.encoders.layout import (
+        _load_craft_detector,
+        default_easyocr_model_dir,
+    )
+
+    folder = default_easyocr_model_dir()
+    reader = easyocr.Reader(["en"], gpu=False, model_storage_directory=folder, user_network_directory=folder,
+                            download_enabled=False, verbose=False, detector=False)
+    path = reader.getDetectorPath("craft")
+    ours, theirs = _load_craft_detector(path, reader.quantize), get_detector(path, device="cpu", quantize=reader.quantize)
+    assert not any(t.is_meta for t in [*ours.parameters(), *ours.buffers()])
+    mine, want = ours.state_dict(), theirs.state_dict()
+    assert mine.keys() == want.keys() and all(torch.equal(mine[k], want[k]) for k in want)
+    assert not ours.training
+    image = torch.rand((1, 3, 224, 384), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(ours(image), theirs(image)))
+
+
 # ------------------------------------------------------------------ Florence-2 backend
 def test_florence_ocr_output_is_parsed_into_pixel_quads() -> None:
     from creative_dag.encoders.layout import parse_florence_ocr
