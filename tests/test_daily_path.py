@@ -430,15 +430,16 @@ def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_
 
 
 # ----------------------------------------------------------------------------- slow: a real daemon
-# The project's definitions with CLIP pointed at a missing folder (unavailable at once, as offline)
-# and every run's steps in one process (the project's multiprocess executor forks each step from a
-# server that first imports the project and its libraries, ~8 s per run, for each of this test's
-# many runs). This test is about what runs when; tests/test_pipeline_e2e.py runs the multiprocess path.
+# The project's definitions with CLIP pointed at a missing folder (unavailable at once, as offline),
+# run as the UI and a user's daemon run them: the project's multiprocess executor, each step forked from
+# a server that preloaded what the run's steps import (creative_dag/step_processes.py). Alone on 2 cores
+# (2026-12-06): 249 s; with every step in the run's own process it took 252-256 s in CI beside other tests.
 DAEMON_DEFINITIONS = '''
 import dagster as dg
 from creative_dag.automation import with_automation
 from creative_dag.definitions import build_definitions
 from creative_dag.resources.models import EncoderResource
+from creative_dag.step_processes import project_executor
 
 
 LEFT_OUT = dg.AssetKey(["marts", "element_attribution"])
@@ -454,7 +455,7 @@ def light_encoders(project: dg.Definitions) -> dg.Definitions:
     jobs = [j for j in project.jobs if j.name != "refresh_memory"]  # selects it by key; no sensor runs it
     return dg.Definitions(assets=assets, asset_checks=checks, jobs=jobs,
                           sensors=project.sensors, resources={**project.resources, "encoders": encoders},
-                          executor=dg.in_process_executor)
+                          executor=project_executor())  # the project's: steps forked as the UI and daemon run them
 
 
 defs = light_encoders(build_definitions())
@@ -645,6 +646,17 @@ def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
             bad = [r for r in instance.get_runs()
                    if r.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)]
             assert not bad, daemon.report(instance)
+            # each run's forkserver preloaded what its steps import (creative_dag/step_processes.py)
+            for run in instance.get_runs():
+                [preload] = [e.message.split("preloads ")[1] for e in instance.all_logs(
+                    run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT) if "fork from a server that preloads" in e.message]
+                keys = set(run.asset_selection or [])
+                if run.job_name == INGEST_JOB or keys <= set(FEATURES):
+                    assert "torch" not in preload and "lightgbm" not in preload, (run.job_name, keys, preload)
+                elif keys <= set(encoders):
+                    assert "torch" in preload and "lightgbm" not in preload, (keys, preload)
+                else:
+                    assert "torch" in preload and "lightgbm" in preload, (keys, preload)
         finally:
             instance.dispose()
         daemon.stop()
