@@ -64,7 +64,7 @@ def test_each_run_preloads_the_libraries_of_its_own_steps(project):
 def test_an_ingest_run_forks_its_steps_from_a_server_without_the_model_libraries(tmp_path):
     """As the landing sensor starts it: `ingest_landing` under the project's default (multiprocess) executor.
     Its steps import none of torch, timm, lightgbm or umap, so the forkserver does not preload them (~6 s of a
-    ~16 s ingest run on the demo)."""
+    ~17 s ingest run on the demo)."""
     import os
     import subprocess
     import sys
