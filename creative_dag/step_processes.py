@@ -45,6 +45,8 @@ LIBRARIES_BY_ROLE: dict[str, tuple[str, ...]] = {
     "whole_history": _EVERY_LIBRARY,  # the forecast, the landscape, the attribution's re-encoded edits
     "candidates": _EVERY_LIBRARY,  # encoders and forecast for the batch
 }
+# The run log's engine event that names the preload: PRELOAD_EVENT + "a, b, c (creative_dag/step_processes.py)"
+PRELOAD_EVENT = "Step processes fork from a server that preloads "
 # A run with steps of every role (and the preload that run config names to get the per-run choice)
 PRELOAD_MODULES = (*BASE_MODULES, *_EVERY_LIBRARY, LAST_MODULE)
 FORKSERVER = {"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}
@@ -84,8 +86,7 @@ class PlanPreloadingExecutor(MultiprocessExecutor):
         steps = [execution_plan.get_step_by_key(k) for k in execution_plan.step_keys_to_execute]
         preload = preload_for(plan_roles(plan_context.job.get_definition(), steps))
         self._explicit_forkserver_preload = preload
-        yield DagsterEvent.engine_event(plan_context, "Step processes fork from a server that preloads "
-                                        + ", ".join(preload) + " (creative_dag/step_processes.py)",
+        yield DagsterEvent.engine_event(plan_context, PRELOAD_EVENT + ", ".join(preload) + " (creative_dag/step_processes.py)",
                                         EngineEventData())
         yield from super().execute(plan_context, execution_plan)
 

@@ -51,6 +51,7 @@ from creative_dag.catalog import (
 )
 from creative_dag.instance import instance_yaml
 from creative_dag.partitions import launch_date_partitions
+from creative_dag.step_processes import PRELOAD_EVENT
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)
@@ -648,8 +649,8 @@ def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
             assert not bad, daemon.report(instance)
             # each run's forkserver preloaded what its steps import (creative_dag/step_processes.py)
             for run in instance.get_runs():
-                [preload] = [e.message.split("preloads ")[1] for e in instance.all_logs(
-                    run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT) if "fork from a server that preloads" in e.message]
+                [preload] = [e.message.removeprefix(PRELOAD_EVENT) for e in instance.all_logs(
+                    run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT) if e.message.startswith(PRELOAD_EVENT)]
                 keys = set(run.asset_selection or [])
                 if run.job_name == INGEST_JOB or keys <= set(FEATURES):
                     assert "torch" not in preload and "lightgbm" not in preload, (run.job_name, keys, preload)

@@ -79,7 +79,7 @@ def test_a_refresh_under_dagsters_multiprocess_executor_gives_the_cli_tables(dep
     from bench.step_processes import refresh, tables_equal
     from creative_dag.definitions import build_definitions
     from creative_dag.runner import op_config_for
-    from creative_dag.step_processes import PRELOAD_MODULES
+    from creative_dag.step_processes import PRELOAD_EVENT, PRELOAD_MODULES
 
     landing, home, result = deployment
     assert result.exit_code == 0, result.output
@@ -92,7 +92,7 @@ def test_a_refresh_under_dagsters_multiprocess_executor_gives_the_cli_tables(dep
     text = log.read_text()
     assert "Executing steps using multiprocess executor" in text and "RUN_SUCCESS" in text
     # features and whole-history steps: the server preloads every library the graph's steps import
-    assert "fork from a server that preloads " + ", ".join(PRELOAD_MODULES) + " (" in text
+    assert PRELOAD_EVENT + ", ".join(PRELOAD_MODULES) + " (" in text
     assert tables_equal(home, copy) == []
 
 

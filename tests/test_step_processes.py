@@ -12,6 +12,7 @@ from creative_dag.scale_out import scale_out_definitions
 from creative_dag.step_processes import (
     BASE_MODULES,
     LAST_MODULE,
+    PRELOAD_EVENT,
     PRELOAD_MODULES,
     plan_roles,
     preload_for,
@@ -65,11 +66,7 @@ def test_an_ingest_run_forks_its_steps_from_a_server_without_the_model_libraries
     """As the landing sensor starts it: `ingest_landing` under the project's default (multiprocess) executor.
     Its steps import none of torch, timm, lightgbm or umap, so the forkserver does not preload them (~6 s of a
     ~17 s ingest run on the demo)."""
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
+    from bench.step_processes import refresh
     from creative_dag.instance import instance_yaml
     from creative_dag.resources.warehouse import DuckDBWarehouse
     from creative_dag.synth import generate_scenario
@@ -79,12 +76,8 @@ def test_an_ingest_run_forks_its_steps_from_a_server_without_the_model_libraries
     dagster_home = home / ".dagster"
     dagster_home.mkdir(parents=True)
     (dagster_home / "dagster.yaml").write_text(instance_yaml(dagster_home))
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "CREATIVE_DAG_HOME": str(home),
-           "CREATIVE_DAG_LANDING": str(landing), "GX_ANALYTICS_ENABLED": "False", "DAGSTER_DISABLE_TELEMETRY": "1"}
-    done = subprocess.run([str(Path(sys.executable).parent / "dagster"), "job", "execute", "-m",
-                           "creative_dag.definitions", "-a", "defs", "-j", "ingest_landing"],
-                          env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    # `dagster job execute` with the project's default executor; raises with the log's path on failure
+    refresh(home, landing, None, {}, tmp_path / "ingest.log", timeout_s=600, job="ingest_landing")
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         [run] = instance.get_runs()
@@ -92,8 +85,8 @@ def test_an_ingest_run_forks_its_steps_from_a_server_without_the_model_libraries
         messages = [e.message for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
     finally:
         instance.dispose()
-    [preload] = [m for m in messages if "fork from a server that preloads" in m]
-    assert preload.split("preloads ")[1].split(" (")[0].split(", ") == [*BASE_MODULES, LAST_MODULE]
+    [preload] = [m.removeprefix(PRELOAD_EVENT) for m in messages if m.startswith(PRELOAD_EVENT)]
+    assert preload.split(" (")[0].split(", ") == [*BASE_MODULES, LAST_MODULE]
     assert any("Executing steps using multiprocess executor" in m for m in messages)
     assert len(DuckDBWarehouse(home / "creative.duckdb", read_only=True).read_table("raw.creatives")) == 8
 
