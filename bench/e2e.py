@@ -11,7 +11,9 @@ default 120 days the first new day is a day between refits and the second a refi
 Prints creatives/s of the cold run, peak RSS of each run, each run's time as a ratio of the cold
 run (goal for one new day: <= 0.05), and the slowest steps of each run (from the run's event log).
 With --dask it also times a launch-date backfill of the encoders on the Dask executor at 1 and 2
-workers (bench/scale_out.py). Writes bench/results/e2e.json.
+workers (bench/scale_out.py). Records the machine's reference speed (bench/machine_speed.py) before
+the first run and after the last, since this machine's speed drifts by hour. Writes
+bench/results/e2e.json.
 
 --ocr-backend rapidocr runs the layout block (and the attribution's edits) on PP-OCRv4 instead of
 EasyOCR ($CREATIVE_DAG_OCR_BACKEND) and writes bench/results/e2e_rapidocr.json. Another scale than the
@@ -139,7 +141,11 @@ def main() -> None:
     *_, cold_day, next_day, last_day = metric_days(full)
     land_through(full, landing, cold_day)
     cold_creatives = len(pd.read_csv(landing / "creatives.csv", dtype=str))
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    from bench.machine_speed import measure as machine_speed
+
+    # the reference figures before the first run and after the last: the hour's speed, to compare sessions
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                 "speed_before": machine_speed(args.threads)},
                      "scenario": {"creatives": args.creatives, "days": args.days, "image_size": args.image_size,
                                   "held_back_days": [next_day, last_day]},
                "ocr_backend": args.ocr_backend or os.environ.get("CREATIVE_DAG_OCR_BACKEND") or "easyocr", "runs": {}}
@@ -161,6 +167,8 @@ def main() -> None:
         print(f"{name:12s} {run['seconds']:7.1f}s  peak RSS {run['peak_rss_mb']} MB  exit {run['exit_code']}"
               + (f"  forecast refits fitted: {run['forecast_refits_fitted']}" if name in new_days else ""))
         print("             slowest steps: " + ", ".join(f"{k} {v}s" for k, v in run["slowest_steps"].items()))
+    results["machine"]["speed_after"] = machine_speed(args.threads)
+    print(f"machine speed before / after: {results['machine']['speed_before']} / {results['machine']['speed_after']}")
     cold = results["runs"]["cold"]["seconds"]
     results["cold_creatives_per_s"] = round(cold_creatives / cold, 2)
     for name in ("unchanged", *new_days):
