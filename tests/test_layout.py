@@ -258,6 +258,19 @@ def test_ocr_reads_the_planted_headlines(read_creatives) -> None:
 
 
 @pytest.mark.slow
+def test_reading_text_on_a_cpu_leaves_no_warning_in_the_run_log(read_creatives, chosen_creatives) -> None:
+    """EasyOCR's recogniser asks torch for pinned memory, which a CPU cannot give: every run's log used to
+    carry torch's UserWarning about it."""
+    import warnings
+
+    _, _, extractor = read_creatives
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        extractor.transform(chosen_creatives[0][:1])
+    assert not [str(w.message) for w in caught if "pin_memory" in str(w.message)]
+
+
+@pytest.mark.slow
 def test_text_boxes_are_in_original_pixels_on_the_headline(read_creatives) -> None:
     frame, truth, _ = read_creatives
     inside = []

@@ -94,6 +94,20 @@ def test_landscape_is_deterministic_and_separates_groups(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_landscape_fit_leaves_no_warning_in_the_run_log():
+    """UMAP warned on every map ("using precomputed metric; inverse_transform will be unavailable", "n_jobs
+    value ... overridden to 1 by setting random_state") about choices the landscape makes on purpose."""
+    import warnings
+
+    x = np.random.default_rng(2).normal(size=(40, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = landscape_coordinates([f"c{i}" for i in range(40)], x)
+    assert out["method"].iloc[0] == "umap"
+    assert not [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
 def test_small_landscape_uses_pca():
     x = np.random.default_rng(1).normal(size=(8, 5)).astype(np.float32)
     out = landscape_coordinates([f"c{i}" for i in range(8)], x, LandscapeParams())

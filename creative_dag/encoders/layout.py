@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,8 +365,10 @@ class LayoutExtractor:
             gray = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
             # detect + recognize directly: readtext() would derive gray from our RGB as if it were BGR.
             horizontal, free = self._ocr.detect(small, reformat=False)
-            results = self._ocr.recognize(gray, horizontal[0], free[0], batch_size=self.batch_size,
-                                          paragraph=False, reformat=False, detail=1)
+            with warnings.catch_warnings():  # its DataLoader asks for pinned memory, which a CPU run cannot give
+                warnings.filterwarnings("ignore", message=".*'pin_memory' argument is set as true", category=UserWarning)
+                results = self._ocr.recognize(gray, horizontal[0], free[0], batch_size=self.batch_size,
+                                              paragraph=False, reformat=False, detail=1)
             detections = [(np.asarray(quad, dtype=np.float64), str(txt), float(conf)) for quad, txt, conf in results]
         else:
             detections = self._ocr.read(small)

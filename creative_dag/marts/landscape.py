@@ -33,6 +33,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,10 +141,13 @@ def _fit_landscape(ids: list[str], vectors: np.ndarray, p: LandscapeParams) -> p
 
         cache_umap_compilation()
         exact = n < UMAP_EXACT_BELOW  # UMAP's own exact path, with its distances computed in compiled code
+        # n_jobs=1: a seeded UMAP runs on one thread anyway (it warned when told otherwise)
         reducer = umap.UMAP(n_components=2, n_neighbors=min(p.n_neighbors, n - 1), min_dist=p.min_dist,
-                            metric="precomputed" if exact else "cosine", random_state=p.seed,
+                            metric="precomputed" if exact else "cosine", random_state=p.seed, n_jobs=1,
                             init="spectral" if n > 30 else "random")
-        coords, method = reducer.fit_transform(cosine_matrix(x) if exact else x), "umap"
+        with warnings.catch_warnings():  # the map is never inverted, so its missing inverse_transform is no news
+            warnings.filterwarnings("ignore", message="using precomputed metric", category=UserWarning)
+            coords, method = reducer.fit_transform(cosine_matrix(x) if exact else x), "umap"
     labels = cluster_vectors(x, p) if method == "umap" else _cluster_map(np.asarray(coords, dtype=np.float64), p)
     return pd.DataFrame({"creative_id": ids, "x": coords[:, 0].astype(float), "y": coords[:, 1].astype(float),
                          "cluster": labels.astype("int64"), "method": method})
