@@ -268,12 +268,14 @@ class LayoutExtractor:
             if self.backend == "easyocr":
                 import easyocr
 
-                self._ocr = easyocr.Reader(
-                    ["en"], gpu=self.gpu, model_storage_directory=self.model_dir,
-                    user_network_directory=self.model_dir,  # avoid creating ~/.EasyOCR
-                    download_enabled=False, verbose=False,
-                    detector=self.gpu,  # on CPU: _load_craft_detector below, the same weights ~1.5 s sooner
-                )
+                with warnings.catch_warnings():  # its CPU recogniser is quantized with tensor functions torch deprecates
+                    warnings.filterwarnings("ignore", message="torch.quantize_per_tensor", category=UserWarning)
+                    self._ocr = easyocr.Reader(
+                        ["en"], gpu=self.gpu, model_storage_directory=self.model_dir,
+                        user_network_directory=self.model_dir,  # avoid creating ~/.EasyOCR
+                        download_enabled=False, verbose=False,
+                        detector=self.gpu,  # on CPU: _load_craft_detector below, the same weights ~1.5 s sooner
+                    )
                 if not self.gpu:
                     self._ocr.detector = _load_craft_detector(self._ocr.getDetectorPath("craft"), self._ocr.quantize)
                     self.detector_mode = _freeze_detector(self._ocr, self.working_size)
