@@ -73,6 +73,17 @@ def forecast_refits_fitted(home: Path, since: float) -> int | None:
     return None if value is None else int(value.value)
 
 
+# Linux counts the address space a child was forked with in its peak RSS, so a child of this process
+# (which imports torch for the speed reference and Dagster to read the event log) would report at least
+# this process's size. Each run is therefore started by this small launcher, which reports its child's.
+_LAUNCHER = """import json, os, subprocess, sys
+process = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(process.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump({"exit_code": os.waitstatus_to_exitcode(status), "peak_rss_kb": usage.ru_maxrss}, out)
+"""
+
+
 def timed_materialize(home: Path, landing: Path, threads: int, ocr_backend: str | None = None) -> dict:
     """One `creative-dag materialize` in a fresh process: wall seconds, peak RSS, exit code."""
     env = {**os.environ, "CREATIVE_DAG_TORCH_THREADS": str(threads)}
@@ -80,15 +91,19 @@ def timed_materialize(home: Path, landing: Path, threads: int, ocr_backend: str 
         env["CREATIVE_DAG_OCR_BACKEND"] = ocr_backend
     command = [sys.executable, "-m", "creative_dag.cli", "materialize", "--home", str(home),
                "--landing", str(landing), "--log-level", "WARNING"]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "run.json"
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report), *command], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output = process.stdout.read()
+        process.wait()
+        seconds = time.perf_counter() - started
+        run = json.loads(report.read_text())
+    if run["exit_code"] != 0:
         print(output[-4000:])
-    return {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit_code": code}
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(run["peak_rss_kb"] / 1024),
+            "exit_code": run["exit_code"]}
 
 
 def step_seconds(home: Path, since: float) -> dict[str, float]:
