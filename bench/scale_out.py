@@ -232,12 +232,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale_out.json"))
     args = parser.parse_args(argv)
 
+    from bench.machine_speed import measure as machine_speed
     from creative_dag.synth import generate_scenario
 
     results: dict[str, Any] = {
         "scenario": {"creatives": args.creatives, "days": args.days, "image_size": args.image_size, "seed": args.seed},
         "encoders": CHEAP_ENCODERS, "clip": "unavailable (HF_HUB_OFFLINE)",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "speed_before": machine_speed()},  # bench/machine_speed.py: this machine's speed drifts by hour
         "runs": [],
     }
     with tempfile.TemporaryDirectory(prefix="scale-out-bench-") as tmp:
@@ -265,6 +267,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{executor:<10} workers={n or '-'}  {run['seconds']:7.1f} s  success={run['success']}  "
                   f"max concurrent steps={run['max_concurrent_steps']} (pooled {run['max_concurrent_pool_steps']})  "
               f"failed={run['failed_steps']}", flush=True)
+    results["machine"]["speed_after"] = machine_speed()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(f"wrote {args.out}")

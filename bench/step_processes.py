@@ -114,11 +114,13 @@ def main() -> None:
 
     import yaml
 
+    from bench.machine_speed import measure as machine_speed
     from creative_dag.definitions import build_definitions
     from creative_dag.instance import prepare_dagster_home
     from creative_dag.runner import op_config_for
     from creative_dag.settings import resolve_locations
 
+    speed_before = machine_speed()
     ops = op_config_for(list(build_definitions(args.home, args.landing).assets),
                         yaml.safe_load(args.config.read_text()) if args.config else {})
     work = Path(tempfile.mkdtemp(prefix="bench_step_processes_"))
@@ -138,6 +140,7 @@ def main() -> None:
               "python": platform.python_version(), "measured_at": time.strftime("%Y-%m-%d %H:%M")}
     if args.ingest:
         result["ingest_landing"] = time_ingest(args.home, args.landing, work, args.ingest)
+    result["machine_speed"] = {"before": speed_before, "after": machine_speed()}  # bench/machine_speed.py
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(work)
 
