@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +83,9 @@ def resolve_selection(defs: dg.Definitions, select: Sequence[str] | None) -> lis
 
 def _parse_selection(text: str) -> dg.AssetSelection:
     if ":" in text or "*" in text or "+" in text or " " in text:
-        return dg.AssetSelection.from_string(text)
+        with warnings.catch_warnings():  # Dagster's own parser passes a beta parameter for `group:` terms
+            warnings.filterwarnings("ignore", category=dg.BetaWarning)
+            return dg.AssetSelection.from_string(text)
     return dg.AssetSelection.assets(dg.AssetKey(text.split("/")))
 
 

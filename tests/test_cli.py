@@ -34,6 +34,21 @@ def test_materialize_rejects_unknown_selection(tmp_path):
     assert result.exit_code != 0
 
 
+def test_a_group_selection_resolves_without_dagsters_beta_warning(tmp_path):
+    """`--select group:marts` printed a BetaWarning about a parameter only Dagster's own parser passes."""
+    import warnings
+
+    from creative_dag.definitions import build_definitions
+    from creative_dag.runner import resolve_selection
+
+    defs = build_definitions(tmp_path / "h", tmp_path / "in")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        keys = resolve_selection(defs, ["group:marts"])
+    assert keys and all(defs.resolve_asset_graph().get(k).group_name == "marts" for k in keys)
+    assert not [str(w.message) for w in caught]
+
+
 def test_generate_rejects_bad_arguments(tmp_path):
     result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "x"), "--creatives", "0"])
     assert result.exit_code != 0 and "--creatives" in result.output
