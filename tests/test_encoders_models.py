@@ -87,6 +87,23 @@ def test_minilm_puts_similar_headlines_closer():
     assert len(n_tokens) == 3 and all(n >= 7 for n in n_tokens)  # [CLS] + words + [SEP], per text
 
 
+@pytest.mark.slow
+def test_a_local_model_loads_without_a_progress_bar_in_the_run_log(capfd):
+    """transformers drew "Loading weights: 0%| | 0/103" into every run's log that loaded MiniLM from its folder."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.enable_progress_bar()  # transformers' default, whatever this environment set
+    try:
+        encoder = load_block("text", EncoderSettings(threads=2))
+        assert encoder.dim == 384
+        assert "Loading weights" not in capfd.readouterr().err
+        assert hf_logging.is_progress_bar_enabled()  # left as it was, so a download still shows its progress
+    finally:
+        if not was_enabled:
+            hf_logging.disable_progress_bar()
+
+
 def build_tiny_clip(folder) -> None:
     """A random tiny CLIP + explicit-vocab tokenizer + image processor, saved like a real model folder."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizer

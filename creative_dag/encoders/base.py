@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,21 @@ def batched(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         raise ValueError(f"batch size must be >= 1, got {size}")
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Inside: transformers draws no "Loading weights" progress bar, which it draws on every model load, even
+    from a local folder (noise in every run's log). Only around local loads: a download keeps its bar."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:

@@ -27,6 +27,7 @@ from creative_dag.encoders.base import (
     hub_reachable,
     l2_normalize,
     normalised_pixels,
+    quiet_weight_loading,
     resolve_device,
     settings_hash,
     state_dict_hash,
@@ -109,7 +110,8 @@ class ClipEncoder:
 
         local_only = True
         try:
-            model = CLIPModel.from_pretrained(source, local_files_only=True)
+            with quiet_weight_loading():
+                model = CLIPModel.from_pretrained(source, local_files_only=True)
         except Exception as local_exc:
             if looks_like_path:
                 raise ModelUnavailable(f"cannot load CLIP from folder {source}: {local_exc}") from local_exc

@@ -25,6 +25,7 @@ from creative_dag.encoders.base import (
     ModelUnavailable,
     hub_reachable,
     l2_normalize,
+    quiet_weight_loading,
     resolve_device,
     settings_hash,
     state_dict_hash,
@@ -102,8 +103,9 @@ class TextEncoder:
             raise ModelUnavailable(f"text model folder {path} does not exist")
         source = str(path) if is_dir else str(model_ref)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
-            model = AutoModel.from_pretrained(source, local_files_only=True)
+            with quiet_weight_loading():
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+                model = AutoModel.from_pretrained(source, local_files_only=True)
         except Exception as local_exc:
             if is_dir:
                 raise ModelUnavailable(f"cannot load text model from folder {source}: {local_exc}") from local_exc
