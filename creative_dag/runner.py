@@ -83,8 +83,8 @@ def resolve_selection(defs: dg.Definitions, select: Sequence[str] | None) -> lis
 
 def _parse_selection(text: str) -> dg.AssetSelection:
     if ":" in text or "*" in text or "+" in text or " " in text:
-        with warnings.catch_warnings():  # Dagster's own parser passes a beta parameter for `group:` terms
-            warnings.filterwarnings("ignore", category=dg.BetaWarning)
+        # Dagster's own parser passes a beta parameter for `group:` terms
+        with warnings.catch_warnings(action="ignore", category=dg.BetaWarning):
             return dg.AssetSelection.from_string(text)
     return dg.AssetSelection.assets(dg.AssetKey(text.split("/")))
 

@@ -464,8 +464,6 @@ def _load_craft_detector(path: str, quantize: Any) -> Any:
     (~120 M parameters, unused) got random values first, 1.3-1.5 s of every OCR model load. Built on the meta
     device, every tensor comes from the file (`assign=True`); tests/test_layout.py checks that the weights and
     the boxes are EasyOCR's own. `getDetectorPath` has already checked the file's MD5."""
-    import warnings
-
     import torch
     from easyocr.craft import CRAFT
     from easyocr.detection import copyStateDict
@@ -492,8 +490,6 @@ def _freeze_detector(reader: Any, working_size: int) -> str:
     shape-generic (CRAFT's upsampling reads sizes at run time), so portrait and landscape
     copies run through it too. Any tracing failure keeps the eager module: slower, same output.
     """
-    import warnings
-
     import torch
 
     example = torch.zeros(1, 3, working_size, working_size)
