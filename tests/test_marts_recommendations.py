@@ -324,6 +324,59 @@ def test_placement_mix_does_not_masquerade_as_a_creative_effect():
     assert recommend(attrs, perf, params).query("recommendation != 'TEST'").empty
 
 
+def test_a_contrast_left_to_one_pair_by_the_strata_is_no_finding():
+    """A small account (as acc_03 of a 150-creative export, 19 creatives): the tag is on every feed
+    creative and on no stories creative, so once placement is held equal only the two reels creatives
+    (one with, one without) carry its contrast. One parameter fits those two exactly, the sandwich
+    standard error collapsed to ~1e-15 and the tag came out a DO with a CI of +19 % to +19 % and p = 0.
+    Its estimate rests on two creatives: it is not tested, and not a finding."""
+    from creative_dag.marts.recommendations import effective_support
+
+    rng = np.random.default_rng(11)
+    placement = np.array(["feed"] * 9 + ["stories"] * 9 + ["reels"] * 2)
+    tag = np.array([True] * 9 + [False] * 9 + [True, False])
+    log_ctr = np.log(0.01) + np.where(placement == "stories", np.log(0.7), 0.0) + rng.normal(0, 0.25, 20)
+    perf = pd.DataFrame({"creative_id": [f"cr_{i}" for i in range(20)], "account_id": "acc_03", "spend": 100.0,
+                         "platform": "meta", "placement": placement, "ctr_shrunk": np.exp(log_ctr),
+                         "score": log_ctr - log_ctr.mean()})
+    attrs = pd.DataFrame({"creative_id": perf["creative_id"], "tag_tiger_cat": tag})
+    params = RecommendationParams(metrics=("score", "ctr"), scopes=("acc_03",))
+    screen = attribute_effects(attrs, perf, params)
+    assert screen.empty or not (screen["p_value"] < 0.05).any()
+    table = recommend(attrs, perf, params)
+    assert table.query("recommendation != 'TEST'").empty
+    assert not ((table["ci_high"] - table["ci_low"]) < 1e-6).any()
+    # What the guard measures: two creatives here, about n_with for a rare indicator, n for a balanced one.
+    assert effective_support(np.array([0.0] * 18 + [0.5, -0.5])) == pytest.approx(2.0)
+    rare = np.r_[np.ones(8), np.zeros(142)]
+    assert 8 <= effective_support(rare - rare.mean()) <= 9.5
+    balanced = np.r_[np.ones(50), np.zeros(50)]
+    assert effective_support(balanced - balanced.mean()) == pytest.approx(100.0)
+
+
+def test_a_finding_is_named_for_its_cause_not_for_the_object_tag_that_carried_it():
+    """The effect sits on the image content (a cat, tagged by ImageNet) and the tag follows the product
+    category (one cause): the estimate may come from the tag, but the finding reads as the category."""
+    rng = np.random.default_rng(5)
+    n = 300
+    pets = rng.random(n) < 0.4
+    tag = np.where(rng.random(n) < 0.92, pets, ~pets)
+    log_ctr = np.log(0.01) + np.log(1.35) * tag + rng.normal(0, 0.2, n)
+    perf = pd.DataFrame({"creative_id": [f"cr_{i}" for i in range(n)], "account_id": "acc_01", "spend": 100.0,
+                         "placement": rng.choice(["feed", "stories"], n), "ctr_shrunk": np.exp(log_ctr),
+                         "score": log_ctr - log_ctr.mean()})
+    attrs = pd.DataFrame({"creative_id": perf["creative_id"], "tag_tiger_cat": tag,
+                          "product_category": np.where(pets, "pet_supplies", "beauty")})
+    table = recommend(attrs, perf, RecommendationParams(metrics=("ctr",), scopes=("acc_01",), combinations=False))
+    found = table[table["recommendation"] == "DO"]
+    assert len(found) == 1
+    row = found.iloc[0]
+    assert row["attribute"] == "tag_tiger_cat"  # the member with the stronger signal carried the estimate
+    assert row["finding_id"].startswith("product_category=")
+    assert row["finding"].startswith("Product category") and "tiger" not in row["sentence"].split("→")[0]
+    assert "tag_tiger_cat=true" in list(row["members"])
+
+
 def test_indicators_clusters_and_bad_input():
     attrs = pd.DataFrame({"creative_id": [f"c{i}" for i in range(30)],
                           "flag": [True, False] * 15, "colour": ["red", "blue", "green"] * 10,

@@ -69,7 +69,9 @@ METRIC_NAMES = {"score": "composite score", "ctr": "CTR", "cvr": "CVR", "roas": 
 class RecommendationParams:
     """metrics: responses tested; strata: context columns absorbed as fixed effects;
     min_support: creatives needed on each side of an indicator (min_combination_support for a
-    pair, whose interaction needs more data); fdr: Benjamini-Hochberg level;
+    pair, whose interaction needs more data); min_effective_support: creatives an estimate must
+    effectively rest on once the strata (and the other causes) are held equal, see
+    `effective_support`; fdr: Benjamini-Hochberg level;
     min_lift: smallest |relative lift| reported as DO/DON'T; combinations: test pairs;
     max_levels: at most this many most-frequent levels per categorical attribute;
     cluster_correlation / family_correlation: |r| at which indicators are one cause (any / same
@@ -83,6 +85,7 @@ class RecommendationParams:
     strata: tuple[str, ...] = ("platform_placement", "audience", "objective")
     min_support: int = 8
     min_combination_support: int = 20
+    min_effective_support: float = 4.0
     fdr: float = 0.05
     min_lift: float = 0.03
     combinations: bool = True
@@ -279,7 +282,7 @@ def recommend(attributes: pd.DataFrame, performance: pd.DataFrame, params: Recom
             model.hold(union)
             models[(scope, metric)] = model
             for cause, rep in reps.items():
-                est = model.conditional(rep)
+                est = model.conditional(rep, p.min_effective_support)
                 if est is not None:
                     tests.append({"scope": scope, "kind": "single", "metric": metric, "cause": cause, "rule": rep,
                                   "cause_b": None, "rule_b": None, "beta": est[0], "se": est[1], "df": est[2]})
@@ -427,8 +430,9 @@ class _JointModel:
         resid = x - k @ np.linalg.lstsq(k, x, rcond=None)[0]
         return bool(resid @ resid < 0.1 * (x @ x))
 
-    def conditional(self, name: str) -> tuple[float, float, float] | None:
-        """(beta, se, df) of `name` in the selected model (added to it when not selected)."""
+    def conditional(self, name: str, min_effective_support: float = 0.0) -> tuple[float, float, float] | None:
+        """(beta, se, df) of `name` in the selected model (added to it when not selected); None when
+        its contrast given the others rests on fewer than `min_effective_support` creatives."""
         if name not in self.index:
             return None
         names = self.selected if name in self.selected else [*self.selected, name]
@@ -436,6 +440,12 @@ class _JointModel:
         if est is None:
             return None
         i = names.index(name)
+        others = self.design([c for c in names if c != name])
+        contrast = self.xr[:, self.index[name]]
+        if others.shape[1]:
+            contrast = contrast - others @ np.linalg.lstsq(others, contrast, rcond=None)[0]
+        if effective_support(contrast) < min_effective_support:
+            return None
         return float(est[0][i]), float(est[1][i]), self.df(len(names))
 
     def interaction(self, a: str, b: str) -> np.ndarray:
@@ -490,6 +500,7 @@ class _JointModel:
             y_r = y_m[:, None] - xi * coef_y[0] - xj * coef_y[1]
             sxx = (z * z).sum(axis=0)
             ok &= sxx >= 0.05 * z_raw_var
+            ok &= effective_support(z) >= p.min_effective_support
             lev = base_leverage[:, None] + inv[0] * xi * xi + 2.0 * inv[1] * xi * xj + inv[2] * xj * xj
             with np.errstate(divide="ignore", invalid="ignore"):
                 beta = (z * y_r).sum(axis=0) / sxx
@@ -646,10 +657,10 @@ def _finding_row(r: pd.Series, d: pd.DataFrame, has: pd.Series, observed: pd.Ser
     pair = r["kind"] == "combination"
     attr, _, value = r["rule"].partition("=")
     attr_b, _, value_b = r["rule_b"].partition("=") if pair else (None, None, None)
-    name = describe_indicator(attr, value)
+    name = _cause_name(d, r["rule"], r["cause"])
     members = _members(d, r["rule"], causes)
     if pair:
-        name = f"{name} together with {describe_indicator(attr_b, value_b)}"
+        name = f"{name} together with {_cause_name(d, r['rule_b'], r['cause_b'])}"
         members = members + _members(d, r["rule_b"], causes)
     half_width = float(stats.t.ppf(0.975, r["df"])) * float(r["se"])
     spend = d["spend"].to_numpy(float)
@@ -730,6 +741,18 @@ def _members(d: pd.DataFrame, rep: str, causes: pd.Series) -> list[str]:
         r = d[[rep, m]].astype(float).corr().iloc[0, 1] if m in d.columns else np.nan
         out.append(m.replace("=", "!=", 1) if np.isfinite(r) and r < 0 else m)
     return out
+
+
+def _cause_name(d: pd.DataFrame, rep: str, cause: str) -> str:
+    """The human name of a cause: its first-named member (the `finding_id`: a product category before
+    an object tag that co-occurs with it), or the representative's own name where that member measures
+    the opposite side (naming it would invert the finding)."""
+    rule = rep
+    if cause != rep and {rep, cause} <= set(d.columns):
+        r = d[[rep, cause]].astype(float).corr().iloc[0, 1]
+        rule = cause if np.isfinite(r) and r > 0 else rep
+    attr, _, value = rule.partition("=")
+    return describe_indicator(attr, value)
 
 
 def _is_tag_cause(cause: str, causes: pd.Series) -> bool:
@@ -895,6 +918,19 @@ def _residualise(q: np.ndarray, m: np.ndarray) -> np.ndarray:
     return m - q @ (q.T @ m)
 
 
+def effective_support(contrast: np.ndarray) -> np.ndarray | float:
+    """How many creatives a coefficient effectively rests on: (sum c^2)^2 / sum c^4 of its contrast
+    c (the column after residualising on the strata and the other regressors), per column of an
+    (n, k) array. About n_with for a rare indicator, n for a balanced one; 2 when the strata leave
+    one creative with the attribute against one without in the same cell. Below a few, the fit is
+    (nearly) exact where the contrast lives, the sandwich standard error collapses towards 0 and a
+    single pair of creatives would pass as a significant finding."""
+    c2 = contrast * contrast
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = c2.sum(axis=0) ** 2 / (c2 * c2).sum(axis=0)
+    return np.nan_to_num(out, nan=0.0)
+
+
 _PAIR_CHUNK = 256  # pairs per (n, pairs) block: 2,000 creatives x 256 pairs is 4 MB per array
 
 
@@ -969,6 +1005,8 @@ def _single_tests(d: pd.DataFrame, y: np.ndarray, q: np.ndarray, groups: np.ndar
             xr, yr, gg = _residualise(qq, xj[ok]), _residualise(qq, y[ok]), groups[ok]
         if xr @ xr < 0.05 * xj[ok].var() * ok.sum():
             continue  # collinear with the strata: no within-stratum contrast to estimate from
+        if effective_support(xr) < p.min_effective_support:
+            continue  # the strata leave the contrast to a handful of creatives: no estimate of its noise
         gg = _relabel(gg)
         beta, se = _robust_effect(xr, yr, gg, (qq * qq).sum(axis=1))
         rows.append(_row(scope, col, None, metric, beta, se, n_with, n_without,
