@@ -17,11 +17,11 @@ from creative_dag.marts.landscape import (
     LandscapeParams,
     cluster_summary,
     cluster_vectors,
-    indicator_phrase,
     keep_clusters,
     keep_map,
     landscape_coordinates,
     plot_landscape,
+    trait_name,
 )
 
 
@@ -89,7 +89,7 @@ def test_landscape_is_deterministic_and_separates_groups(tmp_path):
     assert summary["size"].sum() == 75
     assert summary["dominant_attributes"].str.contains("style=").all()
     named = one.assign(style=attrs["style"]).groupby("cluster")["style"].agg(lambda v: v.mode().iloc[0])
-    assert all(f"{named[c]} style" in summary.set_index("cluster").loc[c, "cluster_name"] for c in named.index if c >= 0)
+    assert all(f"Style: {named[c]}" in summary.set_index("cluster").loc[c, "cluster_name"] for c in named.index if c >= 0)
     png = plot_landscape(one, tmp_path / "map.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -157,26 +157,35 @@ def test_clusters_are_named_by_what_distinguishes_them():
     for cluster, (hue, face, tag, bright) in [*groups.items(), (-1, ("cool", False, "dog", 0.5))]:
         for i in range(20 if cluster >= 0 else 6):
             rows.append({"creative_id": f"c{cluster}_{i}", "cluster": cluster, "x": float(cluster), "y": 0.0,
-                         "dominant_hue_family": hue if i < 18 else "neutral", "face": face and i < 17,
+                         "dominant_hue_family": hue if i < 18 else "neutral",
+                         # the same trait measured twice more (one attribute family): named once
+                         "background_hue_family": hue if i < 19 else "neutral",
+                         "warm_share": 0.8 if hue == "warm" else 0.1,
+                         "face_present": face and i < 17, "face_position": "middle_center" if face and i < 17 else "none",
                          "top_tag": tag, "brightness": bright + rng.normal(0, 0.02),
                          "style": ["solid", "photo"][i % 2],  # spread evenly: never distinctive
                          "spend": 10.0 * (cluster + 2), "score": float(cluster + 1) + i / 100})
     frame = pd.DataFrame(rows)
-    attrs = frame[["creative_id", "dominant_hue_family", "face", "top_tag", "brightness", "style"]]
+    attrs = frame[["creative_id", "dominant_hue_family", "background_hue_family", "warm_share", "face_present",
+                   "face_position", "top_tag", "brightness", "style"]]
     summary = cluster_summary(frame[["creative_id", "cluster", "x", "y", "spend", "score"]], attributes=attrs).set_index("cluster")
     assert summary.loc[-1, "cluster_name"] == "unclustered"
     warm, cool, bright = (summary.loc[c, "cluster_name"] for c in (0, 1, 2))
-    assert "warm dominant hue family" in warm and "face" in warm and "cat" not in warm
-    assert "cool dominant hue family" in cool and "cat" in cool and "face" not in cool
-    assert "high brightness" in bright and "neutral dominant hue family" in bright and "warm" not in bright
-    assert not summary["cluster_name"].str.contains("style").any()
+    assert warm.startswith("Colour temperature: warm, Faces in the creative") and "cat" not in warm
+    assert "Colour temperature: cool" in cool and "cat" in cool and "Faces" not in cool
+    assert "Brightness: high" in bright and "Colour temperature: neutral" in bright and "warm" not in bright
+    # one trait per attribute family: not "... warm, Background colour temperature: warm, Warm colours: high"
+    assert all(name.lower().count("colour") == 1 for name in (warm, cool, bright))
+    assert not summary["cluster_name"].str.contains("Face position").any()  # faces are named once, as faces
+    assert not summary["cluster_name"].str.contains("style", case=False).any()
     assert summary["cluster_name"].is_unique
     total = frame["spend"].sum()
     assert summary.loc[1, "spend_share"] == pytest.approx(20 * 30.0 / total)
     assert summary["spend_share"].sum() == pytest.approx(1.0)
     assert summary.loc[2, "median_score"] == pytest.approx(3 + 0.095)
     assert summary.loc[0, "size"] == 20
-    assert indicator_phrase("tag_cat=true") == "cat" and indicator_phrase("has_face=true") == "face"
+    assert trait_name("tag_tiger_cat=true") == "tiger cat" and trait_name("has_face=true") == "Faces in the creative"
+    assert trait_name("face_position=none") == "no faces" and trait_name("text_coverage_class=none") == "no text on the image"
 
 
 def test_a_new_process_reuses_umaps_compiled_code():

@@ -78,7 +78,8 @@ ATTRIBUTE_LABELS: dict[str, str] = {
     "salient_area_ratio": "Size of the main subject", "symmetry": "Symmetry", "product_kind": "Product depiction",
     "product": "Product shown", "product_category": "Product category", "background_style": "Background style",
     "headline_position": "Headline position", "headline_font": "Headline font", "format": "Format",
-    "orientation": "Orientation", "file_format": "File format",
+    "orientation": "Orientation", "file_format": "File format", "n_tokens": "Ad copy length",
+    "top_tag": "Top image tag",
 }
 _FAMILY_OF = {attr: family for family, attrs in ATTRIBUTE_FAMILIES.items() for attr in attrs}
 _NO_LEVELS = {"", "none", "nan", "false", "no", "other", "unknown"}

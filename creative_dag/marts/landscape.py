@@ -246,11 +246,12 @@ def cluster_summary(landscape: pd.DataFrame, ranking: pd.DataFrame | None = None
             lift = (inside - outside.reindex(inside.index).fillna(0.0)).where(inside >= min_share)
             top = lift.dropna().sort_values(ascending=False).head(top_attributes)
             dominant = ", ".join(f"{k} ({inside[k]:.0%})" for k in top.index if top[k] > 0)
-            distinctive = [k for k in top.index if top[k] >= min_lift]
+            ranked = lift.dropna().sort_values(ascending=False)
+            distinctive = distinct_traits(list(ranked.index[ranked >= min_lift]), top_attributes)
         scores = g["score"].dropna()
         rows.append({"cluster": int(label),
                      "cluster_name": "unclustered" if int(label) == -1 else (
-                         ", ".join(indicator_phrase(k) for k in distinctive) or f"mixed (cluster {int(label)})"),
+                         ", ".join(trait_name(k) for k in distinctive) or f"mixed (cluster {int(label)})"),
                      "size": len(g),
                      "spend_share": float(g["spend"].sum() / total_spend) if total_spend and total_spend > 0 else np.nan,
                      "mean_score": float(scores.mean()) if len(scores) else np.nan,
@@ -266,20 +267,43 @@ def cluster_summary(landscape: pd.DataFrame, ranking: pd.DataFrame | None = None
     return out
 
 
-def indicator_phrase(indicator: str) -> str:
-    """An attribute_indicators column in words: 'tag_cat=true' -> 'cat', 'has_face=true' -> 'face',
-    'brightness=high' -> 'high brightness', 'dominant_hue_family=warm' -> 'warm dominant hue family'."""
-    name, _, level = indicator.partition("=")
-    words = name.replace("_", " ")
-    if level == "true":
-        if name.startswith("tag_"):
-            return name[4:].replace("_", " ")
-        return words.removeprefix("has ")
-    if level == "high":
-        return f"high {words}"
-    if name in ("top_tag", "format", "placement", "platform"):
+def distinct_traits(indicators: list[str], limit: int) -> list[str]:
+    """Up to `limit` of `indicators` (most distinctive first), one per thing measured: the indicators of
+    one attribute family (warm dominant hue, warm background hue, a high warm share) are one trait,
+    named by the family's headline column among them. Without this, a warm cluster was named
+    "warm background hue family, high warm share, warm dominant hue family"."""
+    from creative_dag.marts.attributes import attribute_family, naming_priority
+
+    groups: dict[str, list[str]] = {}
+    for indicator in indicators:
+        attribute = indicator.partition("=")[0]
+        groups.setdefault(attribute_family(attribute) or attribute, []).append(indicator)
+    chosen = list(groups.values())[:limit]
+    return [min(members, key=lambda k: naming_priority(*k.partition("=")[::2])) for members in chosen]
+
+
+_ABSENT = {"faces": "no faces", "text": "no text on the image", "cta": "no call-to-action button"}
+
+
+def trait_name(indicator: str) -> str:
+    """An indicator as a cluster label, in the words of marts.recommendations ("Colour temperature: warm",
+    "Faces in the creative", an object tag's own name); the absent level of faces, text or a CTA reads
+    "no faces" rather than "Face position: none"."""
+    from creative_dag.marts.attributes import (
+        TAG_PREFIX,
+        attribute_family,
+        describe_indicator,
+    )
+
+    attribute, _, level = indicator.partition("=")
+    if attribute.startswith(TAG_PREFIX) and level == "true":
+        return attribute[len(TAG_PREFIX):].replace("_", " ")
+    if attribute.endswith("top_tag"):
         return level.replace("_", " ")
-    return f"{level.replace('_', ' ')} {words}"
+    family = attribute_family(attribute)
+    if family in _ABSENT and level.lower() in ("", "none", "no", "0"):
+        return _ABSENT[family]
+    return describe_indicator(attribute, level)
 
 
 def plot_landscape(landscape: pd.DataFrame, path: str | Path, title: str = "Creative landscape",
