@@ -63,7 +63,8 @@ def _items(root, creatives: pd.DataFrame) -> pd.DataFrame:
     return items
 
 
-def _attribute(root, tmp_path, blocks=("visual",), sample=40, edits=(*LIGHT_EDITS, "hue_warm", "hue_cool")):
+def _attribute(root, tmp_path, blocks=("visual",), sample=40, edits=(*LIGHT_EDITS, "hue_warm", "hue_cool"),
+               return_case_base=False):
     creatives = pd.read_csv(root / "creatives.csv")
     daily = pd.read_csv(root / "daily_metrics.csv")
     encoders = {b: load_block(b, EncoderSettings(use_cache=False)) for b in blocks}
@@ -75,8 +76,30 @@ def _attribute(root, tmp_path, blocks=("visual",), sample=40, edits=(*LIGHT_EDIT
     ids = sample_creatives(case_base, sample)
     variants = plan_variants(image_items(prelaunch, ids), read, tables.get("layout"), edits)
     variant_tables = encode_variants(variants, encoders, cache)
-    return attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, AttributionConfig(),
-                           EDIT_INFO), variants
+    # As the asset does: the model learns what was known the day after the last metric date.
+    tomorrow = pd.Timestamp(daily["date"].max()).date() + pd.Timedelta(days=1)
+    result = attribute_edits(case_base, tables, prelaunch, variants.frame, variant_tables, AttributionConfig(),
+                             EDIT_INFO, as_of=tomorrow)
+    return (result, variants, case_base) if return_case_base else (result, variants)
+
+
+def test_the_attribution_model_learns_only_outcomes_known_by_the_last_metric_date(tmp_path):
+    """The case base gives every creative an available date (launch + maturity window), also to the last
+    fortnight's creatives whose window is still open. The model learnt from those partial outcomes and
+    said it was trained through a date after the data ended (2026-04-13 for metrics ending 2026-03-30)."""
+    root = tmp_path / "export"
+    _scenario(root, 1.6, n=80)
+    result, _, case_base = _attribute(root, tmp_path, sample=10, edits=("hue_warm",), return_case_base=True)
+    last = pd.Timestamp(pd.read_csv(root / "daily_metrics.csv")["date"].max()).date()
+    available = pd.to_datetime(case_base["available_date"]).dt.date
+    known = int(((available <= last) & (case_base["outcome_impressions"].fillna(0) > 0)).sum())
+    still_open = int((available > last).sum())
+    assert still_open > 0  # the scenario has creatives inside their maturity window
+    assert set(result.effects["trained_through"]) == {str(last)}
+    # every known outcome but an account's first (the normalised target needs a trailing account level)
+    rows = set(result.effects["model_rows"])
+    assert len(rows) == 1 and known - case_base["account_id"].nunique() <= rows.pop() <= known
+    assert any(f"{still_open} creatives still inside their maturity window" in n for n in result.notes)
 
 
 @pytest.mark.parametrize("multiplier", [1.6, 0.6], ids=["warm-helps", "warm-hurts (held-out sign)"])

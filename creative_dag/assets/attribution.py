@@ -1,12 +1,14 @@
 """marts.element_attribution: what the forecast says each visual element is worth, by editing images.
 
-A sample of matured creatives is edited with OpenCV (creative_dag.attribution.edits), every edit is
+A sample of creatives is edited with OpenCV (creative_dag.attribution.edits), every edit is
 encoded by the same block encoders as the originals (shared embedding cache, keyed by the edited
-bytes), and the forecast model predicts original and edit alike (creative_dag.attribution.effects).
+bytes), and the forecast model, fitted on the outcomes known the day after the last metric date,
+predicts original and edit alike (creative_dag.attribution.effects).
 Where CLIP is available, text probes ("a red background") move each image's CLIP vector along what the
 probe's text adds to a neutral prompt and are predicted the same way, reported as edits "probe: <text>".
 """
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -40,6 +42,7 @@ from creative_dag.catalog import (
     EMBEDDING_KEYS,
     FEATURES_PRELAUNCH,
     MARTS_ELEMENT_ATTRIBUTION,
+    RAW_DAILY_METRICS,
 )
 from creative_dag.dagster_config import config_from
 from creative_dag.forecast.model import LEARNERS
@@ -105,7 +108,16 @@ def with_probes(variant_tables: Mapping[str, pd.DataFrame],
                          ignore_index=True) for b in blocks}
 
 
-@dg.asset(key=MARTS_ELEMENT_ATTRIBUTION.key, deps=[CBR_CASE_BASE.key, FEATURES_PRELAUNCH.key, *EMBEDDING_KEYS],
+def _day_after_last_metric(warehouse) -> dt.date | None:
+    """The data's tomorrow: the attribution model learns what was known by then."""
+    if not warehouse.exists(RAW_DAILY_METRICS):
+        return None
+    last = warehouse.query(f"SELECT max(date) AS last FROM {RAW_DAILY_METRICS}")["last"].iloc[0]
+    return None if pd.isna(last) else pd.Timestamp(last).date() + dt.timedelta(days=1)
+
+
+@dg.asset(key=MARTS_ELEMENT_ATTRIBUTION.key, deps=[CBR_CASE_BASE.key, FEATURES_PRELAUNCH.key, RAW_DAILY_METRICS.key,
+                       *EMBEDDING_KEYS],
           group_name="marts", kinds={"duckdb", "python", "opencv", "lightgbm"},
           required_resource_keys={"warehouse", "image_store", "encoders", "embedding_store"}, pool="warehouse",
           description="Per visual edit (hue family, text / CTA / face removed, brightness, contrast, crop) and KPI: "
@@ -163,7 +175,8 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
             context.log.info(f"element attribution: {probe_note}")
         edited = pd.concat([variants.frame, probes], ignore_index=True) if len(probes) else variants.frame
         result = attribute_edits(case_base, tables, prelaunch, edited, with_probes(variant_tables, probe_tables), cfg,
-                                 {**{k: (e.label, e.element) for k, e in EDITS.items()}, **probe_info(cfg.probes)})
+                                 {**{k: (e.label, e.element) for k, e in EDITS.items()}, **probe_info(cfg.probes)},
+                                 as_of=_day_after_last_metric(warehouse))
         effects, notes = result.effects, result.notes
         status = (f"{len(ids)} creatives sampled, {len(variants.frame)} edited images, {len(probes)} CLIP text-probe "
                   "variants") if len(effects) else \

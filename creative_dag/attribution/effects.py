@@ -26,6 +26,7 @@ and the edited images of a daily run come from the embedding cache.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -123,12 +124,16 @@ def variant_id(creative_id: str, edit: str) -> str:
 
 def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame], prelaunch: pd.DataFrame | None,
                     variants: pd.DataFrame, variant_tables: Mapping[str, pd.DataFrame],
-                    config: AttributionConfig, edit_info: Mapping[str, tuple[str, str]] | None = None) -> AttributionResult:
+                    config: AttributionConfig, edit_info: Mapping[str, tuple[str, str]] | None = None,
+                    as_of: dt.date | None = None) -> AttributionResult:
     """Effects of the edits in `variants` (variant_id, creative_id, edit) on the forecast.
 
     tables: block -> embeddings table of the originals (as in the warehouse); variant_tables: block
     -> the same columns for the encoded edits, creative_id = variant_id (blocks missing here were not
     re-encoded); edit_info: edit -> (label, element) for the report (default: the edit names).
+    as_of: the model learns the outcomes known before this day: pass the day after the last metric date,
+    so creatives still inside their maturity window (outcome over a partial window) stay out. None: every
+    case with an available date (for a case base whose outcomes are all final).
     """
     notes: list[str] = []
     cb = case_base.reset_index(drop=True)
@@ -168,17 +173,21 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
 
     labels = AsOfLabels(cb)
     available = np.asarray(to_days(cb["available_date"]), dtype=np.int64)
-    matured = available[available < NO_LIMIT_DAY]
+    limit = NO_LIMIT_DAY if as_of is None else int(to_days(as_of))
+    matured = available[available < limit]
     if not len(matured):
         return AttributionResult(empty_effects(), [*notes, "no matured creative to learn from"])
-    as_of = int(matured.max()) + 1
+    as_of_day = int(matured.max()) + 1 if as_of is None else limit
+    immature = int(((available >= limit) & (available < NO_LIMIT_DAY)).sum())
+    if immature:
+        notes.append(f"{immature} creatives still inside their maturity window on {as_of}: not learnt from")
     fc = ForecastConfig(learner=config.learner, pca_dims=config.pca_dims, seed=config.seed)
     rng = np.random.default_rng(config.seed)
     reached = _reached(attrs, variants)
     effect_rows = []
     for kpi in config.kpis:
         target = KpiTarget(cb, kpi, TargetSpec(normalise=True), labels)
-        y_cb = target.to_model(target.labels_at(as_of), np.arange(n_cases), training=True)
+        y_cb = target.to_model(target.labels_at(as_of_day), np.arange(n_cases), training=True)
         y = np.concatenate([y_cb, np.full(len(variants), np.nan)])
         train = np.flatnonzero(np.isfinite(y))
         if len(train) < fc.min_train:
@@ -203,7 +212,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                            + ["p_value"])
     effects = _call_directions(effects, config)
     effects["blocks"] = ", ".join(b for b in blocks if b in mats) or "none"
-    effects["trained_through"] = str(pd.Timestamp(as_of - 1, unit="D").date())
+    effects["trained_through"] = str(pd.Timestamp(as_of_day - 1, unit="D").date())
     return AttributionResult(effects[list(EFFECT_COLUMNS)], notes)
 
 
