@@ -40,6 +40,23 @@ def forecast(scenario):  # noqa: F811
     return run_forecast(scenario["build"].frame, scenario["memory"], None, FAST, oracle=oracle)
 
 
+def test_the_table_says_how_many_forecasts_were_the_account_level():
+    """On a short history the validation window comes before any model could be fitted: every input set
+    forecasts the account's level and their Table-I rows agree to the last digit. n_account_level says so."""
+    from creative_dag.forecast.model import RollingResult, evaluate_forecast
+
+    rng = np.random.default_rng(0)
+    rows = np.arange(40)
+    actual = rng.normal(size=40)
+    n_train = np.where(rows < 25, 0, 30)  # the first 25 launches: fewer than min_train matured cases
+    res = RollingResult(rows, actual + rng.normal(0, 0.5, 40), actual, np.full(40, -1), n_train)
+    window = pd.Series(np.where(rows < 20, "validation", "test"), index=rows)
+    table = pd.DataFrame(evaluate_forecast("context", "score", res, actual, window, np.zeros(40, int),
+                                           BacktestConfig(), None, None)).set_index("window")
+    assert table.loc["validation", "n_account_level"] == 20 and table.loc["validation", "n"] == 20
+    assert table.loc["test", "n_account_level"] == 5 and table.loc["test", "n"] == 20
+
+
 @pytest.mark.slow
 def test_forecast_ranks_better_than_what_cannot_see_the_creative(scenario, forecast):  # noqa: F811
     bt = run_backtest(scenario["build"].frame, scenario["memory"], BacktestConfig(ablations=False, learn_weights=False))

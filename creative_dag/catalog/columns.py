@@ -563,6 +563,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "interval_coverage": "Share of realised values inside the 80 % interval (served rows only).",
         "n": "Creatives of the window with both a forecast and a realised value.",
         "n_without_forecast": "Creatives of the window without a forecast.",
+        "n_account_level": ("Of n, forecasts that are the account's trailing level because no model could be "
+                            "fitted yet (fewer than min_train matured cases before the launch)."),
     },
     "marts.predictions": {
         "creative_id": _KEYS["creative_id"],

@@ -112,7 +112,7 @@ PRIMARY_SET = "all+cbr"
 INTERPRETABLE_SET = "context+attributes"
 CANDIDATE_SETS = (PRIMARY_SET, "all_blocks", INTERPRETABLE_SET)
 PERFORMANCE_COLUMNS = ("input_set", "kpi", "window", "target", "served", "rmse", "mae", "r2", "spearman",
-                       "spearman_within_cohort", "interval_coverage", "n", "n_without_forecast")
+                       "spearman_within_cohort", "interval_coverage", "n", "n_without_forecast", "n_account_level")
 
 
 @dataclass
@@ -180,7 +180,7 @@ class ForecastResult:
 def empty_performance() -> pd.DataFrame:
     """`marts.performance_model` with no rows, with its columns and types."""
     types = {"target": str, "served": bool, "input_set": str, "kpi": str, "window": str, "n": "int64",
-             "n_without_forecast": "int64"}
+             "n_without_forecast": "int64", "n_account_level": "int64"}
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, float)) for c in PERFORMANCE_COLUMNS})
 
 
@@ -650,7 +650,7 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
         if oracle and kpi in oracle:
             expected = cb["creative_id"].map(oracle[kpi]).to_numpy(dtype=float)
             res = RollingResult(target_rows, expected[target_rows], expected[target_rows],
-                                np.full(len(target_rows), -1), np.zeros(len(target_rows), np.int64))
+                                np.full(len(target_rows), -1), np.ones(len(target_rows), np.int64))
             perf_rows += evaluate_forecast("observable oracle", kpi, res, actual, window_of, cohorts, bt, None, None)
         context_only = runs.get(("context", True))
         pred_frames.append(_prediction_rows(cb, kpi, target_rows, primary, lower, upper, actual, window_of,
@@ -698,6 +698,9 @@ def evaluate_forecast(name: str, kpi: str, res: RollingResult, actual: np.ndarra
             "spearman": ranking["spearman"], "spearman_within_cohort": ranking["spearman_within_cohort"],
             "interval_coverage": coverage, "n": int(ok.sum()),
             "n_without_forecast": int((~np.isfinite(res.pred[idx])).sum()),
+            # Before min_train matured cases exist every input set falls back to the account's level, so on a
+            # short history their rows agree closely: this count says how much of the window that was.
+            "n_account_level": int((res.n_train[idx][ok] == 0).sum()),
         })
     return rows_out
 
