@@ -65,12 +65,13 @@ DEFAULT_PROBES = ("a person next to the product", "a red background", "a blue ba
 
 @dataclass(frozen=True)
 class AttributionConfig:
-    """sample_size: creatives edited (matured ones with an image, drawn at random); edits: names
+    """sample_size: creatives edited (ones with an outcome and an image, drawn at random); edits: names
     from edits.EDIT_NAMES; kpis: forecast KPIs attributed; n_models: bootstrap refits of the model;
     confidence: interval level; min_effect: smallest relative change called up or down (below it
     an effect is reported but its direction is "none"); learner / pca_dims: as the forecast's; probes /
     probe_baseline / probe_strength: CLIP text probes, the neutral prompt their directions are taken from, and
-    how far each moves the image vector (`probe_variants`)."""
+    how far each moves the image vector (`probe_variants`); min_train: fewest creatives with a known outcome
+    the model must learn from (the forecast's), else a KPI is not attributed."""
 
     sample_size: int = 30
     edits: tuple[str, ...] = EDIT_NAMES
@@ -84,6 +85,7 @@ class AttributionConfig:
     probes: tuple[str, ...] = DEFAULT_PROBES
     probe_baseline: str = "an advertisement"
     probe_strength: float = 0.25
+    min_train: int = 20
 
 
 @dataclass
@@ -93,7 +95,7 @@ class AttributionResult:
 
 
 def sample_creatives(case_base: pd.DataFrame, size: int, seed: int = 0) -> list[str]:
-    """Up to `size` creatives with a matured outcome, drawn at random (reproducibly).
+    """Up to `size` creatives with an outcome (matured or not), drawn at random (reproducibly).
 
     The draw is the `size` smallest hashes of (seed, creative_id): a creative's chance is random, but it does
     not depend on which other creatives exist, so a new day of creatives changes the sample only where a new
@@ -181,7 +183,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     immature = int(((available >= limit) & (available < NO_LIMIT_DAY)).sum())
     if immature:
         notes.append(f"{immature} creatives still inside their maturity window on {as_of}: not learnt from")
-    fc = ForecastConfig(learner=config.learner, pca_dims=config.pca_dims, seed=config.seed)
+    fc = ForecastConfig(learner=config.learner, pca_dims=config.pca_dims, seed=config.seed, min_train=config.min_train)
     rng = np.random.default_rng(config.seed)
     reached = _reached(attrs, variants)
     effect_rows = []
