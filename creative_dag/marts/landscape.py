@@ -41,6 +41,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from creative_dag.marts.attributes import (
+    TAG_PREFIX,
+    attribute_family,
+    describe_indicator,
+    naming_priority,
+)
+
 
 @dataclass(frozen=True)
 class LandscapeParams:
@@ -272,8 +279,6 @@ def distinct_traits(indicators: list[str], limit: int) -> list[str]:
     one attribute family (warm dominant hue, warm background hue, a high warm share) are one trait,
     named by the family's headline column among them. Without this, a warm cluster was named
     "warm background hue family, high warm share, warm dominant hue family"."""
-    from creative_dag.marts.attributes import attribute_family, naming_priority
-
     groups: dict[str, list[str]] = {}
     for indicator in indicators:
         attribute = indicator.partition("=")[0]
@@ -289,12 +294,6 @@ def trait_name(indicator: str) -> str:
     """An indicator as a cluster label, in the words of marts.recommendations ("Colour temperature: warm",
     "Faces in the creative", an object tag's own name); the absent level of faces, text or a CTA reads
     "no faces" rather than "Face position: none"."""
-    from creative_dag.marts.attributes import (
-        TAG_PREFIX,
-        attribute_family,
-        describe_indicator,
-    )
-
     attribute, _, level = indicator.partition("=")
     if attribute.startswith(TAG_PREFIX) and level == "true":
         return attribute[len(TAG_PREFIX):].replace("_", " ")
