@@ -319,3 +319,33 @@ def test_a_recorded_model_that_no_longer_loads_leaves_its_block_out_of_the_candi
     out = encode_candidates(batch, blocks, dt.date(2026, 5, 1), settings.cache(), log=lines.append)
     assert set(out) == {kept} and len(out[kept]) == 1
     assert any(f"block {gone} cannot encode the candidates now (weights not found)" in line for line in lines), lines
+
+
+def test_a_blank_candidate_image_is_named_as_one(tmp_path):
+    """A flat white image was assessed like any other and came first on a P = 0.56 verdict: the marketer is
+    now told the file shows nothing. A sparse design (one small logo and a line of text) is not flagged."""
+    from PIL import ImageDraw
+
+    from creative_dag.candidates.assess import (
+        FLAT_EDGE_DENSITY,
+        _candidate_notes,
+        encode_candidates,
+    )
+    from creative_dag.resources.models import EncoderSettings, load_block
+
+    blank = _png(tmp_path / "blank.png", (400, 400), (250, 250, 250))
+    sparse = Image.new("RGB", (400, 400), (250, 250, 250))
+    draw = ImageDraw.Draw(sparse)
+    draw.ellipse((180, 150, 220, 190), fill=(200, 30, 30))
+    draw.text((150, 300), "Fresh coffee", fill=(20, 20, 20))
+    sparse.save(tmp_path / "sparse.png")
+    batch = read_candidates("b", [blank, tmp_path / "sparse.png"], {"headline": "Fresh coffee"})
+    visual = encode_candidates(batch, {"visual": load_block("visual", EncoderSettings(use_cache=False))},
+                               dt.date(2026, 5, 1))["visual"].set_index("creative_id")["edge_density"]
+    ids = dict(zip(batch.items["name"], batch.items["candidate_id"], strict=True))
+    assert visual[ids["blank"]] < FLAT_EDGE_DENSITY <= visual[ids["sparse"]]
+    past = History(prelaunch=pd.DataFrame({"account_id": ["acc_01"]}), outcomes=pd.DataFrame(),
+                   daily_metrics=pd.DataFrame(), tables={}, images=pd.DataFrame())
+    item = {"account_id": "acc_01"}
+    assert "almost one flat colour" in _candidate_notes(item, past, visual[ids["blank"]])
+    assert _candidate_notes(item, past, visual[ids["sparse"]]) == ""

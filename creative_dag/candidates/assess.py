@@ -249,7 +249,10 @@ def assess(history: History, batch: CandidateBatch, candidate_tables: Mapping[st
 
     out = items[["candidate_id", "name", "account_id", "sha256", "width", "height"]].copy()
     out["as_of"] = as_of
-    out["candidate_notes"] = [_candidate_notes(r, past) for r in items.to_dict("records")]
+    visual = candidate_tables.get("visual")
+    edges = dict(zip(visual["creative_id"], visual["edge_density"], strict=True)) \
+        if visual is not None and "edge_density" in visual.columns else {}
+    out["candidate_notes"] = [_candidate_notes(r, past, edges.get(r["candidate_id"])) for r in items.to_dict("records")]
     memory = CaseMemory(cb)  # one index for the forecast's CBR features and the similar cases
     forecasts, calibration = _forecast(memory, rows, attributes, past, as_of, config, notes)
     out = pd.concat([out.reset_index(drop=True), forecasts.reset_index(drop=True)], axis=1)
@@ -285,9 +288,18 @@ def _candidate_prelaunch(items: pd.DataFrame, prelaunch: pd.DataFrame, as_of: dt
     return rows
 
 
-def _candidate_notes(item: Mapping[str, Any], past: History) -> str:
-    """What the memory cannot vouch for: an unknown account, context values never seen."""
+# Edge pixels below this share: the image is one flat colour (a blank placeholder or a failed export), not
+# a minimal design; every creative of the demo and of a held-out 150-creative export has at least 0.0075.
+FLAT_EDGE_DENSITY = 0.001
+
+
+def _candidate_notes(item: Mapping[str, Any], past: History, edge_density: float | None = None) -> str:
+    """What the memory cannot vouch for: an unknown account, context values never seen, an image that shows
+    nothing (its forecast would rest on context and colour alone, and may still rank it first)."""
     notes = []
+    if edge_density is not None and np.isfinite(edge_density) and edge_density < FLAT_EDGE_DENSITY:
+        notes.append(f"the image is almost one flat colour (edges on {edge_density:.2%} of its pixels): a blank "
+                     "placeholder or a failed export? Check the file; its forecast rests on context and colour alone")
     account = item.get("account_id")
     accounts = set(past.prelaunch["account_id"].astype(str))
     if account is None or pd.isna(account):
