@@ -251,6 +251,34 @@ def test_leaky_categorical_is_caught_but_high_cardinality_text_is_not(scenario, 
     assert (headline["statistic"] < 0.9).all()
 
 
+def test_an_accounts_own_country_is_not_leakage_when_accounts_differ_in_base_rates(tmp_path):
+    """Four accounts whose base CTRs differ 8-fold, one country each: country sorted lifecycle CTR winners
+    from losers with AUC ~1.0, the blocking sniff called it leakage and stopped every mart (seen on a
+    held-out 6-account export at AUC 0.951). Within each account it sorts nothing, so it is not flagged;
+    a performance tier derived from the creative's own CTR still is."""
+    generate_scenario(tmp_path / "x", n_creatives=160, n_days=60, seed=1, render_images=False, scenario={
+        "accounts": {"count": 4, "launch_weight": [1.0] * 4, "daily_budget": [900.0] * 4, "aov": [40.0] * 4,
+                     "base_ctr": [0.005, 0.01, 0.02, 0.04], "base_cvr": [0.03] * 4,
+                     "products": [["coffee"], ["cat"], ["rocket"], ["flower"]],
+                     "countries": [["US"], ["GB"], ["DE"], ["FR"]]}})
+    creatives = pd.read_csv(tmp_path / "x" / "creatives.csv", dtype={"creative_id": str, "account_id": str})
+    creatives["launch_date"] = pd.to_datetime(creatives["launch_date"]).dt.date
+    metrics = pd.read_csv(tmp_path / "x" / "daily_metrics.csv", dtype={"creative_id": str})
+    metrics["date"] = pd.to_datetime(metrics["date"])
+    outcomes = build_outcomes(creatives, metrics)
+    ctr = creatives["creative_id"].map(outcomes.set_index("creative_id")["ctr"])
+    creatives["perf_tier"] = pd.qcut(ctr.rank(method="first"), 4, labels=["b", "s", "g", "p"]).astype(str)
+    registry = _registry_with(tmp_path, {"perf_tier": "prelaunch"})
+    table, _ = build_prelaunch(creatives, registry)
+    country = lambda f: f[(f["column"] == "country") & (f["method"] == "oof_target_encoding_auc")]
+    across_only = sniff_leakage(table, registry, outcomes, LeakageSniffConfig(within_account_auc=0.0))
+    assert "country" in set(suspected(across_only)["column"])  # the old rule
+    findings = sniff_leakage(table, registry, outcomes)
+    assert set(suspected(findings)["column"]) == {"perf_tier"}
+    assert (country(findings)["statistic"] > 0.95).any()
+    assert country(findings)["explanation"].str.contains("tells the accounts apart").any()
+
+
 def test_lifecycle_export_column_relabelled_prelaunch_or_early_is_flagged(scenario, tmp_path):
     creatives, metrics, _ = scenario
     registry = _registry_with(tmp_path, {"last_7d_ctr": "prelaunch", "lifetime_roas": "early"})

@@ -11,6 +11,10 @@ launch. The rules (thresholds in `LeakageSniffConfig`):
   `min_category_support` training rows get the overall mean), then AUC of that score for winners
   (top quartile) vs losers (bottom quartile) > `auc_threshold` (0.95). Out-of-fold
   matters: in-sample encoding of a near-unique column (headline, image_path) is trivially perfect.
+  With several accounts the column must also separate them within accounts (the same test on the
+  outcome ranked within each account, AUC > `within_account_auc`, 0.75): accounts' base rates differ
+  by multiples, so an account's own country or product line sorts winners from losers across accounts
+  without knowing anything about a creative.
   Strings that parse as numbers are treated as numbers.
 * `early` column: compared with the outcome *after* the early window (days N.. of the creative's
   life), because the lifetime outcome contains the early days mechanically. Honest early KPIs,
@@ -80,6 +84,7 @@ class LeakageSniffConfig:
     loser_quantile: float = 0.25
     n_folds: int = 5
     seed: int = 0
+    within_account_auc: float = 0.75
 
 
 def sniff_leakage(table: pd.DataFrame, registry: FeatureRegistry, outcomes: pd.DataFrame,
@@ -247,6 +252,17 @@ def _test_column(table: pd.DataFrame, column: str, stage: str, outcomes: pd.Data
                                          f"(need {config.min_class_support} each)"))
                 continue
             hit = bool(np.isfinite(auc) and auc > threshold)
+            within = _within_account_auc(merged, y, outcomes, config) if hit else None
+            if within is not None and within <= config.within_account_auc:
+                # Accounts differ in base rates by multiples, so a category that only tells the accounts apart
+                # (their countries, their product line) sorts winners from losers across accounts; leakage
+                # knows the creative's own outcome and sorts them inside each account too.
+                findings.append(_finding(
+                    column, stage, target, METHOD_AUC, auc, threshold, n, False,
+                    f"out-of-fold AUC {auc:.3f} > {threshold:.3f} across accounts ({top}), but within accounts "
+                    f"only {within:.3f} <= {config.within_account_auc:.3f}: {column} tells the accounts apart "
+                    "(their base rates differ), not the creatives; not leakage"))
+                continue
             findings.append(_finding(
                 column, stage, target, METHOD_AUC, auc, threshold, n, hit,
                 (f"{column} (registered {stage!r}) separates {outcome_label} {target.upper()} winners "
@@ -288,6 +304,21 @@ def _as_numeric(values: pd.Series) -> pd.Series | None:
     if parsed.notna().mean() >= 0.95:
         return pd.to_numeric(values, errors="coerce").astype("float64")
     return None
+
+
+def _within_account_auc(merged: pd.DataFrame, y: pd.Series, outcomes: pd.DataFrame,
+                        config: LeakageSniffConfig) -> float | None:
+    """The out-of-fold AUC of `merged["x"]` for the outcome ranked within each creative's account, or None
+    with one account (or no account column): then across and within are the same test."""
+    if "account_id" not in outcomes.columns:
+        return None
+    account = merged["creative_id"].map(outcomes.drop_duplicates("creative_id").set_index("creative_id")["account_id"])
+    if account.nunique() < 2:
+        return None
+    within = y.groupby(account).rank()
+    within = (within - 0.5) / y.groupby(account).transform("count")  # a lone creative sits at 0.5
+    auc, *_ = _oof_auc(merged["x"], within.where(y.notna()), config)
+    return auc if np.isfinite(auc) else None
 
 
 def _spearman(x: pd.Series, y: pd.Series, control: pd.Series | None = None) -> tuple[float, int]:
