@@ -185,7 +185,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     for line in summary.warned_checks:
         click.echo(f"WARNING check {line}", err=True)
     for line in summary.failed_checks:
-        click.echo(f"FAILED check  {line} (blocking: downstream assets were not materialised)", err=True)
+        click.echo(f"FAILED check  (blocking: downstream assets were not materialised) {line}", err=True)
     if summary.skipped:
         click.echo(f"not materialised: {', '.join(summary.skipped)}", err=True)
     return summary

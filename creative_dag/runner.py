@@ -276,7 +276,8 @@ def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys:
             evaluation = event.event_specific_data
             name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                summary.failed_checks.append(name)
+                # What failed and why, as the check says it: the console is where a CLI user looks first.
+                summary.failed_checks.append(f"{name}: {evaluation.description or 'did not pass'}")
             elif not evaluation.passed:
                 summary.warned_checks.append(f"{name}: {evaluation.description or 'did not pass'}")
     failed_prefixes = {s.split(":")[0] for s in summary.failed_steps}

@@ -256,6 +256,22 @@ def test_an_export_without_any_usable_creative_runs_every_asset_and_says_so(tmp_
     assert (home / "serving" / "creative.duckdb").exists()
 
 
+def test_a_failed_blocking_check_says_why_on_the_console(tmp_path):
+    """The console named the blocking check that stopped every mart but not what it found: the reason was
+    only in the run's event log."""
+    landing, home = tmp_path / "export", tmp_path / "home"
+    generate_scenario(landing, n_creatives=12, n_days=10, seed=1, image_size=64)
+    (landing / "feature_registry.json").write_text('{"columns": {"last_7d_ctr": {"stage": "prelaunch"}}}')
+    result = CliRunner().invoke(main, ["materialize", "--select", "group:ingest", "--select", "group:features",
+                                       "--landing", str(landing), "--home", str(home)])
+    assert result.exit_code != 0
+    failed = [line for line in result.output.splitlines() if line.startswith("FAILED check")]
+    # features.prelaunch and features.early (which carries the prelaunch columns) both hold it
+    assert len(failed) == 2 and any("features/prelaunch:prelaunch_leakage_sniff: " in line for line in failed) \
+        and any("features/early:early_leakage_sniff: " in line for line in failed), failed
+    assert all("suspected leakage in last_7d_ctr" in line and "measured after launch" in line for line in failed)
+
+
 def test_a_hostile_registry_stops_the_features_with_a_message_naming_the_file(tmp_path):
     landing, home = tmp_path / "export", tmp_path / "home"
     generate_scenario(landing, n_creatives=6, n_days=10, seed=1, image_size=64)
