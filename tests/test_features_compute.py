@@ -254,8 +254,9 @@ def test_leaky_categorical_is_caught_but_high_cardinality_text_is_not(scenario, 
 def test_an_accounts_own_country_is_not_leakage_when_accounts_differ_in_base_rates(tmp_path):
     """Four accounts whose base CTRs differ 8-fold, one country each: country sorted lifecycle CTR winners
     from losers with AUC ~1.0, the blocking sniff called it leakage and stopped every mart (seen on a
-    held-out 6-account export at AUC 0.951). Within each account it sorts nothing, so it is not flagged;
-    a performance tier derived from the creative's own CTR still is."""
+    held-out 6-account export at AUC 0.951); a numeric account tier did the same through the numeric rules.
+    Within each account they sort nothing, so they are not flagged; a performance tier derived from the
+    creative's own CTR and a renamed last_7d_ctr still are."""
     generate_scenario(tmp_path / "x", n_creatives=160, n_days=60, seed=1, render_images=False, scenario={
         "accounts": {"count": 4, "launch_weight": [1.0] * 4, "daily_budget": [900.0] * 4, "aov": [40.0] * 4,
                      "base_ctr": [0.005, 0.01, 0.02, 0.04], "base_cvr": [0.03] * 4,
@@ -268,13 +269,17 @@ def test_an_accounts_own_country_is_not_leakage_when_accounts_differ_in_base_rat
     outcomes = build_outcomes(creatives, metrics)
     ctr = creatives["creative_id"].map(outcomes.set_index("creative_id")["ctr"])
     creatives["perf_tier"] = pd.qcut(ctr.rank(method="first"), 4, labels=["b", "s", "g", "p"]).astype(str)
-    registry = _registry_with(tmp_path, {"perf_tier": "prelaunch"})
+    # A number that describes the account (its tier, in the order of its base CTR) and a renamed leak.
+    creatives["account_tier"] = creatives["account_id"].map({"acc_01": 1, "acc_02": 2, "acc_03": 3, "acc_04": 4})
+    creatives["quality_score"] = creatives["last_7d_ctr"]
+    registry = _registry_with(tmp_path, {"perf_tier": "prelaunch", "account_tier": "prelaunch",
+                                         "quality_score": "prelaunch"})
     table, _ = build_prelaunch(creatives, registry)
     country = lambda f: f[(f["column"] == "country") & (f["method"] == "oof_target_encoding_auc")]
-    across_only = sniff_leakage(table, registry, outcomes, LeakageSniffConfig(within_account_auc=0.0))
-    assert "country" in set(suspected(across_only)["column"])  # the old rule
+    across_only = sniff_leakage(table, registry, outcomes.drop(columns="account_id"))  # the rules without accounts
+    assert {"country", "account_tier"} <= set(suspected(across_only)["column"])
     findings = sniff_leakage(table, registry, outcomes)
-    assert set(suspected(findings)["column"]) == {"perf_tier"}
+    assert set(suspected(findings)["column"]) == {"perf_tier", "quality_score"}
     assert (country(findings)["statistic"] > 0.95).any()
     assert country(findings)["explanation"].str.contains("tells the accounts apart").any()
 

@@ -14,7 +14,9 @@ launch. The rules (thresholds in `LeakageSniffConfig`):
   With several accounts the column must also separate them within accounts (the same test on the
   outcome ranked within each account, AUC > `within_account_auc`, 0.75): accounts' base rates differ
   by multiples, so an account's own country or product line sorts winners from losers across accounts
-  without knowing anything about a creative.
+  without knowing anything about a creative. The numeric rules have the same guard: a number that
+  trips them must also have |Spearman| > `within_account_spearman` (0.5) with the outcome when both
+  are ranked within each account.
   Strings that parse as numbers are treated as numbers.
 * `early` column: compared with the outcome *after* the early window (days N.. of the creative's
   life), because the lifetime outcome contains the early days mechanically. Honest early KPIs,
@@ -85,6 +87,7 @@ class LeakageSniffConfig:
     n_folds: int = 5
     seed: int = 0
     within_account_auc: float = 0.75
+    within_account_spearman: float = 0.5
 
 
 def sniff_leakage(table: pd.DataFrame, registry: FeatureRegistry, outcomes: pd.DataFrame,
@@ -226,7 +229,21 @@ def _test_column(table: pd.DataFrame, column: str, stage: str, outcomes: pd.Data
                 continue
             hit = abs(rho) > threshold
             auc, n_win, n_lose = _numeric_auc(x, y, config) if numeric_auc else (np.nan, 0, 0)
-            if numeric_auc and n_win >= config.min_class_support and n_lose >= config.min_class_support and np.isfinite(auc):
+            auc_tested = numeric_auc and n_win >= config.min_class_support and n_lose >= config.min_class_support \
+                and np.isfinite(auc)
+            if hit or (auc_tested and auc > config.auc_threshold):
+                within = _within_account_spearman(merged, x, y, outcomes)
+                if within is not None and (not np.isfinite(within) or abs(within) <= config.within_account_spearman):
+                    # As for categories below: a number that describes the account (its budget tier) follows the
+                    # accounts' base rates; a leaked outcome follows the creative inside its account too.
+                    findings.append(_finding(
+                        column, stage, target, METHOD_SPEARMAN, rho, threshold, n, False,
+                        f"Spearman {rho:+.3f} and winner/loser AUC {auc:.3f} across accounts, but within accounts "
+                        f"|Spearman| {abs(within) if np.isfinite(within) else 0.0:.3f} <= "
+                        f"{config.within_account_spearman:.3f}: {column} tells the accounts apart (their base rates "
+                        "differ), not the creatives; not leakage"))
+                    continue
+            if auc_tested:
                 auc_hit = auc > config.auc_threshold
                 findings.append(_finding(
                     column, stage, target, METHOD_NUMERIC_AUC, auc, config.auc_threshold, n_win + n_lose, auc_hit,
@@ -319,6 +336,23 @@ def _within_account_auc(merged: pd.DataFrame, y: pd.Series, outcomes: pd.DataFra
     within = (within - 0.5) / y.groupby(account).transform("count")  # a lone creative sits at 0.5
     auc, *_ = _oof_auc(merged["x"], within.where(y.notna()), config)
     return auc if np.isfinite(auc) else None
+
+
+def _within_account_spearman(merged: pd.DataFrame, x: pd.Series, y: pd.Series, outcomes: pd.DataFrame) -> float | None:
+    """Spearman of x and y ranked within each creative's account (NaN when x is constant inside every
+    account), or None with one account (or no account column)."""
+    if "account_id" not in outcomes.columns:
+        return None
+    account = merged["creative_id"].map(outcomes.drop_duplicates("creative_id").set_index("creative_id")["account_id"])
+    if account.nunique() < 2:
+        return None
+    ok = x.notna() & y.notna()
+    frame = pd.DataFrame({"x": x[ok], "y": y[ok]})
+    groups = frame.groupby(account[ok])
+    ranked = (groups.rank() - 0.5) / groups.transform("count")  # ties and a lone creative sit at 0.5
+    if len(ranked) < 3 or (ranked.std() < 1e-12).any():
+        return float("nan")
+    return float(np.corrcoef(ranked["x"], ranked["y"])[0, 1])
 
 
 def _spearman(x: pd.Series, y: pd.Series, control: pd.Series | None = None) -> tuple[float, int]:
