@@ -274,12 +274,13 @@ def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys:
             summary.failed_steps.append(f"{event.step_key}: {_failure_message(event)}")
         elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.event_specific_data
-            name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-            if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                # What failed and why, as the check says it: the console is where a CLI user looks first.
-                summary.failed_checks.append(f"{name}: {evaluation.description or 'did not pass'}")
-            elif not evaluation.passed:
-                summary.warned_checks.append(f"{name}: {evaluation.description or 'did not pass'}")
+            if evaluation.passed:
+                continue
+            # What did not pass and why, as the check says it: the console is where a CLI user looks first.
+            line = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}: " \
+                   f"{evaluation.description or 'did not pass'}"
+            blocking = evaluation.severity == dg.AssetCheckSeverity.ERROR
+            (summary.failed_checks if blocking else summary.warned_checks).append(line)
     failed_prefixes = {s.split(":")[0] for s in summary.failed_steps}
     summary.skipped += [
         k.to_user_string() for k in keys

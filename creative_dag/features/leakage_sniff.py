@@ -323,33 +323,40 @@ def _as_numeric(values: pd.Series) -> pd.Series | None:
     return None
 
 
-def _within_account_auc(merged: pd.DataFrame, y: pd.Series, outcomes: pd.DataFrame,
-                        config: LeakageSniffConfig) -> float | None:
-    """The out-of-fold AUC of `merged["x"]` for the outcome ranked within each creative's account, or None
-    with one account (or no account column): then across and within are the same test."""
+def _accounts(merged: pd.DataFrame, outcomes: pd.DataFrame) -> pd.Series | None:
+    """Each merged row's account, or None with one account (or no account column): then across and
+    within accounts are the same test."""
     if "account_id" not in outcomes.columns:
         return None
     account = merged["creative_id"].map(outcomes.drop_duplicates("creative_id").set_index("creative_id")["account_id"])
-    if account.nunique() < 2:
+    return account if account.nunique() >= 2 else None
+
+
+def _ranked_within(frame: pd.DataFrame | pd.Series, account: pd.Series) -> pd.DataFrame | pd.Series:
+    """Ranks within each account on (0, 1): ties, a constant column and a lone creative sit at 0.5."""
+    groups = frame.groupby(account)
+    return (groups.rank() - 0.5) / groups.transform("count")
+
+
+def _within_account_auc(merged: pd.DataFrame, y: pd.Series, outcomes: pd.DataFrame,
+                        config: LeakageSniffConfig) -> float | None:
+    """The out-of-fold AUC of `merged["x"]` for the outcome ranked within each creative's account, or None
+    with one account."""
+    account = _accounts(merged, outcomes)
+    if account is None:
         return None
-    within = y.groupby(account).rank()
-    within = (within - 0.5) / y.groupby(account).transform("count")  # a lone creative sits at 0.5
-    auc, *_ = _oof_auc(merged["x"], within.where(y.notna()), config)
+    auc, *_ = _oof_auc(merged["x"], _ranked_within(y, account).where(y.notna()), config)
     return auc if np.isfinite(auc) else None
 
 
 def _within_account_spearman(merged: pd.DataFrame, x: pd.Series, y: pd.Series, outcomes: pd.DataFrame) -> float | None:
     """Spearman of x and y ranked within each creative's account (NaN when x is constant inside every
-    account), or None with one account (or no account column)."""
-    if "account_id" not in outcomes.columns:
-        return None
-    account = merged["creative_id"].map(outcomes.drop_duplicates("creative_id").set_index("creative_id")["account_id"])
-    if account.nunique() < 2:
+    account), or None with one account."""
+    account = _accounts(merged, outcomes)
+    if account is None:
         return None
     ok = x.notna() & y.notna()
-    frame = pd.DataFrame({"x": x[ok], "y": y[ok]})
-    groups = frame.groupby(account[ok])
-    ranked = (groups.rank() - 0.5) / groups.transform("count")  # ties and a lone creative sit at 0.5
+    ranked = _ranked_within(pd.DataFrame({"x": x[ok], "y": y[ok]}), account[ok])
     if len(ranked) < 3 or (ranked.std() < 1e-12).any():
         return float("nan")
     return float(np.corrcoef(ranked["x"], ranked["y"])[0, 1])

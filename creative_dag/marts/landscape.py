@@ -251,9 +251,9 @@ def cluster_summary(landscape: pd.DataFrame, ranking: pd.DataFrame | None = None
             # Lift against the rest of the map, not the whole: a big cluster would otherwise be
             # compared mostly with itself and read as "nothing special".
             lift = (inside - outside.reindex(inside.index).fillna(0.0)).where(inside >= min_share)
-            top = lift.dropna().sort_values(ascending=False).head(top_attributes)
-            dominant = ", ".join(f"{k} ({inside[k]:.0%})" for k in top.index if top[k] > 0)
             ranked = lift.dropna().sort_values(ascending=False)
+            top = ranked.head(top_attributes)
+            dominant = ", ".join(f"{k} ({inside[k]:.0%})" for k in top.index if top[k] > 0)
             distinctive = distinct_traits(list(ranked.index[ranked >= min_lift]), top_attributes)
         scores = g["score"].dropna()
         rows.append({"cluster": int(label),
