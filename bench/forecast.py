@@ -22,7 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-LEARNERS = ("lightgbm", "hist_gbm", "linear", "stacked")
+LEARNERS = ("lightgbm", "hist_gbm", "linear", "grouped_linear", "stacked")
 
 
 def scenario_case_base():

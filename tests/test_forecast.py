@@ -407,3 +407,52 @@ def test_the_ridge_member_is_scikit_learns_ridgecv(n, p):
     assert alpha == ref.alpha_
     np.testing.assert_allclose(coef, ref.coef_, rtol=1e-9, atol=1e-10)
     assert intercept == pytest.approx(ref.intercept_, abs=1e-9)
+
+
+def test_a_grouped_ridge_keeps_the_few_interpretable_effects_one_penalty_smears_over_hundreds_of_columns():
+    """On the demo the attribution's ridge saw 40 interpretable columns beside 113 image tags and 85 block
+    components with 256 training creatives; one leave-one-out penalty (316) left faces' coefficient at 0.002
+    where the data says ~0.06. Here: 4 attribute columns carry the signal, 120 tags and 100 components are
+    noise; the grouped ridge turns both noise groups down, recovers the held-out signal better, and its
+    payload predicts what it predicted."""
+    from creative_dag.forecast.learners import (
+        KeptFit,
+        LinearModel,
+        fitted_from_payload,
+        fitted_payload,
+        predict_fitted,
+    )
+
+    rng = np.random.default_rng(11)
+    n, fit_n = 260, 200
+    core = rng.normal(size=(n, 4))
+    beta = np.array([0.35, -0.3, 0.25, 0.0])
+    y = core @ beta + rng.normal(scale=0.6, size=n)
+    x = pd.concat([pd.DataFrame(core, columns=[f"attr_a{i}" for i in range(4)]),
+                   pd.DataFrame(rng.integers(0, 2, size=(n, 120)).astype(float), columns=[f"attr_tag_t{i}" for i in range(120)]),
+                   pd.DataFrame(rng.normal(size=(n, 100)), columns=[f"cnn_pc{i + 1}" for i in range(100)])], axis=1)
+    x["ctx_account_id"] = rng.integers(0, 3, size=n).astype(float)
+    cats = ["ctx_account_id"]
+    single = LinearModel.fit(x.iloc[:fit_n], y[:fit_n], cats)
+    grouped = LinearModel.fit(x.iloc[:fit_n], y[:fit_n], cats, grouped=True)
+    assert set(grouped.weights) == {"tags", "block:cnn"} and max(grouped.weights.values()) <= 0.25
+    assert single.weights == {}
+    signal = core[fit_n:] @ beta
+
+    def fidelity(model):
+        return np.corrcoef(model.predict(x.iloc[fit_n:]), signal)[0, 1]
+
+    assert fidelity(grouped) > fidelity(single) + 0.05, (fidelity(grouped), fidelity(single))
+    # the attribute's effect (a one-sd change of attr_a0) is nearer its true 0.35 than the single penalty's
+    step = x.iloc[fit_n:].copy()
+    step["attr_a0"] += 1.0
+
+    def effect(model):
+        return float(np.mean(model.predict(step) - model.predict(x.iloc[fit_n:])))
+
+    assert abs(effect(grouped) - 0.35) < abs(effect(single) - 0.35)
+    kept = fitted_from_payload(fitted_payload(KeptFit({"linear": grouped}, list(x.columns), cats, {})))
+    np.testing.assert_allclose(predict_fitted(kept.members, x.iloc[fit_n:]), grouped.predict(x.iloc[fit_n:]))
+    # bootstrap refits keep the first fit's weights
+    again = LinearModel.fit(x.iloc[:100], y[:100], cats, weights=grouped.weights)
+    assert again.weights == grouped.weights

@@ -53,7 +53,7 @@ from creative_dag.settings import HomeLayout
 
 class ElementAttributionConfig(config_from(AttributionConfig, "sample_size", "edits", "kpis", "n_models", "confidence",
                                             "min_effect", "learner", "seed", "probes", "probe_baseline",
-                                            "probe_strength", "min_train")):
+                                            "probe_strength", "min_train", "min_support")):
     """creative_dag.attribution.effects.AttributionConfig. Encoding the edits is the cost: about
     sample_size x applicable edits images through every image block (OCR ~0.4 s per image on CPU). probes: CLIP
     text probes (needs the clip block; an empty list turns them off)."""

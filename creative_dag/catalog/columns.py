@@ -610,6 +610,9 @@ COLUMNS: dict[str, dict[str, str]] = {
                           "false)."),
         "statement": ("The result in one sentence, e.g. 'Removing the face (blurred out): -18 % predicted CTR (95 % "
                       "CI ...)'."),
+        "support": ("Creatives the model learnt from that look like the edit's result (the median over its edited "
+                    "images of how many share the detected value it sets: background hue family, text coverage, CTA, "
+                    "face); below min_support (10) the edit is not tested. Empty for edits of a continuous quantity."),
         "model_rows": "Matured creatives the attribution model learnt from.",
         "blocks": "Embedding blocks in the model; originals and edits are compared on the same inputs.",
         "trained_through": "Last day whose matured outcomes the model used (ISO date).",

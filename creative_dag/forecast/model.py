@@ -358,10 +358,13 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
 
 
 def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarray,
-                categorical: list[str], config: ForecastConfig) -> tuple[np.ndarray, dict[str, Any]]:
+                categorical: list[str], config: ForecastConfig,
+                group_weights: Mapping[str, float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Fit `learner` on the train rows and predict the query rows; returns (predictions, {name: fitted model}).
 
-    "lightgbm", "hist_gbm" (scikit-learn, for comparison) and "linear" are single models; "blend" is the
+    "lightgbm", "hist_gbm" (scikit-learn, for comparison) and "linear" are single models; "grouped_linear"
+    is the ridge with a penalty per input group (`LinearModel`), whose group weights are chosen again unless
+    `group_weights` (an earlier fit's `.weights`) are given; "blend" is the
     plain mean of LightGBM and the ridge; "stacked" fits one ridge per input group (context,
     attributes, each block, CBR evidence) plus LightGBM on everything, and combines them with
     non-negative weights fitted on their out-of-fold predictions — so a group that only adds noise gets
@@ -373,8 +376,9 @@ def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray,
     if learner == "lightgbm":
         booster = _fit_booster(x.iloc[train], y[train], categorical, config)
         return booster.predict(x.iloc[query]), {"lightgbm": booster.booster_}
-    if learner == "linear":
-        linear = LinearModel.fit(x.iloc[train], y[train], categorical)
+    if learner in ("linear", "grouped_linear"):
+        linear = LinearModel.fit(x.iloc[train], y[train], categorical, grouped=learner == "grouped_linear",
+                                 weights=group_weights)
         return linear.predict(x.iloc[query]), {"linear": linear}
     if learner == "hist_gbm":  # scikit-learn's booster, kept for the comparison in bench/forecast.py
         from sklearn.ensemble import HistGradientBoostingRegressor
@@ -439,7 +443,7 @@ def _stacked(x: pd.DataFrame, y: np.ndarray, train: np.ndarray, query: np.ndarra
     return pred, fitted
 
 
-LEARNERS = ("stacked", "blend", "lightgbm", "hist_gbm", "linear")
+LEARNERS = ("stacked", "blend", "lightgbm", "hist_gbm", "linear", "grouped_linear")
 TARGET_MODES = ("both", "normalised", "raw")
 
 
