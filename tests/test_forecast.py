@@ -456,3 +456,17 @@ def test_a_grouped_ridge_keeps_the_few_interpretable_effects_one_penalty_smears_
     # bootstrap refits keep the first fit's weights
     again = LinearModel.fit(x.iloc[:100], y[:100], cats, weights=grouped.weights)
     assert again.weights == grouped.weights
+
+
+def test_the_stack_fits_the_image_tags_apart_from_the_interpretable_attributes():
+    """One ridge over ~110 tags and ~30 attributes shrank the attributes with the tags; apart, the stack's
+    non-negative weights can drop the tags' member and keep the attributes'."""
+    from creative_dag.forecast.learners import column_groups, penalty_group
+
+    groups = column_groups(["ctx_account_id", "attr_face_present", "attr_tag_binder", "attr_tag_web_site",
+                            "cnn_pc1", "cnn_pc2", "cbr_residual_score"])
+    assert groups == {"context": ["ctx_account_id"], "attributes": ["attr_face_present"],
+                      "tags": ["attr_tag_binder", "attr_tag_web_site"], "block:cnn": ["cnn_pc1", "cnn_pc2"],
+                      "cbr": ["cbr_residual_score"]}
+    assert [penalty_group(c) for c in ("ctx_account_id", "attr_face_present", "attr_tag_binder", "cnn_pc1")] == \
+        ["core", "core", "tags", "block:cnn"]

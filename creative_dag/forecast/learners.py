@@ -188,10 +188,13 @@ def _ridge_path(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[
 
 
 def column_groups(columns: Sequence[str]) -> dict[str, list[str]]:
-    """Input group of each design column, from its prefix (ctx_, attr_, cbr_, <block>_pcN)."""
+    """Input group of each design column, from its prefix (ctx_, attr_tag_, attr_, cbr_, <block>_pcN). The
+    image tags are a group apart from the interpretable attributes: ~110 tag columns in one ridge with ~30
+    attributes shrank the attributes with them."""
     groups: dict[str, list[str]] = {}
     for c in columns:
-        name = ("context" if c.startswith("ctx_") else "attributes" if c.startswith("attr_")
+        name = ("context" if c.startswith("ctx_") else "tags" if c.startswith("attr_tag_")
+                else "attributes" if c.startswith("attr_")
                 else "cbr" if c.startswith("cbr_") else f"block:{c.rsplit('_pc', 1)[0]}")
         groups.setdefault(name, []).append(c)
     return groups

@@ -366,7 +366,7 @@ def fit_predict(learner: str, x: pd.DataFrame, y: np.ndarray, train: np.ndarray,
     is the ridge with a penalty per input group (`LinearModel`), whose group weights are chosen again unless
     `group_weights` (an earlier fit's `.weights`) are given; "blend" is the
     plain mean of LightGBM and the ridge; "stacked" fits one ridge per input group (context,
-    attributes, each block, CBR evidence) plus LightGBM on everything, and combines them with
+    attributes, image tags, each block, CBR evidence) plus LightGBM on everything, and combines them with
     non-negative weights fitted on their out-of-fold predictions — so a group that only adds noise gets
     weight 0 instead of diluting the others, which one model over a few hundred columns cannot avoid
     with a few hundred training cases.
