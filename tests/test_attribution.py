@@ -120,6 +120,13 @@ def test_attribution_recovers_the_planted_colour_effect_and_claims_nothing_else(
     assert warm["statement"].startswith("Background colour made warm (orange): ")
     assert "% predicted CTR (95 % CI" in warm["statement"]
     assert warm["support"] >= AttributionConfig().min_support  # plenty of warm backgrounds to learn from
+    # Pooled, the cool edit mixes warm originals (which lose the planted effect) with neutral ones (nothing
+    # planted between neutral and cool); broken down by the original's hue family, the warm ones carry it.
+    parts = {p["origin"]: p for p in json.loads(effects.loc[("hue_cool", "ctr"), "by_origin"])}
+    assert (parts["warm"]["ci_high"] < 0) if multiplier > 1 else (parts["warm"]["ci_low"] > 0), parts
+    assert abs(parts["neutral"]["effect"]) < abs(parts["warm"]["effect"]) / 2, parts
+    assert sum(p["n"] for p in parts.values()) <= effects.loc[("hue_cool", "ctr"), "n"]
+    assert pd.isna(effects.loc[("brighter", "ctr"), "by_origin"])  # nothing to break a brightness edit down by
     assert effects["support"].xs("ctr", level="kpi").loc[list(LIGHT_EDITS)].isna().all()  # no category set
 
 

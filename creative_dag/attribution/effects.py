@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,7 @@ from creative_dag.vectors import as_vector, is_missing_vector
 KPI_LABELS = {"ctr": "CTR", "cvr": "CVR", "roas": "ROAS", "score": "outcome score"}
 VARIANT_COLUMNS = ("variant_id", "creative_id", "edit", "sha256", "launch_date")  # one row per edited image
 EFFECT_COLUMNS = ("edit", "label", "element", "kpi", "effect", "ci_low", "ci_high", "significant", "direction",
-                  "n", "reached_share", "support", "statement", "model_rows", "blocks", "trained_through")
+                  "n", "reached_share", "support", "by_origin", "statement", "model_rows", "blocks", "trained_through")
 
 
 # CLIP text probes (issue 10): directions in the CLIP space a marketer can name. Reported as edits named
@@ -193,6 +194,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     rng = np.random.default_rng(config.seed)
     reached = _reached(attrs, variants)
     ids = pd.concat([cb["creative_id"].astype(str), variants["variant_id"].astype(str)], ignore_index=True)
+    origins = _origins(attrs, variants)
     effect_rows = []
     for kpi in config.kpis:
         target = KpiTarget(cb, kpi, TargetSpec(normalise=True), labels)
@@ -220,6 +222,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
             label, element = (edit_info or {}).get(edit, (edit, ""))
             effect_rows.append({**_summarise(edit, label, element, kpi, bases[at], diffs[at], config,
                                              reached.get(edit)), "model_rows": len(train),
+                                "by_origin": _by_origin(edit, kpi, origins[at], bases[at], diffs[at], config),
                                 "support": support.get(edit, (np.nan, ""))[0], "looks_like": support.get(edit, (0, ""))[1]})
     effects = pd.DataFrame(effect_rows, columns=[c for c in EFFECT_COLUMNS if c not in
                                                  ("blocks", "trained_through", "significant", "direction")]
@@ -354,6 +357,42 @@ def _reached(attrs: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
         if hits:
             out[edit] = float(np.mean(hits))
     return out
+
+
+# The original's attribute an edit's effect is also broken down by (`by_origin`): one edit meets different
+# creatives, and a neutral background takes a warm one's bonus away where it leaves a cool one as it was.
+_ORIGIN = {"hue_warm": "background_hue_family", "hue_cool": "background_hue_family",
+           "hue_neutral": "background_hue_family", "remove_text": "text_coverage_class"}
+MIN_ORIGIN_N = 3
+
+
+def _origins(attrs: pd.DataFrame, variants: pd.DataFrame) -> np.ndarray:
+    """Per variant row, its original's value of the edit's `_ORIGIN` attribute (None where there is none)."""
+    frame = attrs.set_index(attrs["creative_id"].astype(str))
+    out = []
+    for edit, cid in zip(variants["edit"], variants["creative_id"].astype(str), strict=True):
+        column = _ORIGIN.get(edit)
+        value = frame[column].get(cid) if column in frame.columns else None
+        out.append(None if value is None or pd.isna(value) else str(value))
+    return np.asarray(out, dtype=object)
+
+
+def _by_origin(edit: str, kpi: str, origins: np.ndarray, bases: np.ndarray, diffs: np.ndarray,
+               config: AttributionConfig) -> str | None:
+    """JSON list of {origin, effect, ci_low, ci_high, n} per original value with at least MIN_ORIGIN_N edited
+    creatives, largest first; None for an edit with no breakdown. Descriptive: each interval is the
+    subgroup's own 95 % one, not part of the Holm-corrected calls."""
+    if edit not in _ORIGIN:
+        return None
+    parts = []
+    for value in dict.fromkeys(v for v in origins if v is not None):
+        at = origins == value
+        if at.sum() < MIN_ORIGIN_N:
+            continue
+        r = _summarise(edit, "", "", kpi, bases[at], diffs[at], config, None)
+        parts.append({"origin": value, **{k: round(float(r[k]), 4) for k in ("effect", "ci_low", "ci_high")},
+                      "n": int(r["n"])})
+    return json.dumps(sorted(parts, key=lambda p: -p["n"])) if parts else None
 
 
 # The detected attribute whose value an edit sets, and how that value reads ("no text on the image").

@@ -613,6 +613,11 @@ COLUMNS: dict[str, dict[str, str]] = {
         "support": ("Creatives the model learnt from that look like the edit's result (the median over its edited "
                     "images of how many share the detected value it sets: background hue family, text coverage, CTA, "
                     "face); below min_support (10) the edit is not tested. Empty for edits of a continuous quantity."),
+        "by_origin": ("JSON list of the effect broken down by the original's value of what the edit changes "
+                      "(background hue family for the hue edits, text coverage for removing the text): "
+                      "[{origin, effect, ci_low, ci_high, n}], subgroups of 3+ creatives, largest first; each "
+                      "interval is the subgroup's own 95 % one (descriptive, not Holm-corrected). Empty for other "
+                      "edits."),
         "model_rows": "Matured creatives the attribution model learnt from.",
         "blocks": "Embedding blocks in the model; originals and edits are compared on the same inputs.",
         "trained_through": "Last day whose matured outcomes the model used (ISO date).",
