@@ -315,3 +315,27 @@ def test_every_column_of_every_table_is_described_in_the_warehouse_and_the_ui(de
     event = instance.get_latest_materialization_event(MARTS_CREATIVE_RANKING.key)
     schema = event.asset_materialization.metadata["dagster/column_schema"].value
     assert isinstance(schema, dg.TableSchema) and all(c.description for c in schema.columns)
+
+
+def test_element_attribution_edits_nothing_when_too_few_outcomes_are_known(deployment, tmp_path):
+    """On the 40-creative bad export the asset made 207 edited images through every encoder, and then had
+    16 known outcomes, fewer than min_train, to learn from. Now it says so first and edits nothing."""
+    from creative_dag.catalog import MARTS_ELEMENT_ATTRIBUTION
+    from creative_dag.instance import get_instance
+    from creative_dag.settings import resolve_locations
+
+    landing, home, _ = deployment
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    index = copy / "cache" / "attribution" / "variants.json"
+    before = index.read_bytes()
+    config = tmp_path / "assets.yaml"  # another seed: a sample whose edits are not cached yet
+    config.write_text("marts/element_attribution: {sample_size: 3, n_models: 5, seed: 7, min_train: 100000}\n")
+    result = CliRunner().invoke(main, ["materialize", "--landing", str(landing), "--home", str(copy), "--config",
+                                       str(config), "--select", "marts/element_attribution"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert DuckDBWarehouse(copy / "creative.duckdb").read_table("marts.element_attribution").empty
+    assert index.read_bytes() == before  # no image edited
+    event = get_instance(resolve_locations(copy, landing)).get_latest_materialization_event(MARTS_ELEMENT_ATTRIBUTION.key)
+    status = event.asset_materialization.metadata["status"].value
+    assert status.startswith("skipped: ") and "fewer than min_train (100000): no image edited" in status, status

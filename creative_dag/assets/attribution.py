@@ -24,6 +24,7 @@ from creative_dag.attribution.effects import (
     attribute_edits,
     editable_cases,
     empty_effects,
+    outcomes_known_by,
     probe_directions,
     probe_info,
     probe_variants,
@@ -132,8 +133,13 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
     image_blocks = [b for b in tables if b != TEXT]
     status, notes = "", []
     effects, index = empty_effects(), None
+    as_of = _day_after_last_metric(warehouse)
+    known = outcomes_known_by(case_base, as_of) if len(case_base) else 0
     if case_base.empty or not image_blocks:
         status = "skipped: " + ("cbr.case_base is empty" if case_base.empty else "no image block has vectors")
+    elif known < cfg.min_train:  # editing and encoding ~10 images per sampled creative would be for nothing
+        status = (f"skipped: {known} creatives had a known outcome by {as_of}, fewer than min_train "
+                  f"({cfg.min_train}): no image edited")
     else:
         prelaunch = warehouse.read_table(FEATURES_PRELAUNCH)
         editable = editable_cases(case_base, tables)
@@ -176,11 +182,13 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         edited = pd.concat([variants.frame, probes], ignore_index=True) if len(probes) else variants.frame
         result = attribute_edits(case_base, tables, prelaunch, edited, with_probes(variant_tables, probe_tables), cfg,
                                  {**{k: (e.label, e.element) for k, e in EDITS.items()}, **probe_info(cfg.probes)},
-                                 as_of=_day_after_last_metric(warehouse))
+                                 as_of=as_of)
         effects, notes = result.effects, result.notes
         status = (f"{len(ids)} creatives sampled, {len(variants.frame)} edited images, {len(probes)} CLIP text-probe "
                   "variants") if len(effects) else \
             "no effect estimated: " + "; ".join(notes)
+    if status.startswith("skipped"):
+        context.log.info(f"element attribution: {status}")
     for note in notes:
         context.log.info(f"element attribution: {note}")
     warehouse.write_table(MARTS_ELEMENT_ATTRIBUTION, effects)

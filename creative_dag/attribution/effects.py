@@ -127,6 +127,14 @@ def editable_cases(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) 
     return case_base[case_base["creative_id"].astype(str).isin(keep)]
 
 
+def outcomes_known_by(case_base: pd.DataFrame, as_of: dt.date | None) -> int:
+    """Creatives whose maturity window had closed before `as_of` (None: every one with an available date): the
+    most the model can learn from (each KPI's target drops a few more, e.g. an account's first creatives)."""
+    available = np.asarray(to_days(case_base["available_date"]), dtype=np.int64)
+    limit = NO_LIMIT_DAY if as_of is None else int(to_days(as_of))
+    return int((available < limit).sum())
+
+
 def variant_id(creative_id: str, edit: str) -> str:
     return f"{creative_id}~{edit}"
 
