@@ -353,17 +353,22 @@ def assess(paths: tuple[str, ...], account: str | None, context_pairs: tuple[str
 @click.option("--similar", default=None, metavar="COLUMN[=VALUE]",
               help="A similar but different attribute whose creatives should barely move.")
 @click.option("--blocks-only", is_flag=True, help="The model sees only the block vectors (the paper's setting).")
+@click.option("--learner", default=None,
+              help="Learner to validate (default: the forecast's, stacked; grouped_linear is marts.element_attribution's).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON records instead of a table.")
 @location_options
 def validate_attribution(attribute: str, factors: str, kpi: str, similar: str | None, blocks_only: bool,
-                         as_json: bool, locations: Locations) -> None:
+                         learner: str | None, as_json: bool, locations: Locations) -> None:
     """Boost the KPI of creatives with ATTRIBUTE, refit, and report the predicted uplift on held-out creatives
     with and without it (Dutt et al., Hypothesis A): the uplift should grow with the factor."""
     from creative_dag.assets.marts import attribute_frame_of
     from creative_dag.cbr.query import CaseMemory, index_dir_for
+    from creative_dag.forecast.model import LEARNERS, ForecastConfig
     from creative_dag.forecast.validation import boosting_validation
     from creative_dag.resources.warehouse import DuckDBWarehouse
 
+    if learner is not None and learner not in LEARNERS:
+        raise click.BadParameter(f"--learner must be one of {', '.join(LEARNERS)}, got {learner!r}")
     try:
         factor_values = [float(f) for f in factors.split(",") if f.strip()]
     except ValueError as exc:
@@ -375,7 +380,8 @@ def validate_attribution(attribute: str, factors: str, kpi: str, similar: str | 
     memory = CaseMemory.open(case_base, index_dir_for(locations.database))
     try:
         table = boosting_validation(case_base, attribute_frame_of(warehouse), attribute, factor_values, kpi=kpi,
-                                    similar=similar, memory=memory, blocks_only=blocks_only)
+                                    similar=similar, memory=memory, blocks_only=blocks_only,
+                                    config=ForecastConfig(learner=learner) if learner else None)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

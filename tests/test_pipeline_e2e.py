@@ -208,6 +208,15 @@ def test_validate_attribution_reports_a_growing_uplift(deployment):
     assert "grows with the factor" in result.output, result.output
     bad = CliRunner().invoke(main, ["validate-attribution", "--attribute", "no_such_column", "--home", str(home)])
     assert bad.exit_code != 0 and "not in the attribute frame" in bad.output
+    # The attribution's own learner can be validated too, and a learner that does not exist is named.
+    grouped = CliRunner().invoke(main, ["validate-attribution", "--attribute", column, "--learner", "grouped_linear",
+                                        "--json", "--home", str(home)])
+    assert grouped.exit_code == 0, grouped.output
+    uplift = [row["uplift_with"] for row in json.loads(grouped.output)]
+    assert uplift == sorted(uplift) and uplift[-1] > uplift[0]
+    wrong = CliRunner().invoke(main, ["validate-attribution", "--attribute", column, "--learner", "xgboost",
+                                      "--home", str(home)])
+    assert wrong.exit_code != 0 and "grouped_linear" in wrong.output
 
 
 def test_element_attribution_follows_the_config_file(deployment):
