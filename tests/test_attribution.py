@@ -126,6 +126,10 @@ def test_attribution_recovers_the_planted_colour_effect_and_claims_nothing_else(
     assert (parts["warm"]["ci_high"] < 0) if multiplier > 1 else (parts["warm"]["ci_low"] > 0), parts
     assert abs(parts["neutral"]["effect"]) < abs(parts["warm"]["effect"]) / 2, parts
     assert sum(p["n"] for p in parts.values()) <= effects.loc[("hue_cool", "ctr"), "n"]
+    # ... and the sentence a marketer reads says so, after the pooled effect
+    warm_part = parts["warm"]["effect"] * 100
+    assert f"from a warm background {warm_part:+.0f} % (n = {parts['warm']['n']})" in \
+        effects.loc[("hue_cool", "ctr"), "statement"]
     assert pd.isna(effects.loc[("brighter", "ctr"), "by_origin"])  # nothing to break a brightness edit down by
     assert effects["support"].xs("ctr", level="kpi").loc[list(LIGHT_EDITS)].isna().all()  # no category set
 
@@ -143,8 +147,8 @@ def test_an_edit_whose_result_few_training_creatives_resemble_is_not_tested(tmp_
     warm_creatives = sum(c["attributes"]["hue_family"] == "warm" for c in truth.values())
     assert 10 <= warm["support"] <= min(warm_creatives + 3, warm["model_rows"])  # detected warm among those learnt from
     assert warm["direction"] == "none" and not warm["significant"]
-    assert warm["statement"].endswith(f"only {int(warm['support'])} of the {warm['model_rows']} creatives the model "
-                                      "learnt from have a warm background: an extrapolation, not tested")
+    assert (f"; only {int(warm['support'])} of the {warm['model_rows']} creatives the model learnt from have a warm "
+            "background: an extrapolation, not tested") in warm["statement"]
     assert warm["effect"] > 0.1  # the estimate itself is still reported
 
 

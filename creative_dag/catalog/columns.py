@@ -609,7 +609,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "reached_share": ("Share of the edits that moved the detected attribute the intended way (e.g. face_present "
                           "false)."),
         "statement": ("The result in one sentence, e.g. 'Removing the face (blurred out): -18 % predicted CTR (95 % "
-                      "CI ...)'."),
+                      "CI ...)', then what the correction or the support says of it, then the by_origin subgroups "
+                      "in words ('from a warm background -17 % (n = 11), ...')."),
         "support": ("Creatives the model learnt from that look like the edit's result (the median over its edited "
                     "images of how many share the detected value it sets: background hue family, text coverage, CTA, "
                     "face); below min_support (10) the edit is not tested. Empty for edits of a continuous quantity."),
