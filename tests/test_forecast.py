@@ -412,7 +412,7 @@ def test_the_ridge_member_is_scikit_learns_ridgecv(n, p):
 def test_a_grouped_ridge_keeps_the_few_interpretable_effects_one_penalty_smears_over_hundreds_of_columns():
     """On the demo the attribution's ridge saw 40 interpretable columns beside 113 image tags and 85 block
     components with 256 training creatives; one leave-one-out penalty (316) left faces' coefficient at 0.002
-    where the data says ~0.06. Here: 4 attribute columns carry the signal, 120 tags and 100 components are
+    per sd, a tenth of what the planted CTR x 1.2 means on that target (~0.025). Here: 4 attribute columns carry the signal, 120 tags and 100 components are
     noise; the grouped ridge turns both noise groups down, recovers the held-out signal better, and its
     payload predicts what it predicted."""
     from creative_dag.forecast.learners import (
