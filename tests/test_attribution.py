@@ -135,9 +135,9 @@ def test_attribution_recovers_the_planted_colour_effect_and_claims_nothing_else(
 
 
 def test_an_edit_whose_result_few_training_creatives_resemble_is_not_tested(tmp_path):
-    """On one account 3 of 129 training creatives had no text on the image, and removing the text came out at
-    -15 % (95 % CI -27 … -3) against a planted +25 %: an extrapolation. Here the warm edit, called with the
-    default support, is asked for more warm creatives than the account has: reported, not tested, and said so."""
+    """On v1, 3 of the 122 training creatives had no text on the image: an edit whose images end up like that
+    asks the model to extrapolate from three cases. Here the warm edit, called with the default support, is
+    asked for more warm creatives than the account has: reported, not tested, and said so."""
     root = tmp_path / "export"
     _scenario(root, 1.6, n=100)
     result, _ = _attribute(root, tmp_path, sample=30, edits=("hue_warm", "brighter"),

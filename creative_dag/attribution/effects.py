@@ -301,10 +301,9 @@ def _call_directions(effects: pd.DataFrame, config: AttributionConfig) -> pd.Dat
     the chance of any false claim in a run at 5 %. The statement keeps the per-effect 95 % interval and says
     when the correction is what kept an effect from being called.
 
-    An edit whose result fewer than `min_support` of the creatives the model learnt from look like (`support`:
-    on one account 3 of 129 had no text on the image) is not tested: the model's answer there is an
-    extrapolation from a handful of cases, which a ridge fits with confidence it has not earned (there,
-    removing the text came out at -15 %, 95 % CI -27 … -4, against a planted +25 % for heavy text)."""
+    An edit whose result fewer than `min_support` of the creatives the model learnt from look like (`support`;
+    on v1, 3 of the 122 had no text on the image) is not tested: the model's answer there is an extrapolation
+    from a handful of cases, which a ridge gives with a confidence it has not earned."""
     out = effects.copy()
     thin = pd.to_numeric(out["support"], errors="coerce") < config.min_support
     p_values = np.where(thin, np.nan, out["p_value"].to_numpy(dtype=float))
