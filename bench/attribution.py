@@ -87,7 +87,11 @@ def planted_sizes(home: Path, truth: dict, sample_size: int, seed: int) -> dict[
     """(edit, kpi, origin) -> mean planted change over the sampled creatives the edit applies to, origin "" for
     all of them, else only those whose detected original has that value of the edit's `by_origin` attribute."""
     from creative_dag.assets.marts import attribute_frame_of, embedding_tables_of
-    from creative_dag.attribution.effects import editable_cases, sample_creatives
+    from creative_dag.attribution.effects import (
+        ORIGIN_COLUMNS,
+        editable_cases,
+        sample_creatives,
+    )
     from creative_dag.resources.warehouse import DuckDBWarehouse
 
     warehouse = DuckDBWarehouse(home / "creative.duckdb", read_only=True)
@@ -96,8 +100,6 @@ def planted_sizes(home: Path, truth: dict, sample_size: int, seed: int) -> dict[
     detected = attribute_frame_of(warehouse).set_index("creative_id")
     effects = truth.get("effects") or truth.get("scenario", {}).get("effects", [])
     creatives = truth["creatives"]
-    origin_column = {"hue_warm": "background_hue_family", "hue_cool": "background_hue_family",
-                     "hue_neutral": "background_hue_family", "remove_text": "text_coverage_class"}
     out = {}
     for edit, applies in APPLIES.items():
         column, value = AFTER[edit]
@@ -109,8 +111,8 @@ def planted_sizes(home: Path, truth: dict, sample_size: int, seed: int) -> dict[
                 attrs = creatives[cid]["attributes"]
                 ratio = planted_multiplier({**attrs, column: value}, effects, kpi) / planted_multiplier(attrs, effects, kpi)
                 ratios.setdefault("", []).append(ratio)
-                if edit in origin_column:
-                    ratios.setdefault(str(detected.loc[cid, origin_column[edit]]), []).append(ratio)
+                if edit in ORIGIN_COLUMNS:
+                    ratios.setdefault(str(detected.loc[cid, ORIGIN_COLUMNS[edit]]), []).append(ratio)
             for origin, values in ratios.items():
                 out[(edit, kpi, origin)] = float(np.mean(values) - 1)
     return out

@@ -200,9 +200,10 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
         notes.append(f"{immature} creatives still inside their maturity window on {as_of}: not learnt from")
     fc = ForecastConfig(learner=config.learner, pca_dims=config.pca_dims, seed=config.seed, min_train=config.min_train)
     rng = np.random.default_rng(config.seed)
-    reached = _reached(attrs, variants)
+    by_id = attrs.set_index(attrs["creative_id"].astype(str))  # originals and edits, by id
+    reached = _reached(by_id, variants)
     ids = pd.concat([cb["creative_id"].astype(str), variants["variant_id"].astype(str)], ignore_index=True)
-    origins = _origins(attrs, variants)
+    origins = _origins(by_id, variants)
     effect_rows = []
     for kpi in config.kpis:
         target = KpiTarget(cb, kpi, TargetSpec(normalise=True), labels)
@@ -225,7 +226,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
                 weights = fitted["linear"].weights or None
             z_base, z_edit = z[: len(base_rows)][base_pos.loc[orig_rows].to_numpy()], z[len(base_rows):]
             bases[:, m], diffs[:, m] = _relative_kpi(target.spec, kpi, z_base, z_edit)
-        support = _support(attrs, variants, ids.iloc[train])
+        support = _support(by_id, variants, ids.iloc[train])
         for edit, at in variants.groupby("edit").indices.items():
             label, element = (edit_info or {}).get(edit, (edit, ""))
             row = _summarise(edit, label, element, kpi, bases[at], diffs[at], config, reached.get(edit))
@@ -349,9 +350,9 @@ _REACHES = {
 }
 
 
-def _reached(attrs: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
-    """Per edit: share of edited images whose detected attribute moved the intended way."""
-    frame = attrs.set_index(attrs["creative_id"].astype(str))
+def _reached(frame: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
+    """Per edit: share of edited images whose detected attribute moved the intended way (frame: the attribute
+    frame indexed by creative / variant id)."""
     out = {}
     for edit, group in variants.groupby("edit"):
         col, moved = _REACHES.get(edit, (None, None))
@@ -368,19 +369,12 @@ def _reached(attrs: pd.DataFrame, variants: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-# The original's attribute an edit's effect is also broken down by (`by_origin`): one edit meets different
-# creatives, and a neutral background takes a warm one's bonus away where it leaves a cool one as it was.
-_ORIGIN = {"hue_warm": "background_hue_family", "hue_cool": "background_hue_family",
-           "hue_neutral": "background_hue_family", "remove_text": "text_coverage_class"}
-MIN_ORIGIN_N = 3
-
-
-def _origins(attrs: pd.DataFrame, variants: pd.DataFrame) -> np.ndarray:
-    """Per variant row, its original's value of the edit's `_ORIGIN` attribute (None where there is none)."""
-    frame = attrs.set_index(attrs["creative_id"].astype(str))
+def _origins(frame: pd.DataFrame, variants: pd.DataFrame) -> np.ndarray:
+    """Per variant row, its original's value of the edit's `ORIGIN_COLUMNS` attribute (None where there is none);
+    frame: the attribute frame indexed by creative / variant id."""
     out = []
     for edit, cid in zip(variants["edit"], variants["creative_id"].astype(str), strict=True):
-        column = _ORIGIN.get(edit)
+        column = ORIGIN_COLUMNS.get(edit)
         value = frame[column].get(cid) if column in frame.columns else None
         out.append(None if value is None or pd.isna(value) else str(value))
     return np.asarray(out, dtype=object)
@@ -391,7 +385,7 @@ def _by_origin(edit: str, kpi: str, origins: np.ndarray, bases: np.ndarray, diff
     """JSON list of {origin, effect, ci_low, ci_high, n} per original value with at least MIN_ORIGIN_N edited
     creatives, largest first; None for an edit with no breakdown. Descriptive: each interval is the
     subgroup's own 95 % one, not part of the Holm-corrected calls."""
-    if edit not in _ORIGIN:
+    if edit not in ORIGIN_COLUMNS:
         return None
     parts = []
     for value in dict.fromkeys(v for v in origins if v is not None):
@@ -410,7 +404,7 @@ def origin_words(edit: str, kpi: str, by_origin: str | None) -> str:
     parts = json.loads(by_origin) if by_origin else []
     if len(parts) < 2:
         return ""
-    column = _ORIGIN[edit]
+    column = ORIGIN_COLUMNS[edit]
     size = (lambda e: f"{e:+.3f}") if kpi == "score" else (lambda e: f"{e * 100:+.0f} %")
     return "; " + ", ".join(f"from {_looks_like(column, p['origin'])} {size(p['effect'])} (n = {p['n']})" for p in parts)
 
@@ -419,6 +413,11 @@ def origin_words(edit: str, kpi: str, by_origin: str | None) -> str:
 _SETS = {"hue_warm": "background_hue_family", "hue_cool": "background_hue_family", "hue_neutral": "background_hue_family",
          "remove_text": "text_coverage_class", "remove_cta": "cta_detected", "remove_face": "face_present"}
 _PRESENT = {"cta_detected": "a call-to-action button", "face_present": "a face"}
+# The edits whose effect is also broken down by the original's value of what they set (`by_origin`): one edit
+# meets different creatives, and a neutral background takes a warm one's bonus away where it leaves a cool one
+# as it was. A face or CTA removal always starts from "present", so it has nothing to break down.
+ORIGIN_COLUMNS = {e: c for e, c in _SETS.items() if c in ("background_hue_family", "text_coverage_class")}
+MIN_ORIGIN_N = 3  # fewest edited creatives of one origin reported
 
 
 def _looks_like(column: str, value: Any) -> str:
@@ -429,11 +428,10 @@ def _looks_like(column: str, value: Any) -> str:
     return f"a {value} background" if column == "background_hue_family" else f"{column} = {value}"
 
 
-def _support(attrs: pd.DataFrame, variants: pd.DataFrame, trained_ids: pd.Series) -> dict[str, tuple[int, str]]:
+def _support(frame: pd.DataFrame, variants: pd.DataFrame, trained_ids: pd.Series) -> dict[str, tuple[int, str]]:
     """Per edit that sets a categorical attribute (`_SETS`): the median over its edited images of how many
     training creatives share the value the image was detected with (text removal leaves some images with a
     word or two the OCR still reads, "light", and others with none), and the commonest such value in words."""
-    frame = attrs.set_index(attrs["creative_id"].astype(str))
     counts_of = {column: frame[column].reindex(pd.Index(trained_ids.unique())).value_counts()
                  for column in set(_SETS.values()) if column in frame.columns}
     out = {}
