@@ -120,7 +120,8 @@ def _load_cnn(settings: EncoderSettings) -> Any:
 
     backbone = settings.effective_cnn_backbone
     weights = settings.resnet50_weights if backbone == RESNET50 else settings.efficientnet_weights
-    return CnnEncoder.load(backbone, weights_path=weights, device=settings.device, batch_size=settings.batch_size)
+    return CnnEncoder.load(backbone, weights_path=weights, device=settings.device, batch_size=settings.batch_size,
+                           compiled=settings.compiled_models())
 
 
 def _visual_model_id(settings: EncoderSettings) -> str:
@@ -147,8 +148,10 @@ def _load_layout(settings: EncoderSettings) -> Any:
 
     backend = settings.effective_ocr_backend
     model_dir = {"florence2": settings.florence2_model, "easyocr": settings.easyocr_model_dir}.get(backend)
+    compiled = settings.compiled_models()
     return LayoutBlockEncoder.load(backend=backend, working_size=settings.ocr_working_size,
-                                   model_dir=model_dir, device=settings.device, workers=settings.effective_ocr_workers)
+                                   model_dir=model_dir, device=settings.device, workers=settings.effective_ocr_workers,
+                                   compiled_dir=str(compiled.root) if compiled else None)
 
 
 def _text_model_id(settings: EncoderSettings) -> str:

