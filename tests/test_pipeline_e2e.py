@@ -327,24 +327,36 @@ def test_every_column_of_every_table_is_described_in_the_warehouse_and_the_ui(de
 
 
 def test_element_attribution_edits_nothing_when_too_few_outcomes_are_known(deployment, tmp_path):
-    """On the 40-creative bad export the asset made 207 edited images through every encoder, and then had
-    16 known outcomes, fewer than min_train, to learn from. Now it says so first and edits nothing."""
+    """On the 40-creative bad export the asset made 258 edited images through every encoder (~3 minutes), and
+    then found each KPI's target known for 16 creatives, fewer than min_train (20). It had counted 20 outcomes
+    known by the last metric date, but each KPI's normalised target drops an account's first creatives (no
+    trailing average yet). Now it counts what the model would learn from first, and edits nothing."""
+    from creative_dag.assets.attribution import _day_after_last_metric
+    from creative_dag.attribution.effects import AttributionConfig, known_targets
     from creative_dag.catalog import MARTS_ELEMENT_ATTRIBUTION
+    from creative_dag.cbr.index import to_days
     from creative_dag.instance import get_instance
     from creative_dag.settings import resolve_locations
 
     landing, home, _ = deployment
     copy = tmp_path / "home"
     shutil.copytree(home, copy)
+    warehouse = DuckDBWarehouse(copy / "creative.duckdb")
+    case_base, as_of = warehouse.read_table("cbr.case_base"), _day_after_last_metric(warehouse)
+    counts = known_targets(case_base, AttributionConfig().kpis, as_of).counts()
+    by_date = int((to_days(case_base["available_date"]) < to_days(as_of)).sum())
+    assert by_date > max(counts.values()), (by_date, counts)  # the targets drop an account's first creatives
+    min_train = max(counts.values()) + 1  # enough outcomes known by date, too few for any KPI's model
     index = copy / "cache" / "attribution" / "variants.json"
     before = index.read_bytes()
     config = tmp_path / "assets.yaml"  # another seed: a sample whose edits are not cached yet
-    config.write_text("marts/element_attribution: {sample_size: 3, n_models: 5, seed: 7, min_train: 100000}\n")
+    config.write_text(f"marts/element_attribution: {{sample_size: 3, n_models: 5, seed: 7, min_train: {min_train}}}\n")
     result = CliRunner().invoke(main, ["materialize", "--landing", str(landing), "--home", str(copy), "--config",
                                        str(config), "--select", "marts/element_attribution"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert DuckDBWarehouse(copy / "creative.duckdb").read_table("marts.element_attribution").empty
+    assert warehouse.read_table("marts.element_attribution").empty
     assert index.read_bytes() == before  # no image edited
     event = get_instance(resolve_locations(copy, landing)).get_latest_materialization_event(MARTS_ELEMENT_ATTRIBUTION.key)
     status = event.asset_materialization.metadata["status"].value
-    assert status.startswith("skipped: ") and "fewer than min_train (100000): no image edited" in status, status
+    assert status.startswith(f"skipped: by {as_of} no KPI had min_train ({min_train})"), status
+    assert all(f"{kpi} {n}" in status for kpi, n in counts.items()) and status.endswith("no image edited"), status

@@ -24,7 +24,7 @@ from creative_dag.attribution.effects import (
     attribute_edits,
     editable_cases,
     empty_effects,
-    outcomes_known_by,
+    known_targets,
     probe_directions,
     probe_info,
     probe_variants,
@@ -134,12 +134,13 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
     status, notes = "", []
     effects, index = empty_effects(), None
     as_of = _day_after_last_metric(warehouse)
-    known = outcomes_known_by(case_base, as_of) if len(case_base) else 0
+    known = known_targets(case_base, cfg.kpis, as_of).counts() if len(case_base) else {}
     if case_base.empty or not image_blocks:
         status = "skipped: " + ("cbr.case_base is empty" if case_base.empty else "no image block has vectors")
-    elif known < cfg.min_train:  # editing and encoding ~10 images per sampled creative would be for nothing
-        status = (f"skipped: {known} creatives had a known outcome by {as_of}, fewer than min_train "
-                  f"({cfg.min_train}): no image edited")
+    elif max(known.values(), default=0) < cfg.min_train:  # ~10 edited images per sampled creative, for nothing
+        counts = ", ".join(f"{kpi} {n}" for kpi, n in known.items()) or "none matured"
+        status = (f"skipped: by {as_of} no KPI had min_train ({cfg.min_train}) creatives with a known outcome "
+                  f"({counts}): no image edited")
     else:
         prelaunch = warehouse.read_table(FEATURES_PRELAUNCH)
         editable = editable_cases(case_base, tables)

@@ -127,12 +127,36 @@ def editable_cases(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) 
     return case_base[case_base["creative_id"].astype(str).isin(keep)]
 
 
-def outcomes_known_by(case_base: pd.DataFrame, as_of: dt.date | None) -> int:
-    """Creatives whose maturity window had closed before `as_of` (None: every one with an available date): the
-    most the model can learn from (each KPI's target drops a few more, e.g. an account's first creatives)."""
-    available = np.asarray(to_days(case_base["available_date"]), dtype=np.int64)
+@dataclass(frozen=True)
+class KnownTargets:
+    """Each KPI's model target for every case as known before the as-of day (NaN where not known then)."""
+
+    day: int | None  # the day the labels are read at; None when no case had matured
+    immature: int  # cases still inside their maturity window on that day
+    targets: dict[str, tuple[KpiTarget, np.ndarray]]
+
+    def counts(self) -> dict[str, int]:
+        """kpi -> how many cases the model can learn it from."""
+        return {kpi: int(np.isfinite(y).sum()) for kpi, (_, y) in self.targets.items()}
+
+
+def known_targets(case_base: pd.DataFrame, kpis: Sequence[str], as_of: dt.date | None) -> KnownTargets:
+    """The targets the attribution model learns, as of `as_of` (None: every case with an available date). A
+    creative counts once its maturity window closed before `as_of`, and each KPI's normalised target drops a few
+    more (an account's first creatives have no trailing average): cheap, so the asset counts before editing."""
+    cb = case_base.reset_index(drop=True)
+    available = np.asarray(to_days(cb["available_date"]), dtype=np.int64)
     limit = NO_LIMIT_DAY if as_of is None else int(to_days(as_of))
-    return int((available < limit).sum())
+    matured = available[available < limit]
+    immature = int(((available >= limit) & (available < NO_LIMIT_DAY)).sum())
+    if not len(matured):
+        return KnownTargets(None, immature, {})
+    day = int(matured.max()) + 1 if as_of is None else limit
+    labels, targets = AsOfLabels(cb), {}
+    for kpi in kpis:
+        target = KpiTarget(cb, kpi, TargetSpec(normalise=True), labels)
+        targets[kpi] = (target, target.to_model(target.labels_at(day), np.arange(len(cb)), training=True))
+    return KnownTargets(day, immature, targets)
 
 
 def variant_id(creative_id: str, edit: str) -> str:
@@ -188,16 +212,11 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     query = np.concatenate([base_rows, var_rows])
     base_pos = pd.Series(np.arange(len(base_rows)), index=base_rows)
 
-    labels = AsOfLabels(cb)
-    available = np.asarray(to_days(cb["available_date"]), dtype=np.int64)
-    limit = NO_LIMIT_DAY if as_of is None else int(to_days(as_of))
-    matured = available[available < limit]
-    if not len(matured):
+    known = known_targets(cb, config.kpis, as_of)
+    if known.day is None:
         return AttributionResult(empty_effects(), [*notes, "no matured creative to learn from"])
-    as_of_day = int(matured.max()) + 1 if as_of is None else limit
-    immature = int(((available >= limit) & (available < NO_LIMIT_DAY)).sum())
-    if immature:
-        notes.append(f"{immature} creatives still inside their maturity window on {as_of}: not learnt from")
+    if known.immature:
+        notes.append(f"{known.immature} creatives still inside their maturity window on {as_of}: not learnt from")
     fc = ForecastConfig(learner=config.learner, pca_dims=config.pca_dims, seed=config.seed, min_train=config.min_train)
     rng = np.random.default_rng(config.seed)
     by_id = attrs.set_index(attrs["creative_id"].astype(str))  # originals and edits, by id
@@ -205,9 +224,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     ids = pd.concat([cb["creative_id"].astype(str), variants["variant_id"].astype(str)], ignore_index=True)
     origins = _origins(by_id, variants)
     effect_rows = []
-    for kpi in config.kpis:
-        target = KpiTarget(cb, kpi, TargetSpec(normalise=True), labels)
-        y_cb = target.to_model(target.labels_at(as_of_day), np.arange(n_cases), training=True)
+    for kpi, (target, y_cb) in known.targets.items():
         y = np.concatenate([y_cb, np.full(len(variants), np.nan)])
         train = np.flatnonzero(np.isfinite(y))
         if len(train) < fc.min_train:
@@ -240,7 +257,7 @@ def attribute_edits(case_base: pd.DataFrame, tables: Mapping[str, pd.DataFrame],
     effects = _call_directions(effects, config)
     effects["statement"] += effects.pop("origin_words")  # after what the correction says of the pooled effect
     effects["blocks"] = ", ".join(b for b in blocks if b in mats) or "none"
-    effects["trained_through"] = str(pd.Timestamp(as_of_day - 1, unit="D").date())
+    effects["trained_through"] = str(pd.Timestamp(known.day - 1, unit="D").date())
     return AttributionResult(effects[list(EFFECT_COLUMNS)], notes)
 
 
