@@ -37,11 +37,13 @@ from dagster._core.executor.multiprocess import MultiprocessExecutor
 # Dagster instance's classes and freezes all of it for the collector (see there).
 BASE_MODULES = ("creative_dag.definitions", "great_expectations", "duckdb", "pyarrow")
 LAST_MODULE = "creative_dag.forkserver_ready"
-_EVERY_LIBRARY = ("torch", "torchvision", "timm", "lightgbm", "sklearn", "scipy", "umap", "cv2")
+# Not timm: it builds the CNN only when the home keeps no frozen copy of it (creative_dag/encoders/compiled.py),
+# once per install, and costs 0.27 s on top of torchvision, which EasyOCR imports anyway.
+_EVERY_LIBRARY = ("torch", "torchvision", "lightgbm", "sklearn", "scipy", "umap", "cv2")
 LIBRARIES_BY_ROLE: dict[str, tuple[str, ...]] = {
     "ingest": (),
     "features": (),
-    "partitioned": ("torch", "torchvision", "timm", "cv2"),  # the encoders
+    "partitioned": ("torch", "torchvision", "cv2"),  # the encoders
     "whole_history": _EVERY_LIBRARY,  # the forecast, the landscape, the attribution's re-encoded edits
     "candidates": _EVERY_LIBRARY,  # encoders and forecast for the batch
 }

@@ -54,7 +54,8 @@ def test_each_run_preloads_the_libraries_of_its_own_steps(project):
     assert _roles(project, "ingest_landing") == {"ingest"}
     assert preload_for({"ingest"}) == preload_for({"features"}) == [*BASE_MODULES, LAST_MODULE]
     embed = preload_for(_roles(project, "embed_launch_dates"))  # the encoders
-    assert {"torch", "torchvision", "timm", "cv2"} <= set(embed) and not {"lightgbm", "umap"} & set(embed)
+    assert {"torch", "torchvision", "cv2"} <= set(embed) and not {"lightgbm", "umap"} & set(embed)
+    assert "timm" not in PRELOAD_MODULES  # a kept frozen CNN never imports it (tests/test_encoders_models.py)
     assert _roles(project, "refresh_memory") == {"features", "whole_history"}
     assert preload_for(_roles(project, "refresh_memory")) == list(PRELOAD_MODULES)
     assert preload_for({"ingest", "no such role"}) == list(PRELOAD_MODULES)  # unknown: everything
