@@ -180,7 +180,7 @@ class CnnEncoder:
         if encoder._frozen is not None:
             compiled.save(name, key, encoder._frozen, {
                 "model_id": encoder.model_id, "model_version": encoder.model_version, "dim": encoder.dim,
-                "class_names": encoder.class_names})
+                "class_names": encoder.class_names}, files=[path])
         return encoder
 
     @classmethod

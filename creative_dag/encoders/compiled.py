@@ -75,22 +75,38 @@ class CompiledModels:
                 module = torch.jit.load(str(module_path), map_location="cpu")
         except Exception:  # noqa: BLE001 — a damaged copy is rebuilt, as if it were missing
             return None
+        meta.pop(_BUILT_FROM, None)
         return module.eval(), meta
 
-    def save(self, name: str, key: str, module: Any, meta: dict) -> None:
-        """Keep `module` (a frozen ScriptModule) and its metadata, in place of the copies of `name` under other
-        keys (built from other weights, code or torch: stale). `name` carries the settings under which copies
-        may coexist. The module file is written first, so a reader never finds metadata without its module.
+    def save(self, name: str, key: str, module: Any, meta: dict, files: Iterable[str | os.PathLike]) -> None:
+        """Keep `module` (a frozen ScriptModule) and its metadata, in place of the copies of `name` built from the
+        same weight `files` under other keys (other file versions, code or torch: stale). A copy built from other
+        paths (another install sharing the home) is left to its install. `name` carries the settings under which
+        copies coexist. The module file is written first, so a reader never finds metadata without its module.
         A folder that cannot be written only costs speed."""
         import torch
 
         module_path, meta_path = self._paths(name, key)
+        built_from = sorted(str(Path(f).resolve()) for f in files)
         try:
             with atomic_path(module_path) as temporary, _quiet_torchscript():
                 torch.jit.save(module, str(temporary))
-            write_text_atomically(meta_path, json.dumps(meta))
-            for stale in self.root.glob(f"{name}-*"):
-                if stale not in (module_path, meta_path) and stale.stem.removeprefix(f"{name}-").isalnum():
-                    stale.unlink(missing_ok=True)
+            write_text_atomically(meta_path, json.dumps({**meta, _BUILT_FROM: built_from}))
+            for other in self.root.glob(f"{name}-*.json"):
+                other_key = other.stem.removeprefix(f"{name}-")
+                if other_key != key and other_key.isalnum() and _built_from(other) in (built_from, None):
+                    for stale in self._paths(name, other_key):
+                        stale.unlink(missing_ok=True)
         except OSError:
             return
+
+
+_BUILT_FROM = "built_from"  # the weight files a copy was built from, in its metadata
+
+
+def _built_from(meta_path: Path) -> list[str] | None:
+    """The weight files a kept copy names; None when its metadata cannot be read (damaged: replaced too)."""
+    try:
+        return json.loads(meta_path.read_text()).get(_BUILT_FROM)
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -504,7 +504,7 @@ def _cpu_detector(reader: Any, working_size: int, compiled_dir: str | None) -> s
     if frozen is None:
         return mode
     if compiled:
-        compiled.save(name, key, frozen, {"working_size": working_size})
+        compiled.save(name, key, frozen, {"working_size": working_size}, files=[path])
     optimised, mode = _optimised(frozen)
     reader.detector = optimised if optimised is not None else frozen
     return mode
