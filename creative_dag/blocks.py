@@ -148,10 +148,9 @@ def _load_layout(settings: EncoderSettings) -> Any:
 
     backend = settings.effective_ocr_backend
     model_dir = {"florence2": settings.florence2_model, "easyocr": settings.easyocr_model_dir}.get(backend)
-    compiled = settings.compiled_models()
     return LayoutBlockEncoder.load(backend=backend, working_size=settings.ocr_working_size,
                                    model_dir=model_dir, device=settings.device, workers=settings.effective_ocr_workers,
-                                   compiled_dir=str(compiled.root) if compiled else None)
+                                   compiled=settings.compiled_models())
 
 
 def _text_model_id(settings: EncoderSettings) -> str:

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
+from creative_dag.encoders.compiled import CompiledModels
 from creative_dag.encoders.layout import (
     LAYOUT_SCALES,
     LayoutExtractor,
@@ -453,14 +454,14 @@ def test_the_frozen_detector_kept_between_runs_reads_the_same_layout(read_creati
     images = chosen_creatives[0][:2]
     want = read_creatives[0].head(2)  # read with no kept copy: traced at load
     kept = tmp_path / "compiled"
-    first = LayoutExtractor(working_size=384, compiled_dir=str(kept))
+    first = LayoutExtractor(working_size=384, compiled=CompiledModels(kept))
     pd.testing.assert_frame_equal(first.transform(images), want)
     [copy] = kept.glob("ocr-craft-384-*.pt")
-    second = LayoutExtractor(working_size=384, compiled_dir=str(kept))
+    second = LayoutExtractor(working_size=384, compiled=CompiledModels(kept))
     second._load()
     assert second.detector_mode == "torchscript"
     pd.testing.assert_frame_equal(second.transform(images), want)
     copy.write_bytes(b"damaged")
-    third = LayoutExtractor(working_size=384, compiled_dir=str(kept))
+    third = LayoutExtractor(working_size=384, compiled=CompiledModels(kept))
     pd.testing.assert_frame_equal(third.transform(images), want)
     assert copy.stat().st_size > 1000  # traced again and kept again

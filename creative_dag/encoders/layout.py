@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag.encoders.columns import LAYOUT_COLUMNS
+from creative_dag.encoders.compiled import CompiledModels
 from creative_dag.encoders.visual import (
     standardize_and_normalize,
     working_copies,
@@ -137,7 +138,7 @@ class LayoutExtractor:
 
     def __init__(self, backend: str = "easyocr", working_size: int = 540, model_dir: str | None = None,
                  gpu: bool = False, min_confidence: float = 0.3, batch_size: int = 8,
-                 face_cascade: str | None = None, compiled_dir: str | None = None) -> None:
+                 face_cascade: str | None = None, compiled: CompiledModels | None = None) -> None:
         if working_size < 64:
             raise ValueError(f"working_size must be >= 64 px, got {working_size}")
         self.backend = backend
@@ -148,7 +149,7 @@ class LayoutExtractor:
         self.model_dir = model_dir if model_dir is not None else (
             default_easyocr_model_dir() if backend == "easyocr" else
             default_rapidocr_model_dir() if backend == "rapidocr" else None)
-        self.compiled_dir = compiled_dir  # where the frozen CPU detector is kept between runs (None: rebuilt)
+        self.compiled = compiled  # where the frozen CPU detector is kept between runs (None: rebuilt)
         self._ocr: Any = None  # loaded lazily, once
         self._face_detector: Any = None  # cv2.CascadeClassifier, loaded lazily
         self._weights_hash: str | None = None
@@ -162,7 +163,7 @@ class LayoutExtractor:
         """The constructor's arguments: another process builds the same extractor from them."""
         return {"backend": self.backend, "working_size": self.working_size, "model_dir": self.model_dir,
                 "gpu": self.gpu, "min_confidence": self.min_confidence, "batch_size": self.batch_size,
-                "face_cascade": self.face_cascade, "compiled_dir": self.compiled_dir}
+                "face_cascade": self.face_cascade, "compiled": self.compiled}
 
     # ---------------------------------------------------------- availability
     @property
@@ -278,7 +279,7 @@ class LayoutExtractor:
                         detector=self.gpu,  # on CPU: _load_craft_detector below, the same weights ~1.5 s sooner
                     )
                 if not self.gpu:
-                    self.detector_mode = _cpu_detector(self._ocr, self.working_size, self.compiled_dir)
+                    self.detector_mode = _cpu_detector(self._ocr, self.working_size, self.compiled)
             elif self.backend == "rapidocr":
                 self._ocr = _RapidOCR(self.model_dir, self.working_size, gpu=self.gpu)
             else:
@@ -481,19 +482,16 @@ def _load_craft_detector(path: str, quantize: Any) -> Any:
     return net.eval()
 
 
-def _cpu_detector(reader: Any, working_size: int, compiled_dir: str | None) -> str:
+def _cpu_detector(reader: Any, working_size: int, compiled: CompiledModels | None) -> str:
     """Give `reader` EasyOCR's CRAFT detector as a frozen TorchScript copy (see _freeze_detector), the one kept in
-    `compiled_dir` when it was built from the same weights, code and libraries; returns the detector mode.
+    `compiled` when it was built from the same weights, code and libraries; returns the detector mode.
     A kept copy is loaded and optimised in ~0.3 s instead of ~2 s to build, trace and freeze."""
-
-    from creative_dag.encoders.compiled import CompiledModels
-
     path = reader.getDetectorPath("craft")  # EasyOCR's MD5 check of the file, and its text-box decoder
-    compiled = CompiledModels(Path(compiled_dir)) if compiled_dir else None
-    name = f"ocr-craft-{working_size}"
-    key = compiled.key(files=[path], libraries=["easyocr"], sources=[__file__],
-                       settings=(working_size, bool(reader.quantize))) if compiled else ""
-    kept = compiled.load(name, key) if compiled else None
+    name, key, kept = f"ocr-craft-{working_size}", "", None
+    if compiled:
+        key = compiled.key(files=[path], libraries=["easyocr"], sources=[__file__],
+                           settings=(working_size, bool(reader.quantize)))
+        kept = compiled.load(name, key)
     if kept is not None:
         optimised, mode = _optimised(kept[0])
         if optimised is not None:

@@ -35,6 +35,7 @@ from creative_dag.encoders.base import (
     text_sha256,
 )
 from creative_dag.encoders.cache import EmbeddingCache
+from creative_dag.encoders.compiled import CompiledModels
 from creative_dag.encoders.decode import ImageDecodeError, decode_image, fit_decoded
 
 QUARANTINE_SOURCE = "images"
@@ -191,13 +192,13 @@ class LayoutBlockEncoder(PooledBlockEncoder):
     @classmethod
     def load(cls, backend: str = "easyocr", working_size: int = 384, model_dir: str | None = None,
              device: str = "cpu", batch_size: int = 16, workers: int = 1,
-             compiled_dir: str | None = None) -> LayoutBlockEncoder:
+             compiled: CompiledModels | None = None) -> LayoutBlockEncoder:
         from creative_dag.encoders.base import ModelUnavailable, resolve_device
         from creative_dag.encoders.layout import LayoutExtractor
 
         gpu = resolve_device(device).startswith("cuda")
         extractor = LayoutExtractor(backend=backend, working_size=working_size, model_dir=model_dir,
-                                    gpu=gpu, batch_size=batch_size, compiled_dir=compiled_dir)
+                                    gpu=gpu, batch_size=batch_size, compiled=compiled)
         if extractor.available:
             try:  # first transform loads the model; a 64² blank image costs milliseconds
                 extractor.transform([np.full((64, 64, 3), 255, dtype=np.uint8)])
