@@ -161,7 +161,8 @@ def _load_text(settings: EncoderSettings) -> Any:
     from creative_dag.encoders.text import TextEncoder
 
     return TextEncoder.load(settings.text_model, device=settings.device,
-                            allow_download=settings.allow_download, batch_size=max(settings.batch_size, 64))
+                            allow_download=settings.allow_download, batch_size=max(settings.batch_size, 64),
+                            compiled=settings.compiled_models())
 
 
 BLOCK_SPECS: dict[str, BlockSpec] = {spec.name: spec for spec in (

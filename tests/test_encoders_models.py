@@ -384,3 +384,61 @@ def test_the_frozen_cnn_kept_between_runs_gives_the_same_vectors_and_skips_the_b
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert load_block("cnn", settings).model is not None
     assert len(list(kept.glob("*.pt"))) == 1 and sorted(p.name for p in kept.glob("*.pt")) != copies
+
+
+@pytest.mark.slow
+def test_the_frozen_text_model_kept_between_runs_gives_the_transformers_vectors_without_importing_it(tmp_path):
+    """The text block's kept copy (creative_dag/encoders/text.py): the frozen MiniLM with its tokenizer.json read by
+    the `tokenizers` library gives the vectors and token counts of the transformers path, for batches of other
+    sizes and lengths than the trace's, truncated and empty texts included; a fresh process loading it does not
+    import transformers. A damaged copy is built again; a changed tokenizer file makes a new copy; a folder
+    without tokenizer.json keeps none and still loads."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from creative_dag.encoders.text import default_text_model_dir
+
+    folder = tmp_path / "minilm"
+    shutil.copytree(default_text_model_dir(), folder)
+    kept = tmp_path / "compiled"
+    settings = EncoderSettings(threads=2, text_model=str(folder), compiled_dir=str(kept))
+    texts = ["Fresh roasted coffee delivered to your door", "", "Shop now", "Café crème — 50 % off! 🔥",
+             "running shoes " * 300, "Learn more about our summer collection. Free shipping over $50"]
+
+    plain = load_block("text", EncoderSettings(threads=2, text_model=str(folder)))
+    built = load_block("text", settings)
+    assert built.model is not None and len(list(kept.glob("*.pt"))) == 1
+    loaded = load_block("text", settings)
+    assert loaded.model is None  # from the copy: no transformers model built
+    want, first, got = plain.encode(texts), built.encode(texts), loaded.encode(texts)
+    assert np.array_equal(first.vectors, got.vectors)
+    np.testing.assert_allclose(got.vectors, want.vectors, rtol=0, atol=1e-6)  # measured: identical
+    assert got.attributes["n_tokens"].tolist() == want.attributes["n_tokens"].tolist()
+    assert got.attributes["n_tokens"].tolist()[4] == plain.max_tokens and not got.vectors[1].any()
+    assert loaded.model_version == plain.model_version and loaded.dim == 384
+    one_by_one = np.vstack([loaded.encode([t]).vectors for t in texts])  # batches of one: no padding
+    np.testing.assert_allclose(one_by_one, want.vectors, rtol=0, atol=1e-6)
+
+    probe = (f"import sys, json\nfrom creative_dag.resources.models import EncoderSettings, load_block\n"
+             f"e = load_block('text', EncoderSettings(threads=2, text_model={str(folder)!r}, "
+             f"compiled_dir={str(kept)!r}))\nprint(json.dumps(['transformers' in sys.modules, e.model is None]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[false, true]"
+
+    next(kept.glob("*.pt")).write_bytes(b"not a TorchScript archive")
+    rebuilt = load_block("text", settings)
+    assert rebuilt.model is not None and np.array_equal(rebuilt.encode(texts).vectors, got.vectors)
+
+    tokenizer_file = folder / "tokenizer.json"
+    before = sorted(p.name for p in kept.glob("*.pt"))
+    os.utime(tokenizer_file, ns=(tokenizer_file.stat().st_atime_ns, tokenizer_file.stat().st_mtime_ns + 10**9))
+    assert load_block("text", settings).model is not None
+    assert len(list(kept.glob("*.pt"))) == 1 and sorted(p.name for p in kept.glob("*.pt")) != before
+
+    tokenizer_file.unlink()  # an older sentence-transformers folder: vocab.txt only
+    shutil.rmtree(kept)
+    without = load_block("text", settings)
+    assert without.model is not None and not kept.exists()
+    np.testing.assert_allclose(without.encode(texts).vectors, want.vectors, rtol=0, atol=1e-6)

@@ -62,8 +62,8 @@ class EncoderSettings:
     visual_workers: processes that compute the visual block's features at once (0 = one per core on
     CPU: its OpenCV / numpy features use ~1.2 of 2 cores in one process). The rows do not depend on it.
     cache_dir: embedding cache folder (empty = $CREATIVE_DAG_HOME/cache/embeddings).
-    compiled_dir: folder where the frozen CPU forward passes of the CNN and the OCR detector are kept between
-    runs (creative_dag/encoders/compiled.py); empty = built anew at each load. A home's resource sets
+    compiled_dir: folder where the frozen CPU forward passes of the CNN, the OCR detector and the text model are
+    kept between runs (creative_dag/encoders/compiled.py); empty = built anew at each load. A home's resource sets
     $CREATIVE_DAG_HOME/cache/compiled.
     use_cache: reuse cached embeddings and frozen forward passes.
     allow_download: let hub ids download when the hub is reachable.
