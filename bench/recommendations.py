@@ -4,9 +4,10 @@ Not a test: a measurement. Generates the recommendation scenarios of
 tests/test_marts_recommendations.py (600 creatives x 120 days, no images) and runs
 `marts.recommendations.recommend` at default `RecommendationParams` on each, scored by the test's
 `_goal_figures`: planted element effects >= 15 % recovered exactly once with the right sign in
-their scope, duplicates, findings with no planted cause, rows per scope. Two groups: "tuned-on"
-(the seeds the tests use: 0, 3, 5 in fixtures, 11, 12, 21, 22, 23 in the slow test) and
-"held-out" (31-34, used by no test). For each missed effect it prints what the table and the
+their scope, duplicates, findings with no planted cause, rows per scope. Three groups: "tuned-on"
+(the seeds the tests use: 0, 3, 5 in fixtures, 11, 12, 21, 22, 23 in the slow test), "held-out"
+(31-34, used by no test, but read by the stops that changed the method since) and "held-out-2"
+(41-52, added 2026-12-07 and not used to choose anything: the variants and disguise in turn). For each missed effect it prints what the table and the
 screening (`attribute_effects`) say about the planted attribute in its scope and metric, so a
 reader sees at which step it was lost. Results: bench/results/recommendations.json.
 
@@ -57,6 +58,8 @@ SCENARIOS: dict[int, tuple[str, str, bool]] = {
     22: ("tuned-on", "VARIANT_2", True), 23: ("tuned-on", "VARIANT_2", False),
     31: ("held-out", "default", False), 32: ("held-out", "VARIANT_1", True), 33: ("held-out", "VARIANT_2", True),
     34: ("held-out", "VARIANT_2", False),
+    **{seed: ("held-out-2", ("default", "VARIANT_1", "VARIANT_2")[(seed - 41) % 3], (seed - 41) % 2 == 1)
+       for seed in range(41, 53)},
 }
 EFFECTS: dict[str, list[dict] | None] = {"default": None, "VARIANT_1": VARIANT_1, "VARIANT_2": VARIANT_2}
 TABLE_COLUMNS = ("kind", "recommendation", "attribute", "value", "attribute_b", "value_b", "metric", "lift", "q_value")
@@ -176,7 +179,7 @@ def main() -> None:
     totals = {g: pooled([r for r in runs if r["group"] == g]) for g in dict.fromkeys(r["group"] for r in runs)}
     totals["overall"] = pooled(runs)
     for name, t in totals.items():
-        print(f"{name:>9}: recovered {t['recovered']} / missed {t['missed']} (recall {t['recall']:.3f}), duplicates "
+        print(f"{name:>10}: recovered {t['recovered']} / missed {t['missed']} (recall {t['recall']:.3f}), duplicates "
               f"{t['duplicates']}, no cause {t['no_cause']} of {t['findings']} findings ({t['no_cause_share']:.3f}), "
               f"max rows per scope {t['max_rows_per_scope']}, {t['seconds']} s")
     print("misses:" if any(r["missed_effects"] for r in runs) else "misses: none")
