@@ -13,7 +13,7 @@ Method, per scope (each account, and `ALL` accounts together):
    rates weighted by inverse variance, see `_response`), WLS of the creative's log metric on one
    indicator plus fixed effects for the strata (account, platform|placement, audience, objective),
    so a placement mix cannot pose as a creative effect; standard errors clustered by near-duplicate
-   cluster. Benjamini-Hochberg over every screening test of the run.
+   cluster. Benjamini-Hochberg over the screening tests of each scope (one family per scope).
 3. Causes (`indicator_clusters`): indicators that measure the same thing are one cause: average-
    linkage clustering on |correlation| >= `cluster_correlation`, or >= `family_correlation` within a
    declared family (`attributes.ATTRIBUTE_FAMILIES`: face_present / face_count / face_area_ratio).
@@ -170,7 +170,7 @@ def attribute_indicators(attributes: pd.DataFrame, min_support: int = 8, max_lev
 def attribute_effects(attributes: pd.DataFrame, performance: pd.DataFrame,
                       params: RecommendationParams | None = None) -> pd.DataFrame:
     """Screening: every (scope, indicator, metric) tested on its own (strata-adjusted), with lift,
-    CI, p, BH q over the whole run and support. See module docstring, step 2.
+    CI, p, BH q over the scope's tests and support. See module docstring, step 2.
 
     performance: one row per creative: creative_id, account_id, spend, and the response
         columns: score, raw counts (impressions, clicks, conversions, revenue) or ctr_shrunk,
