@@ -6,7 +6,7 @@ the same output, 1.4-1.45x faster; the text model runs as one where a home keeps
 each step process of the UI's executor, each `creative-dag assess`): measured on 2 cores, the CNN's load
 (timm import, build, trace) 1.46 s against 0.01 s to load its saved copy, and the detector's trace 1.75 s
 against 0.3 s to load and optimise its copy, and the text model's (transformers' import and load) 1.7-2.0 s
-against 0.07 s (creative_dag/encoders/text.py). The copy changes only with what it is built from, so it is kept
+against 0.3 s (creative_dag/encoders/text.py). The copy changes only with what it is built from, so it is kept
 on disk (`<home>/cache/compiled`), keyed by that: the weight files (path, size, modification time), the
 versions of torch and of the library that builds the model, the source file that traces it, and the trace's
 settings. A missing, stale or unreadable copy is built again; no output depends on whether it was used
