@@ -341,6 +341,20 @@ def test_visual_workers_default_to_one_per_core_and_leave_the_rows_alone():
     assert load_block(VISUAL, EncoderSettings(visual_workers=2)).workers == 2
 
 
+def _fresh_process_load(block: str, settings: str, library: str) -> list[bool]:
+    """[whether `library` was imported, whether no model was built] when a fresh process loads `block` with
+    EncoderSettings(threads=2, <settings>): a kept copy's point is the import and the build it avoids."""
+    import json
+    import subprocess
+    import sys
+
+    probe = (f"import sys, json\nfrom creative_dag.resources.models import EncoderSettings, load_block\n"
+             f"e = load_block({block!r}, EncoderSettings(threads=2, {settings}))\n"
+             f"print(json.dumps([{library!r} in sys.modules, e.model is None]))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_the_frozen_cnn_kept_between_runs_gives_the_same_vectors_and_skips_the_build(creatives, tmp_path):
     """A home keeps the frozen forward pass (creative_dag/encoders/compiled.py): the next load reads it instead of
@@ -348,8 +362,6 @@ def test_the_frozen_cnn_kept_between_runs_gives_the_same_vectors_and_skips_the_b
     damaged copy is built again; new weights make a new copy and drop the old one."""
     import os
     import shutil
-    import subprocess
-    import sys
 
     from creative_dag.encoders.cnn import default_lite0_weights
 
@@ -370,11 +382,8 @@ def test_the_frozen_cnn_kept_between_runs_gives_the_same_vectors_and_skips_the_b
     assert got.attributes["tags"].tolist() == want.attributes["tags"].tolist()
 
     # a fresh process with the copy kept never imports timm (its import and the trace were the load's cost)
-    probe = (f"import sys, json\nfrom creative_dag.resources.models import EncoderSettings, load_block\n"
-             f"e = load_block('cnn', EncoderSettings(threads=2, efficientnet_weights={str(weights)!r}, "
-             f"compiled_dir={str(kept)!r}))\nprint(json.dumps(['timm' in sys.modules, e.model is None]))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[false, true]"
+    assert _fresh_process_load("cnn", f"efficientnet_weights={str(weights)!r}, compiled_dir={str(kept)!r}",
+                               "timm") == [False, True]
 
     next(kept.glob("*.pt")).write_bytes(b"not a TorchScript archive")
     rebuilt = load_block("cnn", settings)
@@ -395,8 +404,6 @@ def test_the_frozen_text_model_kept_between_runs_gives_the_transformers_vectors_
     without tokenizer.json keeps none and still loads."""
     import os
     import shutil
-    import subprocess
-    import sys
 
     from creative_dag.encoders.text import default_text_model_dir
 
@@ -421,11 +428,8 @@ def test_the_frozen_text_model_kept_between_runs_gives_the_transformers_vectors_
     one_by_one = np.vstack([loaded.encode([t]).vectors for t in texts])  # batches of one: no padding
     np.testing.assert_allclose(one_by_one, want.vectors, rtol=0, atol=1e-6)
 
-    probe = (f"import sys, json\nfrom creative_dag.resources.models import EncoderSettings, load_block\n"
-             f"e = load_block('text', EncoderSettings(threads=2, text_model={str(folder)!r}, "
-             f"compiled_dir={str(kept)!r}))\nprint(json.dumps(['transformers' in sys.modules, e.model is None]))")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[false, true]"
+    assert _fresh_process_load("text", f"text_model={str(folder)!r}, compiled_dir={str(kept)!r}",
+                               "transformers") == [False, True]
 
     next(kept.glob("*.pt")).write_bytes(b"not a TorchScript archive")
     rebuilt = load_block("text", settings)
