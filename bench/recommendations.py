@@ -3,13 +3,14 @@
 Not a test: a measurement. Generates the recommendation scenarios of
 tests/test_marts_recommendations.py (600 creatives x 120 days, no images) and runs
 `marts.recommendations.recommend` at default `RecommendationParams` on each, scored by the test's
-`_goal_figures`: planted element effects >= 15 % recovered exactly once with the right sign in
-their scope, duplicates, findings with no planted cause, rows per scope. Three groups: "tuned-on"
-(the seeds the tests use: 0, 3, 5 in fixtures, 11, 12, 21, 22, 23 in the slow test), "held-out"
-(31-34, used by no test, but read by the stops that changed the method since) and "held-out-2"
-(41-52, added 2026-12-07 and not used to choose anything: the variants and disguise in turn). For each missed effect it prints what the table and the
-screening (`attribute_effects`) say about the planted attribute in its scope and metric, so a
-reader sees at which step it was lost. Results: bench/results/recommendations.json.
+`_goal_figures`: planted element effects >= 15 % recovered exactly once with the right sign in their
+scope, duplicates, findings with no planted cause, rows per scope. Three groups: "tuned-on" (the
+seeds the tests use: 0, 3, 5 in fixtures, 11, 12, 21, 22, 23 in the slow test), "held-out" (31-34,
+used by no test, but read by the stops that changed the method since) and "held-out-2" (41-52, added
+2026-12-07 and not used to choose anything: the variants and disguise in turn). For each missed
+effect it prints what the table and the screening (`attribute_effects`) say about the planted
+attribute in its scope and metric, so a reader sees at which step it was lost. Results:
+bench/results/recommendations.json.
 
     .venv/bin/python bench/recommendations.py [--seeds 0 31] [--out bench/results/recommendations.json]
 

@@ -1,16 +1,17 @@
 """Frozen TorchScript copies of the CPU forward passes (the CNN, EasyOCR's text detector, the text model), kept
 between runs.
 
-On CPU the CNN and the detector run as a traced and frozen copy (cnn._freeze_forward, layout._freeze_detector):
-the same output, 1.4-1.45x faster; the text model runs as one where a home keeps it (text._freeze). Building that copy is paid by every process that loads the model (each daily run,
-each step process of the UI's executor, each `creative-dag assess`): measured on 2 cores, the CNN's load
-(timm import, build, trace) 1.46 s against 0.01 s to load its saved copy, and the detector's trace 1.75 s
-against 0.3 s to load and optimise its copy, and the text model's (transformers' import and load) 1.7-2.0 s
-against 0.3 s (creative_dag/encoders/text.py). The copy changes only with what it is built from, so it is kept
-on disk (`<home>/cache/compiled`), keyed by that: the weight files (path, size, modification time), the
-versions of torch and of the library that builds the model, the source file that traces it, and the trace's
-settings. A missing, stale or unreadable copy is built again; no output depends on whether it was used
-(tests compare vectors and boxes with the eager model)."""
+On CPU the CNN and the detector run as a traced and frozen copy (cnn._freeze_forward,
+layout._freeze_detector): the same output, 1.4-1.45x faster; the text model runs as one where a home keeps it
+(text._freeze). Building that copy is paid by every process that loads the model (each daily run, each step
+process of the UI's executor, each `creative-dag assess`): measured on 2 cores, the CNN's load (timm import,
+build, trace) 1.46 s against 0.01 s to load its saved copy, and the detector's trace 1.75 s against 0.3 s to
+load and optimise its copy, and the text model's (transformers' import and load) 1.7-2.0 s against 0.3 s
+(creative_dag/encoders/text.py). The copy changes only with what it is built from, so it is kept on disk
+(`<home>/cache/compiled`), keyed by that: the weight files (path, size, modification time), the versions of
+torch and of the library that builds the model, the source file that traces it, and the trace's settings. A
+missing, stale or unreadable copy is built again; no output depends on whether it was used (tests compare
+vectors and boxes with the eager model)."""
 
 from __future__ import annotations
 
