@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from creative_dag.encoders.compiled import CompiledModels
+from creative_dag.encoders.compiled import CompiledModels, KeptCopy
 
 
 def _frozen(seed: int):
@@ -27,17 +27,16 @@ def weights(tmp_path):
     return path
 
 
-def _key(store: CompiledModels, weights, settings=(224,)) -> str:
-    return store.key(files=[weights], libraries=["numpy"], sources=[__file__], settings=settings)
+def _slot(store: CompiledModels, weights, name="tiny", settings=(224,)) -> KeptCopy:
+    return store.slot(name, files=[weights], libraries=["numpy"], sources=[__file__], settings=settings)
 
 
 def test_a_kept_copy_computes_what_was_saved(tmp_path, weights):
-    store = CompiledModels(tmp_path / "compiled")
-    key = _key(store, weights)
-    assert store.load("tiny", key) is None
+    slot = _slot(CompiledModels(tmp_path / "compiled"), weights)
+    assert slot.load() is None
     module = _frozen(0)
-    store.save("tiny", key, module, {"model_version": "abc"}, files=[weights])
-    loaded, meta = store.load("tiny", key)
+    slot.save(module, {"model_version": "abc"})
+    loaded, meta = slot.load()
     x = torch.rand(2, 3, 8, 8)
     with torch.no_grad():
         assert torch.equal(loaded(x), module(x))
@@ -46,34 +45,36 @@ def test_a_kept_copy_computes_what_was_saved(tmp_path, weights):
 
 def test_other_weights_settings_or_code_make_another_key_and_replace_the_stale_copy(tmp_path, weights):
     store = CompiledModels(tmp_path / "compiled")
-    first = _key(store, weights)
-    assert _key(store, weights) == first  # stable
-    assert _key(store, weights, settings=(384,)) != first
-    assert store.key(files=[weights], libraries=["numpy"], sources=[__file__, weights], settings=(224,)) != first
-    store.save("tiny", first, _frozen(0), {}, files=[weights])
+    first = _slot(store, weights)
+    assert _slot(store, weights) == first  # stable
+    assert _slot(store, weights, settings=(384,)).key != first.key
+    assert store.slot("tiny", files=[weights], libraries=["numpy"], sources=[__file__, weights],
+                      settings=(224,)).key != first.key
+    first.save(_frozen(0), {})
     weights.write_bytes(b"weights v2, longer")  # new weights: size and modification time change
-    second = _key(store, weights)
-    assert second != first
-    store.save("tiny", second, _frozen(1), {}, files=[weights])
-    assert store.load("tiny", first) is None and store.load("tiny", second) is not None
-    assert sorted(p.name for p in store.root.iterdir()) == [f"tiny-{second}.json", f"tiny-{second}.pt"]
-    store.save("tiny-384", first, _frozen(0), {}, files=[weights])  # a name of its own: coexists
-    assert store.load("tiny", second) is not None and store.load("tiny-384", first) is not None
+    second = _slot(store, weights)
+    assert second.key != first.key
+    second.save(_frozen(1), {})
+    assert first.load() is None and second.load() is not None
+    assert sorted(p.name for p in store.root.iterdir()) == [f"tiny-{second.key}.json", f"tiny-{second.key}.pt"]
+    own_name = _slot(store, weights, name="tiny-384")
+    own_name.save(_frozen(0), {})  # a name of its own: coexists
+    assert second.load() is not None and own_name.load() is not None
 
 
 def test_a_damaged_copy_is_missing_and_an_unwritable_folder_costs_only_speed(tmp_path, weights):
     store = CompiledModels(tmp_path / "compiled")
-    key = _key(store, weights)
-    store.save("tiny", key, _frozen(0), {}, files=[weights])
-    (store.root / f"tiny-{key}.pt").write_bytes(b"half a file")
-    assert store.load("tiny", key) is None
-    (store.root / f"tiny-{key}.json").write_text("{not json")
-    assert store.load("tiny", key) is None
+    slot = _slot(store, weights)
+    slot.save(_frozen(0), {})
+    (store.root / f"tiny-{slot.key}.pt").write_bytes(b"half a file")
+    assert slot.load() is None
+    (store.root / f"tiny-{slot.key}.json").write_text("{not json")
+    assert slot.load() is None
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
-    unwritable = CompiledModels(blocked / "compiled")  # its folder cannot be made
-    unwritable.save("tiny", key, _frozen(0), {}, files=[weights])  # no error
-    assert unwritable.load("tiny", key) is None
+    unwritable = _slot(CompiledModels(blocked / "compiled"), weights)  # its folder cannot be made
+    unwritable.save(_frozen(0), {})  # no error
+    assert unwritable.load() is None
 
 
 def test_a_copy_another_install_built_is_left_to_it(tmp_path, weights):
@@ -83,8 +84,8 @@ def test_a_copy_another_install_built_is_left_to_it(tmp_path, weights):
     other = tmp_path / "other-venv" / "weights.pth"
     other.parent.mkdir()
     other.write_bytes(b"weights v1")
-    mine, theirs = _key(store, weights), _key(store, other)
-    assert mine != theirs
-    store.save("tiny", theirs, _frozen(0), {}, files=[other])
-    store.save("tiny", mine, _frozen(1), {}, files=[weights])
-    assert store.load("tiny", theirs) is not None and store.load("tiny", mine) is not None
+    mine, theirs = _slot(store, weights), _slot(store, other)
+    assert mine.key != theirs.key
+    theirs.save(_frozen(0), {})
+    mine.save(_frozen(1), {})
+    assert theirs.load() is not None and mine.load() is not None

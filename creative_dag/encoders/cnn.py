@@ -166,10 +166,9 @@ class CnnEncoder:
         path = _weights_file(backbone, weights_path)
         if device != "cpu" or compiled is None or not path.is_file():  # a missing file: _build says so
             return cls._build(backbone, path, device, batch_size)
-        name = f"cnn-{backbone}"
-        key = compiled.key(files=[path], libraries=[_BUILDER[backbone]], sources=[__file__],
-                           settings=_PREPROCESSING[backbone])
-        kept = compiled.load(name, key)
+        slot = compiled.slot(f"cnn-{backbone}", files=[path], libraries=[_BUILDER[backbone]], sources=[__file__],
+                             settings=_PREPROCESSING[backbone])
+        kept = slot.load()
         if kept is not None:
             frozen, meta = kept
             encoder = cls(None, backbone, meta["model_id"], meta["model_version"], meta["dim"], device,
@@ -178,9 +177,9 @@ class CnnEncoder:
             return encoder
         encoder = cls._build(backbone, path, device, batch_size)
         if encoder._frozen is not None:
-            compiled.save(name, key, encoder._frozen, {
+            slot.save(encoder._frozen, {
                 "model_id": encoder.model_id, "model_version": encoder.model_version, "dim": encoder.dim,
-                "class_names": encoder.class_names}, files=[path])
+                "class_names": encoder.class_names})
         return encoder
 
     @classmethod

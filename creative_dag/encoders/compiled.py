@@ -49,27 +49,40 @@ class CompiledModels:
 
     root: Path
 
-    def key(self, *, files: Iterable[str | os.PathLike], libraries: Iterable[str],
-            sources: Iterable[str | os.PathLike], settings: Any) -> str:
-        """A short hash of what the frozen module is built from (see the module docstring)."""
+    def slot(self, name: str, *, files: Iterable[str | os.PathLike], libraries: Iterable[str],
+             sources: Iterable[str | os.PathLike], settings: Any) -> KeptCopy:
+        """The place of the copy of `name` built from these weight `files`, with the versions of torch and of the
+        `libraries` that build it, the `sources` that trace it and the trace's `settings` (its key hashes them).
+        `name` carries the settings under which copies coexist."""
+        files = tuple(Path(f) for f in files)
         digest = hashlib.sha256(repr(settings).encode())
         for library in ("torch", *libraries):
             digest.update(f"{library}={_version(library)};".encode())
         for path in files:
-            stat = Path(path).stat()
-            digest.update(f"{Path(path).resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+            stat = path.stat()
+            digest.update(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns};".encode())
         for path in sources:
             digest.update(Path(path).read_bytes())
-        return digest.hexdigest()[:20]
+        return KeptCopy(self.root, name, digest.hexdigest()[:20], files)
 
-    def _paths(self, name: str, key: str) -> tuple[Path, Path]:
-        return self.root / f"{name}-{key}.pt", self.root / f"{name}-{key}.json"
 
-    def load(self, name: str, key: str) -> tuple[Any, dict] | None:
-        """(module, metadata) saved under `key`, or None when there is none or it cannot be read."""
+@dataclass(frozen=True)
+class KeptCopy:
+    """One frozen module's place in the folder: the module under `<name>-<key>.pt`, its metadata beside it."""
+
+    root: Path
+    name: str
+    key: str
+    files: tuple[Path, ...]  # the weight files it is built from
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        return self.root / f"{self.name}-{key}.pt", self.root / f"{self.name}-{key}.json"
+
+    def load(self) -> tuple[Any, dict] | None:
+        """(module, metadata) kept under this key, or None when there is none or it cannot be read."""
         import torch
 
-        module_path, meta_path = self._paths(name, key)
+        module_path, meta_path = self._paths(self.key)
         if not (module_path.is_file() and meta_path.is_file()):
             return None
         try:
@@ -81,24 +94,23 @@ class CompiledModels:
         meta.pop(_BUILT_FROM, None)
         return module.eval(), meta
 
-    def save(self, name: str, key: str, module: Any, meta: dict, files: Iterable[str | os.PathLike]) -> None:
-        """Keep `module` (a frozen ScriptModule) and its metadata, in place of the copies of `name` built from the
-        same weight `files` under other keys (other file versions, code or torch: stale). A copy built from other
-        paths (another install sharing the home) is left to its install. `name` carries the settings under which
-        copies coexist. The module file is written first, so a reader never finds metadata without its module.
-        A folder that cannot be written only costs speed."""
+    def save(self, module: Any, meta: dict) -> None:
+        """Keep `module` (a frozen ScriptModule) and its metadata, in place of the copies of this name built from the
+        same weight files under other keys (other file versions, code or torch: stale). A copy built from other
+        paths (another install sharing the home) is left to its install. The module file is written first, so a
+        reader never finds metadata without its module. A folder that cannot be written only costs speed."""
         import torch
 
-        module_path, meta_path = self._paths(name, key)
-        built_from = sorted(str(Path(f).resolve()) for f in files)
+        module_path, meta_path = self._paths(self.key)
+        built_from = sorted(str(f.resolve()) for f in self.files)
         try:
             with atomic_path(module_path) as temporary, _quiet_torchscript():
                 torch.jit.save(module, str(temporary))
             write_text_atomically(meta_path, json.dumps({**meta, _BUILT_FROM: built_from}))
-            for other in self.root.glob(f"{name}-*.json"):
-                other_key = other.stem.removeprefix(f"{name}-")
-                if other_key != key and other_key.isalnum() and _built_from(other) in (built_from, None):
-                    for stale in self._paths(name, other_key):
+            for other in self.root.glob(f"{self.name}-*.json"):
+                other_key = other.stem.removeprefix(f"{self.name}-")
+                if other_key != self.key and other_key.isalnum() and _built_from(other) in (built_from, None):
+                    for stale in self._paths(other_key):
                         stale.unlink(missing_ok=True)
         except OSError:
             return

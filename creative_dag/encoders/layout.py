@@ -487,11 +487,9 @@ def _cpu_detector(reader: Any, working_size: int, compiled: CompiledModels | Non
     `compiled` when it was built from the same weights, code and libraries; returns the detector mode.
     A kept copy is loaded and optimised in ~0.3 s instead of ~2 s to build, trace and freeze."""
     path = reader.getDetectorPath("craft")  # EasyOCR's MD5 check of the file, and its text-box decoder
-    name, key, kept = f"ocr-craft-{working_size}", "", None
-    if compiled:
-        key = compiled.key(files=[path], libraries=["easyocr"], sources=[__file__],
-                           settings=(working_size, bool(reader.quantize)))
-        kept = compiled.load(name, key)
+    slot = compiled.slot(f"ocr-craft-{working_size}", files=[path], libraries=["easyocr"], sources=[__file__],
+                         settings=(working_size, bool(reader.quantize))) if compiled else None
+    kept = slot.load() if slot else None
     if kept is not None:
         optimised, mode = _optimised(kept[0])
         if optimised is not None:
@@ -501,8 +499,8 @@ def _cpu_detector(reader: Any, working_size: int, compiled: CompiledModels | Non
     frozen, mode = _freeze_detector(reader.detector, working_size)
     if frozen is None:
         return mode
-    if compiled:
-        compiled.save(name, key, frozen, {"working_size": working_size}, files=[path])
+    if slot:
+        slot.save(frozen, {"working_size": working_size})
     optimised, mode = _optimised(frozen)
     reader.detector = optimised if optimised is not None else frozen
     return mode

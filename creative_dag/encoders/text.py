@@ -118,10 +118,9 @@ class TextEncoder:
         """The kept frozen copy of the folder's model, or the model built and its copy kept."""
         max_tokens = _max_tokens(path)
         files = [*_weights(path), path / "config.json", path / _TOKENIZER_FILE]
-        name = f"text-{max_tokens}"
-        key = compiled.key(files=files, libraries=["transformers", "tokenizers"], sources=[__file__],
-                           settings=("mean-pool", max_tokens))
-        kept = compiled.load(name, key)
+        slot = compiled.slot(f"text-{max_tokens}", files=files, libraries=["transformers", "tokenizers"],
+                             sources=[__file__], settings=("mean-pool", max_tokens))
+        kept = slot.load()
         if kept is not None:
             frozen, meta = kept
             try:
@@ -142,7 +141,7 @@ class TextEncoder:
         frozen = _freeze(encoder.model, encoder.tokenizer, tokenizer, max_tokens)
         if frozen is None:
             return encoder
-        compiled.save(name, key, frozen, meta, files=files)
+        slot.save(frozen, meta)
         # The copy's forward and tokenizer from the first load on, so a run's vectors do not depend on which
         # run built the copy.
         encoder.tokenizer = tokenizer
