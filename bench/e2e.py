@@ -1,13 +1,15 @@
 """End-to-end benchmark: a cold run of the whole graph, an unchanged re-run, and two one-new-day runs.
 
 The way a user runs it: `creative-dag materialize` in a fresh process each time (models load,
-numba compiles, the Dagster instance opens). The scenario's last two days (their metrics and the
-creatives launched on them) are held back for the cold run, then landed one at a time: two new-day
-runs, because the forecast refits its models every 7th launch day (`ForecastConfig.refit_days`) and
-reuses them on the days between, so a day is either a refit day or not. Each new-day run records
-how many forecast refits it fitted (`forecast_refits_fitted`: 0 on a day between refits). Which held-back
-day is a refit day depends on the scenario: on the demo (300 x 120, seed 7) neither is; on the
-2,000 x 120 scenario the first is (36 fits).
+numba compiles, the Dagster instance opens). The forecast refits its models on the first launch of
+every 7th day (`ForecastConfig.refit_days`, `forecast.model.refit_dates`) and reuses them on the days
+between, so a daily run is either a refit day or not, and the bench times one of each: the latest two
+consecutive days with launches of which one is a refit day are held back (their metrics and the
+creatives launched on them), the cold run covers the scenario up to the day before, and the two days
+then land one at a time (`one_new_day`, `next_new_day`). The days after them are not used (on the
+demo, 300 x 120 at seed 7: cold through 2026-06-21, the refit day 06-22, then 06-23; five of 120 days
+left out). Each new-day run records how many forecast refits it fitted (`forecast_refits_fitted`: 0 on
+a day between refits).
 
 Prints creatives/s of the cold run, peak RSS of each run, each run's time as a ratio of the cold
 run (goal for one new day: <= 0.05), and the slowest steps of each run (from the run's event log).
@@ -47,6 +49,22 @@ sys.path.insert(0, str(ROOT))
 
 def metric_days(full: Path) -> list[str]:
     return sorted(set(pd.read_csv(full / "daily_metrics.csv", dtype=str, usecols=["date"])["date"]))
+
+
+def held_back_days(full: Path) -> tuple[str, str, str]:
+    """(the cold run's last day, the first new day, the second): the latest two consecutive metric days on which
+    creatives launched (a day of metrics only embeds nothing) and exactly one of which is a forecast refit day;
+    the scenario's last three days when it has none."""
+    from creative_dag.forecast.model import refit_dates
+
+    days = metric_days(full)
+    launches = pd.read_csv(full / "creatives.csv", dtype=str, usecols=["launch_date"])["launch_date"]
+    refits, launched = {day.date().isoformat() for day in refit_dates(launches)}, set(launches)
+    for i in range(len(days) - 2, 0, -1):
+        pair = days[i], days[i + 1]
+        if set(pair) <= launched and (pair[0] in refits) != (pair[1] in refits):
+            return days[i - 1], *pair
+    return days[-3], days[-2], days[-1]
 
 
 def land_through(full: Path, landing: Path, last: str) -> None:
@@ -154,7 +172,7 @@ def main() -> None:
         generate_scenario(full, n_creatives=args.creatives, n_days=args.days, seed=args.seed,
                           image_size=args.image_size)
         print(f"generated {args.creatives} creatives x {args.days} days in {time.perf_counter() - started:.0f}s")
-    *_, cold_day, next_day, last_day = metric_days(full)
+    cold_day, next_day, last_day = held_back_days(full)
     land_through(full, landing, cold_day)
     cold_creatives = len(pd.read_csv(landing / "creatives.csv", dtype=str))
     from bench.machine_speed import measure as machine_speed

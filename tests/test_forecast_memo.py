@@ -18,7 +18,7 @@ from creative_dag.cbr.case_base import build_case_base
 from creative_dag.cbr.query import CaseMemory
 from creative_dag.features.build import build_outcomes
 from creative_dag.forecast.memo import RefitMemo
-from creative_dag.forecast.model import ForecastConfig, run_forecast
+from creative_dag.forecast.model import ForecastConfig, refit_dates, run_forecast
 
 # One KPI, every input set of the evaluation table: the served path (keep_last) and the comparison path.
 CONFIG = ForecastConfig(kpis=("score",), evaluate_kpis=("score",), n_estimators=40)
@@ -90,6 +90,8 @@ def test_a_new_day_fits_nothing_new_inside_a_refit_week(daily_runs):
     last week, whose query rows gained the new day's creatives, is predicted with the model kept from the day
     before (each rolling forecast, KPI x input set x target, keeps one) — bit for bit what a new fit gives."""
     first, second = daily_runs["first"], daily_runs["second"]
+    last_day = pd.Timestamp(daily_runs["full"]["launch_date"].max())
+    assert last_day not in refit_dates(daily_runs["full"]["launch_date"], CONFIG)
     assert first.hits == 0 and first.models_reused == 0 and first.fitted > 40
     rolling = sum(key.startswith("fit:") for key in first.used)  # one kept model per rolling forecast
     assert rolling >= 7, first.summary()
@@ -109,6 +111,24 @@ def test_a_new_day_fits_nothing_new_inside_a_refit_week(daily_runs):
         if "lightgbm" in fresh[key].members:
             assert memoised[key].members["lightgbm"].model_to_string() == \
                 fresh[key].members["lightgbm"].model_to_string()
+
+
+@pytest.mark.slow
+def test_a_new_day_that_starts_a_refit_week_fits_one_model_per_rolling_forecast(scenario, tmp_path):  # noqa: F811
+    """`refit_dates` names the days whose run fits (bench/e2e.py times one such day and one between): landing
+    the first creatives of a refit week fits that week's model once per rolling forecast and reuses the rest."""
+    refit = refit_dates(scenario["creatives"]["launch_date"], CONFIG)[-1]
+    day_after = (refit + pd.Timedelta(days=1)).date().isoformat()
+    before, on_the_day = case_base_until(scenario, refit.date().isoformat()), case_base_until(scenario, day_after)
+    assert (pd.to_datetime(on_the_day["launch_date"]) == refit).any()
+    assert refit not in refit_dates(before["launch_date"], CONFIG)
+    first = RefitMemo.open(tmp_path / "refits.npz")
+    run_forecast(before, CaseMemory(before), None, CONFIG, memo=first)
+    first.save()
+    second = RefitMemo.open(tmp_path / "refits.npz")
+    run_forecast(on_the_day, CaseMemory(on_the_day), None, CONFIG, memo=second)
+    rolling = sum(key.startswith("fit:") for key in first.used)
+    assert second.fitted == rolling and second.hits == first.fitted, second.summary()
 
 
 def test_changed_code_or_inputs_do_not_reuse(tmp_path):

@@ -265,6 +265,25 @@ FIT_SETTINGS = ("learner", "pca_dims", "seed", "n_estimators", "learning_rate", 
                 "feature_fraction", "max_bin", "stack_folds")
 
 
+def refit_blocks(launch: np.ndarray, refit_days: int) -> dict[int, np.ndarray]:
+    """Refit day -> positions in `launch` (launch days of the forecast creatives) predicted by that refit's model:
+    a refit every `refit_days` from the first launch, where some creative launches before the next."""
+    start, end = int(launch.min()), int(launch.max())
+    blocks = {refit: np.flatnonzero((launch >= refit) & (launch < refit + refit_days))
+              for refit in range(start, end + 1, refit_days)}
+    return {refit: at for refit, at in blocks.items() if len(at)}
+
+
+def refit_dates(launch_dates: pd.Series, config: ForecastConfig | None = None) -> list[pd.Timestamp]:
+    """The launch dates on which `run_forecast` fits new models for creatives launched on `launch_dates`: the first
+    launch of each refit's block, so a daily run that lands such a date fits and the runs between reuse the kept
+    models."""
+    config = config or ForecastConfig()
+    launch = np.asarray(to_days(launch_dates), dtype=np.int64)
+    forecast = launch[launch >= launch.min() + config.warmup_days]
+    return [pd.Timestamp(int(forecast[at].min()), unit="D") for at in refit_blocks(forecast, config.refit_days).values()]
+
+
 def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Sequence[str], blocks: Sequence[str],
                      rows: np.ndarray, config: ForecastConfig, keep_last: bool = False,
                      memo: RefitMemo | None = None) -> RollingResult:
@@ -284,10 +303,7 @@ def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Seq
         return RollingResult(rows, pred, z_pred, refit_of, n_of)
     cats = [c for c in static_cols if c in set(inputs.categorical)]
     all_rows = np.arange(len(launch))
-    start, end = int(launch[rows].min()), int(launch[rows].max())
-    blocks_of = {refit: np.flatnonzero((launch[rows] >= refit) & (launch[rows] < refit + config.refit_days))
-                 for refit in range(start, end + 1, config.refit_days)}
-    blocks_of = {refit: at for refit, at in blocks_of.items() if len(at)}
+    blocks_of = refit_blocks(launch[rows], config.refit_days)
     last_refit = max(blocks_of)
     binary = _binary_columns(inputs.static, static_cols)
     binary_values = inputs.static[binary].to_numpy(dtype=float)
