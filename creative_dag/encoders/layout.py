@@ -488,8 +488,8 @@ def _cpu_detector(reader: Any, working_size: int, compiled: CompiledModels | Non
     A kept copy is loaded and optimised in ~0.3 s instead of ~2 s to build, trace and freeze."""
     path = reader.getDetectorPath("craft")  # EasyOCR's MD5 check of the file, and its text-box decoder
     slot = compiled.slot(f"ocr-craft-{working_size}", files=[path], libraries=["easyocr"], sources=[__file__],
-                         settings=(working_size, bool(reader.quantize))) if compiled else None
-    kept = slot.load() if slot else None
+                         settings=(working_size, bool(reader.quantize))) if compiled is not None else None
+    kept = slot.load() if slot is not None else None
     if kept is not None:
         optimised, mode = _optimised(kept[0])
         if optimised is not None:
@@ -499,7 +499,7 @@ def _cpu_detector(reader: Any, working_size: int, compiled: CompiledModels | Non
     frozen, mode = _freeze_detector(reader.detector, working_size)
     if frozen is None:
         return mode
-    if slot:
+    if slot is not None:
         slot.save(frozen, {"working_size": working_size})
     optimised, mode = _optimised(frozen)
     reader.detector = optimised if optimised is not None else frozen
