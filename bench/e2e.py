@@ -12,7 +12,8 @@ left out). Each new-day run records how many forecast refits it fitted (`forecas
 a day between refits).
 
 Prints creatives/s of the cold run, peak RSS of each run, each run's time as a ratio of the cold
-run (goal for one new day: <= 0.05), and the slowest steps of each run (from the run's event log).
+run (goal for one new day: <= 0.05), a week's average of daily runs (six days between refits and one
+refit day) as the same ratio, and the slowest steps of each run (from the run's event log).
 With --dask it also times a launch-date backfill of the encoders on the Dask executor at 1 and 2
 workers (bench/scale_out.py). Records the machine's reference speed (bench/machine_speed.py) before
 the first run and after the last, since this machine's speed drifts by hour. Writes
@@ -211,6 +212,14 @@ def main() -> None:
           f"{results['runs']['unchanged']['ratio_to_cold']}; new day / cold = "
           + ", ".join(f"{results['runs'][n]['ratio_to_cold']} ({n}, {results['runs'][n]['forecast_refits_fitted']} "
                       "forecast refits)" for n in new_days) + " (goal <= 0.05)")
+    # What a user's week of daily runs costs: six days between refits and one refit day.
+    refit_day = [n for n in new_days if results["runs"][n]["forecast_refits_fitted"]]
+    between = [n for n in new_days if results["runs"][n]["forecast_refits_fitted"] == 0]
+    if refit_day and between:
+        week = (6 * results["runs"][between[0]]["seconds"] + results["runs"][refit_day[0]]["seconds"]) / 7
+        results["week_of_new_days_ratio_to_cold"] = round(week / cold, 3)
+        print(f"a week of daily runs (6 days between refits, 1 refit day): {week:.1f}s a day on average, "
+              f"{week / cold:.3f} of the cold run")
 
     if args.dask:
         from bench.scale_out import run_dask_backfill
