@@ -387,6 +387,17 @@ def test_a_day_whose_refits_are_all_kept_starts_no_workers():
     assert os.getpid() in mixed.values() and len(set(mixed.values())) > 1
 
 
+def test_a_forecast_worker_does_not_import_dagster():
+    """Each worker process imports what `run_job` needs; Dagster (~1 s of every worker's start on a refit day)
+    is not part of it: the catalog names tables without it."""
+    import subprocess
+    import sys
+
+    probe = "import sys, creative_dag.forecast.model, creative_dag.forecast.parallel; print('dagster' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
 @pytest.mark.parametrize("n,p", [(400, 30), (60, 80), (25, 5), (150, 600)])
 def test_the_ridge_member_is_scikit_learns_ridgecv(n, p):
     """`ridge_loo` (one eigendecomposition for every penalty) picks the penalty RidgeCV picks and fits the

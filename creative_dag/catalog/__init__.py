@@ -11,13 +11,14 @@ with `key=TABLE.key`.
 from __future__ import annotations
 
 import fnmatch
-from typing import Self
-
-import dagster as dg
-import pandas as pd
+from typing import TYPE_CHECKING, Self
 
 from creative_dag.blocks import EMBEDDING_BLOCKS
 from creative_dag.catalog.columns import COLUMNS
+
+if TYPE_CHECKING:
+    import dagster as dg
+    import pandas as pd
 
 
 class Table(str):
@@ -36,6 +37,8 @@ class Table(str):
 
     @property
     def key(self) -> dg.AssetKey:
+        import dagster as dg  # here, not at the top: computing processes (forecast workers) read table names only
+
         return dg.AssetKey([self.schema, self.table])
 
     @property
@@ -59,6 +62,8 @@ class Table(str):
 
     def column_schema(self, frame: pd.DataFrame) -> dg.TableSchema:
         """The frame's columns with their types and the catalog's descriptions (Dagster's column table)."""
+        import dagster as dg
+
         return dg.TableSchema(columns=[
             dg.TableColumn(name=str(c), type=str(t), description=self.describe(str(c)))
             for c, t in frame.dtypes.items()])
@@ -117,4 +122,10 @@ def table_named(name: str) -> Table:
     raise KeyError(f"{name!r} is not a table of the catalog (creative_dag/catalog)")
 
 
-EMBEDDING_KEYS: list[dg.AssetKey] = [table.key for table in EMBEDDING_TABLES.values()]
+
+def __getattr__(name: str) -> list[dg.AssetKey]:
+    # EMBEDDING_KEYS needs Dagster: built on first use, so a process that only names tables (a forecast worker)
+    # never imports it (~1 s).
+    if name == "EMBEDDING_KEYS":
+        return [table.key for table in EMBEDDING_TABLES.values()]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
