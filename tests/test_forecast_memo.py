@@ -18,7 +18,12 @@ from creative_dag.cbr.case_base import build_case_base
 from creative_dag.cbr.query import CaseMemory
 from creative_dag.features.build import build_outcomes
 from creative_dag.forecast.memo import RefitMemo
-from creative_dag.forecast.model import ForecastConfig, refit_dates, run_forecast
+from creative_dag.forecast.model import (
+    ForecastConfig,
+    next_refit_from,
+    refit_dates,
+    run_forecast,
+)
 
 # One KPI, every input set of the evaluation table: the served path (keep_last) and the comparison path.
 CONFIG = ForecastConfig(kpis=("score",), evaluate_kpis=("score",), n_estimators=40)
@@ -122,6 +127,12 @@ def test_a_new_day_that_starts_a_refit_week_fits_one_model_per_rolling_forecast(
     before, on_the_day = case_base_until(scenario, refit.date().isoformat()), case_base_until(scenario, day_after)
     assert (pd.to_datetime(on_the_day["launch_date"]) == refit).any()
     assert refit not in refit_dates(before["launch_date"], CONFIG)
+    # What the day before says of the next refit (marts.performance_model's `next_refit`): from a day on or
+    # before it, with no launch between.
+    next_from = next_refit_from(before["launch_date"], CONFIG)
+    launches = pd.to_datetime(scenario["creatives"]["launch_date"])
+    assert next_from <= refit and not ((launches >= next_from) & (launches < refit)).any()
+    assert next_refit_from(on_the_day["launch_date"], CONFIG) > refit
     first = RefitMemo.open(tmp_path / "refits.npz")
     run_forecast(before, CaseMemory(before), None, CONFIG, memo=first)
     first.save()

@@ -29,6 +29,7 @@ from creative_dag.forecast.model import (
     ForecastConfig,
     empty_performance,
     empty_predictions,
+    next_refit_from,
     run_forecast,
     save_models,
 )
@@ -121,6 +122,8 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
         models=dg.MetadataValue.md("\n".join(f"- `{p}`" for p in saved) or "_none_"),
         oracle="observable oracle from ground_truth.json" if oracle else "no ground truth (not a generated scenario)",
         refits_reused=memo.hits, refits_fitted=memo.fitted, refits_predicted_with_kept_model=memo.models_reused,
+        next_refit=f"on the first launch from {next_refit_from(memory.case_base['launch_date'], fc_config).date()} "
+                   f"(every {fc_config.refit_days} days; the runs before it reuse this run's models)",
         notes="; ".join(result.info["notes"]) or "none"))
     yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(
         MARTS_PREDICTIONS, predictions, creatives_forecast=int(predictions.loc[predictions["forecast"].notna(), "creative_id"].nunique()),

@@ -284,6 +284,17 @@ def refit_dates(launch_dates: pd.Series, config: ForecastConfig | None = None) -
     return [pd.Timestamp(int(forecast[at].min()), unit="D") for at in refit_blocks(forecast, config.refit_days).values()]
 
 
+def next_refit_from(launch_dates: pd.Series, config: ForecastConfig | None = None) -> pd.Timestamp:
+    """The day from which the next creative to land makes `run_forecast` fit new models (the first launch on or after
+    it is the next of `refit_dates`); until then daily runs predict with the kept ones."""
+    config = config or ForecastConfig()
+    launch = np.asarray(to_days(launch_dates), dtype=np.int64)
+    forecast = launch[launch >= launch.min() + config.warmup_days]
+    if not len(forecast):
+        return pd.Timestamp(int(launch.min()) + config.warmup_days, unit="D")
+    return pd.Timestamp(max(refit_blocks(forecast, config.refit_days)) + config.refit_days, unit="D")
+
+
 def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Sequence[str], blocks: Sequence[str],
                      rows: np.ndarray, config: ForecastConfig, keep_last: bool = False,
                      memo: RefitMemo | None = None) -> RollingResult:
