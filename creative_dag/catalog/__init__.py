@@ -122,7 +122,6 @@ def table_named(name: str) -> Table:
     raise KeyError(f"{name!r} is not a table of the catalog (creative_dag/catalog)")
 
 
-
 def __getattr__(name: str) -> list[dg.AssetKey]:
     # EMBEDDING_KEYS needs Dagster: built on first use, so a process that only names tables (a forecast worker)
     # never imports it (~1 s).

@@ -279,8 +279,7 @@ def refit_dates(launch_dates: pd.Series, config: ForecastConfig | None = None) -
     launch of each refit's block, so a daily run that lands such a date fits and the runs between reuse the kept
     models."""
     config = config or ForecastConfig()
-    launch = np.asarray(to_days(launch_dates), dtype=np.int64)
-    forecast = launch[launch >= launch.min() + config.warmup_days]
+    forecast = _forecast_launch_days(launch_dates, config)
     return [pd.Timestamp(int(forecast[at].min()), unit="D") for at in refit_blocks(forecast, config.refit_days).values()]
 
 
@@ -288,11 +287,16 @@ def next_refit_from(launch_dates: pd.Series, config: ForecastConfig | None = Non
     """The day from which the next creative to land makes `run_forecast` fit new models (the first launch on or after
     it is the next of `refit_dates`); until then daily runs predict with the kept ones."""
     config = config or ForecastConfig()
-    launch = np.asarray(to_days(launch_dates), dtype=np.int64)
-    forecast = launch[launch >= launch.min() + config.warmup_days]
+    forecast = _forecast_launch_days(launch_dates, config)
     if not len(forecast):
-        return pd.Timestamp(int(launch.min()) + config.warmup_days, unit="D")
+        return pd.Timestamp(int(to_days(launch_dates).min()) + config.warmup_days, unit="D")
     return pd.Timestamp(max(refit_blocks(forecast, config.refit_days)) + config.refit_days, unit="D")
+
+
+def _forecast_launch_days(launch_dates: pd.Series, config: ForecastConfig) -> np.ndarray:
+    """Launch days (days since 1970) of the creatives `run_forecast` forecasts: those after the warm-up."""
+    launch = np.asarray(to_days(launch_dates), dtype=np.int64)
+    return launch[launch >= launch.min() + config.warmup_days]
 
 
 def rolling_forecast(inputs: ForecastInputs, target: KpiTarget, static_cols: Sequence[str], blocks: Sequence[str],
