@@ -47,9 +47,6 @@ def scenario_case_base(seed: int = 3):
     return build.frame, None
 
 
-BASELINES = ("account_mean", "context_knn", "gbm_prelaunch", "cbr", "cbr_learned")
-
-
 def margins(seeds: list[int]) -> list[dict]:
     """Test-window Spearman of the served score forecast and of every baseline, per seed."""
     from creative_dag.cbr.backtest import BacktestConfig, run_backtest
@@ -61,7 +58,9 @@ def margins(seeds: list[int]) -> list[dict]:
         case_base, _ = scenario_case_base(seed)
         memory = CaseMemory(case_base)
         backtest = run_backtest(case_base, memory, BacktestConfig(ablations=False))
-        baselines = {name: round(backtest.value(name, "spearman"), 3) for name in BASELINES}
+        # every method of the backtest (ablations off) but its random floor
+        methods = [m for m in backtest.metrics["method"].drop_duplicates() if m != "random"]
+        baselines = {name: round(backtest.value(name, "spearman"), 3) for name in methods}
         served = run_forecast(case_base, memory, None, ForecastConfig(kpis=("score",), evaluate=False)).served("score")
         best = max(baselines, key=baselines.get)
         rows.append({"seed": seed, "served": round(served, 3), "best_baseline": best,
