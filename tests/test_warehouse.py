@@ -44,6 +44,42 @@ def test_replace_rows_touches_only_its_partition(warehouse):
     assert got == ["a2", "c"]
 
 
+def _types(warehouse: DuckDBWarehouse, table: str) -> dict[str, str]:
+    schema, name = split_table_name(table)
+    rows = warehouse.query("SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_schema = ? AND table_name = ?", [schema, name])
+    return dict(zip(rows["column_name"], rows["data_type"]))
+
+
+def test_a_column_without_any_value_gets_a_real_type(warehouse):
+    # e.g. marts.recommendations without a pair (attribute_b), cbr.case_base with CLIP offline: a BI
+    # driver cannot map DuckDB's "NULL" type
+    frame = pd.DataFrame({"creative_id": ["a", "b"], "attribute_b": [None, None], "clip": [None, None]})
+    warehouse.write_table("marts.example", frame, null_types={"clip": "DOUBLE[]"})
+    assert _types(warehouse, "marts.example") == {"creative_id": "VARCHAR", "attribute_b": "VARCHAR",
+                                                  "clip": "DOUBLE[]"}
+    assert warehouse.read_table("marts.example")["attribute_b"].isna().all()
+
+
+def test_a_partition_with_values_after_one_without_any(warehouse):
+    first = pd.DataFrame({"launch_date": ["2026-03-01"], "headline": [None]})
+    later = pd.DataFrame({"launch_date": ["2026-03-02"], "headline": ["Shop now"]})
+    warehouse.replace_rows("embeddings.t", first, "launch_date", ["2026-03-01"])
+    warehouse.replace_rows("embeddings.t", later, "launch_date", ["2026-03-02"])
+    assert warehouse.read_table("embeddings.t").sort_values("launch_date")["headline"].tolist()[1] == "Shop now"
+
+
+def test_a_table_created_with_a_null_typed_column_takes_the_first_values(warehouse):
+    # tables written before the type fix keep their "NULL" column until a partition brings values
+    with warehouse.connect(write=True) as con:
+        con.execute("CREATE SCHEMA embeddings")
+        con.execute("CREATE TABLE embeddings.t AS SELECT '2026-03-01' AS launch_date, NULL AS headline")
+    later = pd.DataFrame({"launch_date": ["2026-03-02"], "headline": ["Shop now"]})
+    warehouse.replace_rows("embeddings.t", later, "launch_date", ["2026-03-02"])
+    assert _types(warehouse, "embeddings.t")["headline"] == "VARCHAR"
+    assert sorted(warehouse.read_table("embeddings.t")["headline"].dropna()) == ["Shop now"]
+
+
 def test_vectors_roundtrip_as_lists(warehouse):
     vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     frame = pd.DataFrame({"creative_id": ["a", "b", "c"], "vector": list(vectors)})

@@ -88,7 +88,8 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
     build = build_case_base(prelaunch, outcomes, tables, daily, pca_dims=config.pca_dims or None,
                             pca_fit_before=pca_fit_before)
     frame = build.frame
-    warehouse.write_table(CBR_CASE_BASE, frame)
+    # a block no creative has (CLIP offline) is still a list column, like the others
+    warehouse.write_table(CBR_CASE_BASE, frame, null_types={b: "DOUBLE[]" for b in BLOCKS})
     index_summary: dict = {"status": "no block vectors: index not built"}
     if build.layout is not None:
         memory = CaseMemory(frame, approximate_above=config.approximate_above, approximate=config.approximate,

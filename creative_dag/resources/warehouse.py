@@ -12,7 +12,7 @@ import re
 import shutil
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -157,14 +157,18 @@ class DuckDBWarehouse:
         with self.connect(write=True) as con:
             con.execute(sql, list(params or []))
 
-    def write_table(self, table: str, frame: pd.DataFrame) -> int:
-        """Replace `table` with `frame` (created with the frame's schema). Returns the row count."""
+    def write_table(self, table: str, frame: pd.DataFrame, null_types: Mapping[str, str] | None = None) -> int:
+        """Replace `table` with `frame` (created with the frame's schema). Returns the row count.
+
+        A column with no value at all (every cell None) is stored as `null_types[column]`, else VARCHAR:
+        DuckDB would type it "NULL", which BI drivers cannot map and no later value can be cast to."""
         schema, name = split_table_name(table)
         frame = _duckdb_ready(frame)
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
-            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT * FROM _incoming")
+            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {_typed_columns(con, null_types)} "
+                        "FROM _incoming")
             con.unregister("_incoming")
         return len(frame)
 
@@ -182,7 +186,9 @@ class DuckDBWarehouse:
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
-            con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT * FROM _incoming LIMIT 0")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT {_typed_columns(con)} "
+                        "FROM _incoming LIMIT 0")
+            _type_null_columns(con, schema, name)
             con.execute("BEGIN TRANSACTION")
             try:
                 if len(keys):
@@ -275,8 +281,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def read_table(self, table: str, **kwargs: Any) -> pd.DataFrame:
         return self.get().read_table(table, **kwargs)
 
-    def write_table(self, table: str, frame: pd.DataFrame) -> int:
-        return self.get().write_table(table, frame)
+    def write_table(self, table: str, frame: pd.DataFrame, null_types: Mapping[str, str] | None = None) -> int:
+        return self.get().write_table(table, frame, null_types)
 
     def replace_rows(self, table: str, frame: pd.DataFrame, key_column: str, keys: Sequence[Any]) -> int:
         return self.get().replace_rows(table, frame, key_column, keys)
@@ -318,6 +324,27 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                       [schema, name]).fetchone()
     return bool(row and row[0])
+
+
+def _is_null_type(duckdb_type: str) -> bool:
+    return duckdb_type.strip('"') == "NULL"
+
+
+def _typed_columns(con: duckdb.DuckDBPyConnection, null_types: Mapping[str, str] | None = None) -> str:
+    """The select list of `_incoming` with every NULL-typed column cast to its declared type (VARCHAR)."""
+    described = con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()
+    return ", ".join(
+        f"CAST({_quote(col)} AS {(null_types or {}).get(col, 'VARCHAR')}) AS {_quote(col)}"
+        if _is_null_type(typ) else _quote(col) for col, typ, *_ in described)
+
+
+def _type_null_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    """Give a NULL-typed column of an existing table (a table created before that type fix) the incoming
+    frame's type, so that its first real values can be inserted."""
+    incoming = {col: typ for col, typ, *_ in con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()}
+    for col, typ, *_ in con.execute(f"DESCRIBE {schema}.{name}").fetchall():
+        if _is_null_type(typ) and col in incoming and not _is_null_type(incoming[col]):
+            con.execute(f"ALTER TABLE {schema}.{name} ALTER {_quote(col)} TYPE {incoming[col]}")
 
 
 def _quote(identifier: str) -> str:
