@@ -226,6 +226,8 @@ def test_cpa_rule_marks_fatigued_without_a_ctr_change():
     assert row["cpa_rule_triggered"] and row["status"] == "fatigued"
     assert row["cpa_multiple"] == pytest.approx(5.0)
     assert pd.isna(row["fatigue_onset_date"])  # a perfectly flat CTR has no onset
+    # 'fatigued' beside a bare 'decline not significant' read as a contradiction: the evidence leads with the rule
+    assert row["fatigue_evidence"].startswith("CPA rule (cost per result >= 2x its first 7 days'); CTR: ")
 
 
 def test_account_fatigue_rate(scenarios):

@@ -105,6 +105,28 @@ def test_tired_or_repetitive_view_joins_fatigue():
     assert tired_or_repetitive(rep, None)["is_tired"].sum() == 0
 
 
+def test_tired_reasons_read_as_dates_and_name_the_cpa_rule():
+    """marts.creative_fatigue as DuckDB gives it back (a DATE column is Timestamps, NULL is NaT): the
+    reason says 'since 2026-04-01', not '2026-04-01 00:00:00', and a creative fatigued by the CPA rule
+    alone (no CTR onset) says so instead of 'since NaT'."""
+    creatives, vectors, _ = _planted(n_families=2, n_single=3)
+    rep = creative_repetition(creatives, vectors, RepetitionParams(weights={"visual": 1.0}))
+    onset, by_cpa = rep.loc[rep["near_duplicate_cluster"].isna(), "creative_id"].iloc[:2]
+    fatigue = pd.DataFrame({"creative_id": rep["creative_id"], "status": "stable",
+                            "fatigue_onset_date": pd.NaT, "current_vs_peak": 1.0, "cpa_rule_triggered": False,
+                            "cpa_multiple": np.nan})
+    fatigue["fatigue_onset_date"] = pd.to_datetime(fatigue["fatigue_onset_date"])
+    fatigue.loc[fatigue["creative_id"] == onset, ["status", "fatigue_onset_date"]] = ["fatigued", pd.Timestamp("2026-04-01")]
+    fatigue.loc[fatigue["creative_id"] == by_cpa, ["status", "cpa_rule_triggered", "cpa_multiple"]] = ["fatigued", True, 2.43]
+    view = tired_or_repetitive(rep, fatigue).set_index("creative_id")
+    assert view.loc[onset, "reason"] == "fatigued since 2026-04-01"
+    assert view.loc[by_cpa, "reason"] == "fatigued by the CPA rule (recent CPA 2.4x its first 7 days')"
+    assert view.loc[onset, "fatigue_onset_date"] == pd.Timestamp("2026-04-01").date()
+    assert view.loc[by_cpa, "fatigue_onset_date"] is None
+    assert not view["reason"].str.contains("NaT|00:00:00").any()
+    assert "cpa_multiple" not in view.columns
+
+
 def test_fused_similarity_matches_design_formula():
     """S = sum_b w_b cos_b / sum_b w_b over blocks present in both (a missing block drops out)."""
     a = np.array([[1, 0], [0, 1], [1, 0]], np.float32)

@@ -408,8 +408,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "current_vs_peak": "current_ctr / early_peak_ctr (1 = holding its early peak).",
         "early_cpa": "CPA over the first 7 days of the creative's series.",
         "current_cpa": "CPA over the last 7 days.",
-        "cpa_multiple": ("current_cpa / early_cpa (recent spend / early_cpa without recent conversions); NULL when "
-                         "untestable."),
+        "cpa_multiple": ("current_cpa / early_cpa (recent spend / early_cpa without recent conversions); NULL "
+                         "unless the first 7 days had >= 5 conversions and the series >= 14 days."),
         "fatigue_onset_date": ("Day the CTR decline began (change point on daily clicks / impressions); NULL without "
                                "an onset."),
         "onset_log_bayes_factor": ("Natural log of the Bayes factor 'flat, then decay' vs constant CTR; an onset needs "
@@ -420,7 +420,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "cpa_rule_triggered": ("Platform rule: recent 7-day cost per result ≥ 2× its first 7 days' (≥ 5 conversions "
                                "each)."),
         "fatigue_evidence": ("Detector outcome: onset detected, decline not significant, decline below the minimum, "
-                             "too little data (< 8 delivery days or < 100 clicks), no delivery."),
+                             "too little data (< 8 delivery days or < 100 clicks), no delivery; led by 'CPA rule (cost "
+                             "per result >= 2x its first 7 days')' when cpa_rule_triggered."),
         "days_to_fatigue": "Days from launch_date to fatigue_onset_date; NULL without an onset.",
         "status": ("fresh (< 7 days, no onset), stable, fatiguing (onset, drop ≥ 10 %), fatigued (≤ 60 % of the "
                    "early peak after an onset, or the CPA rule)."),
@@ -461,7 +462,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "current_vs_peak": "Last 7 days' CTR / early peak CTR (marts.creative_fatigue).",
         "is_tired": "fatigue_status is fatiguing or fatigued.",
         "tired_or_repetitive": "is_tired or is_repetitive: a creative to refresh.",
-        "reason": "Why, e.g. 'fatigued since 2026-04-02; near-duplicate of 2 other creative(s) (acc_01-fam004)'.",
+        "reason": ("Why, e.g. 'fatigued since 2026-04-02; near-duplicate of 2 other creative(s) (acc_01-fam004)', "
+                   "or 'fatigued by the CPA rule (recent CPA 2.4x its first 7 days')' without a CTR onset."),
     },
     "marts.recommendations": {
         "scope": "Where the finding is estimated: an account id, or ALL (every account, account fixed effects).",

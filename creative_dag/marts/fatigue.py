@@ -547,8 +547,15 @@ def _summarise_series(g: Mapping[str, np.ndarray], p: FatigueParams, prior: Fati
         "fatigue_onset_date": onset_date, "onset_log_bayes_factor": cp.log_bayes_factor if cp.tested else np.nan,
         "onset_window_probability": cp.window_probability if cp.onset_index is not None else np.nan,
         "fitted_drop": cp.drop if cp.tested else np.nan,
-        "cpa_rule_triggered": cpa_rule, "fatigue_evidence": cp.reason,
+        "cpa_rule_triggered": cpa_rule, "fatigue_evidence": _evidence(cp.reason, cpa_rule, p.cpa_multiple),
     }
+
+
+def _evidence(ctr_reason: str, cpa_rule: bool, multiple: float) -> str:
+    """The detector's outcome, led by the CPA rule when that is what makes the creative fatigued (a reader
+    seeing 'fatigued' next to 'decline not significant' alone would take it for a contradiction). No
+    number in it, so that a BI tool can group by it (`cpa_multiple` holds the number)."""
+    return f"CPA rule (cost per result >= {multiple:g}x its first 7 days'); CTR: {ctr_reason}" if cpa_rule else ctr_reason
 
 
 def _status(row: dict[str, object], age: int | None, p: FatigueParams) -> str:

@@ -362,20 +362,32 @@ def tired_or_repetitive(repetition: pd.DataFrame, fatigue: pd.DataFrame | None) 
     """
     out = repetition[["creative_id", "account_id", "similarity_density", "near_duplicate_cluster",
                       "cluster_size", "is_repetitive"]].copy()
+    rule = ["cpa_rule_triggered", "cpa_multiple"]
     if fatigue is not None and len(fatigue):
-        out = out.merge(fatigue[["creative_id", "status", "fatigue_onset_date", "current_vs_peak"]].rename(
+        have = [c for c in rule if c in fatigue.columns]
+        out = out.merge(fatigue[["creative_id", "status", "fatigue_onset_date", "current_vs_peak", *have]].rename(
             columns={"status": "fatigue_status"}), on="creative_id", how="left")
+        # read back from DuckDB a DATE is a Timestamp (NaT when NULL): keep it a date, as in creative_fatigue
+        onset = pd.to_datetime(out["fatigue_onset_date"], errors="coerce")
+        out["fatigue_onset_date"] = [d.date() if pd.notna(d) else None for d in onset]
     else:
         out["fatigue_status"] = None
         out["fatigue_onset_date"] = None
         out["current_vs_peak"] = np.nan
+    for c in rule:
+        if c not in out.columns:
+            out[c] = np.nan
     out["is_tired"] = out["fatigue_status"].isin(["fatiguing", "fatigued"])
     out["tired_or_repetitive"] = out["is_tired"] | out["is_repetitive"].astype(bool)
 
     def reason(r: pd.Series) -> str:
         parts = []
-        if r["is_tired"]:
-            parts.append(f"{r['fatigue_status']} since {r['fatigue_onset_date']}")
+        if r["is_tired"] and r["fatigue_onset_date"] is not None:
+            parts.append(f"{r['fatigue_status']} since {r['fatigue_onset_date']:%Y-%m-%d}")
+        elif r["is_tired"] and r["cpa_rule_triggered"] == True and pd.notna(r["cpa_multiple"]):  # noqa: E712 - NaN when no fatigue row
+            parts.append(f"{r['fatigue_status']} by the CPA rule (recent CPA {r['cpa_multiple']:.1f}x its first 7 days')")
+        elif r["is_tired"]:
+            parts.append(str(r["fatigue_status"]))
         if isinstance(r["near_duplicate_cluster"], str):
             parts.append(f"near-duplicate of {int(r['cluster_size']) - 1} other creative(s) ({r['near_duplicate_cluster']})")
         elif r["is_repetitive"]:
@@ -383,4 +395,4 @@ def tired_or_repetitive(repetition: pd.DataFrame, fatigue: pd.DataFrame | None) 
         return "; ".join(parts)
 
     out["reason"] = out.apply(reason, axis=1) if len(out) else pd.Series(dtype="object")
-    return out
+    return out.drop(columns=rule)
