@@ -36,7 +36,7 @@ def location_options(fn: Callable) -> Callable:
     @click.option("--home", type=click.Path(file_okay=False), default=None,
                   help=f"Warehouse folder (default ${HOME_ENV} or ./warehouse).")
     @click.option("--landing", type=click.Path(file_okay=False), default=None,
-                  help=f"Input landing folder (default ${LANDING_ENV} or $HOME/landing).")
+                  help=f"Input landing folder (default ${LANDING_ENV} or <home>/landing, the --home folder's).")
     @functools.wraps(fn)
     def wrapper(*args, home: str | None, landing: str | None, **kwargs):
         locations = resolve_locations(home, landing)
@@ -422,7 +422,7 @@ def _print_tables(locations: Locations) -> None:
 @main.command()
 @location_options
 def assets(locations: Locations) -> None:
-    """List the asset keys by group (for --select)."""
+    """List the asset keys in the order a run materialises them, each with its group (for --select)."""
     from creative_dag.definitions import build_definitions
 
     graph = build_definitions(locations.home, locations.landing).resolve_asset_graph()

@@ -11,6 +11,7 @@ re-publishes and records its new launch dates, not every one since the first.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import logging
 import threading
 import uuid
@@ -74,9 +75,15 @@ def resolve_selection(defs: dg.Definitions, select: Sequence[str] | None) -> lis
         for text in select:
             # A multi-asset (e.g. the landscape and its cluster summary) is run whole.
             selection = _parse_selection(text).required_multi_asset_neighbors()
-            keys = selection.resolve(graph)
+            try:
+                keys = selection.resolve(graph)
+            except dg.DagsterInvalidSubsetError:
+                keys = set()  # a key that is not in the graph (a typo): said below, without Dagster's traceback
             if not keys:
-                raise ValueError(f"selection {text!r} matches no asset; see `creative-dag assets` for the keys")
+                names = sorted(k.to_user_string() for k in all_keys)
+                close = difflib.get_close_matches(text, names, n=3, cutoff=0.85)
+                hint = f"did you mean {' or '.join(close)}? " if close else ""
+                raise ValueError(f"selection {text!r} matches no asset; {hint}see `creative-dag assets` for the keys")
             chosen |= keys
     return [k for k in graph.toposorted_asset_keys if k in chosen]
 

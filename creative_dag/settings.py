@@ -78,7 +78,7 @@ class Locations(HomeLayout):
 
 def resolve_locations(home: str | os.PathLike | None = None,
                       landing: str | os.PathLike | None = None) -> Locations:
-    """Explicit argument > environment variable > default (`./warehouse`, `$HOME/landing`)."""
+    """Explicit argument > environment variable > default (`./warehouse`, the home's `landing/`)."""
     home_value = home or os.environ.get(HOME_ENV) or DEFAULT_HOME
     home_path = Path(home_value).expanduser().resolve()
     landing_value = landing or os.environ.get(LANDING_ENV)

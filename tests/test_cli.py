@@ -49,6 +49,17 @@ def test_a_group_selection_resolves_without_dagsters_beta_warning(tmp_path):
     assert not [str(w.message) for w in caught]
 
 
+def test_a_misspelt_selection_is_one_line_with_the_close_keys(tmp_path):
+    """`--select marts/creative_rankings` printed Dagster's 43-line DagsterInvalidSubsetError traceback."""
+    (tmp_path / "in").mkdir()
+    for typo, hint in [("marts/creative_rankings", "did you mean marts/creative_ranking?"),
+                       ("nothing/like/this", "see `creative-dag assets`")]:
+        result = CliRunner().invoke(main, ["materialize", "--select", typo, "--home", str(tmp_path / "h"),
+                                           "--landing", str(tmp_path / "in")])
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.startswith(f"Error: selection {typo!r} matches no asset;") and hint in result.output
+
+
 def test_generate_rejects_bad_arguments(tmp_path):
     result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "x"), "--creatives", "0"])
     assert result.exit_code != 0 and "--creatives" in result.output
