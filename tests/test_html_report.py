@@ -181,6 +181,7 @@ def test_report_shows_every_section_with_thumbnails():
     assert "Account acc_02" in html  # the DON'T of one account, under its own heading
     assert f"onset {ONSET.isoformat()}" in html  # the fatigued top spender's onset, in its panel title
     assert "thumb-stop" in html.lower()
+    assert "(a UMAP map, from the fused image similarity)" in html  # the method in words, not `umap`
     assert "No candidate batch assessed yet (marts.candidate_assessment does not exist)" in html
 
 

@@ -87,7 +87,8 @@ def test_landscape_is_deterministic_and_separates_groups(tmp_path):
     attrs = pd.DataFrame({"creative_id": ids, "style": np.repeat(["solid", "photo", "dots"], 25)})
     summary = cluster_summary(one, attributes=attrs)
     assert summary["size"].sum() == 75
-    assert summary["dominant_attributes"].str.contains("style=").all()
+    assert summary["dominant_attributes"].str.contains("Style: ").all()  # in words, not `style=photo`
+    assert not summary["dominant_attributes"].str.contains("=").any()
     named = one.assign(style=attrs["style"]).groupby("cluster")["style"].agg(lambda v: v.mode().iloc[0])
     assert all(f"Style: {named[c]}" in summary.set_index("cluster").loc[c, "cluster_name"] for c in named.index if c >= 0)
     png = plot_landscape(one, tmp_path / "map.png")

@@ -219,6 +219,9 @@ def test_findings_meet_the_goals_on_held_out_variants(scenario, held_out):
     assert not disguised["attribute"].str.startswith(("tag_", "person_", "title_on")).any()
     person = disguised[(disguised["scope"] == "acc_02") & (disguised["attribute"] == "person")]
     assert len(person) == 1 and {"person_count=high", "person_area=high"} <= set(person["members"].iloc[0])
+    # the members are columns (for BI) but words in the sentence a strategist reads
+    assert "Also seen as Person area: high, Person count: high." in person["sentence"].iloc[0]
+    assert "=" not in disguised["sentence"].str.cat()
 
 
 def test_rows_are_readable_ranked_and_consistent(scenario):
@@ -241,6 +244,7 @@ def test_rows_are_readable_ranked_and_consistent(scenario):
     assert r["lift_ctr"] == r["lift"] and np.isfinite([r["lift_score"], r["lift_cvr"], r["lift_roas"]]).all()
     assert r["sentence"].startswith("DO: Faces in the creative → CTR +") and "95% CI" in r["sentence"]
     assert "e.g. cr_" in r["sentence"].lower()
+    assert "=" not in table["sentence"].str.cat()  # members in words ("Number of faces: high"), not face_count=high
 
 
 def test_an_interaction_is_kept_and_a_pair_restating_one_effect_is_not():
@@ -375,6 +379,8 @@ def test_a_finding_is_named_for_its_cause_not_for_the_object_tag_that_carried_it
     assert row["finding_id"].startswith("product_category=")
     assert row["finding"].startswith("Product category") and "tiger" not in row["sentence"].split("→")[0]
     assert "tag_tiger_cat=true" in list(row["members"])
+    # the support counted is the tag's, so the sentence says what was counted
+    assert "measured as Image tagged 'tiger cat': " in row["sentence"] and "tag_" not in row["sentence"]
 
 
 def test_indicators_clusters_and_bad_input():

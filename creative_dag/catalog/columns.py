@@ -543,8 +543,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "mean_score": "Mean ranking score of its creatives.",
         "median_score": "Median ranking score of its creatives.",
         "share_fatigued": "Share of its creatives that are fatiguing or fatigued.",
-        "dominant_attributes": ("Up to 3 indicators most over-represented vs the rest of the map, with their share "
-                                "in it."),
+        "dominant_attributes": ("Up to 3 indicators most over-represented vs the rest of the map, in words, with "
+                                "their share in it, e.g. 'Colour temperature: warm (82%), no faces (100%)'."),
         "example_ids": "Up to 3 of its creatives with the highest score.",
         "x": "Cluster centre on the map: mean x of its creatives.",
         "y": "Cluster centre on the map: mean y of its creatives.",

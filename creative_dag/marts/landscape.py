@@ -253,7 +253,8 @@ def cluster_summary(landscape: pd.DataFrame, ranking: pd.DataFrame | None = None
             lift = (inside - outside.reindex(inside.index).fillna(0.0)).where(inside >= min_share)
             ranked = lift.dropna().sort_values(ascending=False)
             top = ranked.head(top_attributes)
-            dominant = ", ".join(f"{k} ({inside[k]:.0%})" for k in top.index if top[k] > 0)
+            # in words, as cluster_name: the report's "what stands out" column shows it as is
+            dominant = ", ".join(f"{trait_name(k)} ({inside[k]:.0%})" for k in top.index if top[k] > 0)
             distinctive = distinct_traits(list(ranked.index[ranked >= min_lift]), top_attributes)
         scores = g["score"].dropna()
         rows.append({"cluster": int(label),

@@ -784,12 +784,31 @@ def _evidence(d: pd.DataFrame, r, k: int) -> list[str]:
     return d["creative_id"].astype(str).head(k).tolist()
 
 
+def _describe_rule(rule: str) -> str:
+    """A member of `members` for people: `face_count=high` -> "Face count: high"; `face_position!=none`
+    (a member that measures the other side) -> "Face position: not none"."""
+    negated = "!=" in rule
+    attr, _, value = rule.partition("!=" if negated else "=")
+    if not negated:
+        return describe_indicator(attr, value)
+    if value == "true":
+        return f"not {describe_indicator(attr, value)}"
+    return f"{describe_indicator(attr, 'true')}: not {'none' if value == '' else value}"
+
+
 def _sentence(r) -> str:
     where = "across all accounts" if r.scope == ALL_SCOPE else f"in {r.scope}"
     ci = f"95% CI {r.ci_low * 100:+.0f}% to {r.ci_high * 100:+.0f}%"
     eg = f" E.g. {', '.join(r.evidence_creatives)}." if len(r.evidence_creatives) else ""
     support = f"{int(r.n_with)} of {int(r.n_with + r.n_without)} creatives ({r.prevalence:.0%})"
-    same = f" Also seen as {', '.join(r.members[1:])}." if r.kind == "single" and len(r.members) > 1 else ""
+    measured = _describe_rule(f"{r.attribute}={r.value}")
+    if r.kind == "single" and measured != r.finding:
+        # the cause is named for its first-named member but estimated (and counted) on its representative:
+        # "Colour temperature: warm" measured as "Warm colours: high" counts the latter's creatives
+        support = f"measured as {measured}: {support}"
+    also = [_describe_rule(m) for m in r.members[1:]]
+    also = [m for m in dict.fromkeys(also) if m not in (r.finding, measured)]
+    same = f" Also seen as {', '.join(also)}." if r.kind == "single" and also else ""
     if r.recommendation == "TEST":
         return (f"TEST: {r.finding} → looks promising for the {METRIC_NAMES['score']} ({r.lift * 100:+.0f}%, {ci}, "
                 f"not yet proven) {where}; common near winners but only {r.recent_share:.0%} of recent launches; "

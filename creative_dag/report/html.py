@@ -457,9 +457,10 @@ def _landscape_section(tables: ReportTables, thumbs: _Thumbnails, params: Report
             yaxis={"title": "map y", "zeroline": False, "showticklabels": False},
             updatemenus=[{"type": "buttons", "direction": "right", "x": 0, "y": 1.12, "xanchor": "left", "buttons": buttons}],
             legend={"itemsizing": "constant"})
-    method = ", ".join(sorted(set(_column(points, "method").dropna().astype(str)))) or "UMAP"
+    methods = set(_column(points, "method").dropna().astype(str))
+    method = " and ".join(_MAP_METHODS.get(m, m) for m in sorted(methods)) or _MAP_METHODS["umap"]
     body = (f'<p>Every creative with image vectors, placed so that similar-looking creatives sit together '
-            f'({_e(method)} of the fused image similarity). Hover a point to see the creative; switch the colour '
+            f'({_e(method)}, from the fused image similarity). Hover a point to see the creative; switch the colour '
             f'between performance tier and visual cluster.</p>'
             + "".join(_note(n) for n in notes)
             + '<div id="cm-hover" class="hover-panel" hidden><img alt=""><div class="caption"></div></div>'
@@ -480,6 +481,12 @@ def _cluster_names(points: pd.DataFrame, clusters: pd.DataFrame | None) -> dict[
                 names.setdefault(int(c), str(n))
     names.setdefault(-1, "unclustered")
     return names
+
+
+# marts.creative_landscape.method in words (the page is read by marketers, the column by BI tools)
+_MAP_METHODS = {"umap": "a UMAP map", "umap-placed": "creatives since the last map fit placed beside their most "
+                "similar mapped ones", "pca": "a PCA projection (too few creatives for UMAP)",
+                "single": "a single creative"}
 
 
 def _clusters_table(tables: ReportTables, thumbs: _Thumbnails, params: ReportParams) -> str:
