@@ -343,3 +343,16 @@ def test_asset_writes_the_table_with_metadata_and_passing_check(tmp_path):
     again = _materialize(wh)
     meta = again.get_asset_materialization_events()[0].event_specific_data.materialization.metadata
     assert meta["degraded"].value == "" and meta["decided_with_forecast"].value > 0
+
+
+def test_a_keep_reason_never_reads_as_its_own_threshold_and_counts_agree_in_number():
+    """The demo showed 'p(top 20 %) = 0.80 (< 0.80)' (0.7996 rounded) and '1 conversions'."""
+    from creative_dag.marts.early_decisions import EarlyDecisionParams, _call
+
+    row = pd.Series({"p_bottom": 0.05, "p_top": 0.7996, "window_days": 1, "early_impressions": 1200.0,
+                     "early_clicks": 1.0, "early_conversions": 1.0, "n_peers": 1, "account_id": "acc_01",
+                     "prior_source": "account"})
+    decision, reason = _call(row, EarlyDecisionParams())
+    assert decision == "KEEP"
+    assert "= 0.799 (< 0.80)" in reason and "= 0.05 (< 0.80)" in reason
+    assert "after 1 day, 1,200 impressions, 1 click, 1 conversion; vs 1 matured creative of acc_01" in reason

@@ -62,6 +62,7 @@ from creative_dag.cbr.case_base import (
     pooled_priors,
 )
 from creative_dag.features.early_window import SUM_COLUMNS, last_metric_date, to_day
+from creative_dag.wording import below, count_of
 
 KILL, KEEP, SCALE, WAIT = "KILL", "KEEP", "SCALE", "WAIT"
 DECISIONS: tuple[str, ...] = (KILL, KEEP, SCALE, WAIT)
@@ -657,16 +658,17 @@ def _assemble(base: pd.DataFrame, plan: pd.DataFrame, judged: pd.DataFrame, cum:
 def _call(row: pd.Series, params: EarlyDecisionParams) -> tuple[str, str]:
     """The decision and its sentence for a judged creative."""
     p_bottom, p_top = float(row["p_bottom"]), float(row["p_top"])
-    evidence = (f"after {int(row['window_days'])} days, {_int(row['early_impressions'])} impressions, "
-                f"{_int(row['early_clicks'])} clicks, {_int(row['early_conversions'])} conversions; vs "
-                f"{int(row['n_peers'])} matured creatives of {row['account_id']}"
+    evidence = (f"after {count_of(row['window_days'], 'day')}, {count_of(row['early_impressions'], 'impression')}, "
+                f"{count_of(row['early_clicks'], 'click')}, {count_of(row['early_conversions'], 'conversion')}; vs "
+                f"{count_of(row['n_peers'], 'matured creative')} of {row['account_id']}"
                 + (", with the prelaunch forecast" if row["prior_source"] == PRIOR_WITH_FORECAST else ""))
     if p_bottom >= params.kill_threshold:
         return KILL, f"p({params.bottom_label()}) = {p_bottom:.2f} {evidence}: KILL"
     if p_top >= params.scale_threshold:
         return SCALE, f"p({params.top_label()}) = {p_top:.2f} {evidence}: SCALE"
-    return KEEP, (f"p({params.bottom_label()}) = {p_bottom:.2f} (< {params.kill_threshold:.2f}), "
-                  f"p({params.top_label()}) = {p_top:.2f} (< {params.scale_threshold:.2f}) {evidence}: KEEP")
+    return KEEP, (f"p({params.bottom_label()}) = {below(p_bottom, params.kill_threshold)} "
+                  f"(< {params.kill_threshold:.2f}), p({params.top_label()}) = {below(p_top, params.scale_threshold)} "
+                  f"(< {params.scale_threshold:.2f}) {evidence}: KEEP")
 
 
 def _with_naive_percentile(out: pd.DataFrame, cum: _Cumulative) -> pd.DataFrame:

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from creative_dag import metrics
+from creative_dag.wording import count_of
 
 STATUSES = ("fresh", "stable", "fatiguing", "fatigued")
 
@@ -179,7 +180,7 @@ def _untestable(y: np.ndarray, n: np.ndarray, p: FatigueParams) -> str | None:
     """Why the series cannot be tested, or None."""
     live = n > 0
     if live.sum() < p.min_days or y.sum() < p.min_clicks:
-        return (f"too little data ({int(live.sum())} delivery days, {int(y.sum())} clicks; "
+        return (f"too little data ({count_of(live.sum(), 'delivery day')}, {count_of(y.sum(), 'click')}; "
                 f"need {p.min_days} and {int(p.min_clicks)})")
     live_idx = np.flatnonzero(live)
     if live_idx[-1] - live_idx[0] + 2 - 2 * p.min_segment_days <= 0:

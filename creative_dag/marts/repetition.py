@@ -42,6 +42,7 @@ from scipy.sparse.csgraph import connected_components
 
 from creative_dag.blocks import CLIP, CNN, DEFAULT_WEIGHTS
 from creative_dag.marts.block_vectors import BlockVectors
+from creative_dag.wording import count_of
 
 REPETITION_COLUMNS = [
     "creative_id", "account_id", "launch_date", "similarity_density", "max_similarity", "most_similar_id",
@@ -389,9 +390,10 @@ def tired_or_repetitive(repetition: pd.DataFrame, fatigue: pd.DataFrame | None) 
         elif r["is_tired"]:
             parts.append(str(r["fatigue_status"]))
         if isinstance(r["near_duplicate_cluster"], str):
-            parts.append(f"near-duplicate of {int(r['cluster_size']) - 1} other creative(s) ({r['near_duplicate_cluster']})")
+            parts.append(f"near-duplicate of {count_of(int(r['cluster_size']) - 1, 'other creative')} "
+                         f"({r['near_duplicate_cluster']})")
         elif r["is_repetitive"]:
-            parts.append(f"{int(r['similarity_density'])} similar creatives launched recently")
+            parts.append(f"{count_of(r['similarity_density'], 'similar creative')} launched recently")
         return "; ".join(parts)
 
     out["reason"] = out.apply(reason, axis=1) if len(out) else pd.Series(dtype="object")
