@@ -118,7 +118,8 @@ def small_marts(n_creatives: int = 12, n_days: int = 30) -> tuple[ReportTables, 
     weeks = [START + timedelta(weeks=w) for w in range(4)]
     health = pd.DataFrame([{"account_id": a, "week_start": w, "creative_velocity": 3 + i, "active_creatives": 6,
                             "spend": 1000.0, "freshness_rate": 0.4 + 0.1 * i, "fatigued_spend_share": 0.1,
-                            "thumb_stop_ratio": 0.2 + 0.01 * i if a == "acc_01" else np.nan}
+                            "thumb_stop_ratio": 0.2 + 0.01 * i if a == "acc_01" else np.nan,
+                            "days_covered": 7 if i < 3 else 2}
                            for a in ("acc_01", "acc_02") for i, w in enumerate(weeks)])
     creatives = pd.DataFrame({"creative_id": ids, "account_id": accounts, "image_path": paths})
     tables = ReportTables(creatives=creatives, ranking=ranking, landscape=landscape, landscape_clusters=clusters,
@@ -181,6 +182,8 @@ def test_report_shows_every_section_with_thumbnails():
     assert "Account acc_02" in html  # the DON'T of one account, under its own heading
     assert f"onset {ONSET.isoformat()}" in html  # the fatigued top spender's onset, in its panel title
     assert "thumb-stop" in html.lower()
+    last_week = (START + timedelta(weeks=3)).isoformat()
+    assert f"Open markers are weeks the export covers only in part: {last_week} (2 of 7 days)." in html
     assert "(a UMAP map, from the fused image similarity)" in html  # the method in words, not `umap`
     assert "No candidate batch assessed yet (marts.candidate_assessment does not exist)" in html
 

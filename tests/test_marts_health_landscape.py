@@ -62,6 +62,16 @@ def test_weekly_health_figures_by_hand():
     assert w2["creative_diversity"] == pytest.approx(2 / 3)  # pairs ab=0, ac=1, bc=1
 
 
+def test_partial_weeks_at_the_ends_of_the_export_are_flagged():
+    """The demo's last week had 2 days of data and read as a collapse of velocity and spend."""
+    creatives, daily = _toy()  # Mon 2 March .. Sun 15 March: two whole weeks
+    cut = daily[(daily["date"] >= "2026-03-04") & (daily["date"] <= "2026-03-10")]  # Wed .. Tue
+    h = account_health(cut, creatives).set_index("week_start")
+    assert h["days_covered"].to_dict() == {pd.Timestamp("2026-03-02").date(): 5, pd.Timestamp("2026-03-09").date(): 2}
+    assert not h["complete_week"].any()
+    assert account_health(daily, creatives)["complete_week"].all()
+
+
 def test_health_without_optional_inputs_is_nan_not_an_error():
     creatives, daily = _toy()
     h = account_health(daily.drop(columns="video_3s_views"), creatives)

@@ -518,6 +518,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "winners_spend_share": "Share of the week's spend on winners (marts.creative_ranking.is_winner).",
         "creative_fatigue_rate_days": ("Account level, repeated each week: median days a winner holds its target CPA "
                                        "(median shrunk CPA) before its 7-day CPA exceeds it."),
+        "days_covered": ("Days of the week inside the export's date range, 1-7 (the export's first and last weeks "
+                         "are usually partial)."),
+        "complete_week": ("days_covered = 7. Compare velocity, spend and impressions only between complete weeks: a "
+                          "partial last week looks like a drop."),
     },
     "marts.creative_landscape": {
         "creative_id": _KEYS["creative_id"],

@@ -12,6 +12,9 @@ Columns (docs/marts.md definitions):
                           with spend in the week (NaN when fewer than 2 have vectors)
 - winners_spend_share     share of spend on winners (marts.creative_ranking is_winner)
 - active_creatives, creative_fatigue_rate_days (account-level, repeated on every week)
+- days_covered, complete_week  days of the week inside the export's date range (the first and
+                          last weeks are usually partial: their velocity and spend are not
+                          comparable with a full week's)
 """
 
 from __future__ import annotations
@@ -87,11 +90,23 @@ def account_health(daily: pd.DataFrame, creatives: pd.DataFrame, fatigue: pd.Dat
         out = out.merge(fatigue_rate[["account_id", "creative_fatigue_rate_days"]], on="account_id", how="left")
     else:
         out["creative_fatigue_rate_days"] = np.nan
+    dates = pd.to_datetime(daily["date"], errors="coerce")
+    out["days_covered"] = _days_covered(out["week_start"], dates.min(), dates.max())
+    out["complete_week"] = out["days_covered"] == 7
     out["week_start"] = out["week_start"].dt.date
     cols = ["account_id", "week_start", "creative_velocity", "active_creatives", "spend", "impressions",
             "freshness_rate", "fatigued_spend_share", "thumb_stop_ratio", "creative_diversity",
-            "winners_spend_share", "creative_fatigue_rate_days"]
+            "winners_spend_share", "creative_fatigue_rate_days", "days_covered", "complete_week"]
     return out[cols].sort_values(["account_id", "week_start"]).reset_index(drop=True)
+
+
+def _days_covered(week_start: pd.Series, first: pd.Timestamp, last: pd.Timestamp) -> pd.Series:
+    """Days of each week (Monday `week_start` + 0..6) from the export's first to its last metric date."""
+    if pd.isna(first) or pd.isna(last):
+        return pd.Series(0, index=week_start.index, dtype="int64")
+    start = week_start.where(week_start > first, first)
+    end = (week_start + pd.Timedelta(days=6)).where(week_start + pd.Timedelta(days=6) < last, last)
+    return ((end - start).dt.days + 1).clip(lower=0).astype("int64")
 
 
 def _diversity(ids: object, vectors: BlockVectors | None) -> float:

@@ -712,16 +712,26 @@ def _health_section(tables: ReportTables) -> _Section:
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.08,
                         subplot_titles=[m[1] for m in metrics])
     accounts = sorted(set(health["account_id"].astype(str)))
+    days = pd.to_numeric(_column(health, "days_covered"), errors="coerce")
+    health["_partial"] = days.notna() & (days < 7)
     for i, account in enumerate(accounts):
         rows = health[health["account_id"].astype(str) == account]
         colour = PALETTE[i % len(PALETTE)]
+        # a partial week (the export's first or last) is an open marker: its velocity is not a full week's
+        symbols = np.where(rows["_partial"], "circle-open", "circle").tolist()
         for j, (column, _label, scale) in enumerate(metrics):
             values = pd.to_numeric(rows[column], errors="coerce") * scale
             fig.add_trace(go.Scatter(x=rows["week"], y=values, mode="lines+markers", name=account,
                                      legendgroup=account, showlegend=j == 0, line={"color": colour, "width": 2},
-                                     marker={"size": 5}, hovertemplate="%{x}: %{y:.2f}<extra>" + account + "</extra>"),
+                                     marker={"size": 7, "symbol": symbols},
+                                     hovertemplate="%{x}: %{y:.2f}<extra>" + account + "</extra>"),
                           row=j + 1, col=1)
     notes = []
+    partial = health[health["_partial"]].drop_duplicates("week")
+    if len(partial):
+        weeks = ", ".join(f"{w} ({int(d)} of 7 days)" for w, d in zip(partial["week"], days[partial.index]))
+        notes.append(f"Open markers are weeks the export covers only in part: {weeks}. Their velocity "
+                     "counts fewer days than a full week's.")
     if pd.to_numeric(health["thumb_stop_ratio"], errors="coerce").notna().sum() == 0:
         notes.append("Thumb-stop is empty: the export has no video delivery (3-second views).")
         fig.add_annotation(text="no video delivery: thumb-stop is empty", xref="x3 domain", yref="y3 domain",
