@@ -138,6 +138,11 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     ingest_keys = [k for k in keys if graph.get(k).group_name == "ingest"]
     candidate_keys = [k for k in keys if graph.get(k).partitions_def == candidate_batch_partitions]
     other_keys = [k for k in keys if k not in ingest_keys and k not in candidate_keys]
+    # The report group (the serving copy, the page) publishes and shows the candidate tables too: with
+    # batches to assess it runs after them, or BI tools would see this run's verdicts only after the next.
+    last_keys = ([k for k in other_keys if graph.get(k).group_name == "report"]
+                 if candidate_keys and _candidate_batch_folders(defs) else [])
+    other_keys = [k for k in other_keys if k not in last_keys]
     if ingest_keys:
         _run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
              summary, report)
@@ -184,10 +189,23 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
         if other_keys:
             _run(assets, defs, instance, other_keys, tags, _with_ops(run_config, ops_config, assets, other_keys),
                  summary, report)
-    if candidate_keys and summary.success:
+    memory_ok = summary.success
+    if candidate_keys and memory_ok:
         _run_candidate_batches(assets, defs, instance, candidate_keys, tags,
                                _with_ops(run_config, ops_config, assets, candidate_keys), summary, report)
+    if last_keys and memory_ok:  # a failed candidate batch still gets the memory's tables published
+        tags = {k: v for k, v in tags.items() if k not in (RANGE_START_TAG, RANGE_END_TAG)}
+        _run(assets, defs, instance, last_keys, tags, _with_ops(run_config, ops_config, assets, last_keys),
+             summary, report)
+    elif last_keys:
+        summary.skipped += [k.to_user_string() for k in last_keys]
     return summary
+
+
+def _candidate_batch_folders(defs: dg.Definitions) -> list[Path]:
+    """The valid candidate batch folders under the landing folder (each a `candidate_batch` partition)."""
+    landing = Path(defs.resources["landing"].root)
+    return [f for f in batch_folders(landing) if valid_batch_name(f.name)]
 
 
 def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKey],
@@ -216,7 +234,7 @@ def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.Dags
                            report: Callable[[str], None]) -> None:
     """One run per candidate batch folder of the landing folder (each its own `candidate_batch` partition)."""
     landing = Path(defs.resources["landing"].root)
-    folders = [f for f in batch_folders(landing) if valid_batch_name(f.name)]
+    folders = _candidate_batch_folders(defs)
     if not folders:
         report(f"no candidate batch under {landing / CANDIDATES_DIR}: {len(keys)} candidate asset(s) not run")
         return
