@@ -70,7 +70,7 @@ def representative_tables(generation: int = 0) -> dict[str, pd.DataFrame]:
         "generation": generation,
     })
     # marts.recommendations: LIST columns (one NULL list, one empty list) and a column NULL in every
-    # row, which DuckDB stores with the type "NULL" (attribute_b of single-attribute findings).
+    # row (attribute_b of single-attribute findings; the warehouse stores it as VARCHAR).
     recommendations = pd.DataFrame({
         "scope": ["account:acc_01"] * n,
         "rank": np.arange(1, n + 1),
