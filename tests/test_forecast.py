@@ -75,6 +75,13 @@ def test_forecast_ranks_better_than_what_cannot_see_the_creative(scenario, forec
     assert 0.7 <= forecast.served("ctr", "interval_coverage") <= 0.97
     table = forecast.performance
     assert {"rmse", "mae", "r2", "spearman", "spearman_within_cohort", "interval_coverage", "n"} <= set(table.columns)
+    # the coverage says over how many creatives: the ones with an interval, as in marts.predictions
+    served_rows = table[table["served"]].set_index(["kpi", "window"])
+    live = forecast.predictions.assign(has=forecast.predictions["lower"].notna() & forecast.predictions["realised"].notna())
+    for (kpi, window), row in served_rows.iterrows():
+        rows = live[(live["kpi"] == kpi) & (live["window"] == window)]
+        assert row["n_with_interval"] == rows["has"].sum() <= row["n"], (kpi, window)
+    assert (table.loc[~table["served"], "n_with_interval"] == 0).all()
     assert set(table.loc[table["kpi"] == "score", "input_set"]) >= {
         "context", "block:clip", "block:visual", "all_blocks", "all+cbr", "cbr", "served", "observable oracle"}
     assert set(table["target"]) >= {"normalised", "raw"}

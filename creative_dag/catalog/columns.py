@@ -566,7 +566,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "r2": "R² on the reporting scale: 1 - squared error / variance of the realised values.",
         "spearman": "Spearman rank correlation of forecast and realised values over the window.",
         "spearman_within_cohort": "Mean Spearman within account × launch-week cohorts.",
-        "interval_coverage": "Share of realised values inside the 80 % interval (served rows only).",
+        "interval_coverage": ("Share of realised values inside the 80 % interval, over the n_with_interval creatives "
+                              "that have one (served rows only)."),
+        "n_with_interval": ("Of n, creatives with an interval (served rows): the first launches after the warm-up have "
+                            "too few known residuals to calibrate one, so a validation coverage can rest on a few."),
         "n": "Creatives of the window with both a forecast and a realised value.",
         "n_without_forecast": "Creatives of the window without a forecast.",
         "n_account_level": ("Of n, forecasts that are the account's trailing level because no model could be "

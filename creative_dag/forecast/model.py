@@ -112,7 +112,8 @@ PRIMARY_SET = "all+cbr"
 INTERPRETABLE_SET = "context+attributes"
 CANDIDATE_SETS = (PRIMARY_SET, "all_blocks", INTERPRETABLE_SET)
 PERFORMANCE_COLUMNS = ("input_set", "kpi", "window", "target", "served", "rmse", "mae", "r2", "spearman",
-                       "spearman_within_cohort", "interval_coverage", "n", "n_without_forecast", "n_account_level")
+                       "spearman_within_cohort", "interval_coverage", "n_with_interval", "n", "n_without_forecast",
+                       "n_account_level")
 
 
 @dataclass
@@ -180,7 +181,7 @@ class ForecastResult:
 def empty_performance() -> pd.DataFrame:
     """`marts.performance_model` with no rows, with its columns and types."""
     types = {"target": str, "served": bool, "input_set": str, "kpi": str, "window": str, "n": "int64",
-             "n_without_forecast": "int64", "n_account_level": "int64"}
+             "n_without_forecast": "int64", "n_account_level": "int64", "n_with_interval": "int64"}
     return pd.DataFrame({c: pd.Series(dtype=types.get(c, float)) for c in PERFORMANCE_COLUMNS})
 
 
@@ -719,10 +720,11 @@ def evaluate_forecast(name: str, kpi: str, res: RollingResult, actual: np.ndarra
         p, a, rows_ok = p[ok], a[ok], rows[ok]
         err = reporting_scale(p, kpi) - reporting_scale(a, kpi)
         ranking = evaluate_ranking(p, a, cohorts[rows_ok], bt, np.random.default_rng(bt.seed + 1))
-        coverage = float("nan")
+        coverage, with_interval = float("nan"), 0
         if interval is not None:
             lo, hi = interval[0][idx][ok], interval[1][idx][ok]
             has = np.isfinite(lo) & np.isfinite(hi)  # the first days have too few known residuals for an interval
+            with_interval = int(has.sum())
             coverage = float(np.mean((a[has] >= lo[has]) & (a[has] <= hi[has]))) if has.sum() >= 3 else float("nan")
         ss_tot = float(np.sum((reporting_scale(a, kpi) - reporting_scale(a, kpi).mean()) ** 2))
         rows_out.append({
@@ -731,7 +733,7 @@ def evaluate_forecast(name: str, kpi: str, res: RollingResult, actual: np.ndarra
             "rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err))),
             "r2": 1.0 - float(np.sum(err ** 2)) / ss_tot if ss_tot > 0 else float("nan"),
             "spearman": ranking["spearman"], "spearman_within_cohort": ranking["spearman_within_cohort"],
-            "interval_coverage": coverage, "n": int(ok.sum()),
+            "interval_coverage": coverage, "n_with_interval": with_interval, "n": int(ok.sum()),
             "n_without_forecast": int((~np.isfinite(res.pred[idx])).sum()),
             # Before min_train matured cases exist every input set falls back to the account's level, so on a
             # short history their rows agree closely: this count says how much of the window that was.
