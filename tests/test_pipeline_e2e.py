@@ -153,9 +153,15 @@ def test_every_query_of_the_bi_guide_runs_on_the_serving_copy(deployment):
             serving.execute(sql).fetchall()  # raises on a table, column or keyword the guide gets wrong
         typed_null = serving.execute("SELECT table_schema || '.' || table_name || '.' || column_name "
                                      "FROM information_schema.columns WHERE data_type = '\"NULL\"'").fetchall()
+        # a day is a DATE everywhere (a BI filter on dates must not meet TIMESTAMP or text in one table)
+        days = serving.execute("SELECT table_schema || '.' || table_name || '.' || column_name, data_type "
+                               "FROM information_schema.columns WHERE column_name = 'date' OR column_name LIKE "
+                               "'%\\_date' ESCAPE '\\' OR column_name LIKE '%\\_through' ESCAPE '\\' OR "
+                               "column_name IN ('decided_at', 'week_start')").fetchall()
     finally:
         serving.close()
     assert typed_null == []
+    assert len(days) > 20 and [c for c, t in days if t != "DATE"] == []
 
 
 def test_similar_prints_as_of_neighbours(deployment):

@@ -55,10 +55,18 @@ def test_a_column_without_any_value_gets_a_real_type(warehouse):
     # e.g. marts.recommendations without a pair (attribute_b), cbr.case_base with CLIP offline: a BI
     # driver cannot map DuckDB's "NULL" type
     frame = pd.DataFrame({"creative_id": ["a", "b"], "attribute_b": [None, None], "clip": [None, None]})
-    warehouse.write_table("marts.example", frame, null_types={"clip": "DOUBLE[]"})
+    warehouse.write_table("marts.example", frame, types={"clip": "DOUBLE[]"})
     assert _types(warehouse, "marts.example") == {"creative_id": "VARCHAR", "attribute_b": "VARCHAR",
                                                   "clip": "DOUBLE[]"}
     assert warehouse.read_table("marts.example")["attribute_b"].isna().all()
+
+
+def test_declared_types_cast_columns_and_must_name_real_ones(warehouse):
+    frame = pd.DataFrame({"creative_id": ["a"], "trained_through": ["2026-04-01"]})
+    warehouse.write_table("marts.example", frame, types={"trained_through": "DATE"})
+    assert _types(warehouse, "marts.example")["trained_through"] == "DATE"
+    with pytest.raises(ValueError, match="trained_thru"):
+        warehouse.write_table("marts.example", frame, types={"trained_thru": "DATE"})
 
 
 def test_a_partition_with_values_after_one_without_any(warehouse):

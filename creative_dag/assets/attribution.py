@@ -192,7 +192,7 @@ def element_attribution(context: dg.AssetExecutionContext, config: ElementAttrib
         context.log.info(f"element attribution: {status}")
     for note in notes:
         context.log.info(f"element attribution: {note}")
-    warehouse.write_table(MARTS_ELEMENT_ATTRIBUTION, effects)
+    warehouse.write_table(MARTS_ELEMENT_ATTRIBUTION, effects, types={"trained_through": "DATE"})
     if index is not None:
         index.save()
     claimed = effects[effects["direction"] != "none"]

@@ -30,6 +30,8 @@ from creative_dag.dagster_config import config_from
 
 _COMMON = dict(group_name="cbr", kinds={"duckdb", "python"}, pool="warehouse",
                required_resource_keys={"warehouse"})
+# stored as DATE like every other table's dates (the case base's Timestamps would be TIMESTAMP)
+NEIGHBOR_TYPES = {"launch_date": "DATE", "neighbor_launch_date": "DATE", "neighbor_mature_date": "DATE"}
 
 
 class CaseBaseConfig(dg.Config):
@@ -89,7 +91,7 @@ def case_base(context: dg.AssetExecutionContext, config: CaseBaseConfig) -> dg.M
                             pca_fit_before=pca_fit_before)
     frame = build.frame
     # a block no creative has (CLIP offline) is still a list column, like the others
-    warehouse.write_table(CBR_CASE_BASE, frame, null_types={b: "DOUBLE[]" for b in BLOCKS})
+    warehouse.write_table(CBR_CASE_BASE, frame, types={b: "DOUBLE[]" for b in BLOCKS if b in frame.columns})
     index_summary: dict = {"status": "no block vectors: index not built"}
     if build.layout is not None:
         memory = CaseMemory(frame, approximate_above=config.approximate_above, approximate=config.approximate,
@@ -120,12 +122,12 @@ def neighbors(context: dg.AssetExecutionContext, config: NeighborsConfig) -> dg.
     case_base_frame, memory = _memory(warehouse)
     if memory is None:
         table = empty_neighbors()
-        warehouse.write_table(CBR_NEIGHBORS, table)
+        warehouse.write_table(CBR_NEIGHBORS, table, types=NEIGHBOR_TYPES)
         context.log.warning(f"cbr.neighbors: {NO_CREATIVES}")
         return dg.MaterializeResult(metadata=table_metadata(CBR_NEIGHBORS, table, status=NO_CREATIVES))
     weights = parse_weights(config.weights) if config.weights else None
     table = memory.neighbors(k=config.k, weights=weights)
-    warehouse.write_table(CBR_NEIGHBORS, table)
+    warehouse.write_table(CBR_NEIGHBORS, table, types=NEIGHBOR_TYPES)
     violations = as_of_violations(table)
     with_neighbors = table["creative_id"].nunique() if len(table) else 0
     top1 = table.loc[table["neighbor_rank"] == 1, "similarity"] if len(table) else pd.Series(dtype=float)

@@ -36,6 +36,8 @@ from creative_dag.forecast.model import (
 from creative_dag.forecast.targets import KPIS, TargetSpec
 from creative_dag.settings import HomeLayout
 
+PREDICTION_TYPES = {"model_trained_through": "DATE"}  # an ISO date string in the frame, a DATE for BI
+
 
 class ForecastAssetConfig(config_from(ForecastConfig, "kpis", "warmup_days", "validation_share", "refit_days",
                                       "pca_dims", "learner", "target_mode", "interval", "interval_gamma", "evaluate",
@@ -102,13 +104,13 @@ def prelaunch_forecast(context: dg.AssetExecutionContext, config: ForecastAssetC
         context.log.warning(f"prelaunch forecast {status}")
         performance, predictions = empty_performance(), empty_predictions()
         warehouse.write_table(MARTS_PERFORMANCE_MODEL, performance)
-        warehouse.write_table(MARTS_PREDICTIONS, predictions)
+        warehouse.write_table(MARTS_PREDICTIONS, predictions, types=PREDICTION_TYPES)
         yield dg.MaterializeResult(asset_key=MARTS_PERFORMANCE_MODEL.key, metadata=table_metadata(MARTS_PERFORMANCE_MODEL, performance, status=status))
         yield dg.MaterializeResult(asset_key=MARTS_PREDICTIONS.key, metadata=table_metadata(MARTS_PREDICTIONS, predictions, status=status))
         return
     performance, predictions = result.performance, result.predictions
     warehouse.write_table(MARTS_PERFORMANCE_MODEL, performance)
-    warehouse.write_table(MARTS_PREDICTIONS, predictions)
+    warehouse.write_table(MARTS_PREDICTIONS, predictions, types=PREDICTION_TYPES)
     model_dir = HomeLayout.of_database(warehouse.database).models / "forecast"
     saved = save_models(result.models, model_dir)
     memo.save()  # after the tables: a failed run keeps the previous memo

@@ -157,17 +157,18 @@ class DuckDBWarehouse:
         with self.connect(write=True) as con:
             con.execute(sql, list(params or []))
 
-    def write_table(self, table: str, frame: pd.DataFrame, null_types: Mapping[str, str] | None = None) -> int:
+    def write_table(self, table: str, frame: pd.DataFrame, types: Mapping[str, str] | None = None) -> int:
         """Replace `table` with `frame` (created with the frame's schema). Returns the row count.
 
-        A column with no value at all (every cell None) is stored as `null_types[column]`, else VARCHAR:
-        DuckDB would type it "NULL", which BI drivers cannot map and no later value can be cast to."""
+        types: DuckDB types for some columns (e.g. {"trained_through": "DATE"} for ISO date strings).
+        A column with no value at all (every cell None) and no declared type is VARCHAR: DuckDB would
+        type it "NULL", which BI drivers cannot map and no later value can be cast to."""
         schema, name = split_table_name(table)
         frame = _duckdb_ready(frame)
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
-            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {_typed_columns(con, null_types)} "
+            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {_typed_columns(con, types)} "
                         "FROM _incoming")
             con.unregister("_incoming")
         return len(frame)
@@ -281,8 +282,8 @@ class WarehouseResource(dg.ConfigurableResource):
     def read_table(self, table: str, **kwargs: Any) -> pd.DataFrame:
         return self.get().read_table(table, **kwargs)
 
-    def write_table(self, table: str, frame: pd.DataFrame, null_types: Mapping[str, str] | None = None) -> int:
-        return self.get().write_table(table, frame, null_types)
+    def write_table(self, table: str, frame: pd.DataFrame, types: Mapping[str, str] | None = None) -> int:
+        return self.get().write_table(table, frame, types)
 
     def replace_rows(self, table: str, frame: pd.DataFrame, key_column: str, keys: Sequence[Any]) -> int:
         return self.get().replace_rows(table, frame, key_column, keys)
@@ -330,12 +331,17 @@ def _is_null_type(duckdb_type: str) -> bool:
     return duckdb_type.strip('"') == "NULL"
 
 
-def _typed_columns(con: duckdb.DuckDBPyConnection, null_types: Mapping[str, str] | None = None) -> str:
-    """The select list of `_incoming` with every NULL-typed column cast to its declared type (VARCHAR)."""
+def _typed_columns(con: duckdb.DuckDBPyConnection, types: Mapping[str, str] | None = None) -> str:
+    """The select list of `_incoming`: declared columns cast to their type, other NULL-typed ones to VARCHAR."""
+    types = types or {}
     described = con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()
+    unknown = set(types) - {col for col, *_ in described}
+    if unknown:
+        raise ValueError(f"types declared for columns the frame does not have: {sorted(unknown)}")
     return ", ".join(
-        f"CAST({_quote(col)} AS {(null_types or {}).get(col, 'VARCHAR')}) AS {_quote(col)}"
-        if _is_null_type(typ) else _quote(col) for col, typ, *_ in described)
+        f"CAST({_quote(col)} AS {types[col]}) AS {_quote(col)}" if col in types
+        else f"CAST({_quote(col)} AS VARCHAR) AS {_quote(col)}" if _is_null_type(typ) else _quote(col)
+        for col, typ, *_ in described)
 
 
 def _type_null_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
