@@ -145,7 +145,7 @@ def test_every_query_of_the_bi_guide_runs_on_the_serving_copy(deployment):
 
     _, home, _ = deployment
     guide = (Path(__file__).resolve().parents[1] / "docs" / "bi.md").read_text()
-    queries = re.findall(r"```sql\n(.*?)```", guide, flags=re.S)
+    queries = re.findall(r"```sql\n(.*?)```", guide, flags=re.DOTALL)
     assert len(queries) >= 7
     serving = duckdb.connect(str(home / "serving" / "creative.duckdb"), read_only=True)
     try:

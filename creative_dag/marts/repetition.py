@@ -385,7 +385,8 @@ def tired_or_repetitive(repetition: pd.DataFrame, fatigue: pd.DataFrame | None) 
         parts = []
         if r["is_tired"] and r["fatigue_onset_date"] is not None:
             parts.append(f"{r['fatigue_status']} since {r['fatigue_onset_date']:%Y-%m-%d}")
-        elif r["is_tired"] and r["cpa_rule_triggered"] == True and pd.notna(r["cpa_multiple"]):  # noqa: E712 - NaN when no fatigue row
+        elif r["is_tired"] and pd.notna(r["cpa_rule_triggered"]) and bool(r["cpa_rule_triggered"]) \
+                and pd.notna(r["cpa_multiple"]):
             parts.append(f"{r['fatigue_status']} by the CPA rule (recent CPA {r['cpa_multiple']:.1f}x its first 7 days')")
         elif r["is_tired"]:
             parts.append(str(r["fatigue_status"]))
