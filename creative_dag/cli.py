@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import functools
 import gc
 import json
@@ -139,20 +140,18 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     from creative_dag.instance import get_instance
     from creative_dag.resources.warehouse import DuckDBWarehouse
     from creative_dag.run_memo import RunMemo, run_fingerprint
-    from creative_dag.runner import RunSummary, materialize_selection, resolve_selection
+    from creative_dag.runner import RunSummary, materialize_selection, op_config_for, resolve_selection
 
     if not locations.landing.is_dir():
         raise click.ClickException(
             f"landing folder {locations.landing} does not exist; pass --landing DIR, set {LANDING_ENV}, "
             f"or generate one with `creative-dag generate --out {locations.landing}`"
         )
-    date_range = None
-    if launch_dates:
-        start, _, end = launch_dates.partition(":")
-        date_range = (start, end or start)
+    date_range = _launch_date_range(launch_dates) if launch_dates else None
     defs = build_definitions(locations.home, locations.landing)
     try:
         keys = resolve_selection(defs, list(select))
+        op_config_for(list(defs.assets or []), asset_config or {})  # a wrong --config entry, before any run
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     selection = [k.to_user_string() for k in keys]
@@ -170,7 +169,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
                                         log_level=log_level, report=lambda line: click.echo(line, err=True),
                                         asset_config=asset_config, all_launch_dates=force)
-    except ValueError as exc:  # a --config entry naming no asset
+    except ValueError as exc:  # a --launch-dates range holding no launch date
         raise click.ClickException(str(exc)) from exc
     except DagsterInvalidConfigError as exc:  # a --config field the asset does not have, or of the wrong type
         raise click.ClickException(f"--config: {exc}") from exc
@@ -189,6 +188,36 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     if summary.skipped:
         click.echo(f"not materialised: {', '.join(summary.skipped)}", err=True)
     return summary
+
+
+def _iso_date(value: str | None) -> str | None:
+    """An --as-of value, checked: a date as YYYY-MM-DD (click names the option in the error)."""
+    if value is not None:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a date as YYYY-MM-DD") from None
+    return value
+
+
+def _require_warehouse(locations: Locations) -> None:
+    if not locations.database.exists():
+        raise click.ClickException(f"no warehouse at {locations.database}; run `creative-dag demo` or "
+                                   "`creative-dag materialize` first (or pass --home)")
+
+
+def _launch_date_range(text: str) -> tuple[str, str]:
+    """--launch-dates START:END (or one DATE) as ISO strings, checked before anything runs."""
+    start, _, end = text.partition(":")
+    end = end or start
+    try:
+        first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    except ValueError:
+        raise click.ClickException(f"--launch-dates {text!r}: expected START:END or one date, as YYYY-MM-DD "
+                                   "(e.g. 2026-03-01:2026-03-31)") from None
+    if first > last:
+        raise click.ClickException(f"--launch-dates {text!r}: the start is after the end")
+    return first.isoformat(), last.isoformat()
 
 
 def _tables_present(locations: Locations, keys) -> bool:
@@ -261,7 +290,7 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool,
 @click.option("--weights", default=None, metavar="BLOCK=W,...",
               help="Block weights, e.g. clip=1,cnn=0.5,context=0. Blocks not named keep their default weight; "
                    "0 switches a block off.")
-@click.option("--as-of", "as_of", default=None, metavar="DATE",
+@click.option("--as-of", "as_of", default=None, metavar="DATE", callback=lambda _c, _p, v: _iso_date(v),
               help="Only cases mature before this ISO date (default: the creative's launch date).")
 @location_options
 def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, locations: Locations) -> None:
@@ -269,6 +298,7 @@ def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, lo
     from creative_dag.cbr.query import format_neighbors, similar_for_creative
     from creative_dag.resources.warehouse import DuckDBWarehouse
 
+    _require_warehouse(locations)
     warehouse = DuckDBWarehouse(locations.database)
     try:
         neighbors = similar_for_creative(warehouse, creative_id, k=k, weights=weights, as_of=as_of)
@@ -286,7 +316,7 @@ def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, lo
               help="Prelaunch context of every candidate, e.g. --context placement=feed --context platform=meta.")
 @click.option("--copy", "copy_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Ad copy: first line the headline, the rest the primary text.")
-@click.option("--as-of", "as_of", default=None, metavar="DATE",
+@click.option("--as-of", "as_of", default=None, metavar="DATE", callback=lambda _c, _p, v: _iso_date(v),
               help="Launch date to assess for; only what was known before it is used (default: the day after the "
                    "last metric date).")
 @click.option("--batch", "batch_name", default="cli", show_default=True, help="Label of this batch in the output.")
@@ -295,9 +325,8 @@ def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, lo
 def assess(paths: tuple[str, ...], account: str | None, context_pairs: tuple[str, ...], copy_file: str | None,
            as_of: str | None, batch_name: str, as_json: bool, locations: Locations) -> None:
     """Assess new candidate images: forecast with interval, similar past creatives, repetition risk, DO/DON'T
-    rules, pairwise verdicts with reasons and a final order. Reads the warehouse; writes nothing."""
-    import datetime as dt
-
+    rules, pairwise verdicts with reasons and a final order. Reads the warehouse and writes no table (the
+    candidates' embeddings are cached under <home>/cache, so a second assessment of an image loads no model)."""
     from creative_dag.candidates.assess import History
     from creative_dag.candidates.batch import (
         CANDIDATES_FILE,
@@ -328,9 +357,7 @@ def assess(paths: tuple[str, ...], account: str | None, context_pairs: tuple[str
         for p in batch.problems.itertuples(index=False):
             click.echo(f"not assessed: {p.candidate}: {p.reason} ({p.detail})", err=True)
         raise click.ClickException("no readable candidate image among the paths given")
-    if not locations.database.exists():
-        raise click.ClickException(f"no warehouse at {locations.database}; run `creative-dag demo` or "
-                                   "`creative-dag materialize` first (or pass --home)")
+    _require_warehouse(locations)
     try:
         history = History.from_warehouse(DuckDBWarehouse(locations.database, read_only=True))
         settings = EncoderResource.from_locations(locations).settings()
@@ -408,6 +435,10 @@ def tables(locations: Locations) -> None:
 def _print_tables(locations: Locations) -> None:
     from creative_dag.resources.warehouse import DuckDBWarehouse
 
+    if not locations.database.exists():
+        click.echo(f"no tables: no warehouse at {locations.database} yet (run `creative-dag demo` or "
+                   "`creative-dag materialize`, or pass --home)")
+        return
     warehouse = DuckDBWarehouse(locations.database)
     names = warehouse.tables()
     if not names:

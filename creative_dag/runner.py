@@ -152,6 +152,11 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     summary.launch_dates_added = register_launch_dates(instance, warehouse)
     partitioned = [k for k in other_keys if graph.get(k).partitions_def is not None]
     registered = instance.get_dynamic_partitions(launch_date_partitions.name)
+    if launch_date_range is not None:
+        if not partitioned:
+            report("--launch-dates restricts the per-creative (launch-date partitioned) assets; this selection has "
+                   "none, so it changes nothing")
+        launch_date_range = snap_launch_dates(launch_date_range, registered)
     if partitioned and launch_date_range is None and registered and not all_launch_dates:
         upstream = [k for k in dg.AssetSelection.assets(*partitioned).upstream().resolve(graph)
                     if k in other_keys and k not in partitioned]
@@ -208,6 +213,17 @@ def _candidate_batch_folders(defs: dg.Definitions) -> list[Path]:
     return [f for f in batch_folders(landing) if valid_batch_name(f.name)]
 
 
+def snap_launch_dates(date_range: tuple[str, str], registered: Sequence[str]) -> tuple[str, str]:
+    """The first and last launch date (partition) inside an ISO `date_range`: a range may start or end on a day
+    without launches (Dagster wants existing partition keys). ValueError when it holds none."""
+    inside = sorted(d for d in registered if date_range[0] <= d <= date_range[1])
+    if not inside:
+        known = f"launch dates run from {min(registered)} to {max(registered)}" if registered else \
+            "no launch date is registered yet (materialise raw/creatives first)"
+        raise ValueError(f"--launch-dates {date_range[0]}:{date_range[1]} holds no launch date; {known}")
+    return inside[0], inside[-1]
+
+
 def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKey],
                           registered: Sequence[str]) -> list[str] | None:
     """ISO launch dates an encoder among `partitioned` would encode again; None when every date must
@@ -251,14 +267,27 @@ def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.Dags
 def op_config_for(assets: Sequence[Any], asset_config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
     """Op name -> config from a mapping keyed by asset key or op name (see materialize_selection)."""
     names: dict[str, str] = {}
+    settable: set[str] = set()
     for a in assets:
         if isinstance(a, dg.AssetsDefinition):
             names[a.node_def.name] = a.node_def.name
             names.update({k.to_user_string(): a.node_def.name for k in a.keys})
-    unknown = [k for k in asset_config if k not in names]
-    if unknown:
-        raise ValueError(f"asset config for {', '.join(map(repr, unknown))}: no such asset or op "
-                         f"(e.g. {', '.join(sorted(n for n in names if '/' in n)[:3])})")
+            schema = a.node_def.config_schema
+            # an op declared without config has Dagster's permissive "Any" schema
+            if schema is not None and schema.config_type is not None and schema.config_type.kind.name != "ANY":
+                settable.add(a.node_def.name)
+    with_settings = sorted(n for n, op in names.items() if "/" in n and op in settable)
+    for key in asset_config:
+        if key not in names:
+            close = difflib.get_close_matches(key, list(names), n=1, cutoff=0.8)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"--config entry {key!r}: no such asset or op; {hint}assets with settings: "
+                             f"{', '.join(with_settings)}")
+        if names[key] not in settable and asset_config[key]:
+            # Dagster would accept and ignore any field here: say so instead of running without it
+            raise ValueError(f"--config entry {key!r}: this asset has no settings, so its fields "
+                             f"{', '.join(sorted(asset_config[key]))} would do nothing; assets with settings: "
+                             f"{', '.join(with_settings)}")
     return {names[k]: dict(v) for k, v in asset_config.items()}
 
 

@@ -231,3 +231,48 @@ def test_the_cli_spares_python_most_walks_over_the_whole_heap(tmp_path):
     assert frozen > 10_000  # the handler above runs last
     # full collections are spaced out (12 -> 2-3 in a daily run); the young generations are collected as before
     assert during == [before[0], before[1], 100]
+
+
+def test_launch_dates_are_checked_and_a_range_may_start_or_end_between_launches(tmp_path):
+    """`--launch-dates 2026/03/01` and a range ending on a day without launches printed a 65-line Dagster
+    traceback; a range is now snapped to the launch dates inside it, and a wrong one is a one-line error."""
+    import dagster as dg
+    import pandas as pd
+
+    from creative_dag.instance import get_instance
+    from creative_dag.settings import resolve_locations
+    from creative_dag.synth import generate_scenario
+
+    landing, home = tmp_path / "in", tmp_path / "h"
+    generate_scenario(landing, n_creatives=12, n_days=10, seed=1, image_size=64)
+    dates = sorted(set(pd.read_csv(landing / "creatives.csv", dtype=str)["launch_date"]))
+    base = ["materialize", "--home", str(home), "--landing", str(landing)]
+    for bad, says in [("2026/03/01", "expected START:END or one date, as YYYY-MM-DD"),
+                      (f"{dates[-1]}:{dates[0]}", "the start is after the end")]:
+        result = CliRunner().invoke(main, [*base, "--select", "embeddings/visual", "--launch-dates", bad])
+        assert result.exit_code == 1 and says in result.output and "Traceback" not in result.output, result.output
+    # a range from three days before the first launch (no launch that day) to the second: those two dates
+    wide = f"{(pd.Timestamp(dates[0]) - pd.Timedelta(days=3)).date()}:{dates[1]}"
+    ok = CliRunner().invoke(main, [*base, "--select", "*embeddings/visual", "--launch-dates", wide],
+                            catch_exceptions=False)
+    assert ok.exit_code == 0, ok.output
+    records = get_instance(resolve_locations(home, landing)).fetch_materializations(
+        dg.AssetKey(["embeddings", "visual"]), limit=100).records
+    assert sorted({r.partition_key for r in records}) == dates[:2]
+    none = CliRunner().invoke(main, [*base, "--select", "embeddings/visual", "--launch-dates", "2031-01-01:2031-02-01"])
+    assert none.exit_code == 1 and f"holds no launch date; launch dates run from {dates[0]} to {dates[-1]}" in none.output
+    unused = CliRunner().invoke(main, [*base, "--select", "marts/account_health", "--launch-dates", dates[0]],
+                                catch_exceptions=False)
+    assert "this selection has none, so it changes nothing" in unused.output, unused.output
+
+
+def test_config_for_an_asset_without_settings_or_a_misspelt_asset_is_refused_before_any_run(tmp_path):
+    """`marts/account_health: {foo: 1}` ran and ignored foo; a misspelt key listed three random assets."""
+    (tmp_path / "in").mkdir()
+    for body, says in [("marts/account_health: {foo: 1}\n", "this asset has no settings, so its fields foo would do nothing"),
+                       ("marts/element_atribution: {sample_size: 5}\n", "did you mean 'marts/element_attribution'?")]:
+        config = tmp_path / "c.yaml"
+        config.write_text(body)
+        result = CliRunner().invoke(main, ["materialize", "--select", "marts/account_health", "--config", str(config),
+                                           "--home", str(tmp_path / "h"), "--landing", str(tmp_path / "in")])
+        assert result.exit_code == 1 and says in result.output and "materialising" not in result.output, result.output
