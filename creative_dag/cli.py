@@ -302,10 +302,12 @@ def similar(creative_id: str, k: int, weights: str | None, as_of: str | None, lo
     warehouse = DuckDBWarehouse(locations.database)
     try:
         neighbors = similar_for_creative(warehouse, creative_id, k=k, weights=weights, as_of=as_of)
-    except KeyError as exc:
-        raise click.ClickException(f"creative {creative_id!r} is not in cbr.case_base ({exc})") from exc
+    except KeyError as exc:  # the memory's message names the id, the case count and what to check
+        raise click.ClickException(str(exc.args[0]) if exc.args else f"{creative_id!r} is not in cbr.case_base") from exc
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    for note in neighbors.attrs.get("notes", []):
+        click.echo(f"note: {note}", err=True)
     click.echo(format_neighbors(neighbors))
 
 

@@ -303,6 +303,36 @@ def test_assess_cli_on_one_odd_candidate(deployment, tmp_path):
     assert missing.exit_code != 0 and "no readable candidate image" in missing.output
 
 
+def test_assess_and_similar_say_when_the_as_of_date_is_too_early_or_after_the_data(deployment, tmp_path):
+    """--as-of before any outcome was known printed NaN forecasts; one after the data's last day let creatives
+    still in their maturity window pass for matured (partial outcomes as evidence)."""
+    landing, home, _ = deployment
+    warehouse = DuckDBWarehouse(home / "creative.duckdb", read_only=True)
+    first_launch = warehouse.query("SELECT min(launch_date) AS d FROM raw.creatives")["d"].iloc[0]
+    last_day = pd.Timestamp(warehouse.query("SELECT max(date) AS d FROM raw.daily_metrics")["d"].iloc[0]).date()
+    odd = tmp_path / "odd.jpg"
+    shutil.copyfile(min((landing / "images").iterdir()), odd)
+    where = ["--home", str(home), "--landing", str(landing)]
+    early = (pd.Timestamp(first_launch) + pd.Timedelta(days=2)).date()
+    too_early = CliRunner().invoke(main, ["assess", str(odd), "--as-of", early.isoformat(), *where])
+    assert too_early.exit_code == 1 and f"no creative had matured before {early}" in too_early.output, too_early.output
+    assert "nan" not in too_early.output.lower()
+
+    known = last_day + dt.timedelta(days=1)
+    late = CliRunner().invoke(main, ["assess", str(odd), "--as-of", "2027-01-01", "--json", *where])
+    assert late.exit_code == 0, late.output
+    report = json.loads(late.output[late.output.index("{"):])
+    assert report["as_of"] == known.isoformat()
+    assert f"after the data's last day ({last_day})" in late.output
+    from creative_dag.cbr.query import similar_for_creative
+
+    latest = str(warehouse.read_table("raw.creatives").sort_values("launch_date")["creative_id"].iloc[-1])
+    found = similar_for_creative(warehouse, latest, k=50, as_of="2027-01-01")
+    assert found.attrs["notes"] == [f"--as-of 2027-01-01 is after the data's last day ({last_day}): cases matured "
+                                    f"before {known} only"]
+    assert len(found) and (pd.to_datetime(found["mature_date"]).dt.date < known).all()
+
+
 def test_candidate_verdicts_use_nothing_after_the_as_of_date(deployment):
     from creative_dag.candidates.assess import History, assess
     from creative_dag.candidates.batch import read_candidates

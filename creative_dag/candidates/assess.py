@@ -225,8 +225,15 @@ def assess(history: History, batch: CandidateBatch, candidate_tables: Mapping[st
     model unavailable now) is left out of the comparison, so both sides are compared on the same blocks.
     """
     config = config or AssessConfig()
-    as_of = as_of or history.default_as_of()
     notes: list[str] = []
+    horizon = history.horizon
+    if as_of is not None and horizon is not None and as_of > horizon + dt.timedelta(days=1):
+        # Nothing is known after the data's last day: a later launch date would count creatives still in their
+        # maturity window as matured (their outcome is partial).
+        notes.append(f"as-of {as_of} is after the data's last day ({horizon}): assessed with what was known on "
+                     f"{horizon + dt.timedelta(days=1)}, as if launched then")
+        as_of = horizon + dt.timedelta(days=1)
+    as_of = as_of or history.default_as_of()
     past = history.before(as_of)
     if past.prelaunch.empty:
         raise LookupError(f"no creative launched before {as_of}; the memory has nothing to compare candidates "
@@ -243,6 +250,7 @@ def assess(history: History, batch: CandidateBatch, candidate_tables: Mapping[st
     cand_prelaunch = _candidate_prelaunch(items, past.prelaunch, as_of)
     prelaunch = pd.concat([past.prelaunch, cand_prelaunch], ignore_index=True)
     cb = build_case_base(prelaunch, past.outcomes, tables, past.daily_metrics).frame
+    _require_a_matured_case(cb, set(items["candidate_id"]), as_of)
     attributes = attribute_frame(tables, prelaunch)
     ids = items["candidate_id"].tolist()
     row_of = {c: i for i, c in enumerate(cb["creative_id"])}
@@ -277,6 +285,18 @@ def empty_candidates() -> pd.DataFrame:
 
 
 # -- candidate rows --------------------------------------------------------------------------
+def _require_a_matured_case(cb: pd.DataFrame, candidates: set[str], as_of: dt.date) -> None:
+    """LookupError when no past creative's outcome was known before `as_of`: a forecast would be NaN."""
+    past = cb[~cb["creative_id"].isin(candidates)]
+    available = pd.to_datetime(past["available_date"], errors="coerce")
+    known = available.notna() & (available.dt.date < as_of) & past["outcome_score"].notna()
+    if not known.any():
+        first = available[past["outcome_score"].notna()].min()
+        when = f"; the first outcome is known on {first.date()}" if pd.notna(first) else ""
+        raise LookupError(f"no creative had matured before {as_of}, so there is nothing to learn a forecast from"
+                          f"{when} (choose a later --as-of)")
+
+
 def _candidate_prelaunch(items: pd.DataFrame, prelaunch: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """features.prelaunch-like rows for the candidates (launch_date = as_of)."""
     rows = pd.DataFrame({"creative_id": items["candidate_id"],

@@ -274,7 +274,23 @@ def similar_for_creative(warehouse: Any, creative_id: str, k: int = 10,
     memory = CaseMemory.open(case_base, index_dir_for(warehouse.path))
     if isinstance(as_of, str):
         as_of = dt.date.fromisoformat(as_of)
-    return memory.similar(creative_id, weights=weights, k=k, as_of=as_of)
+    notes = []
+    last = warehouse.query("SELECT max(date) AS d FROM raw.daily_metrics")["d"].iloc[0] \
+        if as_of is not None and warehouse.exists("raw.daily_metrics") else None
+    if last is not None and pd.notna(last) and as_of > pd.Timestamp(last).date() + dt.timedelta(days=1):
+        # after the data's last day a case still in its maturity window would pass for matured
+        known = pd.Timestamp(last).date() + dt.timedelta(days=1)
+        notes.append(f"--as-of {as_of} is after the data's last day ({pd.Timestamp(last).date()}): cases matured "
+                     f"before {known} only")
+        as_of = known
+    named = parse_weights(weights) if isinstance(weights, str) else dict(weights or {})
+    unused = [b for b, w in named.items() if w > 0 and b not in memory.layout.blocks]
+    if unused:
+        notes.append(f"no vectors for block(s) {', '.join(unused)} (unavailable when the memory was built, see "
+                     f"embeddings.model_status): weighted 0; blocks used: {', '.join(memory.layout.blocks)}")
+    found = memory.similar(creative_id, weights=weights, k=k, as_of=as_of)
+    found.attrs["notes"] = notes
+    return found
 
 
 def format_neighbors(frame: pd.DataFrame) -> str:
