@@ -21,6 +21,7 @@ from creative_dag.catalog import (
 )
 from creative_dag.process_gc import space_out_full_collections
 from creative_dag.settings import HOME_ENV, LANDING_ENV, Locations, resolve_locations
+from creative_dag.wording import count_of
 
 # 300 creatives keep `make demo` near 10-12 minutes on 2 CPU cores: OCR (~1 s per image, the creatives'
 # and the element attribution's edited ones) is most of it.
@@ -164,7 +165,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         return RunSummary(run_ids=previous)
     instance = get_instance(locations)
     started = time.perf_counter()
-    click.echo(f"materialising {len(keys)} assets: landing {locations.landing} -> warehouse {locations.database}")
+    click.echo(f"materialising {count_of(len(keys), 'asset')}: landing {locations.landing} -> warehouse {locations.database}")
     try:
         summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
                                         log_level=log_level, report=lambda line: click.echo(line, err=True),
@@ -178,7 +179,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     else:
         memo.forget()
     elapsed = time.perf_counter() - started
-    click.echo(f"materialised {len(summary.materialized)} assets in {elapsed:.0f}s (runs {', '.join(summary.run_ids)})")
+    click.echo(f"materialised {count_of(len(summary.materialized), 'asset')} in {elapsed:.0f}s (runs {', '.join(summary.run_ids)})")
     for line in summary.failed_steps:
         click.echo(f"FAILED step   {line}", err=True)
     for line in summary.warned_checks:

@@ -48,6 +48,8 @@ def test_a_batch_keeps_the_good_images_and_names_every_bad_one(tmp_path):
     _png(folder / "pixel.png", size=(1, 1))
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     (folder / "empty.png").write_bytes(b"")
+    (folder / "brief.pdf").write_bytes(b"%PDF-1.4 a brief")  # named, not skipped silently
+    (folder / "copy.txt").write_text("Fresh roast\nBrewed today")  # a sidecar: neither read nor a problem
     (folder / "candidates.csv").write_text("image,account_id,placement,headline\n"
                                            "good.png,acc_01,feed,Fresh roast\n"
                                            "missing.png,acc_01,feed,Gone\n")
@@ -63,6 +65,8 @@ def test_a_batch_keeps_the_good_images_and_names_every_bad_one(tmp_path):
     assert reasons["broken"] in ("unreadable_image", "truncated_image")
     assert reasons["empty"] == "empty_image_file"
     assert reasons["missing.png"] == "missing_image_file"
+    assert reasons["brief.pdf"] == "image_format_not_allowed" and "copy.txt" not in reasons
+    assert "candidates.csv" not in reasons
     assert batch.read_bytes("cand:spring/good") == (folder / "good.png").read_bytes()
 
 
@@ -138,6 +142,28 @@ def test_a_finding_that_holds_across_accounts_and_in_the_account_is_one_reason_p
     assert "with face meets DO 'Faces in the creative' across accounts (ctr +20 %)" in reasons
     assert "with face meets DO 'Faces in the creative' in acc_02 (ctr +30 %)" in reasons
     assert not any(r.startswith("without") for r in reasons)
+
+
+def test_reasons_for_the_predicted_better_come_first_and_the_others_are_marked_against():
+    """Seen in a review: 'promo_c over summer_b: 11 % more…; summer_b has CTA position: bottom_left (outcome
+    +106 %…)' read as promo_c's justification."""
+    cands = pd.DataFrame({"candidate_id": ["c1", "c2"], "name": ["promo", "summer"], "account_id": "acc_01",
+                          "forecast_score": [-7.0, -9.0]})
+    attributes = pd.DataFrame({"creative_id": ["c1", "c2"], "face_present": [False, True],
+                               "text_present": [True, False]})
+    evidence = pd.DataFrame([
+        {"scope": "acc_01", "indicator": "face_present=true", "n_with": 30, "n_without": 40, "ctr_lift": 0.5,
+         "score_diff": 0.72},  # the loser has something that usually helps: a reason against the winner
+        {"scope": "acc_01", "indicator": "text_present=true", "n_with": 30, "n_without": 40, "ctr_lift": 0.1,
+         "score_diff": 0.1}])
+    assessment = Assessment(dt.date(2026, 5, 1), cands, similar=pd.DataFrame(), rules=pd.DataFrame(),
+                            attributes=attributes, evidence=evidence, calibration={"pair_sigma": 0.5})
+    pair = pair_table(assessment).iloc[0]
+    assert pair["winner"] == "c1"
+    assert pair["reasons"] == ["promo has Text on the image (outcome +11 %, CTR +10 % in acc_01, 30 creatives with it)",
+                               "against: summer has Faces in the creative (outcome +105 %, CTR +50 % in acc_01, "
+                               "30 creatives with it)"]
+    assert pair["verdict"].index("promo has Text") < pair["verdict"].index("against: summer has Faces")
 
 
 def test_indicators_hold_as_the_recommendations_define_them():

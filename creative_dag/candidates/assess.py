@@ -447,10 +447,15 @@ def _repetition(cb: pd.DataFrame, ids: list[str], tables: Mapping[str, pd.DataFr
                    & (pd.to_numeric(daily["impressions"], errors="coerce") > 0)]
     active = set(recent["creative_id"].astype(str))
     account_of = cb.set_index("creative_id")["account_id"].astype(str)
+    known_accounts = set(account_of.drop(index=ids, errors="ignore"))
     image_tables = {b: t for b, t in tables.items() if b in IMAGE_WEIGHTS}
     rows = []
     for cid in ids:
         acc = account_of.get(cid)
+        if acc not in known_accounts:  # no account given, or one without history: nothing to compare with
+            rows.append({"candidate_id": cid, "repetition_risk": "unknown", "repetition_similarity": np.nan,
+                         "repetition_of": None, "repetition_status": None})
+            continue
         peers = sorted(c for c in active if account_of.get(c) == acc)
         rec = {"candidate_id": cid, "repetition_risk": "unknown", "repetition_similarity": np.nan,
                "repetition_of": None, "repetition_status": None}

@@ -92,6 +92,7 @@ def read_batch_folder(folder: str | Path, defaults: Mapping[str, str] | None = N
                     continue
                 rows[name] = {k: str(v).strip() for k, v in rec.items() if str(v).strip()}
     files = _images_in(folder)
+    problems += _not_images(folder)
     return read_candidates(batch or folder.name, files, defaults, {f: rows.get(f.name, {}) for f in files},
                            problems)
 
@@ -105,7 +106,12 @@ def read_candidates(batch: str, paths: Sequence[str | Path], defaults: Mapping[s
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += _images_in(p)
+            found = _images_in(p)
+            files += found
+            problems += _not_images(p)
+            if not found:
+                problems.append({"candidate": str(p), "reason": "missing_image_file",
+                                 "detail": f"{p} holds no image file ({', '.join(IMAGE_SUFFIXES)})"})
         elif p.is_file():
             files.append(p)
         else:
@@ -180,3 +186,17 @@ def read_copy(path: str | Path) -> dict[str, str]:
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                   and not p.name.startswith("."))
+
+
+# what a batch folder may hold beside its images: the candidates table, copy and notes
+_SIDECAR_SUFFIXES = (".csv", ".txt", ".md", ".json", ".yaml", ".yml")
+
+
+def _not_images(folder: Path) -> list[dict[str, str]]:
+    """A problem row for each file of a batch folder that is neither an image nor a sidecar (hidden files
+    aside): a brief.pdf or logo.eps beside the images is named, not skipped without a word."""
+    others = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.suffix.lower() not in (*IMAGE_SUFFIXES, *_SIDECAR_SUFFIXES))
+    return [{"candidate": o.name, "reason": "image_format_not_allowed",
+             "detail": f"{o}: only {', '.join(s.lstrip('.') for s in IMAGE_SUFFIXES)} files are read; convert it "
+                       "to JPEG or PNG"} for o in others]

@@ -50,8 +50,15 @@ def probability(margin: float, sigma: float) -> float:
     return float(norm.cdf(margin / sigma))
 
 
-def pair_verdict(a: Mapping, b: Mapping, sigma: float, reasons: list[str], config: PairConfig) -> dict:
-    """One verdict row for the ordered pair (a, b); a, b: candidate rows (candidate_id, name, forecast_score)."""
+Reason = tuple[str, str | None]  # (text, the candidate_id it speaks for; None for a neutral one)
+
+
+def pair_verdict(a: Mapping, b: Mapping, sigma: float, reasons: list[Reason], config: PairConfig) -> dict:
+    """One verdict row for the ordered pair (a, b); a, b: candidate rows (candidate_id, name, forecast_score).
+
+    The reasons that speak for the predicted better candidate come first, then those against it (a
+    media buyer read 'promo_c over summer_b: …; summer_b has …' as promo_c's justification), then neutral
+    ones (where the two look alike or different)."""
     margin = float(a["forecast_score"] - b["forecast_score"])
     p = probability(margin, sigma)
     confidence = max(p, 1.0 - p)
@@ -62,18 +69,34 @@ def pair_verdict(a: Mapping, b: Mapping, sigma: float, reasons: list[str], confi
         verdict = f"{a['name']} vs {b['name']}: the same forecast; no preference"
     elif abstain:
         verdict = (f"{a['name']} vs {b['name']}: too close to call ({better['name']} ahead by "
-                   f"{abs(np.expm1(margin)) * 100:.0f} % predicted conversions per impression, P = {confidence:.2f})")
+                   f"{_percent(margin)} predicted conversions per impression, P = {confidence:.2f})")
     else:
         other = b if better is a else a
-        verdict = (f"{better['name']} over {other['name']}: {abs(np.expm1(margin)) * 100:.0f} % more predicted "
+        verdict = (f"{better['name']} over {other['name']}: {_percent(margin)} more predicted "
                    f"conversions per impression (P = {confidence:.2f})")
-    if reasons:
-        verdict += ". " + "; ".join(reasons)
+    texts = _ordered_reasons(reasons, None if better is None else better["candidate_id"])
+    if texts:
+        verdict += ". " + "; ".join(texts)
     return {"candidate_a": a["candidate_id"], "candidate_b": b["candidate_id"], "name_a": a["name"],
             "name_b": b["name"], "winner": winner,
             "predicted_better": None if better is None else better["candidate_id"], "margin": margin,
             "relative_margin": float(np.expm1(margin)), "p_a_better": p, "confidence": confidence,
-            "abstain": bool(abstain), "reasons": reasons, "verdict": verdict}
+            "abstain": bool(abstain), "reasons": texts, "verdict": verdict}
+
+
+def _percent(margin: float) -> str:
+    """|e^margin − 1| as a percentage; one decimal under 1 % ('ahead by 0 %' read as a tie)."""
+    x = abs(float(np.expm1(margin))) * 100
+    return f"{x:.0f} %" if x >= 1 else f"{x:.1f} %"
+
+
+def _ordered_reasons(reasons: list[Reason], better: str | None) -> list[str]:
+    """Texts for the predicted better first, then 'against: …', then the neutral ones (order kept within each)."""
+    if better is None:
+        return [text for text, _ in reasons]
+    pro = [text for text, side in reasons if side == better]
+    con = [f"against: {text}" for text, side in reasons if side is not None and side != better]
+    return pro + con + [text for text, side in reasons if side is None]
 
 
 def pair_table(assessment: Assessment, config: PairConfig | None = None,
@@ -111,18 +134,18 @@ def final_order(candidates: pd.DataFrame, pairs: pd.DataFrame) -> pd.DataFrame:
 
 # -- reasons -----------------------------------------------------------------------------------------
 def pair_reasons(a: Mapping, b: Mapping, assessment: Assessment, config: PairConfig,
-                 block_tables: Mapping[str, pd.DataFrame] | None = None) -> list[str]:
-    """Attributes (with the account's as-of evidence), rules and blocks in which a and b differ. The list
-    names candidates, not positions, so (a, b) and (b, a) give the same reasons."""
+                 block_tables: Mapping[str, pd.DataFrame] | None = None) -> list[Reason]:
+    """Attributes (with the account's as-of evidence), rules and blocks in which a and b differ, each with the
+    candidate it speaks for. The texts name candidates, not positions, so (a, b) and (b, a) give the same."""
     reasons = _attribute_reasons(a, b, assessment, config)
     reasons += _rule_reasons(a, b, assessment.rules)
     block = _block_reason(a, b, block_tables)
     if block:
-        reasons.append(block)
+        reasons.append((block, None))
     return reasons
 
 
-def _attribute_reasons(a: Mapping, b: Mapping, assessment: Assessment, config: PairConfig) -> list[str]:
+def _attribute_reasons(a: Mapping, b: Mapping, assessment: Assessment, config: PairConfig) -> list[Reason]:
     ev = assessment.evidence
     attrs = assessment.attributes
     if ev is None or ev.empty or attrs is None or attrs.empty:
@@ -143,6 +166,8 @@ def _attribute_reasons(a: Mapping, b: Mapping, assessment: Assessment, config: P
         if held.isna().any() or held.iloc[0] == held.iloc[1]:
             continue
         has = a if held.iloc[0] == 1 else b
+        other = b if has is a else a
+        speaks_for = has["candidate_id"] if e["score_diff"] > 0 else other["candidate_id"] if e["score_diff"] < 0 else None
         where = f"in {e['scope']}" if e["scope"] != "ALL" else "across accounts"
         lift = e["ctr_lift"]
         text = (f"{has['name']} has {describe_indicator(attribute, value)} "
@@ -150,12 +175,12 @@ def _attribute_reasons(a: Mapping, b: Mapping, assessment: Assessment, config: P
                 f"{int(e['n_with'])} creatives with it)")
         # Detected elements (face, colour, text, CTA) before the CNN's ImageNet tags, which mostly restate the
         # product an account sells.
-        found.append((attribute.startswith("tag_"), -abs(e["score_diff"]), text))
-    found.sort()
-    return [text for *_, text in found[: config.max_reasons]]
+        found.append((attribute.startswith("tag_"), -abs(e["score_diff"]), text, speaks_for))
+    found.sort(key=lambda f: f[:3])
+    return [(text, side) for *_, text, side in found[: config.max_reasons]]
 
 
-def _rule_reasons(a: Mapping, b: Mapping, rules: pd.DataFrame) -> list[str]:
+def _rule_reasons(a: Mapping, b: Mapping, rules: pd.DataFrame) -> list[Reason]:
     """The DO / DON'T findings one candidate meets or breaks and the other does not. A finding is one per
     scope: the same finding name can hold across accounts (ALL) and within the pair's account, so statuses
     are matched on (scope, finding)."""
@@ -171,10 +196,11 @@ def _rule_reasons(a: Mapping, b: Mapping, rules: pd.DataFrame) -> list[str]:
             continue
         row = rules[(rules["scope"] == scope) & (rules["finding"] == finding)].iloc[0]
         where = "across accounts" if scope == "ALL" else f"in {scope}"
-        for who, status in ((a, status_a[scope, finding]), (b, status_b[scope, finding])):
-            if status in ("meets", "breaks"):
-                out.append(f"{who['name']} {status} {row['recommendation']} '{finding}' {where} "
-                           f"({row['metric']} {row['lift'] * 100:+.0f} %)")
+        for who, other, status in ((a, b, status_a[scope, finding]), (b, a, status_b[scope, finding])):
+            if status in ("meets", "breaks"):  # has a DO's element (good for it) or a DON'T's (good for the other)
+                out.append((f"{who['name']} {status} {row['recommendation']} '{finding}' {where} "
+                            f"({row['metric']} {row['lift'] * 100:+.0f} %)",
+                            who["candidate_id"] if status == "meets" else other["candidate_id"]))
     return out
 
 

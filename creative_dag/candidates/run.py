@@ -160,10 +160,11 @@ def format_report(result: BatchResult) -> str:
     for r in result.ordered.itertuples(index=False):
         ctr = getattr(r, "forecast_ctr", np.nan)
         lines.append(f"{r.rank:>3}. {r.name}  score {r.forecast_score:.2f} [{_num(r.lower_score)} … "
-                     f"{_num(r.upper_score)}]  CTR {_pct(ctr)}  {r.wins}W/{r.losses}L  account {r.account_id}")
+                     f"{_num(r.upper_score)}]  CTR {_pct(ctr)}  {r.wins}W/{r.losses}L  account {_text(r.account_id)}")
         lines.append(f"     similar past: {', '.join(r.similar_ids[:3]) if isinstance(r.similar_ids, list) else '-'}"
                      f" (top similarity {_num(r.top_similarity)})")
-        risk = f"repetition risk {r.repetition_risk}"
+        risk = ("repetition risk not checked (no account history to compare with)" if r.repetition_risk == "unknown"
+                else f"repetition risk {r.repetition_risk}")
         if r.identical_to:
             risk += f": identical to past creative {r.identical_to}"
         elif isinstance(r.repetition_of, str):
@@ -188,6 +189,10 @@ def to_json(result: BatchResult) -> dict[str, Any]:
     return {"batch": result.batch.batch, "as_of": str(result.assessment.as_of), "notes": result.assessment.notes,
             "candidates": records(assessment_rows(result)), "pairs": records(pair_rows(result)),
             "similar": records(result.assessment.similar), "rules": records(result.assessment.rules)}
+
+
+def _text(v: Any) -> str:
+    return "-" if v is None or (not isinstance(v, str) and pd.isna(v)) or str(v) in ("", "None") else str(v)
 
 
 def _num(v: Any) -> str:

@@ -662,7 +662,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "similar_ids": "Up to 5 most similar past creatives (launched and matured before as_of), most similar first.",
         "top_similarity": "Fused similarity of the most similar past creative.",
         "repetition_risk": ("vs the account's creatives running in the last 14 days: identical (same bytes), "
-                            "near_duplicate (≥ 0.92), similar (≥ 0.85), low or unknown."),
+                            "near_duplicate (≥ 0.92), similar (≥ 0.85), low; unknown without an account that has "
+                            "history (or image vectors) to compare with."),
         "repetition_of": "The account's running creative it resembles most.",
         "repetition_similarity": "Fused image similarity to repetition_of.",
         "identical_to": "A past creative whose image file has exactly the same bytes; NULL when none.",
