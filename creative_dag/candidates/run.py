@@ -170,7 +170,7 @@ def format_report(result: BatchResult) -> str:
         elif isinstance(r.repetition_of, str):
             risk += f" (closest running creative {r.repetition_of}, similarity {r.repetition_similarity:.2f})"
         lines.append(f"     {risk}")
-        if r.rules_met or r.rules_broken:
+        if len(a.rules):  # every candidate, once the account has findings: none met reads "-"
             lines.append(f"     meets DO: {', '.join(r.rules_met) or '-'}; breaks DON'T: {', '.join(r.rules_broken) or '-'}")
         if r.candidate_notes:
             lines.append(f"     {r.candidate_notes}")
@@ -184,6 +184,11 @@ def format_report(result: BatchResult) -> str:
 
 def to_json(result: BatchResult) -> dict[str, Any]:
     def records(frame: pd.DataFrame) -> list[dict]:
+        frame = frame.copy()
+        for c in frame.columns:  # a day reads "2026-06-24" as the top-level as_of does, not "…T00:00:00.000"
+            values = frame[c]
+            if pd.api.types.is_datetime64_any_dtype(values) and (values.dropna() == values.dropna().dt.normalize()).all():
+                frame[c] = values.dt.strftime("%Y-%m-%d").where(values.notna(), None)
         return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
 
     return {"batch": result.batch.batch, "as_of": str(result.assessment.as_of), "notes": result.assessment.notes,
