@@ -296,6 +296,7 @@ def test_assess_cli_on_one_odd_candidate(deployment, tmp_path):
     report = json.loads(result.output[result.output.index("{"):])
     (candidate,) = report["candidates"]
     assert candidate["identical_to"] and candidate["repetition_risk"] == "identical"
+    assert candidate["as_of"] == report["as_of"]  # a day, as at the top (was "…T00:00:00.000")
     assert "acc_99 has no history" in candidate["candidate_notes"]
     assert "placement=hologram never seen" in candidate["candidate_notes"]
     assert candidate["forecast_score"] is not None and report["pairs"] == []

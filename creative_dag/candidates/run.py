@@ -189,6 +189,8 @@ def to_json(result: BatchResult) -> dict[str, Any]:
             values = frame[c]
             if pd.api.types.is_datetime64_any_dtype(values) and (values.dropna() == values.dropna().dt.normalize()).all():
                 frame[c] = values.dt.strftime("%Y-%m-%d").where(values.notna(), None)
+            elif values.dtype == object and values.map(lambda v: isinstance(v, dt.date)).any():
+                frame[c] = values.map(lambda v: v.isoformat() if isinstance(v, dt.date) else v)
         return json.loads(frame.to_json(orient="records", date_format="iso", default_handler=str))
 
     return {"batch": result.batch.batch, "as_of": str(result.assessment.as_of), "notes": result.assessment.notes,
