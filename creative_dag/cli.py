@@ -483,6 +483,9 @@ def runs(reap: bool, fail_ids: tuple[str, ...], locations: Locations) -> None:
         reap_dead_runs,
     )
 
+    if not locations.dagster_home.exists():  # a mistyped --home must not get a Dagster instance made for it
+        click.echo(f"no runs: no Dagster instance under {locations.home} (nothing has run there; check --home)")
+        return
     instance = get_instance(locations)
     for run_id in fail_ids:
         try:

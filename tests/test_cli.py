@@ -60,6 +60,17 @@ def test_a_misspelt_selection_is_one_line_with_the_close_keys(tmp_path):
         assert result.output.startswith(f"Error: selection {typo!r} matches no asset;") and hint in result.output
 
 
+def test_a_home_without_a_warehouse_is_named_and_left_as_it_is(tmp_path):
+    """A mistyped --home: `tables` said 'no tables … yet', `similar` told to materialise cbr/case_base, and
+    `runs` created <home>/.dagster."""
+    typo = tmp_path / "hmoe"
+    for args, says, code in [(["tables"], "no warehouse at", 0), (["similar", "cr_000001"], "no warehouse at", 1),
+                             (["runs"], "no Dagster instance under", 0)]:
+        result = CliRunner().invoke(main, [*args, "--home", str(typo)])
+        assert result.exit_code == code and says in result.output and "Traceback" not in result.output, result.output
+    assert not typo.exists()
+
+
 def test_generate_rejects_bad_arguments(tmp_path):
     result = CliRunner().invoke(main, ["generate", "--out", str(tmp_path / "x"), "--creatives", "0"])
     assert result.exit_code != 0 and "--creatives" in result.output
