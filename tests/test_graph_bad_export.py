@@ -26,6 +26,7 @@ from creative_dag.cli import main
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.synth import generate_scenario
 from creative_dag.vectors import is_missing_vector
+from served_types import badly_typed_columns
 
 pytestmark = pytest.mark.slow
 
@@ -174,6 +175,8 @@ def test_every_asset_materialises_despite_bad_images_and_rows(bad_export):
     assert not [cid for cid in damaged if f"creative {cid} not edited" in first.output], first.output
     assert warehouse.exists("cbr.backtest")  # too little history here for a backtest: empty, with a status
     assert (home / "serving" / "creative.duckdb").exists()
+    # skipped steps write empty tables: typed as the full ones (marts.predictions' launch_date was a TIMESTAMP)
+    assert badly_typed_columns(home / "serving" / "creative.duckdb") == []
 
 
 def test_creatives_with_bad_images_flow_through_on_text_and_context(bad_export):
@@ -254,6 +257,7 @@ def test_an_export_without_any_usable_creative_runs_every_asset_and_says_so(tmp_
     for table in ["raw.creatives", "features.prelaunch", "cbr.case_base", "cbr.neighbors", *MART_TABLES]:
         assert warehouse.exists(table) and len(warehouse.read_table(table)) == 0, table
     assert (home / "serving" / "creative.duckdb").exists()
+    assert badly_typed_columns(home / "serving" / "creative.duckdb") == []
 
 
 def test_a_failed_blocking_check_says_why_on_the_console(tmp_path):

@@ -61,6 +61,17 @@ def test_a_column_without_any_value_gets_a_real_type(warehouse):
     assert warehouse.read_table("marts.example")["attribute_b"].isna().all()
 
 
+def test_an_empty_table_keeps_its_day_columns_dates(warehouse):
+    # a step skipped for lack of data writes its empty frame: pandas cannot type an empty object column
+    empty = pd.DataFrame({"creative_id": pd.Series(dtype=object), "launch_date": pd.Series(dtype=object),
+                          "fatigue_onset_date": pd.Series(dtype=object), "note": pd.Series(dtype=object)})
+    warehouse.write_table("marts.example", empty)
+    assert _types(warehouse, "marts.example") == {"creative_id": "VARCHAR", "launch_date": "DATE",
+                                                  "fatigue_onset_date": "DATE", "note": "VARCHAR"}
+    warehouse.replace_rows("embeddings.t", empty, "launch_date", [])
+    assert _types(warehouse, "embeddings.t")["launch_date"] == "DATE"
+
+
 def test_declared_types_cast_columns_and_must_name_real_ones(warehouse):
     frame = pd.DataFrame({"creative_id": ["a"], "trained_through": ["2026-04-01"]})
     warehouse.write_table("marts.example", frame, types={"trained_through": "DATE"})

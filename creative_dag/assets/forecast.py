@@ -36,7 +36,9 @@ from creative_dag.forecast.model import (
 from creative_dag.forecast.targets import KPIS, TargetSpec
 from creative_dag.settings import HomeLayout
 
-PREDICTION_TYPES = {"model_trained_through": "DATE"}  # an ISO date string in the frame, a DATE for BI
+# days as DATE for BI: model_trained_through is an ISO string in the frame, and the empty frame of a skipped
+# forecast has a nanosecond launch_date
+PREDICTION_TYPES = {"launch_date": "DATE", "model_trained_through": "DATE"}
 
 
 class ForecastAssetConfig(config_from(ForecastConfig, "kpis", "warmup_days", "validation_share", "refit_days",

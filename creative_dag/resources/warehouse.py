@@ -161,9 +161,12 @@ class DuckDBWarehouse:
         """Replace `table` with `frame` (created with the frame's schema). Returns the row count.
 
         types: DuckDB types for some columns (e.g. {"trained_through": "DATE"} for ISO date strings).
-        A column with no value at all (every cell None) and no declared type is VARCHAR: DuckDB would
-        type it "NULL", which BI drivers cannot map and no later value can be cast to."""
+        A column with no value at all (every cell None, or no row) and no declared type is a DATE when
+        its name says it holds days (`DAY_COLUMN`: a step skipped for lack of data writes an empty table
+        typed like a full one), else VARCHAR: DuckDB would type it "NULL" (or text), which BI drivers
+        cannot map and no later value can be cast to."""
         schema, name = split_table_name(table)
+        types = {**_empty_day_columns(frame), **(types or {})}
         frame = _duckdb_ready(frame)
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -187,8 +190,8 @@ class DuckDBWarehouse:
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
-            con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT {_typed_columns(con)} "
-                        "FROM _incoming LIMIT 0")
+            con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT "
+                        f"{_typed_columns(con, _empty_day_columns(frame))} FROM _incoming LIMIT 0")
             _type_null_columns(con, schema, name)
             con.execute("BEGIN TRANSACTION")
             try:
@@ -325,6 +328,16 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                       [schema, name]).fetchone()
     return bool(row and row[0])
+
+
+# Columns that hold days, by name (every table's convention: date, launch_date, trained_through, decided_at, ...).
+DAY_COLUMN = re.compile(r"^(date|.+_date|.+_through|decided_at|week_start)$")
+
+
+def _empty_day_columns(frame: pd.DataFrame) -> dict[str, str]:
+    """DATE for each day-named object column without a single value (pandas cannot type it)."""
+    return {c: "DATE" for c in frame.columns if isinstance(c, str) and DAY_COLUMN.match(c)
+            and frame[c].dtype == object and not frame[c].notna().any()}
 
 
 def _is_null_type(duckdb_type: str) -> bool:
