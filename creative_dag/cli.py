@@ -141,7 +141,12 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     from creative_dag.instance import get_instance
     from creative_dag.resources.warehouse import DuckDBWarehouse
     from creative_dag.run_memo import RunMemo, run_fingerprint
-    from creative_dag.runner import RunSummary, materialize_selection, op_config_for, resolve_selection
+    from creative_dag.runner import (
+        RunSummary,
+        materialize_selection,
+        op_config_for,
+        resolve_selection,
+    )
 
     if not locations.landing.is_dir():
         raise click.ClickException(

@@ -161,8 +161,8 @@ def test_reasons_for_the_predicted_better_come_first_and_the_others_are_marked_a
     pair = pair_table(assessment).iloc[0]
     assert pair["winner"] == "c1"
     assert pair["reasons"] == ["promo has Text on the image (outcome +11 %, CTR +10 % in acc_01, 30 creatives with it)",
-                               "against: summer has Faces in the creative (outcome +105 %, CTR +50 % in acc_01, "
-                               "30 creatives with it)"]
+                               ("against: summer has Faces in the creative (outcome +105 %, CTR +50 % in acc_01, "
+                                "30 creatives with it)")]
     assert pair["verdict"].index("promo has Text") < pair["verdict"].index("against: summer has Faces")
 
 

@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from served_types import badly_typed_columns
 
 from creative_dag.blocks import EMBEDDING_BLOCKS
 from creative_dag.cli import main
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.synth import generate_scenario
 from creative_dag.vectors import is_missing_vector
-from served_types import badly_typed_columns
 
 pytestmark = pytest.mark.slow
 

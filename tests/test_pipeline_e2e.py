@@ -15,13 +15,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from served_types import badly_typed_columns, day_columns
 
 from creative_dag.cli import main
 from creative_dag.contract import KNOWN_LEAKY_EXPORT_COLUMNS
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.synth import generate_scenario
 from creative_dag.synth.candidates import write_candidate_batch
-from served_types import badly_typed_columns, day_columns
 
 pytestmark = pytest.mark.slow
 
@@ -324,8 +324,8 @@ def test_assess_and_similar_say_when_the_as_of_date_is_too_early_or_after_the_da
 
     latest = str(warehouse.read_table("raw.creatives").sort_values("launch_date")["creative_id"].iloc[-1])
     found = similar_for_creative(warehouse, latest, k=50, as_of="2027-01-01")
-    assert found.attrs["notes"] == [f"--as-of 2027-01-01 is after the data's last day ({last_day}): cases matured "
-                                    f"before {known} only"]
+    assert found.attrs["notes"] == [(f"--as-of 2027-01-01 is after the data's last day ({last_day}): cases matured "
+                                     f"before {known} only")]
     assert len(found) and (pd.to_datetime(found["mature_date"]).dt.date < known).all()
 
 

@@ -198,9 +198,9 @@ def _rule_reasons(a: Mapping, b: Mapping, rules: pd.DataFrame) -> list[Reason]:
         where = "across accounts" if scope == "ALL" else f"in {scope}"
         for who, other, status in ((a, b, status_a[scope, finding]), (b, a, status_b[scope, finding])):
             if status in ("meets", "breaks"):  # has a DO's element (good for it) or a DON'T's (good for the other)
-                out.append((f"{who['name']} {status} {row['recommendation']} '{finding}' {where} "
-                            f"({row['metric']} {row['lift'] * 100:+.0f} %)",
-                            who["candidate_id"] if status == "meets" else other["candidate_id"]))
+                text = (f"{who['name']} {status} {row['recommendation']} '{finding}' {where} "
+                        f"({row['metric']} {row['lift'] * 100:+.0f} %)")
+                out.append((text, who["candidate_id"] if status == "meets" else other["candidate_id"]))
     return out
 
 
