@@ -515,10 +515,14 @@ def dev(port: int, locations: Locations) -> None:
 
     prepare_dagster_home(locations)
     workspace = Path(__file__).resolve().parents[1] / "workspace.yaml"
-    command = ["dagster", "dev", "-p", str(port)]
+    # this interpreter's Dagster, whether or not the virtualenv's bin is on PATH (`.venv/bin/creative-dag dev`
+    # failed with "No such file or directory: 'dagster'"); PATH gains that bin for what Dagster starts by name
+    command = [sys.executable, "-m", "dagster", "dev", "-p", str(port)]
     command += ["-w", str(workspace)] if workspace.exists() else ["-m", "creative_dag.definitions"]
-    click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
-    raise SystemExit(subprocess.call(command))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+    click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -p {port}")
+    raise SystemExit(subprocess.call(command, env=env))
 
 
 def _register_commands() -> None:

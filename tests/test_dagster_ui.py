@@ -232,3 +232,33 @@ def test_asset_page_renders_in_headless_chromium(webserver, demo_home, tmp_path)
         f"WHERE table_schema = '{MART[0]}' AND table_name = '{MART[1]}'")]
     assert [column for column in columns if column not in text] == []
     assert page.screenshot.stat().st_size > 10_000
+
+
+def test_creative_dag_dev_starts_the_ui_without_the_virtualenv_on_path(tmp_path):
+    """`.venv/bin/creative-dag dev` (the README's command) called a bare `dagster` and failed unless the
+    virtualenv's bin was on PATH."""
+    home, landing = tmp_path / "home", tmp_path / "landing"
+    landing.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "VIRTUAL_ENV")}
+    env["PATH"] = "/usr/bin:/bin"  # no virtualenv
+    log = tmp_path / "dev.log"
+    process = subprocess.Popen([*CLI, "dev", "--port", str(port), "--home", str(home), "--landing", str(landing)],
+                               env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline, answered = time.monotonic() + STARTUP_TIMEOUT_S, False
+        while time.monotonic() < deadline and process.poll() is None and not answered:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
+                    answered = response.status == 200
+            except OSError:
+                time.sleep(1)
+        assert answered, f"the UI did not answer (exit {process.poll()}):\n{log.read_text()[-3000:]}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
