@@ -159,6 +159,33 @@ def test_every_query_of_the_bi_guide_runs_on_the_serving_copy(deployment):
     assert day_columns(home / "serving" / "creative.duckdb") > 20
 
 
+def test_the_ui_metadata_renders_tables_as_tables_and_nulls_as_blanks(deployment):
+    """What the Dagster UI shows of each latest materialisation: count tables were plain text (their pipes
+    showed), `degraded` a blank row, and previews spelt NULL four ways (nan, None, <NA>, NaT)."""
+    import re
+
+    import dagster as dg
+
+    from creative_dag.instance import get_instance
+    from creative_dag.settings import resolve_locations
+
+    landing, home, _ = deployment
+    instance = get_instance(resolve_locations(home, landing))
+    checked = 0
+    for key in instance.get_asset_keys():
+        event = instance.get_latest_materialization_event(key)
+        if event is None or event.asset_materialization is None:
+            continue
+        for name, value in event.asset_materialization.metadata.items():
+            if isinstance(value, dg.TextMetadataValue):
+                assert "|---|" not in value.text, (key, name)
+                assert value.text != "", (key, name)
+            if name == "preview" and isinstance(value, dg.MarkdownMetadataValue):
+                assert not re.search(r"\|\s*(nan|None|<NA>|NaT)\s*\|", value.md_str), (key, value.md_str[:500])
+                checked += 1
+    assert checked >= 25
+
+
 def test_similar_prints_as_of_neighbours(deployment):
     landing, home, _ = deployment
     truth = json.loads((landing / "ground_truth.json").read_text())

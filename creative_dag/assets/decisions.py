@@ -94,7 +94,7 @@ def early_decisions(context: dg.AssetExecutionContext, config: EarlyDecisionsCon
     return dg.MaterializeResult(metadata=table_metadata(
         MARTS_EARLY_DECISIONS, table, **{f"n_{d.lower()}": n for d, n in counts.items()}, **figures,
         evaluation=dg.MetadataValue.md(evaluation_markdown(evaluation)),
-        wait_reasons=dg.MetadataValue.md(counts_markdown(_wait_reasons(table), "reason", "creatives")),
+        wait_reasons=counts_markdown(_wait_reasons(table), "reason", "creatives"),
         decided_with_forecast=with_forecast,
         kill_threshold=params.kill_threshold, scale_threshold=params.scale_threshold,
         bottom_share=params.bottom_share, top_share=params.top_share, early_window_days=params.window_days,

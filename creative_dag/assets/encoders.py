@@ -413,8 +413,7 @@ def _block_metadata(block: str, frame: pd.DataFrame, manifest: dict[str, Any], d
         "computed": dg.MetadataValue.int(manifest["computed"]),
         "from_cache": dg.MetadataValue.int(manifest["from_cache"]),
         "quarantined": dg.MetadataValue.int(manifest["quarantined"]),
-        "quarantined_by_reason": dg.MetadataValue.md(counts_markdown(manifest["quarantined_by_reason"], "reason",
-                                                                     "images")),
+        "quarantined_by_reason": counts_markdown(manifest["quarantined_by_reason"], "reason", "images"),
         "encode_rate_per_s": dg.MetadataValue.float(rate) if rate is not None else dg.MetadataValue.text("nan"),
         "seconds": dg.MetadataValue.float(manifest["seconds"]),
     })

@@ -66,7 +66,7 @@ def features_registry(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     overridden = table.loc[table["source"] == SOURCE_LANDING, ["column", "shipped_stage", "stage"]]
     return dg.MaterializeResult(metadata=table_metadata(
         FEATURES_REGISTRY, table, preview_rows=60,
-        columns_by_stage=dg.MetadataValue.md(counts_markdown(table["stage"].value_counts().to_dict(), "stage", "columns")),
+        columns_by_stage=counts_markdown(table["stage"].value_counts().to_dict(), "stage", "columns"),
         unregistered_raw_columns=dg.MetadataValue.json(unregistered),
         landing_overrides=overridden,
         landing_registry_file=registry.landing_file or "(none: shipped registry only)",

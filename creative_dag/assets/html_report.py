@@ -130,7 +130,7 @@ def html_report(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         "report": dg.MetadataValue.url(path.as_uri()),
         "size_bytes": dg.MetadataValue.int(size),
         "size": dg.MetadataValue.text(f"{size / 1e6:.1f} MB"),
-        "sections": dg.MetadataValue.md(counts_markdown(page.counts, "section", "shown")),
+        "sections": counts_markdown(page.counts, "section", "shown"),
         "thumbnails": dg.MetadataValue.int(page.thumbnails),
         "thumbnails_reused": dg.MetadataValue.int(thumbnails.hits),
         "images_missing": dg.MetadataValue.int(len(page.thumbnail_failures)),

@@ -95,7 +95,7 @@ def ingest_metadata(result: LandingIngest) -> dict[dg.AssetKey, dict]:
     def quarantined(source: str | None) -> dict:
         counts = result.quarantined_by_reason(source)
         return {"quarantined_rows": sum(counts.values()),
-                "quarantined_by_reason": dg.MetadataValue.md(counts_markdown(counts, "reason", "rows")),
+                "quarantined_by_reason": counts_markdown(counts, "reason", "rows"),
                 "quarantine_counts": counts}
 
     launch = pd.to_datetime(result.creatives["launch_date"]) if len(result.creatives) else pd.Series([], dtype="datetime64[ns]")

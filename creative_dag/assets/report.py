@@ -35,7 +35,7 @@ def build_serving_copy_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefini
             metadata={
                 "path": dg.MetadataValue.path(str(serving_dir / "creative.duckdb")),
                 "tables": dg.MetadataValue.int(len(counts)),
-                "row_counts": dg.MetadataValue.md(counts_markdown(counts, "table", "rows")),
+                "row_counts": counts_markdown(counts, "table", "rows"),
             }
         )
 

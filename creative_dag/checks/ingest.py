@@ -64,6 +64,6 @@ def creative_id_unique_and_present(warehouse: WarehouseResource) -> dg.AssetChec
         passed=not any(problems.values()),
         severity=dg.AssetCheckSeverity.ERROR,
         metadata={"rows": dg.MetadataValue.int(len(creatives)),
-                  "problems": dg.MetadataValue.md(counts_markdown(problems, "problem", "rows")),
+                  "problems": counts_markdown(problems, "problem", "rows"),
                   **{k: dg.MetadataValue.int(v) for k, v in problems.items()}},
     )
