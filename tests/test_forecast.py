@@ -110,6 +110,10 @@ def test_predictions_one_row_per_creative_and_kpi_with_evidence(scenario, foreca
     trained = p.dropna(subset=["model_trained_through"])
     assert (pd.to_datetime(trained["model_trained_through"]) < pd.to_datetime(trained["launch_date"])).all()
     assert set(p["window"]) <= {"validation", "test", "live", "unevaluated"}
+    # Before any model, the rows say so (the case memory's member made them look fitted: n_train 1, 'ensemble')
+    unfitted = p[p["n_train"] == 0]
+    assert len(unfitted) and (unfitted["input_set"] == "account level (too little history)").all()
+    assert unfitted["model_trained_through"].isna().all() and p.loc[p["n_train"] > 0, "model_trained_through"].notna().all()
 
 
 @pytest.mark.slow

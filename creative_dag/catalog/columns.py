@@ -592,8 +592,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "account_level": ("The account's trailing 12-month level of the KPI as of launch (the normalised target's "
                           "base)."),
         "model_trained_through": "Last day the model could see (ISO date), always before launch_date.",
-        "n_train": "Labelled cases the model was fitted on (0 = the account's level, too little history).",
-        "input_set": "ensemble (the served mean of models) or 'account level (too little history)'.",
+        "n_train": ("Labelled cases the models were fitted on (0 = none yet: fewer than min_train matured cases "
+                    "before the launch)."),
+        "input_set": ("ensemble (the served mean of models) or 'account level (too little history)': no model yet, "
+                      "the account's level averaged with the case memory's neighbour-adjusted level."),
         "evidence_ids": "The 3 most similar as-of neighbours (creative ids).",
         "evidence_top_similarity": "Fused similarity of the most similar as-of neighbour.",
         "context_forecast": ("The context-only model's as-of forecast (score and CTR by default); the pairwise "

@@ -531,12 +531,15 @@ def _cbr_forecast(inputs: ForecastInputs, target: KpiTarget, rows: np.ndarray) -
 
 def average_members(runs: Mapping[tuple[str, bool], RollingResult], members: Sequence[tuple[str, bool]],
                     kpi: str) -> RollingResult:
-    """The mean of the `members` runs on the reporting scale (NaN members ignored per row), back on the KPI's."""
+    """The mean of the `members` runs on the reporting scale (NaN members ignored per row), back on the KPI's.
+    n_train is the fitted members' largest: the CBR member fits nothing (its n marks a known account level),
+    and counting it made every warm-up row look fitted (n_train 1, input_set 'ensemble')."""
     first = runs[members[0]]
     scaled = np.vstack([reporting_scale(runs[m].pred, kpi) for m in members])
     with np.errstate(invalid="ignore"):
         z = np.nanmean(np.where(np.isfinite(scaled), scaled, np.nan), axis=0) if len(members) > 1 else scaled[0]
-    n_train = np.max(np.vstack([runs[m].n_train for m in members]), axis=0)
+    fitted = [m for m in members if m[0] != "cbr"] or list(members)
+    n_train = np.max(np.vstack([runs[m].n_train for m in fitted]), axis=0)
     return RollingResult(first.rows, from_reporting_scale(z, kpi), z, first.refit_day, n_train)
 
 
