@@ -124,6 +124,13 @@ def test_partition_ranges_cache_quarantine_and_status(tmp_path, landing, tiny_cl
                 for e in first.get_asset_materialization_events() if e.asset_key.to_user_string() == "embeddings/cnn"}
     assert set(reported) == {d for d in dates if d <= half}
     assert reported == {d: per_date.get(d, 0) for d in reported} and len(set(reported.values())) > 1
+    # ... and previews that date's creatives (a partition showed the run's first rows)
+    ids = warehouse.query("SELECT CAST(launch_date AS VARCHAR) AS d, creative_id FROM embeddings.cnn")
+    for e in first.get_asset_materialization_events():
+        if e.asset_key.to_user_string() == "embeddings/cnn" and reported[e.partition]:
+            preview = e.materialization.metadata["preview"].md_str
+            assert all(c in preview for c in ids.loc[ids["d"] == e.partition, "creative_id"]), (e.partition, preview)
+            assert not any(c in preview for c in ids.loc[ids["d"] != e.partition, "creative_id"]), (e.partition, preview)
 
     # an image changed on disk after ingest hashed it: quarantined, the rest of the batch goes on
     late = warehouse.query(

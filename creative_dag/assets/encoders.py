@@ -25,7 +25,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from creative_dag.assets.metadata import counts_markdown, table_metadata
+from creative_dag.assets.metadata import (
+    counts_markdown,
+    markdown_preview,
+    table_metadata,
+)
 from creative_dag.blocks import BLOCK_SPECS, EMBEDDING_BLOCKS, LAYOUT, TEXT_INPUT
 from creative_dag.catalog import (
     EMBEDDING_KEYS,
@@ -48,6 +52,7 @@ from creative_dag.resources.models import (
     load_with,
 )
 from creative_dag.resources.warehouse import WarehouseResource
+from creative_dag.wording import count_of
 
 # Single-run backfills are what make "models loaded once per backfill" true; Dagster still marks
 # the parameter beta, and repeating that on every definitions load only buries real warnings.
@@ -399,8 +404,13 @@ def run_manifest(store: EmbeddingStore, block: str, run: dg.DagsterRun) -> dict[
 def _block_metadata(block: str, frame: pd.DataFrame, manifest: dict[str, Any], dates: Sequence[dt.date]) -> dict[str, Any]:
     meta = table_metadata(embedding_table(block), frame, block_available=bool(manifest["available"]), model_id=manifest["model_id"],
                           launch_dates=len(dates), rows_this_run=len(frame))
-    # each launch date carries its own row count (added per partition by the publish step)
+    # each launch date carries its own row count and preview (added per partition by the publish step); the
+    # figures below are the run's, over all its launch dates
     meta.pop("dagster/row_count")
+    meta.pop("preview")
+    meta["figures_are_for"] = dg.MetadataValue.text(
+        f"this run: {count_of(len(dates), 'launch date')}, {count_of(len(frame), 'row')} (row count and preview: "
+        "each launch date's own)")
     if not manifest["available"]:
         meta["unavailable_reason"] = dg.MetadataValue.text(manifest["reason"])
         return meta
@@ -457,8 +467,13 @@ def _publish_op(block: str) -> dg.OpDefinition:
         dates = partition_dates(context.partition_keys)
         manifest = run_manifest(store, block, context.run)
         frame, per_date = publish_launch_dates(block, dates, warehouse, store, manifest)
+        days = pd.Series([pd.Timestamp(v).date() for v in frame["launch_date"]], index=frame.index, dtype=object) \
+            if len(frame) else pd.Series(dtype=object)
         for key, day in zip(context.partition_keys, dates):
-            context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(per_date[day])}, partition_key=key)
+            # a launch date's own rows, not the run's (a partition showed the first dates' creatives)
+            context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(per_date[day]),
+                                        "preview": dg.MetadataValue.md(markdown_preview(frame[days == day]))},
+                                       partition_key=key)
         context.add_output_metadata(_block_metadata(block, frame, manifest, dates))
 
     return _publish
