@@ -378,7 +378,9 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
 
     @dg.sensor(job=ingest_job, minimum_interval_seconds=sensor_interval_s(LANDING_SENSOR_INTERVAL_S),
                default_status=dg.DefaultSensorStatus.STOPPED,
-               description="Starts an ingest run when the landing folder's input files change.")
+               description="Starts an ingest run when the landing folder's input files (creatives.csv, "
+                           "daily_metrics.csv, images/) change. Off by default: turn it on once in the UI "
+                           "(Automation) or with `dagster sensor start landing_sensor`.")
     def landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource) -> dg.SensorResult | dg.SkipReason:
         fingerprint = landing_fingerprint(Path(landing.root))
         if fingerprint is None:
@@ -403,7 +405,8 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
     if graph_keys["partitioned"]:
         jobs.append(dg.define_asset_job(
             EMBED_JOB, selection=graph_keys["partitioned"], partitions_def=launch_date_partitions,
-            description="Embed the creatives of chosen launch dates (one step per block, models loaded once). "
+            description="Embed the creatives of chosen launch dates (per block an encode step outside the warehouse "
+                        "pool and a short publish step in it; models loaded once). "
                         "New launch dates are embedded by automation; this job is for re-embedding by hand.",
         ))
 
@@ -458,13 +461,14 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
             default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=automation_interval_s(),
             emit_backfills=True,
             description="Evaluates the assets' automation conditions: features after ingest, encoders for new "
-                        "launch dates, whole-history tables on the refresh cron (creative_dag/automation.py).",
+                        "launch dates, whole-history tables on the refresh cron (05:00 UTC by default; "
+                        "CREATIVE_DAG_REFRESH_CRON) when an input changed (creative_dag/automation.py).",
         ))
     refreshed = graph_keys["features"] + graph_keys["whole_history"]
     if refreshed:
         jobs.append(dg.define_asset_job(
             REFRESH_JOB, selection=refreshed,
-            description="Rebuild the features, case base, marts and serving copy from the current warehouse "
-                        "now (automation does it at the next refresh cron tick).",
+            description="Rebuild the features, case base, marts, model status, report page and serving copy "
+                        "from the current warehouse now (automation does it at the next refresh cron tick).",
         ))
     return jobs, sensors

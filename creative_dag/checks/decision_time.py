@@ -1,7 +1,8 @@
 """A reusable blocking decision-time column check for any stage's asset (docs/features.md).
 
-Every decision-time table (features.prelaunch / .early, embeddings.*, cbr.case_base, candidate
-assessments) may carry only columns known at decision time. `decision_time_check` builds a
+Every decision-time table (features.prelaunch / .early, embeddings.*, cbr.case_base) may carry only
+columns known at decision time (the candidate tables are outputs; docs/conventions.md says how their
+as-of guarantee is tested). `decision_time_check` builds a
 blocking Dagster asset check that compares the table's columns with an allowed set derived from
 the effective feature registry (shipped + landing `feature_registry.json`), plus columns the
 stage derives itself and names explicitly (vectors, model ids, image attributes). A column that
