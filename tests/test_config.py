@@ -75,3 +75,21 @@ def test_the_project_configs_have_the_compute_defaults():
     config = RecommendationsConfig()
     assert (config.fdr, config.top_n, config.min_stability) == (defaults.fdr, defaults.top_n, defaults.min_stability)
     assert RecommendationsConfig(fdr=0.1).to_params().fdr == 0.1
+
+
+def test_every_setting_of_the_launchpad_says_what_it_does(tmp_path):
+    """25 of the UI launchpad's fields had no description (cbr/backtest's and cbr/case_base's, the ranking's
+    weights, the forecast's `workers` that docs/operations.md tells users to set, ...)."""
+    from creative_dag.definitions import build_definitions
+
+    defs = build_definitions(tmp_path / "home", tmp_path / "landing")
+    fields, missing = 0, []
+    for asset in defs.assets:
+        schema = asset.node_def.config_schema if isinstance(asset, dg.AssetsDefinition) else None
+        if schema is None or schema.config_type is None or schema.config_type.kind.name == "ANY":
+            continue
+        for name, field in schema.config_type.fields.items():
+            fields += 1
+            if not (field.description or "").strip():
+                missing.append(f"{asset.node_def.name}.{name}")
+    assert fields > 80 and missing == []

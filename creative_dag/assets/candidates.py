@@ -10,6 +10,7 @@ import datetime as dt
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from creative_dag.assets.forecast import observable_oracle
 from creative_dag.assets.metadata import table_metadata
@@ -49,7 +50,8 @@ class CandidateAssessmentConfig(config_from(AssessConfig, "learner", "interval",
     """creative_dag.candidates.assess.AssessConfig and pairwise.PairConfig. as_of: ISO launch date the
     candidates are assessed for ("" = the day after the last metric date)."""
 
-    as_of: str = ""
+    as_of: str = Field("", description='ISO launch date the candidates are assessed for ("" = the day after '
+                                       "the last metric date).")
 
     def configs(self) -> tuple[AssessConfig, PairConfig, dt.date | None]:
         if self.learner not in LEARNERS:

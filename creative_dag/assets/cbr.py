@@ -10,6 +10,7 @@ fingerprint matches the case base and rebuild it otherwise. Checks: creative_dag
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from creative_dag.assets.metadata import table_metadata
 from creative_dag.blocks import BLOCKS, EMBEDDING_BLOCKS, parse_weights
@@ -39,18 +40,21 @@ class CaseBaseConfig(dg.Config):
     the first `pca_fit_days` days (the backtest warm-up), so later creatives never shape it.
     approximate_above / approximate / exact_below: index modes (see creative_dag.cbr.index.CaseIndex)."""
 
-    pca_dims: dict[str, int] = {}
-    pca_fit_days: int = 21
-    approximate_above: int = 200_000
-    approximate: str = "hnsw"
-    exact_below: int = 4096
+    pca_dims: dict[str, int] = Field({}, description='Optional PCA size per block, e.g. {"cnn": 128} (none by '
+                                                     "default: the blocks' own dimensions).")
+    pca_fit_days: int = Field(21, description="The PCA is fitted on creatives launched in the first pca_fit_days "
+                                              "days only (the backtest warm-up).")
+    approximate_above: int = Field(200_000, description="Cases above which the index searches approximately.")
+    approximate: str = Field("hnsw", description="Approximate index kind above approximate_above (hnsw).")
+    exact_below: int = Field(4096, description="Cases below which every search is exact (brute force).")
 
 
 class NeighborsConfig(dg.Config):
     """k neighbours per creative; weights as "clip=1,cnn=0.5" (overrides DEFAULT_WEIGHTS; empty = defaults)."""
 
-    k: int = 10
-    weights: str = ""
+    k: int = Field(10, description="Neighbours stored per creative.")
+    weights: str = Field("", description='Block weights as "clip=1,cnn=0.5" overriding the defaults; empty = '
+                                         "the defaults (docs/cbr.md).")
 
 
 class BacktestAssetConfig(config_from(BacktestConfig, "k", "warmup_days", "validation_share", "learn_weights",

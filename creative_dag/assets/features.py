@@ -7,6 +7,7 @@ Blocking checks guarding them live in creative_dag/checks/features.py.
 
 import dagster as dg
 import pandas as pd
+from pydantic import Field
 
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.catalog import (
@@ -35,13 +36,15 @@ _COMMON = {"group_name": "features", "kinds": {"duckdb", "python"}, "pool": "war
 class EarlyFeaturesConfig(dg.Config):
     """n_days: length of the early window in days (launch_date .. launch_date + n_days - 1)."""
 
-    n_days: int = DEFAULT_EARLY_DAYS
+    n_days: int = Field(DEFAULT_EARLY_DAYS, description="Length of the early window in days (launch_date .. "
+                                                          "launch_date + n_days - 1).")
 
 
 class OutcomesConfig(dg.Config):
     """maturity_days: days after launch when an outcome counts as known (mature_date)."""
 
-    maturity_days: int = build.DEFAULT_MATURITY_DAYS
+    maturity_days: int = Field(build.DEFAULT_MATURITY_DAYS, description="Days after launch when an outcome counts "
+                                                                         "as known (mature_date).")
 
 
 def _landing_root(context: dg.AssetExecutionContext) -> str | None:

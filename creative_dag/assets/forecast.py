@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from creative_dag.assets.marts import attribute_frame_of
 from creative_dag.assets.metadata import table_metadata
@@ -47,7 +48,8 @@ class ForecastAssetConfig(config_from(ForecastConfig, "kpis", "warmup_days", "va
     """creative_dag.forecast.model.ForecastConfig (windows match cbr.backtest's defaults). baseline_days:
     the trailing account window the normalised target divides by (TargetSpec.window_days)."""
 
-    baseline_days: int = TargetSpec().window_days
+    baseline_days: int = Field(TargetSpec().window_days, description="Trailing account window, in days, the "
+                                                                     "normalised target divides by.")
 
     def to_forecast_config(self) -> ForecastConfig:
         unknown = [k for k in self.kpis if k not in KPIS]

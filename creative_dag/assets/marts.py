@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from creative_dag.assets.metadata import counts_markdown, table_metadata
 from creative_dag.blocks import DEFAULT_WEIGHTS, EMBEDDING_BLOCKS
@@ -78,10 +79,11 @@ class RankingConfig(config_from(RankingParams, "min_impressions", "min_spend", "
     """Composite weights per metric (log-lift vs account prior) and the LEARNING thresholds
     (creative_dag.marts.ranking.RankingParams)."""
 
-    weight_ctr: float = _RANKING_WEIGHTS["ctr"]
-    weight_cvr: float = _RANKING_WEIGHTS["cvr"]
-    weight_roas: float = _RANKING_WEIGHTS["roas"]
-    weight_cpa: float = _RANKING_WEIGHTS["cpa"]
+    weight_ctr: float = Field(_RANKING_WEIGHTS["ctr"], description="Weight of the CTR log-lift in the score.")
+    weight_cvr: float = Field(_RANKING_WEIGHTS["cvr"], description="Weight of the CVR log-lift in the score.")
+    weight_roas: float = Field(_RANKING_WEIGHTS["roas"], description="Weight of the ROAS log-lift in the score.")
+    weight_cpa: float = Field(_RANKING_WEIGHTS["cpa"], description="Weight of the (inverted) CPA log-lift in the "
+                                                                   "score.")
 
 
 class FatigueConfig(config_from(fatigue_mod.FatigueParams, "alpha", "min_drop", "fatigued_drop", "cpa_multiple",

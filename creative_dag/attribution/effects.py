@@ -77,6 +77,7 @@ class AttributionConfig:
     how far each moves the image vector (`probe_variants`); min_train: fewest creatives with a known outcome
     the model must learn from (the forecast's), else a KPI is not attributed; min_support: fewest creatives the
     model learnt from that look like an edit's result (`support`), else the edit is not called (an extrapolation).
+    seed: the sample draw and bootstrap refits (the same seed, the same table).
     learner "grouped_linear" by default: the ridge with a penalty per input group (docs/marts.md, "Model")."""
 
     sample_size: int = 30

@@ -52,10 +52,14 @@ PRIMARY = ("cbr", "spearman")
 
 @dataclass(frozen=True)
 class BacktestConfig:
-    """k neighbours; warm-up days after the first launch before any prediction; validation
-    share of the post-warm-up launch days; shrinkage λ and similarity power p of the kNN
-    prediction; prior_strength = pseudo-cases pulling an account mean to the pool mean; GBM
-    refit cadence; whether to learn weights and run block ablations."""
+    """k: neighbours per query;
+    warmup_days: days after the first launch before any prediction;
+    validation_share: share of the post-warm-up launch days in the validation window (the rest is test);
+    shrinkage / similarity_power: λ and p of the kNN prediction;
+    prior_strength: pseudo-cases pulling an account mean to the pool mean;
+    gbm_refit_days: refit cadence of the gbm_prelaunch baseline, in days;
+    learn_weights: also learn block weights on the validation window (cbr_learned);
+    ablations: also score the memory without each block (slower)."""
 
     k: int = 20
     warmup_days: int = 21

@@ -74,7 +74,10 @@ class ForecastConfig:
     interval / conformal_window: coverage and the recent residuals it is calibrated on; interval_gamma: how
     fast the interval's quantile level adapts to how often earlier intervals missed (`adapted_level`); booster
     settings; evaluate / evaluate_kpis: also fit the comparison input sets of `marts.performance_model`
-    for these KPIs; learner: see `fit_predict`; stack_folds: out-of-fold splits of the stack."""
+    for these KPIs; learner: stacked (default: a ridge per input group and LightGBM, stacked), lightgbm,
+    hist_gbm, linear, grouped_linear or blend (`fit_predict`); stack_folds: out-of-fold splits of the stack;
+    workers: processes the rolling forecasts run on (0 = one per core, 1 = in the step's process; the same
+    answers on any number)."""
 
     kpis: tuple[str, ...] = KPIS
     warmup_days: int = 21

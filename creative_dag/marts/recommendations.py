@@ -77,7 +77,8 @@ class RecommendationParams:
     cluster_correlation / family_correlation: |r| at which indicators are one cause (any / same
     declared family); keep_p: forward-selection level of the joint model;
     min_prevalence / min_tag_prevalence: smallest share of the scope's creatives with a finding;
-    n_resamples, min_stability / min_tag_stability: bootstrap stability required of a finding;
+    n_resamples: cluster-bootstrap resamples of a finding's model; min_stability / min_tag_stability: share
+    of them in which it must stay significant with the same sign (object tags: the stricter);
     top_n: rows per scope in the default view (`shown`);
     rare_share / recent_days: "rare in recent launches" for TEST rows; n_evidence: example ids."""
 
