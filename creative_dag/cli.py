@@ -174,7 +174,8 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     try:
         summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
                                         log_level=log_level, report=lambda line: click.echo(line, err=True),
-                                        asset_config=asset_config, all_launch_dates=force)
+                                        asset_config=asset_config, all_launch_dates=force,
+                                        command=" ".join(["creative-dag", *sys.argv[1:]]))
     except ValueError as exc:  # a --launch-dates range holding no launch date
         raise click.ClickException(str(exc)) from exc
     except DagsterInvalidConfigError as exc:  # a --config field the asset does not have, or of the wrong type

@@ -42,6 +42,8 @@ from creative_dag.run_health import (
 )
 
 _log = logging.getLogger("creative_dag.runner")
+COMMAND_TAG = "creative_dag/command"  # the command line behind a CLI run, for the UI's Runs page
+COMMAND_TAG_CHARS = 250
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -108,7 +110,7 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                           keys: Sequence[dg.AssetKey], launch_date_range: tuple[str, str] | None = None,
                           log_level: str = "INFO", report: Callable[[str], None] | None = None,
                           asset_config: Mapping[str, Mapping[str, Any]] | None = None,
-                          all_launch_dates: bool = False) -> RunSummary:
+                          all_launch_dates: bool = False, command: str | None = None) -> RunSummary:
     """Run `keys` (topologically ordered) in at most three runs: ingest, what the per-creative
     assets read, then the rest.
 
@@ -124,6 +126,8 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     Dagster prints every event, one line per asset partition and step: thousands on the demo.
     report: where operational notes go (runs of killed processes marked failed, a step waiting
     for the warehouse pool and for whom); default: this module's logger at INFO.
+    command: the command line that started the runs, as the tag `creative_dag/command` (the UI's Runs
+    page lists CLI runs as `__ephemeral_asset_job__`, three per command, with nothing else to tell them by).
     """
     report = report or _log.info
     summary = RunSummary()
@@ -132,7 +136,8 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
         report(line)
     run_config = {"loggers": {"console": {"config": {"log_level": log_level.upper()}}}}
     ops_config = op_config_for(list(defs.assets or []), asset_config or {})
-    tags = {**process_tags(), INVOCATION_TAG: uuid.uuid4().hex}
+    tags = {**process_tags(), INVOCATION_TAG: uuid.uuid4().hex,
+            **({COMMAND_TAG: command[:COMMAND_TAG_CHARS]} if command else {})}
     graph = defs.resolve_asset_graph()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     ingest_keys = [k for k in keys if graph.get(k).group_name == "ingest"]

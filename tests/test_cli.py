@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -69,6 +70,22 @@ def test_a_home_without_a_warehouse_is_named_and_left_as_it_is(tmp_path):
         result = CliRunner().invoke(main, [*args, "--home", str(typo)])
         assert result.exit_code == code and says in result.output and "Traceback" not in result.output, result.output
     assert not typo.exists()
+
+
+def test_cli_runs_carry_the_command_that_started_them(tmp_path, monkeypatch):
+    """The UI's Runs page listed CLI runs as `__ephemeral_asset_job__`, with nothing saying which command."""
+    from creative_dag.instance import get_instance
+    from creative_dag.runner import COMMAND_TAG
+    from creative_dag.settings import resolve_locations
+    from creative_dag.synth import generate_scenario
+
+    landing, home = tmp_path / "in", tmp_path / "h"
+    generate_scenario(landing, n_creatives=6, n_days=8, seed=1, image_size=64)
+    args = ["materialize", "--select", "group:ingest", "--home", str(home), "--landing", str(landing)]
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/creative-dag", *args])
+    assert CliRunner().invoke(main, args, catch_exceptions=False).exit_code == 0
+    runs = get_instance(resolve_locations(home, landing)).get_runs()
+    assert runs and {r.tags.get(COMMAND_TAG) for r in runs} == {"creative-dag " + " ".join(args)}
 
 
 def test_generate_rejects_bad_arguments(tmp_path):
