@@ -59,7 +59,8 @@ def test_the_column_schema_carries_types_and_descriptions():
     frame = pd.DataFrame({"creative_id": ["a"], "score": [0.1], "no_such_column": [1]})
     schema = MARTS_CREATIVE_RANKING.column_schema(frame)
     columns = {c.name: c for c in schema.columns}
-    assert columns["score"].type == "float64" and "lift" in columns["score"].description.lower()
+    assert columns["score"].type == "DOUBLE" and "lift" in columns["score"].description.lower()  # the warehouse's
+    assert columns["creative_id"].type == "VARCHAR" and columns["no_such_column"].type == "BIGINT"
     assert columns["creative_id"].description
     assert columns["no_such_column"].description is None
     assert MARTS_CREATIVE_RANKING.undescribed(list(frame.columns)) == ["no_such_column"]

@@ -72,6 +72,26 @@ def test_an_empty_table_keeps_its_day_columns_dates(warehouse):
     assert _types(warehouse, "embeddings.t")["launch_date"] == "DATE"
 
 
+def test_the_ui_names_each_column_by_the_type_the_warehouse_gives_it(warehouse):
+    """The Dagster UI's column table showed pandas' names (object, date32[day][pyarrow], list<element: float>)."""
+    import datetime as dt
+
+    from creative_dag.catalog.types import sql_type
+
+    frame = pd.DataFrame({
+        "creative_id": ["a", "b"], "launch_date": [dt.date(2026, 3, 1), dt.date(2026, 3, 2)],
+        "n": [1, 2], "n_nullable": pd.array([1, None], dtype="Int64"), "share": [0.5, np.nan],
+        "flag": [True, False], "ids": [["x", "y"], None], "vector": list(np.ones((2, 3), np.float32)),
+        "seen_at": pd.to_datetime(["2026-03-01 10:00", "2026-03-02 11:00"]), "note": [None, None],
+        "fatigue_onset_date": [None, None],
+        "day": pd.Series([dt.date(2026, 3, 1), None], dtype="date32[pyarrow]"),
+        "name": pd.Series(["a", None], dtype="string[pyarrow]"),
+    })
+    warehouse.write_table("marts.example", frame)
+    stored = _types(warehouse, "marts.example")
+    assert {c: sql_type(c, frame[c]) for c in frame.columns} == stored
+
+
 def test_declared_types_cast_columns_and_must_name_real_ones(warehouse):
     frame = pd.DataFrame({"creative_id": ["a"], "trained_through": ["2026-04-01"]})
     warehouse.write_table("marts.example", frame, types={"trained_through": "DATE"})

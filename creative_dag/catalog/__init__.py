@@ -61,12 +61,15 @@ class Table(str):
         return [c for c in names if self.describe(str(c)) is None]
 
     def column_schema(self, frame: pd.DataFrame) -> dg.TableSchema:
-        """The frame's columns with their types and the catalog's descriptions (Dagster's column table)."""
+        """The frame's columns with their SQL types in the warehouse and the catalog's descriptions (Dagster's
+        column table)."""
         import dagster as dg
 
+        from creative_dag.catalog.types import sql_type
+
         return dg.TableSchema(columns=[
-            dg.TableColumn(name=str(c), type=str(t), description=self.describe(str(c)))
-            for c, t in frame.dtypes.items()])
+            dg.TableColumn(name=str(c), type=sql_type(str(c), frame[c]), description=self.describe(str(c)))
+            for c in frame.columns])
 
 
 RAW_CREATIVES = Table("raw", "creatives")

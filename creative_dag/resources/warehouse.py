@@ -22,6 +22,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from creative_dag.catalog.types import DAY_COLUMN
+
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 # The serving copy's DuckDB file is written in this storage format: DuckDB 1.0 and later read it (the
@@ -328,10 +330,6 @@ def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
                       [schema, name]).fetchone()
     return bool(row and row[0])
-
-
-# Columns that hold days, by name (every table's convention: date, launch_date, trained_through, decided_at, ...).
-DAY_COLUMN = re.compile(r"^(date|.+_date|.+_through|decided_at|week_start)$")
 
 
 def _empty_day_columns(frame: pd.DataFrame) -> dict[str, str]:
