@@ -671,8 +671,10 @@ def run_forecast(case_base: pd.DataFrame, memory: CaseMemory | None = None, attr
         served[kpi] = "mean of " + ", ".join(f"{n} ({'normalised' if m else 'raw'})" for n, m in members)
         target = targets[members[0][1]][kpi]
         z_actual = reporting_scale(actual[target_rows], kpi)
-        # Fallback forecasts (no model yet) are not what the interval is for: leave them out of the calibration.
-        calibrate = np.isin(target_rows, query_rows) & (primary.n_train > 0)
+        # Calibrated on every served forecast with a known account level, fitted or not (before any model the served
+        # mean is the account level moved by the case memory's neighbours): leaving those out left the validation
+        # window without intervals. An account's first launches (no level yet) stay out.
+        calibrate = np.isin(target_rows, query_rows) & ((primary.n_train > 0) | np.isfinite(target.level[target_rows]))
         half, levels[kpi] = rolling_conformal(primary.z_pred, z_actual, calibrate, target.available[target_rows],
                                               target.launch[target_rows], config.interval, config.conformal_window,
                                               config.interval_gamma)
