@@ -145,8 +145,8 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     other_keys = [k for k in keys if k not in ingest_keys and k not in candidate_keys]
     # The report group (the serving copy, the page) publishes and shows the candidate tables too: with
     # batches to assess it runs after them, or BI tools would see this run's verdicts only after the next.
-    last_keys = ([k for k in other_keys if graph.get(k).group_name == "report"]
-                 if candidate_keys and _candidate_batch_folders(defs) else [])
+    batches = _candidate_batch_folders(defs) if candidate_keys else []
+    last_keys = [k for k in other_keys if graph.get(k).group_name == "report"] if batches else []
     other_keys = [k for k in other_keys if k not in last_keys]
     if ingest_keys:
         _run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
@@ -201,12 +201,11 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                  summary, report)
     memory_ok = summary.success
     if candidate_keys and memory_ok:
-        _run_candidate_batches(assets, defs, instance, candidate_keys, tags,
+        _run_candidate_batches(assets, defs, instance, candidate_keys, batches, tags,
                                _with_ops(run_config, ops_config, assets, candidate_keys), summary, report)
     if last_keys and memory_ok:  # a failed candidate batch still gets the memory's tables published
-        tags = {k: v for k, v in tags.items() if k not in (RANGE_START_TAG, RANGE_END_TAG)}
-        _run(assets, defs, instance, last_keys, tags, _with_ops(run_config, ops_config, assets, last_keys),
-             summary, report)
+        _run(assets, defs, instance, last_keys, _without_range(tags),
+             _with_ops(run_config, ops_config, assets, last_keys), summary, report)
     elif last_keys:
         summary.skipped += [k.to_user_string() for k in last_keys]
     return summary
@@ -251,22 +250,25 @@ def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKe
 
 
 def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance,
-                           keys: Sequence[dg.AssetKey], tags: dict[str, str], run_config: dict, summary: RunSummary,
-                           report: Callable[[str], None]) -> None:
-    """One run per candidate batch folder of the landing folder (each its own `candidate_batch` partition)."""
-    landing = Path(defs.resources["landing"].root)
-    folders = _candidate_batch_folders(defs)
+                           keys: Sequence[dg.AssetKey], folders: Sequence[Path], tags: dict[str, str],
+                           run_config: dict, summary: RunSummary, report: Callable[[str], None]) -> None:
+    """One run per candidate batch folder (`_candidate_batch_folders`; each its own `candidate_batch` partition)."""
     if not folders:
+        landing = Path(defs.resources["landing"].root)
         report(f"no candidate batch under {landing / CANDIDATES_DIR}: {len(keys)} candidate asset(s) not run")
         return
     known = set(instance.get_dynamic_partitions(candidate_batch_partitions.name))
     new = [f.name for f in folders if f.name not in known]
     if new:
         instance.add_dynamic_partitions(candidate_batch_partitions.name, new)
-    # A run targets one partition: the launch-date range tags of the run before must not come along.
-    tags = {k: v for k, v in tags.items() if k not in (RANGE_START_TAG, RANGE_END_TAG)}
     for folder in folders:
-        _run(assets, defs, instance, keys, tags, run_config, summary, report, partition_key=folder.name)
+        _run(assets, defs, instance, keys, _without_range(tags), run_config, summary, report,
+             partition_key=folder.name)
+
+
+def _without_range(tags: dict[str, str]) -> dict[str, str]:
+    """The run tags less the launch-date range of the run before (a run after it targets no such range)."""
+    return {k: v for k, v in tags.items() if k not in (RANGE_START_TAG, RANGE_END_TAG)}
 
 
 def op_config_for(assets: Sequence[Any], asset_config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:

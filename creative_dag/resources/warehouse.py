@@ -173,8 +173,8 @@ class DuckDBWarehouse:
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
-            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {_typed_columns(con, types)} "
-                        "FROM _incoming")
+            con.execute(f"CREATE OR REPLACE TABLE {schema}.{name} AS SELECT "
+                        f"{_typed_columns(_describe_incoming(con), types)} FROM _incoming")
             con.unregister("_incoming")
         return len(frame)
 
@@ -192,9 +192,10 @@ class DuckDBWarehouse:
         with self.connect(write=True) as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             con.register("_incoming", frame)
+            incoming = _describe_incoming(con)
             con.execute(f"CREATE TABLE IF NOT EXISTS {schema}.{name} AS SELECT "
-                        f"{_typed_columns(con, _empty_day_columns(frame))} FROM _incoming LIMIT 0")
-            _type_null_columns(con, schema, name)
+                        f"{_typed_columns(incoming, _empty_day_columns(frame))} FROM _incoming LIMIT 0")
+            _type_null_columns(con, schema, name, incoming)
             con.execute("BEGIN TRANSACTION")
             try:
                 if len(keys):
@@ -342,23 +343,27 @@ def _is_null_type(duckdb_type: str) -> bool:
     return duckdb_type.strip('"') == "NULL"
 
 
-def _typed_columns(con: duckdb.DuckDBPyConnection, types: Mapping[str, str] | None = None) -> str:
-    """The select list of `_incoming`: declared columns cast to their type, other NULL-typed ones to VARCHAR."""
+def _describe_incoming(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Column -> DuckDB type of the registered `_incoming` frame, in its order."""
+    return {col: typ for col, typ, *_ in con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()}
+
+
+def _typed_columns(incoming: Mapping[str, str], types: Mapping[str, str] | None = None) -> str:
+    """The select list of `_incoming` (`incoming`: its column types): declared columns cast to their type, other
+    NULL-typed ones to VARCHAR."""
     types = types or {}
-    described = con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()
-    unknown = set(types) - {col for col, *_ in described}
+    unknown = set(types) - set(incoming)
     if unknown:
         raise ValueError(f"types declared for columns the frame does not have: {sorted(unknown)}")
     return ", ".join(
         f"CAST({_quote(col)} AS {types[col]}) AS {_quote(col)}" if col in types
         else f"CAST({_quote(col)} AS VARCHAR) AS {_quote(col)}" if _is_null_type(typ) else _quote(col)
-        for col, typ, *_ in described)
+        for col, typ in incoming.items())
 
 
-def _type_null_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+def _type_null_columns(con: duckdb.DuckDBPyConnection, schema: str, name: str, incoming: Mapping[str, str]) -> None:
     """Give a NULL-typed column of an existing table (a table created before that type fix) the incoming
     frame's type, so that its first real values can be inserted."""
-    incoming = {col: typ for col, typ, *_ in con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()}
     for col, typ, *_ in con.execute(f"DESCRIBE {schema}.{name}").fetchall():
         if _is_null_type(typ) and col in incoming and not _is_null_type(incoming[col]):
             con.execute(f"ALTER TABLE {schema}.{name} ALTER {_quote(col)} TYPE {incoming[col]}")
