@@ -434,3 +434,110 @@ def test_append_keeps_the_other_platform_and_replaces_a_reimported_ad(tmp_path, 
     assert {"700000000001", "700000000002"} <= set(after["creative_id"])
     creatives = pd.read_csv(landing / "creatives.csv", dtype=str)
     assert creatives["creative_id"].is_unique and len(creatives) == before["creative_id"].nunique() + 2
+
+
+# -- what an analyst's real exports do (found by a user-style review, stop 50) -----------------------------
+
+META_HEADER = "Ad name,Ad ID,Account ID,Day,Amount spent (EUR),Impressions,Reach,Link clicks,Purchases\n"
+
+
+def write_meta(path: Path, *rows: str) -> Path:
+    path.write_text(META_HEADER + "".join(f"{r}\n" for r in rows))
+    return path
+
+
+def test_a_weekly_export_appended_keeps_the_earlier_days_of_the_same_ads(tmp_path):
+    images = write_images(tmp_path / "img", "11.png", "22.png")
+    landing = tmp_path / "landing"
+    write_landing(convert_exports([write_meta(tmp_path / "week1.csv",
+                                              "A,11,9,2026-03-01,10,100,90,5,1", "A,11,9,2026-03-02,10,100,90,5,1",
+                                              "B,22,9,2026-03-02,8,80,70,4,0")], "meta", images), landing)
+    # the next week's export repeats 03-02 (late conversions counted since) and adds 03-03
+    second = convert_exports([write_meta(tmp_path / "week2.csv", "A,11,9,2026-03-02,10,100,90,5,2",
+                                         "A,11,9,2026-03-03,12,120,100,6,1")], "meta", images)
+    write_landing(second, landing, append=True)
+    metrics = pd.read_csv(landing / "daily_metrics.csv", dtype=str)
+    a = by_day(metrics, "11")
+    assert a.index.tolist() == ["2026-03-01", "2026-03-02", "2026-03-03"]  # the first week's first day stays
+    assert a.loc["2026-03-02", "conversions"] == "2"  # the re-exported day is this import's
+    assert by_day(metrics, "22").index.tolist() == ["2026-03-02"]  # an ad absent from the new export stays
+    creatives = pd.read_csv(landing / "creatives.csv", dtype=str).set_index("creative_id")
+    assert creatives.loc["11", "launch_date"] == "2026-03-01"  # its first delivery, from the earlier import
+    kept = next(i for i in second.summary.issues if i.reason == "kept_on_append")
+    assert "1 ad-day(s) already in landing were replaced" in kept.detail and "1 earlier day(s)" in kept.detail
+    summary = json.loads((landing / "import_summary.json").read_text())
+    assert summary["counts"]["kept_on_append"] == 1
+    assert [s["files"][0]["file"] for s in summary["earlier_imports"]] == ["week1.csv"]  # the first import's too
+
+
+def test_a_totals_row_under_an_ad_id_first_column_is_skipped(tmp_path):
+    export = tmp_path / "google.csv"
+    export.write_text("Ad report\n\"March 1, 2026 - March 1, 2026\"\n"
+                      "Ad ID,Day,Customer ID,Currency code,Impr.,Clicks,Cost,Conversions\n"
+                      "700000000001,2026-03-01,123-456-7890,USD,\"1,000\",10,12.00,1.00\n"
+                      "Total: Account,,,,\"1,000\",10,12.00,1.00\nTotal: Display,,,,0,0,0.00,0.00\n")
+    result = convert_exports([export], "google", write_images(tmp_path / "img", "700000000001.png"))
+    assert result.creatives["creative_id"].tolist() == ["700000000001"]
+    assert result.summary.counts().get("totals_row") == 2
+    assert not {"no_image", "unparseable_date"} & set(result.summary.counts())
+
+
+def test_reach_is_said_left_empty_only_for_ad_days_whose_summed_row_was_kept(tmp_path):
+    images = write_images(tmp_path / "img", "11.png")
+    first = write_meta(tmp_path / "a.csv", "A,11,9,2026-03-01,10,100,90,5,1")
+    # the second file has the same ad-day in two placement rows: summed there, but the first file's row is kept
+    second = write_meta(tmp_path / "b.csv", "A,11,9,2026-03-01,6,60,50,3,0", "A,11,9,2026-03-01,4,40,40,2,1")
+    result = convert_exports([first, second], "meta", images)
+    assert result.daily_metrics["reach"].tolist() == ["90"]
+    assert not {"rows_summed", "reach_not_additive"} & set(result.summary.counts())
+    assert result.summary.counts()["duplicate_across_files"] == 1
+
+
+def test_image_problems_are_said_as_they_are(tmp_path):
+    images = write_images(tmp_path / "img", "Spring Sale.png", "999999.jpg")
+    (images / "33.pdf").write_bytes(b"%PDF-1.4 not an image")
+    export = write_meta(tmp_path / "m.csv", "Spring Sale,11,9,2026-03-01,10,100,90,5,1",
+                        "Spring Sale,22,9,2026-03-01,8,80,70,4,0", "Brochure,33,9,2026-03-01,5,50,40,1,0")
+    result = convert_exports([export], "meta", images, currency="EUR")
+    issues = {i.reason: i for i in result.summary.issues}
+    assert "33.pdf is there but not an image format" in issues["no_image"].detail  # not just "no image named"
+    assert issues["shared_image"].detail.startswith("ads 11, 22 (all named 'Spring Sale')")
+    assert "999999.jpg" in issues["unused_image"].detail
+    assert set(result.creatives["creative_id"]) == {"11", "22"}
+
+
+def test_an_ad_that_never_delivered_is_left_out_and_said(tmp_path):
+    images = write_images(tmp_path / "img", "11.png", "22.png")
+    export = write_meta(tmp_path / "m.csv", "A,11,9,2026-03-01,10,100,90,5,1",
+                        "Paused,22,9,2026-03-01,0,0,,,", "Paused,22,9,2026-03-02,--,--,--,--,--")
+    result = convert_exports([export], "meta", images)
+    assert result.creatives["creative_id"].tolist() == ["11"]
+    assert set(result.daily_metrics["creative_id"]) == {"11"}
+    issue = next(i for i in result.summary.issues if i.reason == "no_delivery")
+    assert issue.ad_id == "22" and "no delivery on its 2 day(s)" in issue.detail
+
+
+def test_an_export_without_currency_says_so_and_a_percentage_in_an_amount_is_left_for_the_ingest(tmp_path):
+    images = write_images(tmp_path / "img", "700000000001.png")
+    export = tmp_path / "google.csv"
+    export.write_text("Ad ID,Day,Customer ID,Impr.,Clicks,Cost,Conversions\n"
+                      "700000000001,2026-03-01,1,1000,10,12.00,1\n700000000001,2026-03-02,1,1000,10,5%,1\n")
+    result = convert_exports([export], "google", images)
+    assert "currency" not in result.creatives.columns and "no_currency" in result.summary.counts()
+    spend = by_day(result.daily_metrics, "700000000001")["spend"]
+    assert spend.tolist() == ["12", "5%"]  # written as exported: the ingest quarantines that day
+    assert any("is a percentage" in i.detail for i in result.summary.issues if i.reason == "unparseable_number")
+    assert parse_number("5%") == 0.05  # a rate elsewhere stays readable
+
+
+def test_an_export_in_another_language_is_told_to_switch_to_english(tmp_path):
+    export = tmp_path / "de.csv"
+    export.write_text("Tag,Anzeigen-ID,Konto-ID,Impressionen,Link-Klicks,Ausgegebener Betrag (EUR)\n"
+                      "2026-03-01,11,9,100,5,10\n")
+    with pytest.raises(ImportFileError, match="switch its language to English"):
+        convert_exports([export], "meta", write_images(tmp_path / "img", "11.png"))
+    english_but_short = tmp_path / "en.csv"  # an English header missing two columns is told what is missing only
+    english_but_short.write_text("Day,Ad ID,Account ID,Impressions,Link clicks\n2026-03-01,11,9,100,5\n")
+    with pytest.raises(ImportFileError) as refused:
+        convert_exports([english_but_short], "meta", write_images(tmp_path / "img2", "11.png"))
+    assert "English" not in str(refused.value) and "'Purchases'" in str(refused.value)

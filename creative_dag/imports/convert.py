@@ -118,6 +118,16 @@ ISSUE_REASONS: Mapping[str, str] = MappingProxyType({
                                "import exports with date ranges that do not overlap"),
     "no_revenue_column": ("the export has no conversion value column: revenue was written as 0, so ROAS is 0 "
                           "for these ads; add the column to the report to import revenue"),
+    "no_delivery": ("the ad had no delivery on any day of the export (no impressions, clicks or spend) and was left "
+                    "out: it has no launch date yet; nothing to do"),
+    "no_currency": ("the export names no currency (no currency column, none in the money columns' headers) and "
+                    "none was passed: spend and revenue were written without one; pass --currency CODE"),
+    "shared_image": ("several ads matched one image by their common ad name and were written with it; name each "
+                     "ad's image by its ad id if they differ"),
+    "unused_image": ("images in the images folder match no ad of the export by ad id or ad name; check their "
+                     "names if an ad was left out with no_image"),
+    "kept_on_append": ("--append: rows of the same ad and day as the folder's earlier import were replaced by this "
+                       "import's, and the ads' other days kept; nothing to do"),
 })
 # Reasons that are the export's normal shape, printed as counts only.
 ROUTINE_REASONS = frozenset({"preamble_line", "blank_row", "totals_row", "rows_summed"})
@@ -408,8 +418,11 @@ def missing_columns_message(file: str, row: int, header: Sequence[object], spec:
     shown = ", ".join(repr(v) for v in list(keys.values())[:12]) + (" ..." if len(keys) > 12 else "")
     fits = [s for s in PLATFORMS.values() if s.name != spec.name and not missing_fields(match_columns(header, s), s)]
     other = f"; it looks like a {fits[0].label} export (--from {fits[0].name})" if fits else ""
+    # headers in another language match nothing, or only look-alikes ("Impressionen")
+    language = ("; the importer reads the platform's English column names: switch its language to English "
+                "before exporting" if not other and len(parts) == len(missing_fields({}, spec)) else "")
     return (f"{file}: no {spec.label} header with {'; '.join(parts) or 'the required columns'} "
-            f"(row {row} has {shown}){other}; export with {spec.how_to_export}")
+            f"(row {row} has {shown}){other}{language}; export with {spec.how_to_export}")
 
 
 # -- cells -------------------------------------------------------------------------------------------
@@ -457,11 +470,12 @@ def id_text(cell: object, file: str, row: int) -> str:
     return text
 
 
-def parse_number(cell: object, decimal_comma: bool = False) -> float | None:
+def parse_number(cell: object, decimal_comma: bool = False, percent_ok: bool = True) -> float | None:
     """A localised number cell -> float; None for an empty or "--" cell; ValueError when unreadable.
 
     Accepts "1,234.56", "1.234,56" (when `decimal_comma`), "1 234,56", "$1,234", "US$ 12", "€12,50",
-    "12.50 EUR", "(12.00)" and "-12" (negative), "12.5%" (-> 0.125). Numbers typed in XLSX pass as they are.
+    "12.50 EUR", "(12.00)" and "-12" (negative), "12.5%" (-> 0.125, unless not `percent_ok`: a percentage
+    in a count or amount column means shifted columns). Numbers typed in XLSX pass as they are.
     """
     if isinstance(cell, (int, float)) and not isinstance(cell, bool):
         value = float(cell)
@@ -481,6 +495,8 @@ def parse_number(cell: object, decimal_comma: bool = False) -> float | None:
     if body.startswith("-"):
         body, negative = body[1:].strip(), not negative
     percent = body.endswith("%")
+    if percent and not percent_ok:
+        raise ValueError(f"{text!r} is a percentage, not a count or an amount (are the export's columns shifted?)")
     body = body.rstrip("%").strip()
     body = CURRENCY_AFFIX.sub("", body, count=2).strip()
     if body.startswith("-") and not negative:  # "$-12" / "US$ -12"
@@ -575,6 +591,9 @@ def parse_rows(table: ExportTable, columns: Mapping[str, ColumnRef], spec: Platf
     for row, cells in table.rows:
         ad_id = id_text(_cell(cells, columns.get("ad_id")), file, row)
         ad_name = _value_text(_cell(cells, columns.get("ad_name")))
+        if TOTAL_LABEL.match(ad_id):  # Google's "Total: Account" under an Ad ID first column
+            issues.append(ImportIssue("totals_row", f"{file} row {row}: totals row {ad_id!r} skipped", file, row))
+            continue
         if not ad_id:
             texts = [_cell_text(c) for c in cells]
             if not any(texts):
@@ -605,7 +624,7 @@ def parse_rows(table: ExportTable, columns: Mapping[str, ColumnRef], spec: Platf
                 continue
             cell = _cell(cells, columns[field_name])
             try:
-                metrics[field_name] = parse_number(cell, decimal_comma)
+                metrics[field_name] = parse_number(cell, decimal_comma, percent_ok=False)
             except ValueError as err:
                 metrics[field_name] = _cell_text(cell)
                 issues.append(ImportIssue("unparseable_number", f"{file} row {row}: ad {ad_id}: "
@@ -679,6 +698,21 @@ def merge_files(per_file: Sequence[Sequence[AdDay]]) -> tuple[list[AdDay], list[
 
 def _delivered(day: AdDay) -> bool:
     return any(isinstance(v, str) or (v or 0) != 0 for f, v in day.metrics.items() if f in SUMMED_FIELDS)
+
+
+def drop_never_delivered(days: Sequence[AdDay]) -> tuple[list[AdDay], list[ImportIssue]]:
+    """Leave out the ads without delivery on any day (every readable cell 0 or empty): nothing ran, so
+    there is no launch date and no outcome. An ad with an unreadable cell stays, for the ingest to quarantine."""
+    delivered = {d.ad_id for d in days if _delivered(d)}
+    issues, seen = [], set()
+    for day in days:
+        if day.ad_id not in delivered and day.ad_id not in seen:
+            seen.add(day.ad_id)
+            count = sum(d.ad_id == day.ad_id for d in days)
+            issues.append(ImportIssue("no_delivery", f"{day.first.file} row {day.first.row}: ad {day.ad_id}"
+                                      f"{' (' + repr(day.first.ad_name) + ')' if day.first.ad_name else ''}: "
+                                      f"no delivery on its {count} day(s)", day.first.file, day.first.row, day.ad_id))
+    return [d for d in days if d.ad_id in delivered], issues
 
 
 def launch_dates(days: Iterable[AdDay]) -> dict[str, dt.date | str]:
@@ -759,12 +793,13 @@ def image_suffixes() -> frozenset[str]:
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in IMAGE_FORMATS)
 
 
-def index_images(folder: Path) -> dict[str, list[Path]]:
-    """Normalised file stem -> the image files (relative to `folder`) with that stem, in and under it."""
+def index_images(folder: Path, images: bool = True) -> dict[str, list[Path]]:
+    """Normalised file stem -> the image files (relative to `folder`) with that stem, in and under it;
+    with `images` False, the other files (a PDF or HEIC an ad's image was saved as)."""
     suffixes = image_suffixes()
     index: dict[str, list[Path]] = {}
     for path in sorted(folder.rglob("*")):
-        if path.suffix.lower() in suffixes and path.is_file() and not path.name.startswith("."):
+        if (path.suffix.lower() in suffixes) == images and path.is_file() and not path.name.startswith("."):
             index.setdefault(_stem_key(path.stem), []).append(path.relative_to(folder))
     return index
 
@@ -803,6 +838,7 @@ def convert_exports(paths: Sequence[str | os.PathLike], platform: str, images_di
     if not paths:
         raise ImportFileError("no export file given")
     issues: list[ImportIssue] = []
+    summed: list[ImportIssue] = []  # said once the merge has chosen which file's ad-days are kept
     per_file: list[list[AdDay]] = []
     files: list[dict[str, object]] = []
     optional_seen: set[str] = set()
@@ -825,7 +861,7 @@ def convert_exports(paths: Sequence[str | os.PathLike], platform: str, images_di
             issues.append(ImportIssue("no_revenue_column", f"{table.label}: none of "
                                       f"{', '.join(map(repr, spec.names_for('revenue')))}", table.label))
         days, sum_issues = sum_ad_days(rows)
-        issues += sum_issues
+        summed += sum_issues
         per_file.append(days)
         optional_seen |= {f for f in OPTIONAL_METRIC_FIELDS if f in columns}
         text_seen |= {f for f in TEXT_FIELDS if f in columns}
@@ -833,6 +869,10 @@ def convert_exports(paths: Sequence[str | os.PathLike], platform: str, images_di
                       "decimal_comma": decimal_comma,
                       "columns": {f: r.header for f, r in columns.items()}})
     days, merge_issues = merge_files(per_file)
+    kept_rows = {(d.first.file, d.first.row) for d in days}
+    issues += [i for i in summed if (i.file, i.row) in kept_rows]
+    days, never_issues = drop_never_delivered(days)
+    issues += never_issues
     launch = launch_dates(days)
     days, early_issues = drop_before_launch(days, launch)
     days, rounding_issues = whole_conversions(days)
@@ -844,9 +884,10 @@ def convert_exports(paths: Sequence[str | os.PathLike], platform: str, images_di
     if not ads:
         raise ImportFileError(f"{', '.join(str(f['file']) for f in files)}: no ad rows under the header; export "
                               f"the report at ad level with {spec.how_to_export}")
-    index = index_images(images_dir)
+    index, others = index_images(images_dir), index_images(images_dir, images=False)
     image_of: dict[str, str] = {}
     copies: dict[str, Path] = {}
+    ads_of_image: dict[Path, list[str]] = {}
     days_of_ad = Counter(d.ad_id for d in days)
     for ad_id, first in ads.items():
         found, candidates = match_image(ad_id, first.ad_name, index)
@@ -856,17 +897,32 @@ def convert_exports(paths: Sequence[str | os.PathLike], platform: str, images_di
             what = (f"several images match: {', '.join(str(c) for c in candidates)}" if candidates else
                     f"no image named {ad_id}.*{' or ' + repr(first.ad_name) + '.*' if first.ad_name else ''} "
                     f"in {images_dir}")
+            unreadable = [f for key in (ad_id, first.ad_name) if key for f in others.get(_stem_key(key), ())]
+            if not candidates and unreadable:
+                what += (f"; {', '.join(str(f) for f in unreadable)} is there but not an image format the pipeline "
+                         f"reads ({', '.join(sorted(IMAGE_FORMATS))}): convert it and import again")
             issues.append(ImportIssue(reason, f"ad {ad_id}{named}, {days_of_ad[ad_id]} day(s): {what}", first.file,
                                       first.row, ad_id))
             continue
         landing_path = (Path(IMAGES_DIR) / found).as_posix()
         image_of[ad_id] = landing_path
         copies[landing_path] = images_dir / found
+        ads_of_image.setdefault(found, []).append(ad_id)
     if not image_of:
         raise ImportFileError(f"none of the {len(ads)} ads has an image in {images_dir}: name each image by its ad id "
                               f"or ad name (e.g. {next(iter(ads), '1234567890')}.jpg) and import again")
+    for found, ad_ids in ads_of_image.items():
+        if len(ad_ids) > 1:
+            first = ads[ad_ids[0]]
+            issues.append(ImportIssue("shared_image", f"ads {', '.join(ad_ids)} (all named {first.ad_name!r}) were "
+                                      f"written with the one image {found}", first.file, first.row, ad_ids[0]))
+    issues += [ImportIssue("unused_image", f"{images_dir / path}: no ad has the id or name {path.stem!r}")
+               for paths in index.values() for path in paths if path not in ads_of_image]
 
     creatives = _creatives_frame(ads, days, launch, image_of, spec, text_seen)
+    if "currency" not in creatives.columns:
+        issues.append(ImportIssue("no_currency", f"{', '.join(str(f['file']) for f in files)}: no currency column, "
+                                  f"no currency in a money column's header, and no --currency"))
     metrics = _metrics_frame(days, image_of, optional_seen)
     summary = ImportSummary(platform=spec.name, files=files, ads_in_export=len(ads),
                             creatives_written=len(creatives), metric_rows_written=len(metrics), issues=issues)
@@ -966,23 +1022,67 @@ def write_landing(result: ImportResult, out: str | os.PathLike, append: bool = F
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
     creatives, daily = result.creatives, result.daily_metrics
+    summary = result.summary.as_dict()
     if append:
-        imported = set(result.creatives["creative_id"])
-        creatives = _merged(out / f"{CREATIVES_FILE}.csv", creatives, imported)
-        daily = _merged(out / f"{DAILY_METRICS_FILE}.csv", daily, imported)
+        daily, kept_days, replaced_days = _appended_days(out / f"{DAILY_METRICS_FILE}.csv", daily)
+        creatives = _appended_creatives(out / f"{CREATIVES_FILE}.csv", creatives)
+        if kept_days or replaced_days:
+            # what happened to the ads this import shares with the folder's earlier imports (the summary's
+            # issues, so the command prints them and import_summary.json keeps them)
+            result.summary.issues.append(ImportIssue(
+                "kept_on_append", f"{replaced_days} ad-day(s) already in {out.name} were replaced by this import's "
+                f"rows for the same ad and day; {kept_days} earlier day(s) of the same ads were kept"))
+        summary = result.summary.as_dict()
+        earlier = _read_summary(out / SUMMARY_FILE)
+        if earlier:
+            summary["earlier_imports"] = [*earlier.pop("earlier_imports", []), earlier]
     write_text_atomically(out / f"{CREATIVES_FILE}.csv", creatives.to_csv(index=False, lineterminator="\n"))
     write_text_atomically(out / f"{DAILY_METRICS_FILE}.csv", daily.to_csv(index=False, lineterminator="\n"))
-    write_text_atomically(out / SUMMARY_FILE, json.dumps(result.summary.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    write_text_atomically(out / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return out
 
 
-def _merged(existing: Path, new: pd.DataFrame, replaced_ids: set[str]) -> pd.DataFrame:
-    """The rows of an existing landing CSV (as text, so ids keep their zeros) whose creative is not in
-    `replaced_ids`, followed by `new`; columns are the union of both."""
-    if not existing.exists():
+def _read_summary(path: Path) -> dict | None:
+    try:
+        loaded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _read_text_csv(path: Path) -> pd.DataFrame | None:
+    """An existing landing CSV as text (ids keep their zeros), None when there is none."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.exists() else None
+
+
+def _appended_days(existing: Path, new: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+    """The folder's daily rows with this import's added: a re-exported (ad, day) is replaced by the new row, and
+    the ad's other days stay (a weekly export appended to the history). Returns (rows, earlier days kept of the
+    re-imported ads, ad-days replaced)."""
+    old = _read_text_csv(existing)
+    if old is None:
+        return new, 0, 0
+    new_keys = set(zip(new["creative_id"], new["date"], strict=True))
+    replaced = pd.Series([k in new_keys for k in zip(old["creative_id"], old["date"], strict=True)],
+                         index=old.index, dtype=bool)
+    kept_of_same_ads = int((~replaced & old["creative_id"].isin(set(new["creative_id"]))).sum())
+    rows = pd.concat([old[~replaced], new.astype(object)], ignore_index=True).fillna("")
+    return rows, kept_of_same_ads, int(replaced.sum())
+
+
+def _appended_creatives(existing: Path, new: pd.DataFrame) -> pd.DataFrame:
+    """The folder's creatives with this import's added; an ad already there takes this import's row (names,
+    copy, campaign as exported now) with the earlier of the two launch dates, since its earlier days stay."""
+    old = _read_text_csv(existing)
+    if old is None:
         return new
-    old = pd.read_csv(existing, dtype=str, keep_default_na=False)
-    old = old[~old["creative_id"].isin(replaced_ids)]
-    return pd.concat([old, new.astype(object)], ignore_index=True).fillna("")
+    new = new.astype(object).copy()
+    earlier_launch = old.set_index("creative_id")["launch_date"]
+    for i, (creative_id, launch) in enumerate(zip(new["creative_id"], new["launch_date"], strict=True)):
+        before = earlier_launch.get(creative_id)
+        if before and ISO_DAY.match(str(before)) and ISO_DAY.match(str(launch)) and before < launch:
+            new.iloc[i, new.columns.get_loc("launch_date")] = before
+    old = old[~old["creative_id"].isin(set(new["creative_id"]))]
+    return pd.concat([old, new], ignore_index=True).fillna("")
 
 
