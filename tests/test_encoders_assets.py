@@ -329,3 +329,22 @@ def test_text_block_runs_on_ad_copy_when_the_layout_block_is_unavailable(tmp_pat
     warehouse = DuckDBWarehouse(home / "creative.duckdb")
     text = warehouse.read_table("embeddings.text")
     assert len(text) == len(warehouse.read_table("features.prelaunch"))  # every creative has a headline
+
+
+def test_creatives_without_any_text_are_not_missing_text_vectors(tmp_path):
+    """An imported export often has no ad copy: a creative with no headline, no primary text and no text on its
+    image has nothing for the text block to embed. The coverage check says so instead of 'materialise their
+    launch-date partitions' (which would change nothing)."""
+    import pandas as pd
+
+    warehouse = DuckDBWarehouse(tmp_path / "w.duckdb")
+    warehouse.write_table("features.prelaunch", pd.DataFrame({
+        "creative_id": ["copy", "ocr_only", "nothing", "not_embedded"],
+        "launch_date": pd.to_datetime(["2026-03-01", "2026-03-01", "2026-03-02", "2026-03-02"]),
+        "headline": ["Fresh coffee", None, None, "Big sale"], "primary_text": [None, "", "  ", None]}))
+    warehouse.write_table("embeddings.layout", pd.DataFrame({
+        "creative_id": ["copy", "ocr_only", "nothing", "not_embedded"], "ocr_text": ["", "20% OFF", "", ""]}))
+    unit = [1.0, 0.0]
+    warehouse.write_table("embeddings.text", pd.DataFrame({"creative_id": ["copy", "ocr_only"], "vector": [unit, unit]}))
+    expected, missing, quarantined, without_text = encoder_checks.missing_embeddings(warehouse, "text")
+    assert (expected, missing, quarantined, without_text) == (3, ["not_embedded"], 0, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from creative_dag.blocks import BLOCK_SPECS, IMAGE_INPUT
 from creative_dag.catalog import (
@@ -18,6 +19,7 @@ from creative_dag.catalog import (
 from creative_dag.checks.decision_time import EMBEDDING_COLUMNS, decision_time_check
 from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from creative_dag.vectors import vectors_to_matrix
+from creative_dag.wording import count_of
 
 NORM_TOLERANCE = 1e-3
 
@@ -78,20 +80,33 @@ def _vectors_check(block: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-def missing_embeddings(warehouse: WarehouseResource | DuckDBWarehouse, block: str) -> tuple[int, list[str], int]:
+def creatives_without_text(warehouse: WarehouseResource | DuckDBWarehouse) -> set[str]:
+    """Creatives with no headline, no primary text and no OCR text: the text block has nothing to embed."""
+    from creative_dag.assets.encoders import load_text_items
+
+    dates = warehouse.query("SELECT DISTINCT CAST(launch_date AS DATE) AS d FROM features.prelaunch")["d"]
+    items = load_text_items(warehouse, [d for d in pd.to_datetime(dates).dt.date])
+    return set(items.loc[items["text"].str.strip() == "", "creative_id"].astype(str))
+
+
+def missing_embeddings(warehouse: WarehouseResource | DuckDBWarehouse, block: str
+                       ) -> tuple[int, list[str], int, int]:
     """(creatives expected to have a `block` vector, ids of those without one and without a
-    quarantine row saying why, quarantined count). Image blocks expect every creative in
-    features.prelaunch whose image decoded at ingest; the text block expects every creative."""
+    quarantine row saying why, quarantined count, creatives left out for having no text). Image blocks
+    expect every creative in features.prelaunch whose image decoded at ingest; the text block expects
+    every creative with some text (ad copy, or text OCR read on the image)."""
     table = embedding_table(block)
     if not warehouse.exists(FEATURES_PRELAUNCH):
-        return 0, [], 0
+        return 0, [], 0, 0
     expected_sql = "SELECT creative_id FROM features.prelaunch"
     if BLOCK_SPECS[block].reads == IMAGE_INPUT:
         if not warehouse.exists(RAW_IMAGES):
-            return 0, [], 0
+            return 0, [], 0, 0
         expected_sql = ("SELECT p.creative_id FROM features.prelaunch p JOIN raw.images i USING (creative_id) "
                         "WHERE i.decode_status = 'ok' AND i.sha256 IS NOT NULL")
     expected = set(warehouse.query(expected_sql)["creative_id"].astype(str))
+    without_text = creatives_without_text(warehouse) & expected if BLOCK_SPECS[block].reads != IMAGE_INPUT else set()
+    expected -= without_text
     embedded = set(warehouse.query(f"SELECT creative_id FROM {table} WHERE vector IS NOT NULL")["creative_id"]
                    .astype(str)) if warehouse.exists(table) else set()
     quarantined: set[str] = set()
@@ -99,7 +114,7 @@ def missing_embeddings(warehouse: WarehouseResource | DuckDBWarehouse, block: st
         keys = warehouse.query("SELECT key FROM raw.quarantine WHERE key LIKE ?", [f"{table}:%"])["key"]
         quarantined = {str(k).split(":", 1)[1] for k in keys}
     missing = sorted(expected - embedded - quarantined)
-    return len(expected), missing, len(expected & quarantined)
+    return len(expected), missing, len(expected & quarantined), len(without_text)
 
 
 def _coverage_check(block: str) -> dg.AssetChecksDefinition:
@@ -113,9 +128,12 @@ def _coverage_check(block: str) -> dg.AssetChecksDefinition:
     )
     def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.reading() as db:
-            expected, missing, quarantined = missing_embeddings(db, block)
+            expected, missing, quarantined, without_text = missing_embeddings(db, block)
         if not missing:
             text = f"{table}: all {expected} expected creatives embedded ({quarantined} quarantined with a reason)"
+            if without_text:
+                text += (f"; {count_of(without_text, 'creative')} without any text (no headline or primary text, and "
+                         "OCR read none on the image) not expected")
         elif len(missing) == expected:
             text = (f"{table}: no vectors for any of {expected} creatives: the block is unavailable (see "
                     "embeddings.model_status) or its launch dates were never materialised")
@@ -125,7 +143,7 @@ def _coverage_check(block: str) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=not missing, severity=dg.AssetCheckSeverity.WARN, description=text,
             metadata={"expected": expected, "missing": len(missing), "quarantined": quarantined,
-                      "missing_examples": missing[:20]})
+                      "without_text": without_text, "missing_examples": missing[:20]})
 
     return _check
 
