@@ -279,8 +279,9 @@ def test_missing_column_names_the_near_match(tmp_path):
 
 
 def test_wrong_platform_is_named(tmp_path):
-    with pytest.raises(ImportFileError, match=r"looks like a Google Ads export \(--from google\)"):
+    with pytest.raises(ImportFileError, match=r"looks like a Google Ads export \(--from google\)") as refused:
         convert_exports([GOOGLE], "meta", write_images(tmp_path / "img", "x.png"))
+    assert "export with" not in str(refused.value)  # not how to export from the platform it is not
 
 
 def test_mixed_number_formats_are_refused(tmp_path):

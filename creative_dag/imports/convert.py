@@ -422,7 +422,8 @@ def missing_columns_message(file: str, row: int, header: Sequence[object], spec:
     language = ("; the importer reads the platform's English column names: switch its language to English "
                 "before exporting" if not other and len(parts) == len(missing_fields({}, spec)) else "")
     return (f"{file}: no {spec.label} header with {'; '.join(parts) or 'the required columns'} "
-            f"(row {row} has {shown}){other}{language}; export with {spec.how_to_export}")
+            f"(row {row} has {shown}){other}{language}"
+            + ("" if other else f"; export with {spec.how_to_export}"))  # how to export the wrong platform: no
 
 
 # -- cells -------------------------------------------------------------------------------------------
