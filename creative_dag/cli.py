@@ -117,6 +117,104 @@ def materialize(select: tuple[str, ...], launch_dates: str | None, config_file: 
         sys.exit(1)
 
 
+@main.command()
+@click.option("--interval", type=click.FloatRange(min=1), default=60, show_default=True,
+              help="Seconds between looks at the landing folder.")
+@click.option("--settle", type=click.FloatRange(min=0), default=30, show_default=True,
+              help="Seconds a change must stay unchanged before a run starts (an export still being copied "
+                   "is not read half written).")
+@click.option("--select", "select", multiple=True,
+              help="Assets each run materialises (as for `materialize`). Default: the whole graph.")
+@click.option("--config", "config_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="YAML file of asset settings, as for `materialize`.")
+@click.option("--max-runs", type=click.IntRange(min=1), default=None,
+              help="Stop after this many runs (for scripts and benchmarks); exit 1 if any failed.")
+@LOG_LEVEL_OPTION
+@location_options
+def watch(interval: float, settle: float, select: tuple[str, ...], config_file: str | None,
+          max_runs: int | None, log_level: str, locations: Locations) -> None:
+    """Keep one process running the daily path: materialise whenever the landing folder changes.
+
+    Runs after the first skip the ~10 s of imports a fresh process pays (docs/operations.md,
+    "One long-lived process"); the process stays resident between runs.
+    """
+    import signal
+
+    from creative_dag.run_memo import code_fingerprint, run_fingerprint
+    from creative_dag.watch import (
+        StopSignals,
+        WatchLock,
+        resident_mb,
+        warm_up,
+        watch_landing,
+    )
+
+    asset_config = _asset_config(config_file)
+    lock = WatchLock(locations.state)
+    try:
+        lock.acquire()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # A service manager's stop (SIGTERM) is Ctrl-C; both set here, since a process started in the background
+    # by a shell inherits SIGINT ignored, and Dagster gives SIGTERM whatever SIGINT has after each run.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, signal.default_int_handler)
+    stop_signals = StopSignals()
+    code_at_start = code_fingerprint()
+
+    def one_run() -> bool:
+        started = time.perf_counter()
+        try:
+            summary = _materialize(locations, select, None, log_level, False, asset_config)
+        except click.ClickException as exc:
+            click.echo(f"watch: {exc.format_message()}", err=True)
+            return False
+        except Exception:  # noqa: BLE001 - a service outlives one bad run; the traceback says what broke
+            import traceback
+
+            traceback.print_exc()
+            return False
+        gc.collect()
+        memory = resident_mb()
+        click.echo(f"watch: run done in {time.perf_counter() - started:.1f} s"
+                   + (f"; resident memory {memory:.0f} MB" if memory else ""))
+        if stop_signals.asked():
+            click.echo("watch: a stop was asked for during the run (Dagster let the run finish, or failed the step "
+                       "it interrupted)")
+        return summary.success
+
+    def wait(seconds: float) -> bool:
+        try:
+            time.sleep(max(seconds, 0.0))
+            return False
+        except KeyboardInterrupt:
+            return True
+
+    click.echo(f"watching {locations.landing} every {interval:.0f} s for the warehouse {locations.database} "
+               f"(pid {os.getpid()}; Ctrl-C or SIGTERM stops it)")
+    try:
+        imported, seconds = warm_up(os.environ.get("CREATIVE_DAG_OCR_BACKEND", "easyocr").strip().lower())
+        click.echo(f"watch: imported {len(imported)} libraries the runs use in {seconds:.1f} s, once for every run")
+        outcome = watch_landing(
+            lambda: run_fingerprint(locations.landing, sorted(select), None, asset_config=asset_config),
+            one_run, settle_s=settle, interval_s=interval, wait=wait, clock=time.monotonic,
+            code_changed=lambda: code_fingerprint() != code_at_start, stop_requested=stop_signals.asked,
+            report=lambda line: click.echo(f"watch: {line}"), max_runs=max_runs)
+    except KeyboardInterrupt:  # a stop while importing, or in a run outside Dagster's hands: a stop as asked
+        click.echo("watch: stopped during a run; `creative-dag runs` shows whether a run it had started is still "
+                   "marked in progress")
+        return
+    finally:
+        lock.release()
+    if outcome.reason == "code changed":
+        click.echo("watch: the package's source changed on disk (an upgrade?): restarting to run it")
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "creative_dag.cli", *sys.argv[1:]])
+    click.echo(f"watch: {outcome.reason} after {count_of(outcome.runs, 'run')} ({outcome.failed} failed)")
+    if outcome.failed and outcome.reason == "max runs":
+        sys.exit(1)
+
+
 def _asset_config(path: str | None) -> dict[str, dict]:
     """The --config file: a mapping of asset key or op name -> mapping of config fields."""
     if path is None:
@@ -180,6 +278,8 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         raise click.ClickException(str(exc)) from exc
     except DagsterInvalidConfigError as exc:  # a --config field the asset does not have, or of the wrong type
         raise click.ClickException(f"--config: {exc}") from exc
+    finally:  # its run-history connections closed: `creative-dag watch` calls this once per run in one process
+        instance.dispose()
     if summary.success:
         memo.record(selection, fingerprint, summary.run_ids)
     else:

@@ -39,9 +39,14 @@ class HomeLayout:
         return self.home / "serving"
 
     @property
+    def state(self) -> Path:
+        """What the command line keeps between its invocations: the run memo, the watch's lock."""
+        return self.home / "state"
+
+    @property
     def run_memo(self) -> Path:
         """The fingerprint of the last successful CLI run per selection (creative_dag/run_memo.py)."""
-        return self.home / "state" / "last_runs.json"
+        return self.state / "last_runs.json"
 
     @property
     def embedding_store(self) -> Path:

@@ -15,12 +15,12 @@ import io
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 from served_types import badly_typed_columns
+from warehouse_snapshot import table_snapshot
 
 from creative_dag.blocks import EMBEDDING_BLOCKS
 from creative_dag.cli import main
@@ -136,7 +136,7 @@ def bad_export(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         access.install(patch)
         first = _materialize(landing, home, "--config", str(config))
-    snapshot = _snapshot(DuckDBWarehouse(home / "creative.duckdb"))
+    snapshot = table_snapshot(DuckDBWarehouse(home / "creative.duckdb"))
     # a real second run, not "nothing changed"
     second = _materialize(landing, home, "--force", "--config", str(config))
     return landing, home, damaged, bad_rows, first, second, snapshot, access
@@ -216,30 +216,11 @@ def test_every_bad_image_and_row_has_a_quarantine_reason(bad_export):
 def test_a_second_identical_run_gives_identical_tables(bad_export):
     _, home, _, _, _, second, before, _ = bad_export
     assert second.exit_code == 0, second.output
-    after = _snapshot(DuckDBWarehouse(home / "creative.duckdb"))
+    after = table_snapshot(DuckDBWarehouse(home / "creative.duckdb"))
     assert before.keys() == after.keys()
     for table in before:
         pd.testing.assert_frame_equal(before[table], after[table], check_exact=False, rtol=1e-6,
                                       obj=table)
-
-
-def _snapshot(warehouse: DuckDBWarehouse) -> dict[str, pd.DataFrame]:
-    """Every table (less *_at run timestamps), rows in a canonical order, list cells as tuples."""
-    out = {}
-    for table in warehouse.tables():
-        frame = warehouse.read_table(table)
-        frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_at")])  # when it ran, not what
-        key = []
-        for c in frame.columns:
-            cells = frame[c].tolist()
-            if any(isinstance(v, (list, np.ndarray)) for v in cells):
-                frame[c] = [tuple(np.round(np.asarray(v, dtype=float), 5)) if isinstance(v, (list, np.ndarray))
-                            and len(v) and not isinstance(np.asarray(v).flat[0], str) else
-                            (tuple(v) if isinstance(v, (list, np.ndarray)) else v) for v in cells]
-            else:
-                key.append(c)
-        out[table] = frame.sort_values(key).reset_index(drop=True) if key and len(frame) else frame
-    return out
 
 
 def test_an_export_without_any_usable_creative_runs_every_asset_and_says_so(tmp_path):
