@@ -94,7 +94,8 @@ def run_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProcess 
         metadata = getattr(getattr(event, "event_specific_data", None), "metadata", None) or {}
         pid = metadata.get("pid")
         text = str(getattr(pid, "value", pid) or "")
-        if text.isdigit() and "Started process for run" in (record.event_log_entry.user_message or ""):
+        # the sentence is the Dagster event's message (the entry's user_message is empty)
+        if text.isdigit() and "Started process for run" in (record.event_log_entry.message or ""):
             return RunProcess(run.run_id, int(text), socket.gethostname(), "", "engine_event")
     return None
 

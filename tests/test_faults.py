@@ -8,6 +8,7 @@ the pool must say for whom and stop when told to.
 from __future__ import annotations
 
 import signal
+import os
 import socket
 import subprocess
 import sys
@@ -80,6 +81,30 @@ def test_reaper_leaves_live_and_foreign_runs_alone(tmp_path):
     instance.event_log_storage.free_concurrency_slots_for_run(foreign)
     reused = _fake_run(instance, {**process_tags(), PROCESS_START_TAG: "1"})
     assert any(reused in line for line in reap_dead_runs(instance))
+
+
+def test_a_run_the_ui_or_daemon_launched_is_known_by_its_workers_pid(tmp_path):
+    """A run launched by `dagster dev` carries none of our tags: its run worker's pid is in the engine event
+    Dagster writes ("Started process for run (pid: N)."). A `dagster dev` killed with its workers left such a
+    run holding the pool slot, and neither `runs --reap` nor `stale_runs_sensor` freed it (stop 50)."""
+    from dagster._core.events import EngineEventData
+
+    from creative_dag.run_health import describe_live_runs
+
+    instance = _instance(tmp_path / "home", tmp_path / "landing")
+    alive = _fake_run(instance, {})
+    instance.event_log_storage.free_concurrency_slots_for_run(alive)
+    dead = _fake_run(instance, {})
+    for run_id, pid in ((dead, _dead_pid()), (alive, os.getpid())):
+        # exactly as the run worker reports it (dagster/_grpc/impl.py, dagster/_cli/api.py)
+        instance.report_engine_event(f"Started process for run (pid: {pid}).", instance.get_run_by_id(run_id),
+                                     EngineEventData.in_process(pid))
+    assert not any("process unknown" in line for line in describe_live_runs(instance)), describe_live_runs(instance)
+    actions = reap_dead_runs(instance)
+    assert len(actions) == 1 and dead in actions[0] and "marked failed" in actions[0], actions
+    assert instance.get_run_by_id(dead).status == dg.DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive).status == dg.DagsterRunStatus.STARTED
+    assert not instance.event_log_storage.get_concurrency_info(WAREHOUSE_POOL).claimed_slots
 
 
 @pytest.fixture(scope="module")
