@@ -341,7 +341,9 @@ def candidate_batch_requests(context: dg.SensorEvaluationContext, landing: Path,
 
 
 def landing_fingerprint(landing: Path) -> str | None:
-    """A hash of the input files' names, sizes and mtimes; None when no input file is there."""
+    """A hash of the input files' and the images' names, sizes and mtimes (the candidate batches are the
+    candidates sensor's); None when no input file is there. An image replaced alone (the fix for a
+    quarantined one) is a change: the ingest reads it again."""
     parts = []
     for stem in (CREATIVES_FILE, DAILY_METRICS_FILE, REGISTRY_FILE):
         for candidate in [landing / stem] + [landing / f"{stem}{s}" for s in INPUT_SUFFIXES]:
@@ -350,6 +352,12 @@ def landing_fingerprint(landing: Path) -> str | None:
                 parts.append(f"{candidate.name}:{stat.st_size}:{stat.st_mtime_ns}")
     if not any(p.startswith((CREATIVES_FILE, DAILY_METRICS_FILE)) for p in parts):
         return None
+    inputs = set(p.split(":", 1)[0] for p in parts)
+    for path in sorted(landing.rglob("*")):  # image_path may name any file under the landing folder
+        relative = path.relative_to(landing)
+        if relative.parts[0] != CANDIDATES_DIR and str(relative) not in inputs and path.is_file():
+            stat = path.stat()
+            parts.append(f"{relative.as_posix()}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

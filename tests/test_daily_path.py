@@ -403,6 +403,28 @@ def test_sensor_intervals_default_per_sensor_and_one_setting_shortens_them(tmp_p
     assert intervals()["landing_sensor"] == 60
 
 
+def test_landing_sensor_sees_a_replaced_image_and_not_a_candidate_batch(tmp_path):
+    """The input contract's fix for a quarantined image is to copy it again: that alone must start an ingest
+    (the sensor said 'landing folder unchanged'). Candidate batches are the candidates sensor's."""
+    import time
+
+    from creative_dag.automation import landing_fingerprint
+
+    landing = tmp_path / "landing"
+    (landing / "images").mkdir(parents=True)
+    assert landing_fingerprint(landing) is None  # no input file yet
+    (landing / "creatives.csv").write_text("creative_id\n")
+    (landing / "daily_metrics.csv").write_text("creative_id\n")
+    (landing / "images" / "cr_1.jpg").write_bytes(b"")  # the zero-byte image the ingest quarantined
+    before = landing_fingerprint(landing)
+    (landing / "candidates" / "next_week").mkdir(parents=True)
+    (landing / "candidates" / "next_week" / "a.png").write_bytes(b"png")
+    assert landing_fingerprint(landing) == before
+    time.sleep(0.01)
+    (landing / "images" / "cr_1.jpg").write_bytes(b"\xff\xd8 a real one")
+    assert landing_fingerprint(landing) != before
+
+
 def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_run(tmp_path):
     from creative_dag.definitions import build_definitions
     from creative_dag.resources.warehouse import DuckDBWarehouse
