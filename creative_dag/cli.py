@@ -623,7 +623,18 @@ def dev(port: int, locations: Locations) -> None:
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
     click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -p {port}")
-    raise SystemExit(subprocess.call(command, env=env))
+    import signal
+
+    process = subprocess.Popen(command, env=env)
+    # a SIGTERM (kill, a service manager) to this wrapper reaches `dagster dev`, which stops its webserver,
+    # daemon and code servers; they outlived the wrapper (Ctrl-C reaches them all through the terminal)
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, lambda signum, _frame: process.send_signal(signum))
+    while True:
+        try:
+            raise SystemExit(process.wait())
+        except KeyboardInterrupt:
+            continue  # dagster dev got the Ctrl-C too: wait for it to shut down
 
 
 def _register_commands() -> None:

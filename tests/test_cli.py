@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from creative_dag.cli import main
 
-COMMANDS = ["generate", "materialize", "demo", "tables", "assets", "dev", "similar", "assess", "import"]
+COMMANDS = ["generate", "materialize", "watch", "demo", "tables", "assets", "dev", "runs", "similar", "assess", "import",
+            "validate-attribution"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -255,10 +255,25 @@ def test_creative_dag_dev_starts_the_ui_without_the_virtualenv_on_path(tmp_path)
             except OSError:
                 time.sleep(1)
         assert answered, f"the UI did not answer (exit {process.poll()}):\n{log.read_text()[-3000:]}"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        # a SIGTERM to `creative-dag dev` alone (kill PID, a service manager) stops everything it started
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"processes of `creative-dag dev` outlived its SIGTERM:\n{log.read_text()[-3000:]}")
+    finally:  # whatever is left of the group (nothing when the test passed)
+        for stop_signal in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, stop_signal)
+            except ProcessLookupError:
+                break
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                continue
