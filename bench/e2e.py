@@ -14,7 +14,9 @@ a day between refits).
 Prints creatives/s of the cold run, peak RSS of each run, each run's time as a ratio of the cold
 run (goal for one new day: <= 0.05), a week's average of daily runs (six days between refits and one
 refit day) as the same ratio, and the slowest steps of each run (from the run's event log).
-With --dask it also times a launch-date backfill of the encoders on the Dask executor at 1 and 2
+With --watch it also runs the same two new days through one `creative-dag watch` process started on the
+state before them (imports kept between runs; the first new day still loads the models), and records those
+runs' seconds and ratios under "watch". With --dask it also times a launch-date backfill of the encoders on the Dask executor at 1 and 2
 workers (bench/scale_out.py). Records the machine's reference speed (bench/machine_speed.py) before
 the first run and after the last, since this machine's speed drifts by hour. Writes
 bench/results/e2e.json.
@@ -24,8 +26,8 @@ EasyOCR ($CREATIVE_DAG_OCR_BACKEND) and writes bench/results/e2e_rapidocr.json. 
 demo's 300 x 120, or another image size than its 1080 px, adds it to the name
 (e2e_rapidocr_2000x120.json, e2e_rapidocr_2000x120_128px.json).
 
-Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 1080] [--seed 7] [--dask]
-       [--ocr-backend easyocr|rapidocr]
+Usage: python bench/e2e.py [--creatives 300] [--days 120] [--image-size 1080] [--seed 7] [--dask] [--watch]
+       [--ocr-backend easyocr|rapidocr] [--keep DIR]
 Not a test: timings on a shared machine vary; compare the ratios measured in one invocation.
 """
 
@@ -126,6 +128,49 @@ def timed_materialize(home: Path, landing: Path, threads: int, ocr_backend: str 
             "exit_code": run["exit_code"]}
 
 
+def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, str], threads: int,
+                     ocr_backend: str | None = None) -> dict:
+    """The same new days through one `creative-dag watch` process, started on the home and landing folder as
+    they were before the first new day (their copies put back at the same paths, with their files' times, so
+    the watch's first look finds nothing to do). Each day lands once the previous run is done; the seconds are
+    the watch's own ("run done in"), from the run's start to its end."""
+    env = {**os.environ, "CREATIVE_DAG_TORCH_THREADS": str(threads)}
+    if ocr_backend:
+        env["CREATIVE_DAG_OCR_BACKEND"] = ocr_backend
+    command = [sys.executable, "-m", "creative_dag.cli", "watch", "--home", str(home), "--landing", str(landing),
+               "--interval", "1", "--settle", "1", "--log-level", "WARNING", "--max-runs", str(1 + len(new_days))]
+    pending = list(new_days.items())
+    runs: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "run.json"
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report), *command], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        output, since, name = [], time.time(), "start"
+        for line in process.stdout:
+            output.append(line)
+            if line.startswith("watch: imported"):
+                runs["imports_s"] = float(line.split(" in ")[1].split(" s")[0])
+            if not line.startswith("watch: run done in "):
+                continue
+            seconds = float(line.removeprefix("watch: run done in ").split(" s")[0])
+            memory = line.split("resident memory ")[1].split(" MB")[0] if "resident memory" in line else None
+            if name != "start":
+                runs[name] = {"day": new_days[name], "seconds": seconds, "resident_mb_after": memory and int(memory),
+                              "forecast_refits_fitted": forecast_refits_fitted(home, since),
+                              "slowest_steps": {k: round(v, 1) for k, v in list(step_seconds(home, since).items())[:8]}}
+            if pending:
+                name, day = pending.pop(0)
+                since = time.time()
+                land_through(full, landing, day)
+        process.wait()
+        run = json.loads(report.read_text())
+    if run["exit_code"] != 0 or len(runs) < 1 + len(new_days):
+        print("".join(output)[-4000:])
+    return {"runs": runs, "peak_rss_mb": round(run["peak_rss_kb"] / 1024), "exit_code": run["exit_code"],
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
 def step_seconds(home: Path, since: float) -> dict[str, float]:
     """Seconds per step of every run that started after `since` (from the instance's event log)."""
     os.environ["DAGSTER_HOME"] = str(home / ".dagster")
@@ -159,6 +204,8 @@ def main() -> None:
                         help="work in this folder and keep it (with home_before_one_new_day/ and home_before_next_new_day/, "
                              "the homes before those runs)")
     parser.add_argument("--ocr-backend", default=None, help="layout OCR backend (default: the deployment's, EasyOCR)")
+    parser.add_argument("--watch", action="store_true",
+                        help="also run the new days through one `creative-dag watch` process (imports kept)")
     args = parser.parse_args()
 
     from creative_dag.synth import generate_scenario
@@ -188,9 +235,10 @@ def main() -> None:
     new_days = {"one_new_day": next_day, "next_new_day": last_day}
     for name in ("cold", "unchanged", *new_days):
         if name in new_days:
-            if args.keep:  # the state before the new day, to profile or repeat that run by hand
-                shutil.rmtree(work / f"home_before_{name}", ignore_errors=True)
-                shutil.copytree(home, work / f"home_before_{name}", symlinks=True)
+            if args.keep or args.watch:  # the state before the new day, to repeat that run (by hand, or watched)
+                for folder in (home, landing):
+                    shutil.rmtree(work / f"{folder.name}_before_{name}", ignore_errors=True)
+                    shutil.copytree(folder, work / f"{folder.name}_before_{name}", symlinks=True)
             land_through(full, landing, new_days[name])
         since = time.time()
         run = timed_materialize(home, landing, args.threads, args.ocr_backend)
@@ -220,6 +268,30 @@ def main() -> None:
         results["week_of_new_days_ratio_to_cold"] = round(week / cold, 3)
         print(f"a week of daily runs (6 days between refits, 1 refit day): {week:.1f}s a day on average, "
               f"{week / cold:.3f} of the cold run")
+
+    if args.watch:
+        first = next(iter(new_days))
+        for folder in (home, landing):  # back to the state before the first new day, at the same paths
+            shutil.rmtree(folder)
+            shutil.copytree(work / f"{folder.name}_before_{first}", folder, symlinks=True)
+        watched = watched_new_days(home, landing, full, new_days, args.threads, args.ocr_backend)
+        for name in new_days:
+            if name in watched["runs"]:
+                watched["runs"][name]["ratio_to_cold"] = round(watched["runs"][name]["seconds"] / cold, 3)
+        refit_day = [n for n in new_days if watched["runs"].get(n, {}).get("forecast_refits_fitted")]
+        between = [n for n in new_days if watched["runs"].get(n, {}).get("forecast_refits_fitted") == 0]
+        if refit_day and between:
+            week = (6 * watched["runs"][between[0]]["seconds"] + watched["runs"][refit_day[0]]["seconds"]) / 7
+            watched["week_of_new_days_ratio_to_cold"] = round(week / cold, 3)
+        results["watch"] = watched
+        print("one watch process (imports kept): " + ", ".join(
+            f"{n} {r['seconds']}s = {r['ratio_to_cold']} of the cold run ({r['forecast_refits_fitted']} forecast "
+            f"refits)" for n, r in watched["runs"].items() if n in new_days)
+              + f"; a week {watched.get('week_of_new_days_ratio_to_cold')} of the cold run; peak RSS "
+              f"{watched['peak_rss_mb']} MB, exit {watched['exit_code']}")
+        print("             slowest steps: " + "; ".join(
+            f"{n}: " + ", ".join(f"{k} {v}s" for k, v in r["slowest_steps"].items())
+            for n, r in watched["runs"].items() if n in new_days))
 
     if args.dask:
         from bench.scale_out import run_dask_backfill
