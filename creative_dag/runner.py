@@ -274,15 +274,18 @@ def _without_range(tags: dict[str, str]) -> dict[str, str]:
 def op_config_for(assets: Sequence[Any], asset_config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict]:
     """Op name -> config from a mapping keyed by asset key or op name (see materialize_selection)."""
     names: dict[str, str] = {}
-    settable: set[str] = set()
+    fields_of: dict[str, list[str]] = {}  # op -> its settings (ops with none are left out)
     for a in assets:
         if isinstance(a, dg.AssetsDefinition):
             names[a.node_def.name] = a.node_def.name
             names.update({k.to_user_string(): a.node_def.name for k in a.keys})
             schema = a.node_def.config_schema
-            # an op declared without config has Dagster's permissive "Any" schema
-            if schema is not None and schema.config_type is not None and schema.config_type.kind.name != "ANY":
-                settable.add(a.node_def.name)
+            # an op declared without config has Dagster's permissive "Any" schema; one with an empty Config
+            # class (the ingest's) a shape of no field
+            config_type = schema.config_type if schema is not None else None
+            if config_type is not None and config_type.kind.name != "ANY" and getattr(config_type, "fields", None):
+                fields_of[a.node_def.name] = sorted(config_type.fields)
+    settable = set(fields_of)
     with_settings = sorted(n for n, op in names.items() if "/" in n and op in settable)
     for key in asset_config:
         if key not in names:
@@ -295,6 +298,12 @@ def op_config_for(assets: Sequence[Any], asset_config: Mapping[str, Mapping[str,
             raise ValueError(f"--config entry {key!r}: this asset has no settings, so its fields "
                              f"{', '.join(sorted(asset_config[key]))} would do nothing; assets with settings: "
                              f"{', '.join(with_settings)}")
+        for field_name in asset_config[key] or {}:
+            if names[key] in settable and field_name not in fields_of[names[key]]:
+                close = difflib.get_close_matches(str(field_name), fields_of[names[key]], n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(f"--config entry {key!r}: no setting {field_name!r}; {hint}its settings: "
+                                 f"{', '.join(fields_of[names[key]])}")
     return {names[k]: dict(v) for k, v in asset_config.items()}
 
 

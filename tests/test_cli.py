@@ -299,7 +299,11 @@ def test_config_for_an_asset_without_settings_or_a_misspelt_asset_is_refused_bef
     """`marts/account_health: {foo: 1}` ran and ignored foo; a misspelt key listed three random assets."""
     (tmp_path / "in").mkdir()
     for body, says in [("marts/account_health: {foo: 1}\n", "this asset has no settings, so its fields foo would do nothing"),
-                       ("marts/element_atribution: {sample_size: 5}\n", "did you mean 'marts/element_attribution'?")]:
+                       # the ingest's op has an empty settings class, not none: it said Dagster's config error
+                       ("raw/creatives: {x: 1}\n", "this asset has no settings, so its fields x would do nothing"),
+                       ("marts/element_atribution: {sample_size: 5}\n", "did you mean 'marts/element_attribution'?"),
+                       ("marts/element_attribution: {sample_sise: 5}\n",
+                        "no setting 'sample_sise'; did you mean 'sample_size'? its settings: confidence, edits")]:
         config = tmp_path / "c.yaml"
         config.write_text(body)
         result = CliRunner().invoke(main, ["materialize", "--select", "marts/account_health", "--config", str(config),
