@@ -141,6 +141,7 @@ def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, 
                "--interval", "1", "--settle", "1", "--log-level", "WARNING", "--max-runs", str(1 + len(new_days))]
     pending = list(new_days.items())
     runs: dict = {}
+    imports_s = None
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "run.json"
         started = time.perf_counter()
@@ -150,7 +151,7 @@ def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, 
         for line in process.stdout:
             output.append(line)
             if line.startswith("watch: imported"):
-                runs["imports_s"] = float(line.split(" in ")[1].split(" s")[0])
+                imports_s = float(line.split(" in ")[1].split(" s")[0])
             if not line.startswith("watch: run done in "):
                 continue
             seconds = float(line.removeprefix("watch: run done in ").split(" s")[0])
@@ -167,8 +168,8 @@ def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, 
         run = json.loads(report.read_text())
     if run["exit_code"] != 0 or len(runs) < 1 + len(new_days):
         print("".join(output)[-4000:])
-    return {"runs": runs, "peak_rss_mb": round(run["peak_rss_kb"] / 1024), "exit_code": run["exit_code"],
-            "wall_s": round(time.perf_counter() - started, 1)}
+    return {"runs": runs, "imports_at_start_s": imports_s, "peak_rss_mb": round(run["peak_rss_kb"] / 1024),
+            "exit_code": run["exit_code"], "wall_s": round(time.perf_counter() - started, 1)}
 
 
 def step_seconds(home: Path, since: float) -> dict[str, float]:
