@@ -165,7 +165,7 @@ def test_google_report_with_preamble_totals_and_two_currencies(tmp_path):
     tea = by_day(result.daily_metrics, "700000000002")
     assert tea.loc["2026-03-02", ["spend", "conversions", "revenue"]].tolist() == ["18.4", "0", "0"]  # "--"
     assert tea.loc["2026-03-03", "revenue"] == "64"
-    assert result.summary.counts() == {"preamble_line": 1, "totals_row": 2, "fractional_conversions": 1}
+    assert result.summary.counts() == {"preamble_line": 2, "totals_row": 2, "fractional_conversions": 1}
 
     ingested = ingest_landing_folder(write_landing(result, tmp_path / "landing"), today=TODAY)
     assert ingested.quarantine.empty

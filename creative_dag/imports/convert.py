@@ -583,8 +583,9 @@ def parse_rows(table: ExportTable, columns: Mapping[str, ColumnRef], spec: Platf
     covering more than one day. `account` and `currency` fill in where the export says nothing.
     """
     file = table.label
-    issues = [ImportIssue("preamble_line", f"{file}: {table.header_row - 1} line(s) above the header skipped", file)
-              ] if table.header_row > 1 else []
+    # one per line, so the printed count is the lines skipped (Google Ads writes two)
+    issues = [ImportIssue("preamble_line", f"{file} row {row}: above the header, skipped", file, row)
+              for row in range(1, table.header_row)]
     header_currency = next((r.currency for r in columns.values() if r.currency), None)
     day_ref = columns.get("date") or columns.get("reporting_starts")
     ends_ref = None if "date" in columns else columns.get("reporting_ends")
