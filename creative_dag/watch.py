@@ -60,7 +60,8 @@ def watch_landing(fingerprint: Callable[[], str], run: Callable[[], bool], *,
         if current != handled:
             if current != pending:
                 if pending is not None or handled is not None:
-                    report(f"the landing folder changed; running once it has not changed for {settle_s:.0f} s")
+                    report(f"the landing folder (or the code, settings or day) changed; running once it has not "
+                           f"changed for {settle_s:.0f} s")
                 pending, pending_since = current, clock()
             settled_for = clock() - pending_since
             if settled_for >= settle_s:
@@ -69,7 +70,7 @@ def watch_landing(fingerprint: Callable[[], str], run: Callable[[], bool], *,
                 if not run():
                     failed += 1
                     if not stop_requested():
-                            report("the run failed; the next run starts when the landing folder, the code or the "
+                        report("the run failed; the next run starts when the landing folder, the code or the "
                                "settings change, or on the next day (`creative-dag runs` shows runs in progress)")
                 if max_runs is not None and runs >= max_runs:
                     return WatchOutcome("max runs", runs, failed)
