@@ -352,7 +352,7 @@ def landing_fingerprint(landing: Path) -> str | None:
                 parts.append(f"{candidate.name}:{stat.st_size}:{stat.st_mtime_ns}")
     if not any(p.startswith((CREATIVES_FILE, DAILY_METRICS_FILE)) for p in parts):
         return None
-    inputs = set(p.split(":", 1)[0] for p in parts)
+    inputs = {p.split(":", 1)[0] for p in parts}
     for path in sorted(landing.rglob("*")):  # image_path may name any file under the landing folder
         relative = path.relative_to(landing)
         if relative.parts[0] != CANDIDATES_DIR and str(relative) not in inputs and path.is_file():

@@ -7,8 +7,8 @@ the pool must say for whom and stop when told to.
 
 from __future__ import annotations
 
-import signal
 import os
+import signal
 import socket
 import subprocess
 import sys
