@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from warehouse_snapshot import table_snapshot
+from warehouse_snapshot import assert_same_tables, table_snapshot
 
 from creative_dag.resources.warehouse import DuckDBWarehouse
 from creative_dag.watch import WatchLock, watch_landing
@@ -180,9 +180,7 @@ def test_watch_runs_each_new_export_once_and_a_warm_run_writes_what_a_fresh_proc
     cold = table_snapshot(DuckDBWarehouse(fresh / "creative.duckdb", read_only=True))
     new_ids = set(later_creatives["creative_id"])
     assert new_ids <= set(warm["cbr.case_base"]["creative_id"]), "the new creatives reached the case base"
-    assert warm.keys() == cold.keys()
-    for table in warm:
-        pd.testing.assert_frame_equal(warm[table], cold[table], check_exact=False, rtol=1e-6, obj=table)
+    assert_same_tables(warm, cold)
 
 
 @pytest.mark.slow
