@@ -138,7 +138,7 @@ def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, 
     if ocr_backend:
         env["CREATIVE_DAG_OCR_BACKEND"] = ocr_backend
     command = [sys.executable, "-m", "creative_dag.cli", "watch", "--home", str(home), "--landing", str(landing),
-               "--interval", "1", "--settle", "1", "--log-level", "WARNING", "--max-runs", str(1 + len(new_days))]
+               "--interval", "1", "--settle", "1", "--log-level", "WARNING", "--max-runs", str(len(new_days))]
     pending = list(new_days.items())
     runs: dict = {}
     imports_s = None
@@ -148,13 +148,15 @@ def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, 
         process = subprocess.Popen([sys.executable, "-c", _LAUNCHER, str(report), *command], env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         output, since, name = [], time.time(), "start"
-        for line in process.stdout:
+        for line in process.stdout:  # the watch's lines: "<time> watch: ...", and materialize's own
             output.append(line)
-            if line.startswith("watch: imported"):
+            if "watch: imported" in line:
                 imports_s = float(line.split(" in ")[1].split(" s")[0])
-            if not line.startswith("watch: run done in "):
+            # the first look finds the state before the first day unchanged; each later run is a day's
+            finished = next((m for m in ("watch: run done in ", "watch: run failed in ") if m in line), None)
+            if not (line.startswith("nothing to do") or finished):
                 continue
-            seconds = float(line.removeprefix("watch: run done in ").split(" s")[0])
+            seconds = float(line.split(finished)[1].split(" s")[0]) if finished else 0.0
             memory = line.split("resident memory ")[1].split(" MB")[0] if "resident memory" in line else None
             if name != "start":
                 runs[name] = {"day": new_days[name], "seconds": seconds, "resident_mb_after": memory and int(memory),
@@ -166,7 +168,7 @@ def watched_new_days(home: Path, landing: Path, full: Path, new_days: dict[str, 
                 land_through(full, landing, day)
         process.wait()
         run = json.loads(report.read_text())
-    if run["exit_code"] != 0 or len(runs) < 1 + len(new_days):
+    if run["exit_code"] != 0 or len(runs) < len(new_days):
         print("".join(output)[-4000:])
     return {"runs": runs, "imports_at_start_s": imports_s, "peak_rss_mb": round(run["peak_rss_kb"] / 1024),
             "exit_code": run["exit_code"], "wall_s": round(time.perf_counter() - started, 1)}

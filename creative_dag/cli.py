@@ -140,7 +140,9 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
     """
     import signal
 
+    from creative_dag.definitions import build_definitions
     from creative_dag.run_memo import code_fingerprint, run_fingerprint
+    from creative_dag.runner import op_config_for, resolve_selection
     from creative_dag.watch import (
         StopSignals,
         WatchLock,
@@ -149,7 +151,16 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
         watch_landing,
     )
 
-    asset_config = _asset_config(config_file)
+    # what no new export can fix is refused before anything runs (it would fail every run for ever)
+    defs = build_definitions(locations.home, locations.landing)
+    try:
+        keys = resolve_selection(defs, list(select))
+        op_config_for(list(defs.assets or []), _asset_config(config_file))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not any(defs.resolve_asset_graph().get(k).group_name == "ingest" for k in keys):
+        click.echo("watch: this selection has no ingest asset: a new export starts a run, but the run reads the "
+                   "warehouse as the last ingest left it (add --select group:ingest, or leave --select out)")
     lock = WatchLock(locations.state)
     try:
         lock.acquire()
@@ -162,25 +173,29 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
     stop_signals = StopSignals()
     code_at_start = code_fingerprint()
 
-    def one_run() -> bool:
+    def say(line: str) -> None:  # timestamped as Dagster's own lines are
+        click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S %z')} watch: {line}")
+
+    def one_run() -> bool | None:
         started = time.perf_counter()
-        try:
-            summary = _materialize(locations, select, None, log_level, False, asset_config)
+        try:  # the --config file as it is now (an edit of it is a change the fingerprint sees)
+            summary = _materialize(locations, select, None, log_level, False, _asset_config(config_file))
         except click.ClickException as exc:
-            click.echo(f"watch: {exc.format_message()}", err=True)
+            say(exc.format_message())
             return False
         except Exception:  # noqa: BLE001 - a service outlives one bad run; the traceback says what broke
             import traceback
 
             traceback.print_exc()
             return False
+        if summary.unchanged:
+            return None
         gc.collect()
         memory = resident_mb()
-        click.echo(f"watch: run done in {time.perf_counter() - started:.1f} s"
-                   + (f"; resident memory {memory:.0f} MB" if memory else ""))
+        say(f"run {'done' if summary.success else 'failed'} in {time.perf_counter() - started:.1f} s"
+            + (f"; resident memory {memory:.0f} MB" if memory else ""))
         if stop_signals.asked():
-            click.echo("watch: a stop was asked for during the run (Dagster let the run finish, or failed the step "
-                       "it interrupted)")
+            say("a stop was asked for during the run (Dagster let the run finish, or failed the step it interrupted)")
         return summary.success
 
     def wait(seconds: float) -> bool:
@@ -194,25 +209,38 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
                f"(pid {os.getpid()}; Ctrl-C or SIGTERM stops it)")
     try:
         imported, seconds = warm_up(os.environ.get("CREATIVE_DAG_OCR_BACKEND", "easyocr").strip().lower())
-        click.echo(f"watch: imported {len(imported)} libraries the runs use in {seconds:.1f} s, once for every run")
+        say(f"imported {len(imported)} libraries the runs use in {seconds:.1f} s, once for every run")
         outcome = watch_landing(
-            lambda: run_fingerprint(locations.landing, sorted(select), None, asset_config=asset_config),
+            lambda: run_fingerprint(locations.landing, sorted(select), None,
+                                    asset_config={"config_file": _file_stat(config_file)}),
             one_run, settle_s=settle, interval_s=interval, wait=wait, clock=time.monotonic,
             code_changed=lambda: code_fingerprint() != code_at_start, stop_requested=stop_signals.asked,
-            report=lambda line: click.echo(f"watch: {line}"), max_runs=max_runs)
+            report=say, max_runs=max_runs)
     except KeyboardInterrupt:  # a stop while importing, or in a run outside Dagster's hands: a stop as asked
-        click.echo("watch: stopped during a run; `creative-dag runs` shows whether a run it had started is still "
-                   "marked in progress")
+        say("stopped during a run; `creative-dag runs` shows whether a run it had started is still marked in "
+            "progress")
         return
     finally:
         lock.release()
     if outcome.reason == "code changed":
-        click.echo("watch: the package's source changed on disk (an upgrade?): restarting to run it")
+        say("the package's source changed on disk (an upgrade?): restarting to run it")
         sys.stdout.flush()
         os.execv(sys.executable, [sys.executable, "-m", "creative_dag.cli", *sys.argv[1:]])
-    click.echo(f"watch: {outcome.reason} after {count_of(outcome.runs, 'run')} ({outcome.failed} failed)")
+    why = "stopped" if outcome.reason == "stopped" else "stopped (--max-runs)"
+    say(f"{why} after {count_of(outcome.runs, 'run')} ({outcome.failed} failed)")
     if outcome.failed and outcome.reason == "max runs":
         sys.exit(1)
+
+
+def _file_stat(path: str | None) -> str:
+    """name:size:mtime of a file ('' for none): its edits are changes a watch sees."""
+    if path is None:
+        return ""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return f"{path}:missing"
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _asset_config(path: str | None) -> dict[str, dict]:
@@ -265,7 +293,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     if previous and not force and _tables_present(locations, keys):
         click.echo(f"nothing to do: the landing folder, code, settings and selection are those of the last "
                    f"successful run ({', '.join(previous)}); its tables are current (--force re-runs anyway)")
-        return RunSummary(run_ids=previous)
+        return RunSummary(run_ids=previous, unchanged=True)
     instance = get_instance(locations)
     started = time.perf_counter()
     click.echo(f"materialising {count_of(len(keys), 'asset')}: landing {locations.landing} -> warehouse {locations.database}")

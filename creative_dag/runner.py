@@ -60,6 +60,7 @@ class RunSummary:
     warned_checks: list[str] = field(default_factory=list)  # non-blocking checks that did not pass
     skipped: list[str] = field(default_factory=list)
     launch_dates_added: int = 0
+    unchanged: bool = False  # nothing ran: the last successful run's inputs, code and settings (CLI run memo)
 
     @property
     def success(self) -> bool:

@@ -32,7 +32,7 @@ class WatchOutcome:
     failed: int
 
 
-def watch_landing(fingerprint: Callable[[], str], run: Callable[[], bool], *,
+def watch_landing(fingerprint: Callable[[], str], run: Callable[[], bool | None], *,
                   settle_s: float, interval_s: float, wait: Callable[[float], bool],
                   clock: Callable[[], float], code_changed: Callable[[], bool] = lambda: False,
                   stop_requested: Callable[[], bool] = lambda: False,
@@ -40,8 +40,9 @@ def watch_landing(fingerprint: Callable[[], str], run: Callable[[], bool], *,
     """Poll `fingerprint` every `interval_s`; once a new value has stayed the same for `settle_s`, call `run`.
 
     fingerprint: a hash of what decides a run (landing files, code, settings, day: run_memo.run_fingerprint).
-    run: one materialisation; True on success. A failed run is not retried until the fingerprint changes
-    again (a new export, an upgrade, the next day), so a broken export cannot loop.
+    run: one materialisation; True on success, None when it found nothing to do (not counted as a run). A
+    failed run is not retried until the fingerprint changes again (a new export, an upgrade, the next day),
+    so a broken export cannot loop.
     wait(seconds): sleep; returns True when the watch is asked to stop (SIGTERM, Ctrl-C between runs).
     code_changed: the package's source on disk differs from the code this process runs: stop to restart.
     stop_requested: a stop was asked for while a run was going (the run finished first).
@@ -59,15 +60,18 @@ def watch_landing(fingerprint: Callable[[], str], run: Callable[[], bool], *,
         pause = interval_s
         if current != handled:
             if current != pending:
-                if pending is not None or handled is not None:
+                if pending is None and handled is not None:  # once per change, not at every look while it goes on
                     report(f"the landing folder (or the code, settings or day) changed; running once it has not "
                            f"changed for {settle_s:.0f} s")
                 pending, pending_since = current, clock()
             settled_for = clock() - pending_since
             if settled_for >= settle_s:
                 handled, pending = current, None
+                ran = run()
+                if ran is None:  # nothing to do: the last successful run's inputs
+                    continue
                 runs += 1
-                if not run():
+                if not ran:
                     failed += 1
                     if not stop_requested():
                         report("the run failed; the next run starts when the landing folder, the code or the "

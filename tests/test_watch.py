@@ -80,6 +80,40 @@ def test_a_failed_run_is_not_retried_until_the_fingerprint_changes():
     assert ran == ["a", "b"] and outcome.failed == 1
 
 
+def test_a_look_that_finds_nothing_to_do_is_not_a_run():
+    # the first look at a home whose last run had these inputs: nothing to do; then an export, run once
+    outcome, ran, _ = _watch(["a"] * 5 + ["b"], outcomes=[None, True], max_runs=1)
+    assert ran == ["a", "b"] and outcome.reason == "max runs" and outcome.runs == 1
+
+
+def test_a_change_is_said_once_while_it_settles():
+    said: list[str] = []
+    fake, looks = FakeTime(), iter(["a", "a", "a", "a", "b1", "b2", "b3", "b4"])
+    last = {"value": "a"}
+
+    def fingerprint() -> str:
+        last["value"] = next(looks, last["value"])
+        return last["value"]
+
+    watch_landing(fingerprint, lambda: True, settle_s=30, interval_s=10, clock=fake.clock,
+                  wait=lambda s: fake.wait(s) or fake.now >= 500, report=said.append)
+    assert len([line for line in said if "changed" in line]) == 1, said
+
+
+def test_a_selection_or_config_no_export_can_fix_is_refused_at_start(tmp_path):
+    from click.testing import CliRunner
+
+    from creative_dag.cli import main
+
+    (tmp_path / "landing").mkdir()
+    config = tmp_path / "c.yaml"
+    config.write_text("marts/element_attribution: {sample_sise: 5}\n")
+    base = ["watch", "--home", str(tmp_path / "home"), "--landing", str(tmp_path / "landing")]
+    for extra, says in ((["--select", "group:nope"], "group:nope"), (["--config", str(config)], "sample_sise")):
+        result = CliRunner().invoke(main, [*base, *extra])
+        assert result.exit_code == 1 and says in result.output and "watching" not in result.output, result.output
+
+
 def test_a_code_change_ends_the_watch_for_a_restart():
     outcome, ran, _ = _watch(["a"], code_changes_at=100)
     assert outcome.reason == "code changed" and ran == ["a"]
