@@ -653,6 +653,9 @@ def dev(port: int, locations: Locations) -> None:
     click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} dagster dev -p {port}")
     import signal
 
+    # dagster dev stops on SIGTERM by giving it SIGINT's handler: a SIGINT ignored here (a shell's background job,
+    # a CI runner) would be ignored in it too, and so would the SIGTERM. Its children get SIGINT's default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(command, env=env)
     # a SIGTERM (kill, a service manager) to this wrapper reaches `dagster dev`, which stops its webserver,
     # daemon and code servers; they outlived the wrapper (Ctrl-C reaches them all through the terminal)
