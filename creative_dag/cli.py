@@ -11,8 +11,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,6 +23,9 @@ from creative_dag.catalog import (
 from creative_dag.process_gc import space_out_full_collections
 from creative_dag.settings import HOME_ENV, LANDING_ENV, Locations, resolve_locations
 from creative_dag.wording import count_of
+
+if TYPE_CHECKING:  # the CLI starts without Dagster; the commands import it
+    import dagster as dg
 
 # 300 creatives keep `make demo` near 10-12 minutes on 2 CPU cores: OCR (~1 s per image, the creatives'
 # and the element attribution's edited ones) is most of it.
@@ -142,7 +146,6 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
 
     from creative_dag.definitions import build_definitions
     from creative_dag.run_memo import code_fingerprint, run_fingerprint
-    from creative_dag.runner import op_config_for, resolve_selection
     from creative_dag.watch import (
         StopSignals,
         WatchLock,
@@ -153,11 +156,7 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
 
     # what no new export can fix is refused before anything runs (it would fail every run for ever)
     defs = build_definitions(locations.home, locations.landing)
-    try:
-        keys = resolve_selection(defs, list(select))
-        op_config_for(list(defs.assets or []), _asset_config(config_file))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    keys = _checked_selection(defs, select, _asset_config(config_file))
     if not any(defs.resolve_asset_graph().get(k).group_name == "ingest" for k in keys):
         click.echo("watch: this selection has no ingest asset: a new export starts a run, but the run reads the "
                    "warehouse as the last ingest left it (add --select group:ingest, or leave --select out)")
@@ -232,6 +231,20 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
         sys.exit(1)
 
 
+def _checked_selection(defs: dg.Definitions, select: Sequence[str], asset_config: dict[str, dict]
+                       ) -> list[dg.AssetKey]:
+    """The asset keys of --select, with --config checked against them: either wrong stops the command (one
+    line) before any run."""
+    from creative_dag.runner import op_config_for, resolve_selection
+
+    try:
+        keys = resolve_selection(defs, list(select))
+        op_config_for(list(defs.assets or []), asset_config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return keys
+
+
 def _file_stat(path: str | None) -> str:
     """name:size:mtime of a file ('' for none): its edits are changes a watch sees."""
     if path is None:
@@ -267,12 +280,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
     from creative_dag.instance import get_instance
     from creative_dag.resources.warehouse import DuckDBWarehouse
     from creative_dag.run_memo import RunMemo, run_fingerprint
-    from creative_dag.runner import (
-        RunSummary,
-        materialize_selection,
-        op_config_for,
-        resolve_selection,
-    )
+    from creative_dag.runner import RunSummary, materialize_selection
 
     if not locations.landing.is_dir():
         raise click.ClickException(
@@ -281,11 +289,7 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         )
     date_range = _launch_date_range(launch_dates) if launch_dates else None
     defs = build_definitions(locations.home, locations.landing)
-    try:
-        keys = resolve_selection(defs, list(select))
-        op_config_for(list(defs.assets or []), asset_config or {})  # a wrong --config entry, before any run
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    keys = _checked_selection(defs, select, asset_config or {})
     selection = [k.to_user_string() for k in keys]
     memo = RunMemo(locations.run_memo)
     fingerprint = run_fingerprint(locations.landing, selection, date_range, asset_config=asset_config)
