@@ -10,7 +10,9 @@
   `features/prelaunch`, not `raw/creatives`: a date exists only once its creatives are in the table
   the encoders read (an encoder run before that would write 0 rows and the date would count as done).
 - `launch_date_sensor` (on by default): the same after each `features/prelaunch`
-  materialisation, for dates the hook missed (a hook error). It starts no run.
+  materialisation, for dates the hook missed (a hook error); and once that run has succeeded, one
+  `embed_launch_dates` run over the already embedded dates whose encoder inputs changed (a creative
+  added to the day, an image replaced), which the conditions below never request (not missing).
 - `automation_condition_sensor` (on by default): evaluates the conditions below every 30 s and
   launches the runs; more than one launch date at once becomes one backfill, which the encoders'
   single-run backfill policy turns into one run (models loaded once).
@@ -35,6 +37,7 @@ whole-history table, now instead of at the next cron tick).
 """
 
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -58,8 +61,16 @@ from creative_dag.contract import (
     INPUT_SUFFIXES,
     REGISTRY_FILE,
 )
-from creative_dag.partitions import candidate_batch_partitions, launch_date_partitions
+from creative_dag.encoders.store import EmbeddingStore
+from creative_dag.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    candidate_batch_partitions,
+    launch_date_partitions,
+)
+from creative_dag.resources.embedding_store import EmbeddingStoreResource
 from creative_dag.resources.landing import LandingResource
+from creative_dag.resources.models import EncoderResource, EncoderSettings
 from creative_dag.resources.warehouse import DuckDBWarehouse, WarehouseResource
 from creative_dag.run_health import reap_dead_runs
 
@@ -302,6 +313,56 @@ def register_launch_dates_hook(context: dg.HookContext) -> None:
         context.log.info(f"registered {len(new)} new launch date(s) as partitions: {new[0]} .. {new[-1]}")
 
 
+def launch_date_requests(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, store: EmbeddingStore,
+                         settings: EncoderSettings, encoder_keys: Sequence[dg.AssetKey]) -> dg.SensorResult | dg.SkipReason:
+    """What `launch_date_sensor` does for the newest features/prelaunch materialisation (cursor: its storage id).
+
+    - Launch dates in features.prelaunch that are not partitions yet are registered at once.
+    - Once the run that built it succeeded (its blocking checks passed), the launch dates that every encoder has
+      materialised and whose encoder inputs changed since (a creative added to the day, an image or text
+      replaced: `changed_launch_dates`) get one `embed_launch_dates` run over their range. The daemon's
+      automation embeds only never-materialised dates, so without this a changed day kept its old embeddings.
+      A block whose model failed to load is left out without trying it again: a sensor loads no model.
+    - While that run is in progress the cursor stays, so the next evaluation looks again; a failed run (a
+      blocking check did not pass) re-embeds nothing.
+    """
+    from creative_dag.assets.encoders import changed_launch_dates
+    from creative_dag.blocks import BLOCK_SPECS
+
+    latest = context.instance.fetch_materializations(FEATURES_PRELAUNCH.key, limit=1, ascending=False).records
+    if not latest:
+        return dg.SkipReason("features/prelaunch has not been materialised yet")
+    record = latest[0]
+    if context.cursor and context.cursor.isdigit() and int(context.cursor) >= record.storage_id:
+        return dg.SkipReason("no new features/prelaunch materialisation")
+    new = unregistered_prelaunch_dates(context.instance, warehouse.get())
+    added = [launch_date_partitions.build_add_request(new)] if new else []
+    if new:
+        context.log.info(f"registering {len(new)} launch date(s): {new[0]} .. {new[-1]}")
+    run = context.instance.get_run_by_id(record.run_id) if record.run_id else None
+    if run is not None and not run.is_finished:
+        return dg.SensorResult(dynamic_partitions_requests=added, cursor=context.cursor, skip_reason=dg.SkipReason(
+            f"features/prelaunch's run {run.run_id[:8]} is still running: changed launch dates wait for its checks"))
+    if run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
+        return dg.SensorResult(dynamic_partitions_requests=added, cursor=str(record.storage_id), skip_reason=dg.SkipReason(
+            f"features/prelaunch's run {run.run_id[:8]} did not succeed ({run.status.value}): nothing re-embedded"))
+    blocks = [k.path[-1] for k in encoder_keys if len(k.path) == 2 and k.path[0] == "embeddings"
+              and k.path[-1] in BLOCK_SPECS]
+    embedded = set.intersection(*(set(context.instance.get_materialized_partitions(k)) for k in encoder_keys)) \
+        if encoder_keys else set()
+    dates = [dt.date.fromisoformat(d) for d in sorted(embedded)]
+    changed = [d.isoformat() for d in changed_launch_dates(blocks, dates, warehouse, store, settings, try_load=False)]
+    if not changed:
+        return dg.SensorResult(dynamic_partitions_requests=added, cursor=str(record.storage_id), skip_reason=dg.SkipReason(
+            f"no embedded launch date's creatives changed ({len(dates)} checked)"))
+    context.log.info(f"{len(changed)} embedded launch date(s) changed since they were encoded "
+                     f"({', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}): one embed_launch_dates run "
+                     f"over {changed[0]}..{changed[-1]} (unchanged dates inside the range are skipped)")
+    request = dg.RunRequest(run_key=f"changed-launch-dates:{record.storage_id}",
+                            tags={RANGE_START_TAG: changed[0], RANGE_END_TAG: changed[-1]})
+    return dg.SensorResult(run_requests=[request], dynamic_partitions_requests=added, cursor=str(record.storage_id))
+
+
 # ----------------------------------------------------------------------------- sensors and jobs
 def batch_fingerprint(folder: Path) -> str:
     """A hash of a candidate batch folder's file names, sizes and mtimes."""
@@ -411,37 +472,30 @@ def build_automation(graph_keys: dict[str, list[dg.AssetKey]]) -> tuple[list, li
     sensors.append(stale_runs_sensor)
 
     if graph_keys["partitioned"]:
-        jobs.append(dg.define_asset_job(
+        embed_job = dg.define_asset_job(
             EMBED_JOB, selection=graph_keys["partitioned"], partitions_def=launch_date_partitions,
             description="Embed the creatives of chosen launch dates (per block an encode step outside the warehouse "
                         "pool and a short publish step in it; models loaded once). "
-                        "New launch dates are embedded by automation; this job is for re-embedding by hand.",
-        ))
+                        "New launch dates are embedded by automation, changed ones by launch_date_sensor; "
+                        "this job is for re-embedding by hand.",
+        )
+        jobs.append(embed_job)
 
-        @dg.sensor(minimum_interval_seconds=sensor_interval_s(LAUNCH_DATE_SENSOR_INTERVAL_S),
+        @dg.sensor(job=embed_job, minimum_interval_seconds=sensor_interval_s(LAUNCH_DATE_SENSOR_INTERVAL_S),
                    default_status=dg.DefaultSensorStatus.RUNNING,
-                   description="After each features/prelaunch materialisation, registers launch dates it holds that "
-                               "are not launch_date partitions yet (the register_launch_dates hook does this in the "
-                               "run; this catches what it missed). Starts no run.")
-        def launch_date_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource
+                   description="After each features/prelaunch materialisation: registers the launch dates it holds "
+                               "that are not launch_date partitions yet (the register_launch_dates hook does this in "
+                               "the run; this catches what it missed), and once that run has succeeded, starts one "
+                               "embed_launch_dates run over the already embedded launch dates whose creatives changed "
+                               "(a creative added to the day, an image replaced). New launch dates are automation's.")
+        def launch_date_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                               embedding_store: EmbeddingStoreResource, encoders: EncoderResource
                                ) -> dg.SensorResult | dg.SkipReason:
             # A plain sensor with its own cursor, not @asset_sensor: Dagster 1.13's asset sensor drops a
             # returned SensorResult (it passes on only RunRequest / SkipReason), so partitions requested
             # that way are never added.
-            latest = context.instance.fetch_materializations(FEATURES_PRELAUNCH.key, limit=1, ascending=False).records
-            if not latest:
-                return dg.SkipReason("features/prelaunch has not been materialised yet")
-            storage_id = latest[0].storage_id
-            if context.cursor and context.cursor.isdigit() and int(context.cursor) >= storage_id:
-                return dg.SkipReason("no new features/prelaunch materialisation")
-            new = unregistered_prelaunch_dates(context.instance, warehouse.get())
-            if new:
-                context.log.info(f"registering {len(new)} launch date(s): {new[0]} .. {new[-1]}")
-            return dg.SensorResult(
-                dynamic_partitions_requests=[launch_date_partitions.build_add_request(new)] if new else [],
-                skip_reason=None if new else dg.SkipReason("every launch date in features/prelaunch is a partition"),
-                cursor=str(storage_id),
-            )
+            return launch_date_requests(context, warehouse, embedding_store.get(), encoders.settings(),
+                                        graph_keys["partitioned"])
 
         sensors.append(launch_date_sensor)
 

@@ -13,6 +13,9 @@ from creative_dag.resources.warehouse import DuckDBWarehouse
 # only days on which something launched deserve a partition. The launch-date sensor and
 # `creative-dag materialize` register new dates as they land.
 launch_date_partitions = dg.DynamicPartitionsDefinition(name="launch_date")
+# Run tags of one run over a range of launch dates (Dagster's single-run backfill tags).
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def launch_dates_in_warehouse(warehouse: DuckDBWarehouse) -> list[str]:

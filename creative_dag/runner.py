@@ -29,6 +29,8 @@ from creative_dag.candidates.batch import (
     valid_batch_name,
 )
 from creative_dag.partitions import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
     candidate_batch_partitions,
     launch_date_partitions,
     unregistered_launch_dates,
@@ -45,8 +47,6 @@ _log = logging.getLogger("creative_dag.runner")
 COMMAND_TAG = "creative_dag/command"  # the command line behind a CLI run, for the UI's Runs page
 COMMAND_TAG_CHARS = 250
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass

@@ -437,8 +437,8 @@ def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_
     sensor = next(s for s in defs.sensors if s.name == "launch_date_sensor")
     with fast_instance() as instance:
         def evaluate(cursor: str | None = None):
-            with dg.build_sensor_context(instance=instance, cursor=cursor,
-                                         resources={"warehouse": defs.resources["warehouse"]}) as context:
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources={
+                    k: defs.resources[k] for k in ("warehouse", "embedding_store", "encoders")}) as context:
                 return sensor(context)
 
         assert isinstance(evaluate(), dg.SkipReason), "nothing to do before features/prelaunch is built"
@@ -450,6 +450,88 @@ def test_launch_date_sensor_registers_dates_of_features_prelaunch_and_starts_no_
         assert request.partition_keys == ["2026-03-02"]
         again = evaluate(result.cursor)
         assert isinstance(again, dg.SkipReason), "the same materialisation is read once"
+
+
+def _append_creative(landing: Path, like: str, new_id: str, launch_date: str | None = None) -> None:
+    """A creative like `like` (same row, metrics copied) under a new id, with its image mirrored (another
+    image, so other hashes), launched on `launch_date` or on the same day as `like`."""
+    import cv2
+
+    creatives = pd.read_csv(landing / "creatives.csv", dtype=str, keep_default_na=False)
+    metrics = pd.read_csv(landing / "daily_metrics.csv", dtype=str, keep_default_na=False)
+    row = creatives[creatives["creative_id"] == like].iloc[0].copy()
+    image = cv2.imread(str(landing / row["image_path"]))
+    row["image_path"] = f"images/{new_id}.png"
+    cv2.imwrite(str(landing / row["image_path"]), cv2.flip(image, 1))
+    row["creative_id"], row["launch_date"] = new_id, launch_date or row["launch_date"]
+    copied = metrics[metrics["creative_id"] == like].copy()
+    copied["creative_id"] = new_id
+    copied = copied[copied["date"] >= row["launch_date"]]
+    pd.concat([creatives, row.to_frame().T]).to_csv(landing / "creatives.csv", index=False)
+    pd.concat([metrics, copied]).to_csv(landing / "daily_metrics.csv", index=False)
+
+
+def test_launch_date_sensor_re_embeds_an_embedded_launch_date_whose_creatives_changed(tmp_path):
+    """The daemon's automation embeds only never-materialised launch dates; a creative added to a day that is
+    already embedded must still get its embeddings: the sensor starts one run over the changed days, and only
+    once the run that rebuilt features/prelaunch has succeeded."""
+    from click.testing import CliRunner
+
+    from creative_dag.automation import launch_date_requests
+    from creative_dag.cli import main
+    from creative_dag.definitions import build_definitions
+    from creative_dag.partitions import RANGE_END_TAG, RANGE_START_TAG
+    from creative_dag.synth import generate_scenario
+
+    landing, home = tmp_path / "landing", tmp_path / "home"
+    generate_scenario(landing, n_creatives=10, n_days=8, seed=4, image_size=64)
+    visual = dg.AssetKey(["embeddings", "visual"])
+    base = ["materialize", "--home", str(home), "--landing", str(landing), "--select", "group:ingest",
+            "--select", "group:features"]
+    done = CliRunner().invoke(main, [*base, "--select", "embeddings/visual"], env={"HF_HUB_OFFLINE": "1"})
+    assert done.exit_code == 0, done.output
+    defs = build_definitions(home, landing)
+    warehouse, store = defs.resources["warehouse"], defs.resources["embedding_store"].get()
+    settings = defs.resources["encoders"].settings()
+    instance = dg.DagsterInstance.from_config(str(home / ".dagster"))
+    try:
+        def evaluate(cursor: str | None) -> dg.SensorResult:
+            with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+                return launch_date_requests(context, warehouse, store, settings, [visual])
+
+        embedded = sorted(instance.get_materialized_partitions(visual))
+        first = evaluate(None)
+        assert not first.run_requests, "nothing changed since the dates were embedded"
+        assert "no embedded launch date's creatives changed" in str(first.skip_reason)
+
+        creatives = pd.read_csv(landing / "creatives.csv", dtype=str)
+        day = embedded[len(embedded) // 2]
+        _append_creative(landing, creatives.loc[creatives["launch_date"] == day, "creative_id"].iloc[0], "added_same_day")
+        later = (dt.date.fromisoformat(embedded[-1]) + dt.timedelta(days=1)).isoformat()
+        _append_creative(landing, creatives["creative_id"].iloc[0], "added_new_day", launch_date=later)
+        done = CliRunner().invoke(main, base, env={"HF_HUB_OFFLINE": "1"})  # ingest and features only
+        assert done.exit_code == 0, done.output
+
+        # while the run that rebuilt features/prelaunch is running, its blocking checks have not passed yet
+        real_run = instance.get_run_by_id
+        status = {"now": dg.DagsterRunStatus.STARTED}
+        instance.get_run_by_id = lambda run_id: real_run(run_id).with_status(status["now"])
+        waiting = evaluate(first.cursor)
+        assert not waiting.run_requests and waiting.cursor == first.cursor, "no re-embedding before its checks"
+        status["now"] = dg.DagsterRunStatus.FAILURE
+        failed = evaluate(first.cursor)
+        assert not failed.run_requests and "did not succeed" in str(failed.skip_reason)
+        instance.get_run_by_id = real_run
+
+        second = evaluate(first.cursor)
+        (request,) = second.run_requests
+        assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (day, day), \
+            "one run over the changed embedded day; the new day is automation's (never materialised)"
+        assert later in instance.get_dynamic_partitions(launch_date_partitions.name), "the hook registered it"
+        assert int(second.cursor) > int(first.cursor)
+        assert "no new features/prelaunch materialisation" in str(evaluate(second.cursor))
+    finally:
+        instance.dispose()
 
 
 # ----------------------------------------------------------------------------- slow: a real daemon
@@ -599,6 +681,17 @@ def _embedded_and_refreshed(launch_dates: Sequence[str], encoders: Sequence[dg.A
     return done
 
 
+def _re_embedded(day: str, encoders: Sequence[dg.AssetKey],
+                 whole_history: Sequence[dg.AssetKey]) -> Callable[[dg.DagsterInstance], bool]:
+    """Every encoder materialised `day` a second time, and every whole-history table after that."""
+    def done(instance: dg.DagsterInstance) -> bool:
+        if any(_per_partition(instance, key).get(day, 0) < 2 for key in encoders):
+            return False
+        last_encoded = max(_latest_storage_id(instance, k) for k in encoders)
+        return all(_latest_storage_id(instance, k) > last_encoded for k in whole_history)
+    return done
+
+
 @pytest.mark.slow
 def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
     from creative_dag.definitions import build_definitions
@@ -682,10 +775,27 @@ def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
                     assert "torch" in preload and "lightgbm" in preload, (keys, preload)
         finally:
             instance.dispose()
+
+        # the third export adds a creative to a launch date that is already embedded: automation embeds only
+        # never-materialised dates, so launch_date_sensor must start the run that re-embeds that day
+        day = first_dates[-2]
+        like = pd.read_csv(landing / "creatives.csv", dtype=str).query("launch_date == @day")["creative_id"].iloc[0]
+        _append_creative(landing, like, "late_arrival")
+        third_s = daemon.wait_for("the third export: the changed launch date embedded again, whole-history after it",
+                                  _re_embedded(day, encoders, whole_history), ROUND_TIMEOUT_S)
+        instance = daemon.instance()
+        try:
+            for key in encoders:
+                counts = _per_partition(instance, key)
+                assert counts == {d: 2 if d == day else 1 for d in first_dates + later_dates}, \
+                    f"{key.to_user_string()}: only the changed day again {counts}\n{daemon.report(instance)}"
+        finally:
+            instance.dispose()
         daemon.stop()
 
         warehouse = DuckDBWarehouse(home / "creative.duckdb", read_only=True)
         all_ids = set(warehouse.read_table("raw.creatives")["creative_id"])
+        assert "late_arrival" in all_ids
         assert set(later_creatives["creative_id"]) <= all_ids
         ok_images = set(warehouse.query("SELECT creative_id FROM raw.images WHERE decode_status = 'ok'")["creative_id"])
         for block in IMAGE_BLOCKS_HERE:
@@ -697,7 +807,7 @@ def test_the_daemon_runs_the_daily_path_end_to_end(tmp_path):
         assert case_base == all_ids, "the case base was refreshed with the new creatives"
         serving = DuckDBWarehouse(home / "serving" / "creative.duckdb", read_only=True)
         assert set(serving.read_table("cbr.case_base")["creative_id"]) == all_ids, "the serving copy is current"
-        print(f"daemon daily path: first export {first_s:.0f}s, second {second_s:.0f}s, "
+        print(f"daemon daily path: first export {first_s:.0f}s, second {second_s:.0f}s, third {third_s:.0f}s, "
               f"whole test {time.monotonic() - started:.0f}s")
     finally:
         daemon.stop()

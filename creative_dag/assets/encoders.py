@@ -284,13 +284,16 @@ def launch_date_inputs(block: str, dates: Sequence[dt.date], warehouse: Warehous
 
 
 def changed_launch_dates(blocks: Sequence[str], dates: Sequence[dt.date], warehouse: WarehouseResource,
-                         store: EmbeddingStore, settings: EncoderSettings) -> list[dt.date]:
+                         store: EmbeddingStore, settings: EncoderSettings, try_load: bool = True) -> list[dt.date]:
     """The launch dates an encode step of `blocks` would encode again: their inputs differ from the
     fingerprint recorded when the date was last encoded (or none was). A block whose model does not
-    load with these settings adds none (`would_load`): its step would write no rows anyway."""
+    load with these settings adds none (`would_load`): its step would write no rows anyway. With
+    try_load=False (a sensor, which must not load models) a block whose last load failed adds none,
+    however long ago that was."""
     changed: set[dt.date] = set()
     for block in blocks:
-        if not would_load(block, settings, store):
+        loads = would_load(block, settings, store) if try_load else failed_load(block, settings, store) is None
+        if not loads:
             continue
         _, fingerprints = launch_date_inputs(block, dates, warehouse, settings)
         changed |= {d for d in dates if store.read_inputs(block, d) != fingerprints[d]}
