@@ -807,6 +807,7 @@ def save_models(models: Mapping[str, FittedModel], folder: str | Path) -> list[P
                 meta["hist_gbm"] = "not saved: scikit-learn models have no portable format; use learner=stacked"
             else:
                 meta[name] = model.to_dict()
-        (folder / f"{kpi}.json").write_text(json.dumps(meta, indent=1))
+        # no indent: Python's C encoder only runs without one (the PCA matrices made an indented dump ~1 s a run)
+        (folder / f"{kpi}.json").write_text(json.dumps(meta))
         written.append(folder / f"{kpi}.json")
     return written

@@ -97,6 +97,7 @@ class BlockEvidence:
     """
 
     _MIN_NULL = 50  # fewer pairs than this cannot calibrate a block
+    _GRAM_MAX = 4000  # up to this many creatives the null's similarities come from one Gram matrix (64 MB)
 
     def __init__(self, nulls: Mapping[str, np.ndarray], cap: float, source: Mapping[str, str],
                  cross_nulls: Mapping[str, np.ndarray] | None = None):
@@ -134,8 +135,11 @@ class BlockEvidence:
             if len(i) < cls._MIN_NULL:
                 continue
             mat = vectors.blocks[block][idx]
-            sims = np.concatenate([np.einsum("ij,ij->i", mat[i[k:k + 20_000]], mat[j[k:k + 20_000]])
-                                   for k in range(0, len(i), 20_000)]).astype(np.float64)
+            if m <= cls._GRAM_MAX:  # one matrix product beats gathering two rows per pair (~10x at 300 x 1280)
+                sims = (mat @ mat.T)[i, j].astype(np.float64)
+            else:
+                sims = np.concatenate([np.einsum("ij,ij->i", mat[i[k:k + 20_000]], mat[j[k:k + 20_000]])
+                                       for k in range(0, len(i), 20_000)]).astype(np.float64)
             cross = _shapes_differ(shapes[idx][i], shapes[idx][j], p) if shapes is not None else None
             if cross is not None and cross.sum() >= cls._MIN_NULL and (~cross).sum() >= cls._MIN_NULL:
                 nulls[block], cross_nulls[block] = np.sort(sims[~cross]), np.sort(sims[cross])
