@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -116,9 +116,20 @@ LOG_LEVEL_OPTION = click.option(
 def materialize(select: tuple[str, ...], launch_dates: str | None, config_file: str | None, force: bool,
                 log_level: str, locations: Locations) -> None:
     """Materialise the asset graph (or a selection) on the landing folder into the warehouse."""
-    summary = _materialize(locations, select, launch_dates, log_level, force, _asset_config(config_file))
+    try:
+        summary = _materialize(locations, select, launch_dates, log_level, force, _asset_config(config_file))
+    except KeyboardInterrupt:
+        _stopped()
     if not summary.success:
         sys.exit(1)
+
+
+def _stopped() -> NoReturn:
+    """Ctrl-C or SIGTERM that Dagster acted on itself: it failed the run (run_health.PoolWaitReporter stops
+    the runs it does not: those exit from there, with the same code)."""
+    click.echo("stopped (Ctrl-C or SIGTERM): the run was interrupted and is marked failed; tables it had not "
+               "finished keep their previous version; run the same command again to finish", err=True)
+    sys.exit(130)
 
 
 @main.command()
@@ -146,8 +157,8 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
 
     from creative_dag.definitions import build_definitions
     from creative_dag.run_memo import code_fingerprint, run_fingerprint
+    from creative_dag.stop_signals import StopSignals
     from creative_dag.watch import (
-        StopSignals,
         WatchLock,
         resident_mb,
         warm_up,
@@ -178,7 +189,8 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
     def one_run() -> bool | None:
         started = time.perf_counter()
         try:  # the --config file as it is now (an edit of it is a change the fingerprint sees)
-            summary = _materialize(locations, select, None, log_level, False, _asset_config(config_file))
+            summary = _materialize(locations, select, None, log_level, False, _asset_config(config_file),
+                                   stop_exit_code=0)  # a stop asked for is a clean end for a service manager
         except click.ClickException as exc:
             say(exc.format_message())
             return False
@@ -193,8 +205,6 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
         memory = resident_mb()
         say(f"run {'done' if summary.success else 'failed'} in {time.perf_counter() - started:.1f} s"
             + (f"; resident memory {memory:.0f} MB" if memory else ""))
-        if stop_signals.asked():
-            say("a stop was asked for during the run (Dagster let the run finish, or failed the step it interrupted)")
         return summary.success
 
     def wait(seconds: float) -> bool:
@@ -215,9 +225,9 @@ def watch(interval: float, settle: float, select: tuple[str, ...], config_file: 
             one_run, settle_s=settle, interval_s=interval, wait=wait, clock=time.monotonic,
             code_changed=lambda: code_fingerprint() != code_at_start, stop_requested=stop_signals.asked,
             report=say, max_runs=max_runs)
-    except KeyboardInterrupt:  # a stop while importing, or in a run outside Dagster's hands: a stop as asked
-        say("stopped during a run; `creative-dag runs` shows whether a run it had started is still marked in "
-            "progress")
+    except KeyboardInterrupt:  # a stop while importing, or one Dagster acted on in a run (the run is marked failed)
+        say("stopped during a run (the run history marks it failed or canceled); the next run redoes what it did "
+            "not finish")
         return
     finally:
         lock.release()
@@ -273,7 +283,8 @@ def _asset_config(path: str | None) -> dict[str, dict]:
 
 
 def _materialize(locations: Locations, select: tuple[str, ...] | list[str], launch_dates: str | None,
-                 log_level: str = "INFO", force: bool = False, asset_config: dict[str, dict] | None = None):
+                 log_level: str = "INFO", force: bool = False, asset_config: dict[str, dict] | None = None,
+                 stop_exit_code: int | None = None):
     from dagster import DagsterInvalidConfigError
 
     from creative_dag.definitions import build_definitions
@@ -305,7 +316,8 @@ def _materialize(locations: Locations, select: tuple[str, ...] | list[str], laun
         summary = materialize_selection(defs, instance, DuckDBWarehouse(locations.database), keys, date_range,
                                         log_level=log_level, report=lambda line: click.echo(line, err=True),
                                         asset_config=asset_config, all_launch_dates=force,
-                                        command=" ".join(["creative-dag", *sys.argv[1:]]))
+                                        command=" ".join(["creative-dag", *sys.argv[1:]]),
+                                        stop_exit_code=stop_exit_code)
     except ValueError as exc:  # a --launch-dates range holding no launch date
         raise click.ClickException(str(exc)) from exc
     except DagsterInvalidConfigError as exc:  # a --config field the asset does not have, or of the wrong type
@@ -408,7 +420,10 @@ def demo(n_creatives: int, n_days: int, seed: int, image_size: int, force: bool,
     if not batch.is_dir():
         write_candidate_batch(locations.landing, batch=DEMO_BATCH, seed=seed + 1000, image_size=image_size)
         click.echo(f"wrote a sample batch of new candidates (with ground truth) into {batch}")
-    summary = _materialize(locations, (), None, log_level, force)
+    try:
+        summary = _materialize(locations, (), None, log_level, force)
+    except KeyboardInterrupt:
+        _stopped()
     click.echo("")
     click.echo(f"landing folder : {locations.landing}")
     click.echo(f"warehouse      : {locations.database}")

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+
+from creative_dag.stop_signals import StopSignals
 
 PID_TAG = "creative_dag/pid"
 HOST_TAG = "creative_dag/host"
@@ -177,14 +180,22 @@ class PoolWaitReporter:
     - honours SIGTERM/SIGINT: Dagster's in-process executor only records an interrupt while it
       sleeps waiting for a slot, so a waiting run would ignore `kill` forever. When an interrupt
       has been recorded and a step of ours is still waiting, the runs are marked canceled, their
-      claims dropped, and the process exits (code 143): nothing of ours is executing then.
+      claims dropped, and the process exits (code 143): nothing of ours is executing then;
+    - with `stop_signals` (the process's wakeup pipe, stop_signals.py), stops a run that a SIGINT or
+      SIGTERM did not end within `grace_s`: Dagster retries an interrupted step that has a retry policy
+      (the encoders'), so Ctrl-C alone never ended those runs. The invocation's unfinished runs are marked
+      canceled, their claims dropped, and the process exits at once (`stop_exit_code`, else 130 after
+      SIGINT, 143 after SIGTERM), as a kill would but leaving no run "in progress": the warehouse rolls back the write it
+      interrupted (one transaction per table), the embedding store only ever renames finished files.
     """
 
     def __init__(self, instance: dg.DagsterInstance, invocation: str, report: Callable[[str], None],
                  pool: str = WAREHOUSE_POOL, interval_s: float = 2.0,
-                 exit_process: Callable[[int], None] = os._exit) -> None:
+                 exit_process: Callable[[int], None] = os._exit, stop_signals: StopSignals | None = None,
+                 grace_s: float = 3.0, stop_exit_code: int | None = None) -> None:
         self.instance, self.invocation, self.report = instance, invocation, report
         self.pool, self.interval_s, self.exit_process = pool, interval_s, exit_process
+        self.stop_signals, self.grace_s, self.stop_exit_code = stop_signals, grace_s, stop_exit_code
         self._told: set[tuple[str, str]] = set()
 
     def _our_waiting_steps(self) -> tuple[list, int]:
@@ -209,15 +220,45 @@ class PoolWaitReporter:
                             f"{'; '.join(holders)}. If that run's process is gone, the next command "
                             "(or `creative-dag runs --reap`, or `--fail RUN_ID`) frees the slot.")
 
-    def _cancel_and_exit(self, run_ids: set[str]) -> None:
+    def _cancel_and_exit(self, run_ids: set[str], message: str = "interrupted while waiting for the warehouse pool",
+                         line: str = "", code: int = 143) -> None:
         for run_id in run_ids:
             run = self.instance.get_run_by_id(run_id)
             if run is not None and not run.is_finished:
-                self.instance.report_run_canceled(run, message="interrupted while waiting for the warehouse pool")
+                self.instance.report_run_canceled(run, message=message)
             self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
-        self.report(f"interrupted while waiting for the '{self.pool}' pool: run(s) {', '.join(sorted(run_ids))} "
-                    "canceled, nothing was written")
-        self.exit_process(143)
+        self.report(line or f"interrupted while waiting for the '{self.pool}' pool: run(s) "
+                            f"{', '.join(sorted(run_ids))} canceled, nothing was written")
+        # again: the main thread goes on meanwhile and may have queued its next step (`reap_dead_runs`, which
+        # every command starts with, frees what a run that ended still holds)
+        for run_id in run_ids:
+            self.instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.exit_process(code)
+
+    def _stop_unless_ended(self, stop: Callable[[], bool]) -> None:
+        """A stop signal arrived: give Dagster `grace_s` to end the run itself, else stop it here."""
+        deadline = time.monotonic() + self.grace_s
+        while time.monotonic() < deadline:
+            if stop():
+                return
+            time.sleep(0.05)
+        assert self.stop_signals is not None
+        code = self.stop_signals.exit_code() if self.stop_exit_code is None else self.stop_exit_code
+        waiting, _ = self._our_waiting_steps()
+        if waiting:  # nothing of ours executes: the runs wrote nothing
+            self._cancel_and_exit({s.run_id for s in waiting}, code=code)
+            return
+        unfinished = {r.run_id for r in self.instance.get_runs(filters=dg.RunsFilter(
+            tags={INVOCATION_TAG: self.invocation}, statuses=[dg.DagsterRunStatus.QUEUED,
+            dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]))}
+        name = "Ctrl-C (SIGINT)" if self.stop_signals.exit_code() == 130 else "SIGTERM"
+        self._cancel_and_exit(
+            unfinished, message=f"stopped by {name}", code=code,
+            line=f"stopped by {name}: run(s) {', '.join(sorted(unfinished)) or '(none left)'} canceled and the "
+                 f"'{self.pool}' pool slot freed; a table whose write was interrupted keeps its previous version; "
+                 "run the same command again to finish")
 
     def run_until(self, stop: Callable[[], bool]) -> None:
         while not stop():
@@ -225,8 +266,13 @@ class PoolWaitReporter:
                 self.poll_once()
             except Exception as exc:  # noqa: BLE001 - reporting must never break the run it watches
                 self.report(f"could not read the '{self.pool}' pool state: {exc}")
+                if self.stop_signals is None:
+                    return
+            if self.stop_signals is None:
+                time.sleep(self.interval_s)
+            elif self.stop_signals.wait(self.interval_s) and not stop():
+                self._stop_unless_ended(stop)
                 return
-            time.sleep(self.interval_s)
 
 
 def _interrupt_recorded() -> bool:

@@ -18,6 +18,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from creative_dag.run_health import (
     process_tags,
     reap_dead_runs,
 )
+from creative_dag.stop_signals import StopSignals
 
 _log = logging.getLogger("creative_dag.runner")
 COMMAND_TAG = "creative_dag/command"  # the command line behind a CLI run, for the UI's Runs page
@@ -111,7 +113,8 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                           keys: Sequence[dg.AssetKey], launch_date_range: tuple[str, str] | None = None,
                           log_level: str = "INFO", report: Callable[[str], None] | None = None,
                           asset_config: Mapping[str, Mapping[str, Any]] | None = None,
-                          all_launch_dates: bool = False, command: str | None = None) -> RunSummary:
+                          all_launch_dates: bool = False, command: str | None = None,
+                          stop_exit_code: int | None = None) -> RunSummary:
     """Run `keys` (topologically ordered) in at most three runs: ingest, what the per-creative
     assets read, then the rest.
 
@@ -129,9 +132,12 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     for the warehouse pool and for whom); default: this module's logger at INFO.
     command: the command line that started the runs, as the tag `creative_dag/command` (the UI's Runs
     page lists CLI runs as `__ephemeral_asset_job__`, three per command, with nothing else to tell them by).
+    stop_exit_code: the exit code when Ctrl-C or SIGTERM stops a run (run_health.PoolWaitReporter); default
+    130 / 143 (`creative-dag watch` exits 0 on any stop asked for).
     """
     report = report or _log.info
     summary = RunSummary()
+    run = partial(_run, stop_exit_code=stop_exit_code)
     # A killed earlier run would hold the warehouse pool's only slot forever: release it first.
     for line in reap_dead_runs(instance):
         report(line)
@@ -150,7 +156,7 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     last_keys = [k for k in other_keys if graph.get(k).group_name == "report"] if batches else []
     other_keys = [k for k in other_keys if k not in last_keys]
     if ingest_keys:
-        _run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
+        run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
              summary, report)
         if not summary.success:
             summary.skipped += [k.to_user_string() for k in other_keys]
@@ -167,7 +173,7 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
         upstream = [k for k in dg.AssetSelection.assets(*partitioned).upstream().resolve(graph)
                     if k in other_keys and k not in partitioned]
         if upstream:
-            _run(assets, defs, instance, upstream, tags, _with_ops(run_config, ops_config, assets, upstream),
+            run(assets, defs, instance, upstream, tags, _with_ops(run_config, ops_config, assets, upstream),
                  summary, report)
             if not summary.success:
                 summary.skipped += [k.to_user_string() for k in other_keys if k not in upstream]
@@ -198,14 +204,14 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
             else:
                 tags = {**tags, RANGE_START_TAG: launch_date_range[0], RANGE_END_TAG: launch_date_range[1]}
         if other_keys:
-            _run(assets, defs, instance, other_keys, tags, _with_ops(run_config, ops_config, assets, other_keys),
+            run(assets, defs, instance, other_keys, tags, _with_ops(run_config, ops_config, assets, other_keys),
                  summary, report)
     memory_ok = summary.success
     if candidate_keys and memory_ok:
-        _run_candidate_batches(assets, defs, instance, candidate_keys, batches, tags,
+        _run_candidate_batches(run, assets, defs, instance, candidate_keys, batches, tags,
                                _with_ops(run_config, ops_config, assets, candidate_keys), summary, report)
     if last_keys and memory_ok:  # a failed candidate batch still gets the memory's tables published
-        _run(assets, defs, instance, last_keys, _without_range(tags),
+        run(assets, defs, instance, last_keys, _without_range(tags),
              _with_ops(run_config, ops_config, assets, last_keys), summary, report)
     elif last_keys:
         summary.skipped += [k.to_user_string() for k in last_keys]
@@ -250,7 +256,7 @@ def _changed_launch_dates(defs: dg.Definitions, partitioned: Sequence[dg.AssetKe
     return [d.isoformat() for d in changed]
 
 
-def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance,
+def _run_candidate_batches(run: Callable[..., None], assets: list, defs: dg.Definitions, instance: dg.DagsterInstance,
                            keys: Sequence[dg.AssetKey], folders: Sequence[Path], tags: dict[str, str],
                            run_config: dict, summary: RunSummary, report: Callable[[str], None]) -> None:
     """One run per candidate batch folder (`_candidate_batch_folders`; each its own `candidate_batch` partition)."""
@@ -263,7 +269,7 @@ def _run_candidate_batches(assets: list, defs: dg.Definitions, instance: dg.Dags
     if new:
         instance.add_dynamic_partitions(candidate_batch_partitions.name, new)
     for folder in folders:
-        _run(assets, defs, instance, keys, _without_range(tags), run_config, summary, report,
+        run(assets, defs, instance, keys, _without_range(tags), run_config, summary, report,
              partition_key=folder.name)
 
 
@@ -319,9 +325,15 @@ def _with_ops(run_config: dict, ops_config: Mapping[str, dict], assets: Sequence
 
 def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys: Sequence[dg.AssetKey],
          tags: dict[str, str], run_config: dict, summary: RunSummary, report: Callable[[str], None],
-         partition_key: str | None = None) -> None:
+         partition_key: str | None = None, stop_exit_code: int | None = None) -> None:
+    from dagster._core.errors import DagsterExecutionInterruptedError
+
     done_event = threading.Event()
-    watcher = threading.Thread(target=PoolWaitReporter(instance, tags[INVOCATION_TAG], report).run_until,
+    # Ctrl-C / SIGTERM stop the run even where Dagster retries the step it interrupts (stop_signals.py);
+    # signal handling belongs to the main thread, so a run started elsewhere (a test's thread) does without
+    stops = StopSignals() if threading.current_thread() is threading.main_thread() else None
+    watcher = threading.Thread(target=PoolWaitReporter(instance, tags[INVOCATION_TAG], report,
+                                                       stop_signals=stops, stop_exit_code=stop_exit_code).run_until,
                                args=(done_event.is_set,), daemon=True, name="pool-wait-reporter")
     watcher.start()
     try:
@@ -335,8 +347,18 @@ def _run(assets: list, defs: dg.Definitions, instance: dg.DagsterInstance, keys:
             partition_key=partition_key,
             raise_on_error=False,
         )
+    except DagsterExecutionInterruptedError as exc:  # Dagster stopped the run itself (and marked it failed)
+        raise KeyboardInterrupt from exc
     finally:
         done_event.set()
+        if stops is not None:
+            stops.wake()
+            watcher.join(timeout=10)
+            stop_asked = stops.asked()
+            stops.close()
+    if stops is not None and stop_asked:
+        # Dagster ended the run on the signal (it failed the step it interrupted): the command stops too
+        raise KeyboardInterrupt
     summary.run_ids.append(result.run_id)
     done = {e.asset_key for e in result.get_asset_materialization_events()}
     summary.materialized += sorted({k.to_user_string() for k in done})

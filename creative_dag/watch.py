@@ -135,33 +135,6 @@ def warm_up(ocr_backend: str) -> tuple[list[str], float]:
     return imported, time.perf_counter() - started
 
 
-class StopSignals:
-    """Remembers a SIGTERM or Ctrl-C that arrives while a run executes. Dagster's in-process execution takes
-    both signals over during a run: it either interrupts a step (the run fails) or records the signal, goes on
-    and forgets it when the run ends (measured: a SIGTERM 40 s into a 160 s run changed nothing). The signal
-    numbers also reach a wakeup pipe whatever Python handler is installed (`signal.set_wakeup_fd`), which the
-    watch reads after each run. Set up from the main thread."""
-
-    def __init__(self) -> None:
-        import signal
-
-        self._read, write = os.pipe()
-        os.set_blocking(self._read, False)
-        os.set_blocking(write, False)
-        signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-        self._stops = {int(signal.SIGINT), int(signal.SIGTERM)}
-        self._asked = False
-
-    def asked(self) -> bool:
-        """Whether SIGTERM or SIGINT arrived since this was set up."""
-        try:
-            while data := os.read(self._read, 512):
-                self._asked = self._asked or bool(self._stops & set(data))
-        except BlockingIOError:
-            pass
-        return self._asked
-
-
 def resident_mb() -> float | None:
     """This process's resident memory in MB (Linux /proc), None where it cannot be read."""
     try:
