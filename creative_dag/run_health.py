@@ -185,8 +185,9 @@ class PoolWaitReporter:
       SIGTERM did not end within `grace_s`: Dagster retries an interrupted step that has a retry policy
       (the encoders'), so Ctrl-C alone never ended those runs. The invocation's unfinished runs are marked
       canceled, their claims dropped, and the process exits at once (`stop_exit_code`, else 130 after
-      SIGINT, 143 after SIGTERM), as a kill would but leaving no run "in progress": the warehouse rolls back the write it
-      interrupted (one transaction per table), the embedding store only ever renames finished files.
+      SIGINT, 143 after SIGTERM), as a kill would but leaving no run "in progress": the warehouse rolls
+      back the write it interrupted (one transaction per table), the embedding store only ever renames
+      finished files.
     """
 
     def __init__(self, instance: dg.DagsterInstance, invocation: str, report: Callable[[str], None],

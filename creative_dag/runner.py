@@ -157,7 +157,7 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
     other_keys = [k for k in other_keys if k not in last_keys]
     if ingest_keys:
         run(assets, defs, instance, ingest_keys, tags, _with_ops(run_config, ops_config, assets, ingest_keys),
-             summary, report)
+            summary, report)
         if not summary.success:
             summary.skipped += [k.to_user_string() for k in other_keys]
             return summary
@@ -174,7 +174,7 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                     if k in other_keys and k not in partitioned]
         if upstream:
             run(assets, defs, instance, upstream, tags, _with_ops(run_config, ops_config, assets, upstream),
-                 summary, report)
+                summary, report)
             if not summary.success:
                 summary.skipped += [k.to_user_string() for k in other_keys if k not in upstream]
                 return summary
@@ -205,14 +205,14 @@ def materialize_selection(defs: dg.Definitions, instance: dg.DagsterInstance, wa
                 tags = {**tags, RANGE_START_TAG: launch_date_range[0], RANGE_END_TAG: launch_date_range[1]}
         if other_keys:
             run(assets, defs, instance, other_keys, tags, _with_ops(run_config, ops_config, assets, other_keys),
-                 summary, report)
+                summary, report)
     memory_ok = summary.success
     if candidate_keys and memory_ok:
         _run_candidate_batches(run, assets, defs, instance, candidate_keys, batches, tags,
                                _with_ops(run_config, ops_config, assets, candidate_keys), summary, report)
     if last_keys and memory_ok:  # a failed candidate batch still gets the memory's tables published
         run(assets, defs, instance, last_keys, _without_range(tags),
-             _with_ops(run_config, ops_config, assets, last_keys), summary, report)
+            _with_ops(run_config, ops_config, assets, last_keys), summary, report)
     elif last_keys:
         summary.skipped += [k.to_user_string() for k in last_keys]
     return summary
@@ -270,7 +270,7 @@ def _run_candidate_batches(run: Callable[..., None], assets: list, defs: dg.Defi
         instance.add_dynamic_partitions(candidate_batch_partitions.name, new)
     for folder in folders:
         run(assets, defs, instance, keys, _without_range(tags), run_config, summary, report,
-             partition_key=folder.name)
+            partition_key=folder.name)
 
 
 def _without_range(tags: dict[str, str]) -> dict[str, str]:
